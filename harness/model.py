@@ -1,0 +1,227 @@
+"""The typed result model shared by every part of the harness.
+
+One graded run produces one `RunResult`; `--repeats N` produces a `SeriesResult`
+holding N of them. Both serialise to the versioned `result.json` schema
+(see docs/result-schema.md); `from_dict` reads them back for reports and leaderboards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+SCHEMA_VERSION = 1
+
+
+class Outcome(str, enum.Enum):
+    """How one phase (train or predict) ended."""
+
+    COMPLETED = "completed"  # exited 0 before the harness signalled it
+    KILLED_AT_DEADLINE = "killed_at_deadline"  # still running at deadline - grace; normal for train
+    CRASHED = "crashed"  # exited non-zero on its own
+    OOM = "oom"  # killed by the kernel for exceeding its memory limit
+    NO_CHECKPOINT = "no_checkpoint"  # train ended but left nothing in HAET_CHECKPOINTS
+    NO_PREDICTIONS = "no_predictions"  # predict ended without writing predictions.csv
+    INTERRUPTED = "interrupted"  # the operator stopped the harness (Ctrl-C, SIGTERM)
+    NOT_STARTED = "not_started"  # an earlier phase failed
+
+
+class Status(str, enum.Enum):
+    """The verdict of a whole graded run."""
+
+    SCORED = "scored"
+    INVALID_PREDICTIONS = "invalid_predictions"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class Signal:
+    name: str  # SIGTERM / SIGKILL
+    at_s: float  # seconds after the command started
+
+
+@dataclass
+class PhaseResult:
+    phase: str  # "train" | "predict"
+    outcome: Outcome
+    seconds: float  # command start -> exit, measured by the harness
+    budget_s: float
+    exit_code: Optional[int] = None
+    signals: list[Signal] = field(default_factory=list)
+    stray_processes_killed: int = 0  # processes still alive after the command exited
+    log_tail: list[str] = field(default_factory=list)
+    detail: str = ""
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # name, bytes, sha256
+
+
+@dataclass
+class Score:
+    accuracy: float
+    correct: int
+    total: int
+    ci95_low: float  # Wilson score interval
+    ci95_high: float
+    per_class: dict[str, float]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+
+
+@dataclass
+class GpuSummary:
+    index: int
+    name: str
+    uuid: str
+    memory_total_bytes: int
+    util_mean: Optional[float] = None
+    util_max: Optional[float] = None
+    memory_used_peak_bytes: Optional[int] = None
+    power_mean_w: Optional[float] = None
+    power_max_w: Optional[float] = None
+    energy_j: Optional[float] = None
+    temperature_max_c: Optional[float] = None
+    sm_clock_mean_mhz: Optional[float] = None
+
+
+@dataclass
+class MonitorSummary:
+    interval_s: float
+    samples: int
+    cpu_percent_mean: Optional[float] = None  # 100 = one core busy
+    cpu_percent_max: Optional[float] = None
+    rss_peak_bytes: Optional[int] = None
+    gpus: Optional[list[GpuSummary]] = None  # None: no GPU visible to the harness
+    gpu_note: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataInfo:
+    source: str
+    eval_source: str
+    classes: list[str]
+    seed: int
+    train_per_class: int
+    eval_per_class: int
+    train_count: int
+    eval_count: int
+    index_hash: str  # sha256 over the source fingerprint and the chosen indices
+
+
+@dataclass
+class Environment:
+    harness: str
+    python: str
+    platform: str
+    runner: str
+    device: str
+    torch: Optional[str] = None
+    cuda: Optional[str] = None
+    gpus: list[str] = field(default_factory=list)
+    driver: Optional[str] = None
+    image: Optional[str] = None
+    hostname: str = ""
+
+
+@dataclass
+class SubmissionInfo:
+    name: str
+    path: str
+    train: str
+    predict: str
+    sha256: str  # of the submission's files, so a score names exactly what was graded
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: Status
+    reason: str
+    submission: SubmissionInfo
+    data: DataInfo
+    train: PhaseResult
+    predict: PhaseResult
+    monitor: MonitorSummary
+    environment: Environment
+    started_at: str
+    finished_at: str
+    wall_seconds: float
+    seed: int
+    accuracy: Optional[float] = None
+    correct: Optional[int] = None
+    total: Optional[int] = None
+    score: Optional[Score] = None
+    warnings: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+    kind: str = "run"
+
+
+@dataclass
+class SeriesResult:
+    """`--repeats N`: N independent seeds of one submission, ranked by their mean."""
+
+    run_id: str
+    status: Status  # scored when every repeat scored
+    reason: str
+    submission: SubmissionInfo
+    accuracy_mean: float  # a repeat that did not score counts as 0, as in the competition
+    accuracy_std: float
+    accuracies: list[float]
+    repeats: list[RunResult]
+    started_at: str
+    finished_at: str
+    wall_seconds: float
+    accuracy: Optional[float] = None  # = accuracy_mean, so every result.json has `accuracy`
+    schema_version: int = SCHEMA_VERSION
+    kind: str = "series"
+
+
+# --- (de)serialisation -------------------------------------------------------
+
+
+def to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _build(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _build(inner[0], value)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [_build(item, v) for v in value]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        return {k: _build(item, v) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        known = {f.name for f in dataclasses.fields(tp)}
+        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in known})
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp(value)
+    return value
+
+
+def from_dict(data: dict[str, Any]) -> RunResult | SeriesResult:
+    """Read a result.json back; fields added by later schema versions are ignored."""
+    if data.get("schema_version", 0) > SCHEMA_VERSION:
+        raise ValueError(
+            f"result schema version {data['schema_version']} is newer than this harness "
+            f"understands ({SCHEMA_VERSION}); upgrade the harness"
+        )
+    cls = SeriesResult if data.get("kind") == "series" else RunResult
+    return _build(cls, data)

@@ -1,0 +1,73 @@
+"""What every runner provides: start one phase of a submission, hand back a handle.
+
+A runner knows *where* a command runs (a local process tree, a container); the
+clock (`harness.clock`) decides *when* it is stopped, the same way for every runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Protocol
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """Everything a runner needs to start one phase; paths are host paths."""
+
+    phase: str  # "train" | "predict"
+    command: list[str]  # argv from submission.yaml, run in the submission directory
+    submission_dir: Path
+    data_dir: Path  # HAET_DATA, read-only: train.npz (train) or test.npz without labels (predict)
+    checkpoints_dir: Path  # HAET_CHECKPOINTS: writable in train, read-only in predict
+    events_file: Path  # HAET_EVENTS: JSON lines the submission may append
+    output_dir: Optional[Path]  # HAET_OUTPUT: predict only
+    log_path: Path  # the phase's stdout+stderr, capped at log_limit_bytes
+    budget_s: float
+    grace_s: float
+    seed: int
+    device: str  # "cuda" | "cpu"
+    gpu: Optional[str] = None  # index or UUID of the one GPU this phase may use
+    log_limit_bytes: int = 50 * 2**20
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def writable_checkpoints(self) -> bool:
+        return self.phase == "train"
+
+
+@dataclass
+class ExitInfo:
+    """What a runner can say about how a started phase ended, beyond its exit code."""
+
+    oom_killed: bool = False
+    stray_processes_killed: int = 0
+
+
+class PhaseHandle(Protocol):
+    started_monotonic: float  # when the command started: the clock's zero
+    deadline_unix: float  # HAET_DEADLINE as given to the submission
+
+    def wait(self, timeout: float) -> Optional[int]:
+        """The exit code once the command has exited, None if still running after `timeout`."""
+
+    def terminate(self) -> None:
+        """SIGTERM to every process of the phase."""
+
+    def kill(self) -> None:
+        """SIGKILL to every process of the phase."""
+
+    def sample(self) -> tuple[Optional[float], Optional[int]]:
+        """CPU percent (100 = one core) and resident bytes of the whole phase, now."""
+
+    def finish(self) -> ExitInfo:
+        """After exit: kill what is left, release resources, say what happened."""
+
+
+class Runner(Protocol):
+    name: str
+
+    def start(self, spec: PhaseSpec) -> PhaseHandle: ...
+
+    def describe(self) -> dict[str, Optional[str]]:
+        """Facts for the result's `environment` (e.g. the image)."""
