@@ -25,7 +25,6 @@ class Outcome(str, enum.Enum):
     CRASHED = "crashed"  # exited non-zero on its own
     OOM = "oom"  # killed by the kernel for exceeding its memory limit
     NO_CHECKPOINT = "no_checkpoint"  # train ended but left nothing in HAET_CHECKPOINTS
-    NO_PREDICTIONS = "no_predictions"  # predict ended without writing predictions.csv
     INTERRUPTED = "interrupted"  # the operator stopped the harness (Ctrl-C, SIGTERM)
     NOT_STARTED = "not_started"  # an earlier phase failed
 

@@ -1,0 +1,72 @@
+"""Progress on the console: one live line on a terminal, plain lines in a log."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import Optional, TextIO
+
+PLAIN_EVERY_S = 10.0
+
+
+def human_bytes(n: Optional[float]) -> str:
+    if n is None:
+        return "n/a"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+class Progress:
+    def __init__(self, stream: TextIO = sys.stderr, quiet: bool = False):
+        self.stream = stream
+        self.quiet = quiet
+        self.live = hasattr(stream, "isatty") and stream.isatty()
+        self._last_plain = -PLAIN_EVERY_S
+        self._width = 0
+
+    def say(self, text: str) -> None:
+        if self.quiet:
+            return
+        self._clear()
+        print(text, file=self.stream, flush=True)
+
+    def update(
+        self,
+        phase: str,
+        elapsed: float,
+        budget: float,
+        event: str = "",
+        cpu: Optional[float] = None,
+        rss: Optional[int] = None,
+        gpu_util: Optional[float] = None,
+    ) -> None:
+        if self.quiet:
+            return
+        parts = [f"{phase:<7} {elapsed:6.1f}s / {budget:g}s"]
+        if self.live:
+            filled = int(20 * min(elapsed / budget, 1.0)) if budget else 0
+            parts[0] += " [" + "#" * filled + "-" * (20 - filled) + "]"
+        if cpu is not None:
+            parts.append(f"CPU {cpu:.0f}% RSS {human_bytes(rss)}")
+        parts.append(f"GPU {gpu_util:.0f}%" if gpu_util is not None else "GPU n/a")
+        if event:
+            parts.append(event)
+        line = " | ".join(parts)
+        if self.live:
+            columns = shutil.get_terminal_size((100, 20)).columns - 1
+            line = line[:columns]
+            self.stream.write("\r" + line.ljust(self._width))
+            self.stream.flush()
+            self._width = len(line)
+        elif time.monotonic() - self._last_plain >= PLAIN_EVERY_S:
+            self._last_plain = time.monotonic()
+            print(line, file=self.stream, flush=True)
+
+    def _clear(self) -> None:
+        if self.live and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self._width = 0

@@ -1,0 +1,394 @@
+"""A graded run, top to bottom: data -> train -> predict -> score -> report.
+
+`graded_run` owns the run directory; each phase is started by a runner and
+timed by the clock; the scorer is the only code that ever sees held-out labels.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import os
+import platform
+import shutil
+import socket
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from harness import __version__, data, report, scoring
+from harness.clock import Interrupted, supervise
+from harness.console import Progress
+from harness.contract import PREDICTIONS_FILE, Submission, load_submission, submission_digest
+from harness.events import EventTail, describe
+from harness.files import atomic_copy, atomic_write_json
+from harness.model import (
+    DataInfo,
+    Environment,
+    MonitorSummary,
+    Outcome,
+    PhaseResult,
+    RunResult,
+    SeriesResult,
+    Status,
+    SubmissionInfo,
+    to_dict,
+)
+from harness.monitor import Gpus, Monitor
+from harness.runners import PhaseSpec, Runner
+
+HASHED_CHECKPOINT_LIMIT = 2**30  # bigger checkpoints are listed without a sha256
+
+
+@dataclass
+class RunOptions:
+    submission: Path
+    data: str = "cifar10"
+    eval_data: Optional[str] = None
+    budget_s: float = 600.0
+    grace_s: float = 10.0
+    predict_budget_s: float = 120.0
+    device: str = "cpu"
+    gpu: Optional[str] = None
+    repeats: int = 1
+    seed: int = 0
+    train_per_class: int = 500
+    eval_per_class: int = 100
+    monitor_interval_s: float = 0.5
+    runs_dir: Path = Path("runs")
+    cache_dir: Path = Path.home() / ".cache" / "haet"
+    run_id: Optional[str] = None
+    nvml: object = field(default=None, repr=False)  # a stand-in NVML module, for tests without a GPU
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_dir(runs_dir: Path, name: str, run_id: Optional[str] = None) -> Path:
+    """A fresh directory; an existing run is never reused or overwritten."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    base = run_id or f"{dt.datetime.now():%Y%m%d-%H%M%S}-{name}"
+    for attempt in range(1000):
+        candidate = runs_dir / (base if attempt == 0 else f"{base}-{attempt + 1}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run directory under {runs_dir}")
+
+
+def environment(runner: Runner, options: RunOptions, gpus: Optional[Gpus]) -> Environment:
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = None
+    env = Environment(
+        harness=__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        runner=runner.name,
+        device=options.device,
+        torch=torch_version,
+        image=runner.describe().get("image"),
+        hostname=socket.gethostname(),
+    )
+    if gpus:
+        env.gpus = [f"{g['index']}: {g['name']} ({g['uuid']})" for g in gpus.info]
+        env.driver = gpus.driver()
+        cuda = getattr(gpus.nvml, "nvmlSystemGetCudaDriverVersion", None)
+        try:
+            version = cuda() if cuda else None
+            env.cuda = f"{version // 1000}.{version % 1000 // 10}" if version else None
+        except Exception:
+            env.cuda = None
+    return env
+
+
+# --- phases ------------------------------------------------------------------
+
+
+class PhaseRunner:
+    """Starts one phase, watches it, and turns what happened into a PhaseResult."""
+
+    def __init__(self, runner: Runner, options: RunOptions, progress: Progress):
+        self.runner = runner
+        self.options = options
+        self.progress = progress
+
+    def run(self, spec: PhaseSpec, run_dir: Path, monitored: bool) -> tuple[PhaseResult, MonitorSummary | None]:
+        gpus, note = (None, "")
+        if monitored:
+            if self.options.device == "cuda":
+                gpus, note = Gpus.open(self.options.gpu or "0", self.options.nvml)
+            else:
+                note = "The run used --device cpu; GPUs were not monitored"
+        handle = self.runner.start(spec)
+        events = EventTail(spec.events_file, handle.deadline_unix - spec.budget_s)
+        monitor = None
+        if monitored:
+            monitor = Monitor(handle.sample, gpus, note, self.options.monitor_interval_s,
+                              run_dir / "metrics.csv", claims_cuda=self.options.device == "cuda")
+            monitor.start(handle.started_monotonic)
+
+        def tick(elapsed: float) -> None:
+            events.poll()
+            latest = monitor.latest if monitor else None
+            util = latest.gpus[0]["util"] if latest and latest.gpus else None
+            self.progress.update(spec.phase, elapsed, spec.budget_s, describe(events.last),
+                                 latest.cpu_percent if latest else None, latest.rss_bytes if latest else None, util)
+
+        interrupted = False
+        try:
+            clock = supervise(handle, spec.budget_s, spec.grace_s, tick)
+        except Interrupted:
+            interrupted, clock = True, None
+        finally:
+            exit_info = handle.finish()
+            summary = monitor.stop() if monitor else None
+            if gpus:
+                gpus.close()
+            if monitored:
+                events.write(run_dir / "events.jsonl")
+        tail = handle.sink.tail() if hasattr(handle, "sink") else []
+        result = PhaseResult(
+            phase=spec.phase,
+            outcome=Outcome.INTERRUPTED,
+            seconds=round(clock.seconds if clock else time.monotonic() - handle.started_monotonic, 3),
+            budget_s=spec.budget_s,
+            exit_code=clock.exit_code if clock else None,
+            signals=clock.signals if clock else [],
+            stray_processes_killed=exit_info.stray_processes_killed,
+            log_tail=tail[-20:],
+        )
+        if interrupted:
+            result.detail = "the operator interrupted the harness; the phase was killed"
+            raise PhaseInterrupted(result, summary)
+        if exit_info.oom_killed:
+            result.outcome, result.detail = Outcome.OOM, "killed by the kernel: over the memory limit"
+        elif clock.hit_deadline:
+            result.outcome = Outcome.KILLED_AT_DEADLINE
+            result.detail = f"still running at {spec.budget_s - spec.grace_s:g}s: sent " + ", ".join(
+                f"{s.name} at {s.at_s:.2f}s" for s in clock.signals)
+        elif clock.exit_code != 0:
+            result.outcome, result.detail = Outcome.CRASHED, f"exited with code {clock.exit_code}"
+        else:
+            result.outcome = Outcome.COMPLETED
+        if exit_info.stray_processes_killed:
+            result.detail = (result.detail + "; " if result.detail else "") + (
+                f"{exit_info.stray_processes_killed} process(es) outlived the command and were killed")
+        return result, summary
+
+
+class PhaseInterrupted(Exception):
+    def __init__(self, phase: PhaseResult, monitor: MonitorSummary | None):
+        super().__init__("interrupted")
+        self.phase, self.monitor = phase, monitor
+
+
+def list_checkpoints(directory: Path) -> list[dict]:
+    found = []
+    for file in sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink()):
+        size = file.stat().st_size
+        sha = None
+        if size <= HASHED_CHECKPOINT_LIMIT:
+            digest = hashlib.sha256()
+            with open(file, "rb") as f:
+                while chunk := f.read(2**20):
+                    digest.update(chunk)
+            sha = digest.hexdigest()
+        found.append({"name": str(file.relative_to(directory)), "bytes": size, "sha256": sha})
+    return found
+
+
+def not_started(phase: str, budget: float) -> PhaseResult:
+    return PhaseResult(phase=phase, outcome=Outcome.NOT_STARTED, seconds=0.0, budget_s=budget,
+                       detail="not started: the train phase did not leave a model")
+
+
+# --- one graded run ------------------------------------------------------------
+
+
+def run_once(
+    run_dir: Path,
+    submission: Submission,
+    sets: data.GradedSets,
+    runner: Runner,
+    options: RunOptions,
+    progress: Progress,
+    seed: int,
+    run_id: str,
+) -> RunResult:
+    started_at, t0 = utc_now(), time.monotonic()
+    work = run_dir / ".work"
+    dirs = {name: work / name for name in ("train-data", "test-data", "checkpoints", "output", "events")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    data.write_phase_data(sets, dirs["train-data"], dirs["test-data"])
+    phases = PhaseRunner(runner, options, progress)
+
+    def spec(phase: str, budget: float, data_dir: Path, output: Optional[Path]) -> PhaseSpec:
+        return PhaseSpec(
+            phase=phase,
+            command=submission.train if phase == "train" else submission.predict,
+            submission_dir=submission.path,
+            data_dir=data_dir,
+            checkpoints_dir=dirs["checkpoints"],
+            events_file=dirs["events"] / "events.jsonl",
+            output_dir=output,
+            log_path=run_dir / f"{phase}.log",
+            budget_s=budget,
+            grace_s=options.grace_s if phase == "train" else min(options.grace_s, budget / 2),
+            seed=seed,
+            device=options.device,
+            gpu=options.gpu,
+        )
+
+    gpu_probe, _ = Gpus.open(options.gpu or "0", options.nvml) if options.device == "cuda" else (None, "")
+    env = environment(runner, options, gpu_probe)
+    if gpu_probe:
+        gpu_probe.close()
+    result = RunResult(
+        run_id=run_id,
+        status=Status.FAILED,
+        reason="",
+        submission=SubmissionInfo(submission.name, str(submission.path), submission.train_text,
+                                  submission.predict_text, submission_digest(submission.path)),
+        data=sets.info,
+        train=not_started("train", options.budget_s),
+        predict=not_started("predict", options.predict_budget_s),
+        monitor=MonitorSummary(interval_s=options.monitor_interval_s, samples=0),
+        environment=env,
+        started_at=started_at,
+        finished_at=started_at,
+        wall_seconds=0.0,
+        seed=seed,
+    )
+    try:
+        # Train: the clock runs from the command's start; killing it at the deadline is normal.
+        progress.say(f"[{result.run_id}] train: {submission.train_text} (budget {options.budget_s:g}s, seed {seed})")
+        result.train, result.monitor = phases.run(spec("train", options.budget_s, dirs["train-data"], None),
+                                                  run_dir, monitored=True)
+        result.train.checkpoints = list_checkpoints(dirs["checkpoints"])
+        if result.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE) and not result.train.checkpoints:
+            result.train.outcome = Outcome.NO_CHECKPOINT
+            result.train.detail = "nothing was saved in HAET_CHECKPOINTS, so there is no model to score"
+        result.warnings += result.monitor.warnings
+        if result.train.stray_processes_killed:
+            result.warnings.append(result.train.detail)
+
+        # Predict: only with a model, on images without labels.
+        if result.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE):
+            progress.say(f"[{result.run_id}] predict: {submission.predict_text} (budget {options.predict_budget_s:g}s)")
+            result.predict, _ = phases.run(spec("predict", options.predict_budget_s, dirs["test-data"], dirs["output"]),
+                                           run_dir, monitored=False)
+
+        # Score: the only place held-out labels are used.
+        judge(result, dirs["output"] / PREDICTIONS_FILE, run_dir, sets)
+    except PhaseInterrupted as stop:
+        setattr(result, stop.phase.phase, stop.phase)
+        if stop.monitor:
+            result.monitor = stop.monitor
+        result.status, result.reason = Status.INTERRUPTED, f"interrupted during the {stop.phase.phase} phase"
+        finish(result, run_dir, t0, keep_work=False)
+        raise Interrupted() from None
+    finish(result, run_dir, t0, keep_work=False)
+    return result
+
+
+def judge(result: RunResult, predictions: Path, run_dir: Path, sets: data.GradedSets) -> None:
+    if result.train.outcome not in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE):
+        result.reason = f"train {result.train.outcome.value}: {result.train.detail}"
+        return
+    if result.predict.outcome is not Outcome.COMPLETED:
+        result.reason = f"predict {result.predict.outcome.value}: {result.predict.detail}"
+        return
+    if predictions.is_file():
+        atomic_copy(predictions, run_dir / PREDICTIONS_FILE, limit=scoring.MAX_BYTES + 1)
+    try:
+        predicted = scoring.read_predictions(predictions, len(sets.eval.labels), len(sets.classes))
+    except scoring.InvalidPredictions as exc:
+        result.status, result.reason = Status.INVALID_PREDICTIONS, str(exc)
+        return
+    result.score = scoring.score(predicted, sets.eval.labels, sets.classes)
+    result.accuracy, result.correct, result.total = result.score.accuracy, result.score.correct, result.score.total
+    result.status, result.reason = Status.SCORED, ""
+
+
+def finish(result: RunResult, run_dir: Path, t0: float, keep_work: bool) -> None:
+    result.finished_at = utc_now()
+    result.wall_seconds = round(time.monotonic() - t0, 3)
+    if not keep_work:
+        shutil.rmtree(run_dir / ".work", ignore_errors=True)
+    atomic_write_json(run_dir / "result.json", to_dict(result))
+    report.write_report(run_dir, result)
+
+
+# --- the whole command ---------------------------------------------------------
+
+
+def graded_run(options: RunOptions, runner: Runner, progress: Progress) -> RunResult | SeriesResult:
+    submission = load_submission(options.submission)
+    progress.say(f"data: {options.data}" + (f", held-out set from {options.eval_data}" if options.eval_data else ""))
+    pool = data.load_pool(options.data, options.cache_dir)
+    eval_pool = data.load_pool(options.eval_data, options.cache_dir) if options.eval_data else None
+    run_dir = new_run_dir(Path(options.runs_dir), submission.name, options.run_id)
+    progress.say(f"run directory: {run_dir}")
+
+    def sets_for(seed: int) -> data.GradedSets:
+        return data.draw(pool, eval_pool, seed=seed, train_per_class=options.train_per_class,
+                         eval_per_class=options.eval_per_class, source=options.data,
+                         eval_source=options.eval_data or options.data)
+
+    if options.repeats == 1:
+        return run_once(run_dir, submission, sets_for(options.seed), runner, options, progress, options.seed,
+                        run_dir.name)
+
+    started_at, t0, results = utc_now(), time.monotonic(), []
+    try:
+        for i in range(options.repeats):
+            seed = options.seed + i
+            repeat_dir = run_dir / f"repeat-{i + 1:02d}"
+            repeat_dir.mkdir()
+            results.append(run_once(repeat_dir, submission, sets_for(seed), runner, options, progress, seed,
+                                    f"{run_dir.name}/{repeat_dir.name}"))
+    except Interrupted:
+        write_series(run_dir, submission, results, started_at, t0, interrupted=True)
+        raise
+    return write_series(run_dir, submission, results, started_at, t0, interrupted=False)
+
+
+def write_series(run_dir: Path, submission: Submission, results: list[RunResult], started_at: str,
+                 t0: float, interrupted: bool) -> SeriesResult:
+    accuracies = [r.accuracy if r.status is Status.SCORED and r.accuracy is not None else 0.0 for r in results]
+    failed = [r for r in results if r.status is not Status.SCORED]
+    if interrupted:
+        status, reason = Status.INTERRUPTED, f"interrupted after {len(results)} repeat(s)"
+    elif failed:
+        status, reason = Status.FAILED, f"{len(failed)} of {len(results)} repeats did not score (counted as 0)"
+    else:
+        status, reason = Status.SCORED, ""
+    mean = statistics.fmean(accuracies) if accuracies else 0.0
+    series = SeriesResult(
+        run_id=run_dir.name,
+        status=status,
+        reason=reason,
+        submission=results[0].submission if results else SubmissionInfo(
+            submission.name, str(submission.path), submission.train_text, submission.predict_text,
+            submission_digest(submission.path)),
+        accuracy_mean=mean,
+        accuracy_std=statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        accuracies=accuracies,
+        repeats=results,
+        started_at=started_at,
+        finished_at=utc_now(),
+        wall_seconds=round(time.monotonic() - t0, 3),
+        accuracy=mean,
+    )
+    atomic_write_json(run_dir / "result.json", to_dict(series))
+    report.write_series_report(run_dir, series)
+    return series

@@ -1,0 +1,175 @@
+"""The local runner: a phase as a process tree on this machine.
+
+Not a sandbox: the submission runs as the harness's user and can read what that
+user can (docs/security.md). Use it for development and trusted entries; the
+Docker runner is the isolation boundary. What it does guarantee is the clock:
+every process the phase starts is found and killed, including children that
+double-fork or call setsid, because the harness makes itself a child subreaper
+(orphans re-parent to it instead of to init).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import psutil
+
+from harness.contract import phase_environment
+from harness.logs import LogSink
+from harness.runners.base import ExitInfo, PhaseSpec
+
+PR_SET_CHILD_SUBREAPER = 36
+PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
+
+
+def become_subreaper() -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _phase_processes() -> list[psutil.Process]:
+    """Every live descendant of the harness: during a phase, the phase's whole tree.
+
+    The harness runs one phase at a time per process, and as a subreaper it
+    inherits orphans, so this set also holds processes that escaped their parent.
+    """
+    try:
+        return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:
+        return []
+
+
+def _signal_all(sig: int) -> int:
+    procs = _phase_processes()
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
+    return len(procs)
+
+
+def _reap_orphans() -> None:
+    """Collect exited orphans that were re-parented to the harness."""
+    for p in psutil.Process().children():
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(p.pid, os.WNOHANG)
+        except (psutil.Error, ChildProcessError):
+            pass
+
+
+def _set_writable(root: Path, writable: bool) -> None:
+    """Predict gets the checkpoints read-only (advisory here; enforced by the Docker runner)."""
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode
+        bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+        path.chmod((mode | stat.S_IWUSR) if writable else (mode & ~bits))
+
+
+class LocalHandle:
+    def __init__(self, spec: PhaseSpec):
+        self.spec = spec
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        _set_writable(spec.checkpoints_dir, spec.writable_checkpoints)
+        self.deadline_unix = time.time() + spec.budget_s
+        env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+        # `python` in a submission's command means the interpreter running the harness.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")])
+        env["PYTHONUNBUFFERED"] = "1"
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the same GPU numbering as NVML
+        env["CUDA_VISIBLE_DEVICES"] = (spec.gpu or "0") if spec.device == "cuda" else ""
+        env.update(spec.extra_env)
+        env.update(
+            phase_environment(
+                data=str(spec.data_dir),
+                checkpoints=str(spec.checkpoints_dir),
+                events=str(spec.events_file),
+                output=str(spec.output_dir) if spec.output_dir else None,
+                budget_s=spec.budget_s,
+                deadline_unix=self.deadline_unix,
+                seed=spec.seed,
+                device=spec.device,
+            )
+        )
+        self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
+        self.process = subprocess.Popen(
+            spec.command,
+            cwd=spec.submission_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.started_monotonic = time.monotonic()
+        self._pump = self.sink.drain(self.process.stdout)
+        self._cpu: dict[int, psutil.Process] = {}
+
+    def wait(self, timeout: float) -> Optional[int]:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def terminate(self) -> None:
+        _signal_all(signal.SIGTERM)
+
+    def kill(self) -> None:
+        _signal_all(signal.SIGKILL)
+
+    def sample(self) -> tuple[Optional[float], Optional[int]]:
+        cpu, rss, alive = 0.0, 0, {}
+        for p in _phase_processes():
+            known = self._cpu.get(p.pid, p)
+            try:
+                cpu += known.cpu_percent()  # 0.0 on a process's first sample
+                rss += known.memory_info().rss
+                alive[p.pid] = known
+            except psutil.Error:
+                pass
+        self._cpu = alive
+        return round(cpu, 1), rss
+
+    def finish(self) -> ExitInfo:
+        """Kill whatever outlived the command, close the log, restore write access."""
+        strays: set[int] = set()
+        for _ in range(50):  # a fork bomb keeps forking while we kill: stop, then kill, repeatedly
+            procs = _phase_processes()
+            if not procs:
+                break
+            strays.update(p.pid for p in procs)
+            _signal_all(signal.SIGSTOP)
+            _signal_all(signal.SIGKILL)
+            time.sleep(0.02)
+            _reap_orphans()
+        _reap_orphans()
+        self._pump.join(timeout=5)
+        self.process.stdout.close()
+        self.sink.close()
+        _set_writable(self.spec.checkpoints_dir, True)
+        return ExitInfo(oom_killed=False, stray_processes_killed=len(strays))
+
+
+class LocalRunner:
+    name = "local"
+
+    def __init__(self) -> None:
+        self.subreaper = become_subreaper()
+
+    def start(self, spec: PhaseSpec) -> LocalHandle:
+        return LocalHandle(spec)
+
+    def describe(self) -> dict[str, Optional[str]]:
+        return {"image": None}
