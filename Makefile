@@ -20,3 +20,11 @@ test: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Offline CPU images, no registry: Debian bookworm + python3-torch via debootstrap, then the
+# runtime image from the root Dockerfile (used by `--runner docker --device cpu --image haet-runtime:cpu`).
+.PHONY: image-cpu
+image-cpu:
+	bash docker/start-engine.sh
+	bash docker/build-cpu-base.sh haet-base:bookworm-cpu
+	docker build -q --build-arg BASE_IMAGE=haet-base:bookworm-cpu -t haet-runtime:cpu .
