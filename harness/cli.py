@@ -40,7 +40,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="cifar10 (download), tar:FILE, imagefolder:DIR or npz:FILE (default: cifar10)")
     parser.add_argument("--eval-data", help="a secret held-out set (imagefolder:DIR or npz:FILE) instead of the test split")
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds (default: 600)")
-    parser.add_argument("--grace", type=float, default=10.0, help="SIGTERM this many seconds before the deadline (default: 10)")
+    parser.add_argument("--grace", type=float, default=None,
+                        help="SIGTERM this many seconds before the deadline (default: 10, or a quarter of a shorter budget)")
     parser.add_argument("--predict-budget", type=float, default=120.0, help="prediction seconds (default: 120)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                         help="what HAET_DEVICE says (default: cuda when NVML sees a GPU, else cpu)")
@@ -94,6 +95,8 @@ def docker_answers() -> bool:
 def options_from_args(args: argparse.Namespace, submission: Path) -> RunOptions:
     if args.budget <= 0 or args.predict_budget <= 0:
         raise UsageError("--budget and --predict-budget must be positive numbers of seconds")
+    if args.grace is None:
+        args.grace = min(10.0, args.budget / 4)
     if not 0 <= args.grace < args.budget:
         raise UsageError(f"--grace must be at least 0 and less than --budget ({args.budget:g}s)")
     if args.repeats < 1:

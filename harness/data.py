@@ -146,10 +146,16 @@ def _decode(data: bytes, name: str) -> np.ndarray:
 
 
 def _split_and_class(parts: tuple[str, ...]) -> Optional[tuple[str, str]]:
-    """('cifar10-jpeg', 'train', 'cat', '0001.jpg') -> ('train', 'cat')."""
+    """('cifar10-jpeg', 'train', 'cat', '0001.jpg') -> ('train', 'cat').
+
+    Bare class folders ('cat', '0001.jpg'), as an organizer's secret set may come,
+    count as one split of their own.
+    """
     for i, part in enumerate(parts[:-2]):
         if part in SPLITS and i + 2 == len(parts) - 1:
             return part, parts[i + 1]
+    if len(parts) == 2:
+        return "train", parts[0]
     return None
 
 
@@ -158,6 +164,8 @@ def _assemble(items: Iterable[tuple[str, str, str, bytes]], origin: str) -> Pool
     decoded: dict[str, list[tuple[str, np.ndarray]]] = {s: [] for s in SPLITS}
     for split, cls, name, data in items:
         decoded[split].append((cls, _decode(data, name)))
+    if not decoded["train"]:  # a held-out set alone: its images are the pool
+        decoded["train"], decoded["test"] = decoded["test"], []
     if not decoded["train"]:
         raise DataError(f"{origin}: no images under a train/<class>/ folder; expected train/ and test/ class folders")
     classes = sorted({c for c, _ in decoded["train"]})

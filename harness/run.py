@@ -336,25 +336,25 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress) -> RunRe
     progress.say(f"data: {options.data}" + (f", held-out set from {options.eval_data}" if options.eval_data else ""))
     pool = data.load_pool(options.data, options.cache_dir)
     eval_pool = data.load_pool(options.eval_data, options.cache_dir) if options.eval_data else None
+    seeds = [options.seed + i for i in range(options.repeats)]
+    sets = [  # drawn before anything is written, so a data problem leaves no empty run behind
+        data.draw(pool, eval_pool, seed=seed, train_per_class=options.train_per_class,
+                  eval_per_class=options.eval_per_class, source=options.data,
+                  eval_source=options.eval_data or options.data)
+        for seed in seeds
+    ]
     run_dir = new_run_dir(Path(options.runs_dir), submission.name, options.run_id)
     progress.say(f"run directory: {run_dir}")
 
-    def sets_for(seed: int) -> data.GradedSets:
-        return data.draw(pool, eval_pool, seed=seed, train_per_class=options.train_per_class,
-                         eval_per_class=options.eval_per_class, source=options.data,
-                         eval_source=options.eval_data or options.data)
-
     if options.repeats == 1:
-        return run_once(run_dir, submission, sets_for(options.seed), runner, options, progress, options.seed,
-                        run_dir.name)
+        return run_once(run_dir, submission, sets[0], runner, options, progress, seeds[0], run_dir.name)
 
     started_at, t0, results = utc_now(), time.monotonic(), []
     try:
-        for i in range(options.repeats):
-            seed = options.seed + i
+        for i, seed in enumerate(seeds):
             repeat_dir = run_dir / f"repeat-{i + 1:02d}"
             repeat_dir.mkdir()
-            results.append(run_once(repeat_dir, submission, sets_for(seed), runner, options, progress, seed,
+            results.append(run_once(repeat_dir, submission, sets[i], runner, options, progress, seed,
                                     f"{run_dir.name}/{repeat_dir.name}"))
     except Interrupted:
         write_series(run_dir, submission, results, started_at, t0, interrupted=True)

@@ -1,0 +1,272 @@
+"""`python -m harness validate DIR`: is this entry gradable? A checklist with fixes.
+
+Static checks first (manifest, commands, size, symlinks, model weights), then a
+smoke run: a real graded run (the same `graded_run` as `run`) on a synthetic,
+learnable dataset with a short budget on CPU, proving the entry trains, saves a
+checkpoint that its predict phase loads, and writes valid predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from harness.console import Progress
+from harness.contract import MANIFEST, ContractError, load_submission, missing_script
+from harness.model import Outcome, Status
+
+WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".onnx", ".h5", ".hdf5", ".npy", ".npz",
+                   ".pkl", ".pickle", ".joblib", ".tflite", ".pb", ".msgpack", ".gguf", ".params")
+DEFAULT_MAX_SIZE_MB = 20.0
+DEFAULT_WEIGHTS_LIMIT_MB = 1.0
+CONTRACT_DOC = "docs/submission-contract.md"
+
+PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+
+
+@dataclass
+class Check:
+    id: str
+    title: str
+    status: str
+    detail: str = ""
+    fix: str = ""
+
+
+@dataclass
+class Validation:
+    submission: str
+    name: Optional[str]
+    ok: bool = True
+    checks: list[Check] = field(default_factory=list)
+    smoke_run_dir: Optional[str] = None
+
+    def add(self, check: Check) -> Check:
+        self.checks.append(check)
+        if check.status == FAIL:
+            self.ok = False
+        return check
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def _files(root: Path):
+    """Every path below root, without following symlinked directories."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            yield Path(dirpath) / name
+
+
+def static_checks(result: Validation, root: Path, runner: str, max_size_mb: float, weights_limit_mb: float):
+    submission = None
+    try:
+        submission = load_submission(root)
+        result.name = submission.name
+        result.add(Check("manifest", f"{MANIFEST} follows the contract", PASS,
+                         f"name {submission.name}; train: {submission.train_text}; predict: {submission.predict_text}"))
+    except ContractError as exc:
+        result.add(Check("manifest", f"{MANIFEST} follows the contract", FAIL, str(exc),
+                         f"write {MANIFEST} with `name: [a-z0-9-]+`, `train: <command>`, `predict: <command>` "
+                         f"(see {CONTRACT_DOC})"))
+
+    if submission is not None:
+        problems = []
+        for phase, command in (("train", submission.train), ("predict", submission.predict)):
+            script = missing_script(submission, command)
+            if script:
+                problems.append(f"the {phase} command names {script}, which is not in the submission")
+            elif runner == "local":
+                path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+                if shutil.which(command[0], path=path) is None and not (submission.path / command[0]).is_file():
+                    problems.append(f"the {phase} command {command[0]!r} is not installed on this machine")
+        if problems:
+            result.add(Check("commands", "train and predict commands exist", FAIL, "; ".join(problems),
+                             "add the missing script to the submission directory, or correct the command in "
+                             f"{MANIFEST} (commands run with the submission directory as working directory)"))
+        else:
+            result.add(Check("commands", "train and predict commands exist", PASS,
+                             "scripts found" + (" and executables on PATH" if runner == "local" else "")))
+    else:
+        result.add(Check("commands", "train and predict commands exist", SKIP, f"needs a valid {MANIFEST}"))
+
+    # Symlinks: inside the directory is fine; anything pointing out (or nowhere) is not.
+    escaping, total, big_weights = [], 0, []
+    resolved_root = root.resolve()
+    for path in _files(root):
+        rel = path.relative_to(root)
+        if path.is_symlink():
+            target = Path(os.path.realpath(path))
+            if not target.exists() or (target != resolved_root and resolved_root not in target.parents):
+                escaping.append(f"{rel} -> {os.readlink(path)}")
+            continue
+        if path.is_file():
+            size = path.stat().st_size
+            total += size
+            if path.name.lower().endswith(WEIGHT_SUFFIXES) and size > weights_limit_mb * 2**20:
+                big_weights.append(f"{rel} ({_mb(size)})")
+    if escaping:
+        result.add(Check("symlinks", "no symbolic links leave the directory", FAIL,
+                         "links pointing outside the submission or nowhere: " + ", ".join(escaping),
+                         "replace each link with the file itself (copy it in) or remove it; graders see only the "
+                         "submission directory"))
+    else:
+        result.add(Check("symlinks", "no symbolic links leave the directory", PASS))
+    limit = max_size_mb * 2**20
+    result.add(Check("size", f"total size within {max_size_mb:g} MiB", PASS if total <= limit else FAIL,
+                     f"{_mb(total)} in files",
+                     "" if total <= limit else "remove datasets, caches, logs and checkpoints from the directory "
+                     "(the harness supplies the data; training starts from scratch)"))
+    if big_weights:
+        result.add(Check("weights", "no model weights (pretrained models are forbidden)", FAIL,
+                         f"files that look like model weights over {weights_limit_mb:g} MiB: " + ", ".join(big_weights),
+                         "delete them: the rules forbid pretrained models; the entry must train from scratch "
+                         "within the budget and save its checkpoints to HAET_CHECKPOINTS"))
+    else:
+        result.add(Check("weights", "no model weights (pretrained models are forbidden)", PASS,
+                         f"no {'/'.join(s for s in WEIGHT_SUFFIXES[:8])}... file over {weights_limit_mb:g} MiB"))
+    return submission
+
+
+def smoke_checks(result: Validation, root: Path, runner_name: str, budget_s: float, work: Path,
+                 image: Optional[str], progress: Progress) -> None:
+    from harness.clock import Interrupted
+    from harness.data import DataError
+    from harness.runners import make_runner
+    from harness.run import RunOptions, graded_run
+    from harness.synthetic import write_synthetic_npz
+
+    data = write_synthetic_npz(work / "synthetic.npz", train_per_class=100, test_per_class=30)
+    options = RunOptions(submission=root, data=f"npz:{data}", budget_s=budget_s, grace_s=min(5.0, budget_s / 4),
+                         predict_budget_s=max(20.0, budget_s), device="cpu", repeats=1, seed=0,
+                         train_per_class=100, eval_per_class=30, runs_dir=work / "runs",
+                         cache_dir=work / "cache", run_id="smoke")
+    runner = make_runner(runner_name, **({"image": image} if image and runner_name == "docker" else {}))
+    try:
+        run = graded_run(options, runner, progress)
+    except (ContractError, DataError) as exc:
+        result.add(Check("smoke", "smoke run", FAIL, str(exc), "fix the error above and validate again"))
+        return
+    except Interrupted:
+        raise KeyboardInterrupt from None
+    result.smoke_run_dir = str(work / "runs" / "smoke")
+    tail = " | ".join(run.train.log_tail[-3:])
+    contract = f"see {CONTRACT_DOC}"
+
+    train_ok = run.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE, Outcome.NO_CHECKPOINT)
+    if train_ok:
+        how = ("finished" if run.train.outcome is Outcome.COMPLETED
+               else f"still training at the deadline ({run.train.detail})" if run.train.outcome is Outcome.KILLED_AT_DEADLINE
+               else "finished")
+        result.add(Check("trains", "trains on the synthetic set (CPU, no network needed)", PASS,
+                         f"train phase {how} in {run.train.seconds:.1f}s of {budget_s:g}s"))
+    else:
+        result.add(Check("trains", "trains on the synthetic set (CPU, no network needed)", FAIL,
+                         f"train phase {run.train.outcome.value}: {run.train.detail}" + (f"; log: {tail}" if tail else ""),
+                         "run the train command by hand with HAET_DATA (train.npz), HAET_CHECKPOINTS, HAET_DEVICE=cpu "
+                         f"and friends set and fix the error; it must not need the network or a GPU ({contract})"))
+        for cid, title in (("checkpoint", "saves a checkpoint"), ("predict", "predict phase loads the checkpoint"),
+                           ("predictions", "writes valid predictions")):
+            result.add(Check(cid, title, SKIP, "the train phase failed"))
+        return
+
+    if run.train.outcome is Outcome.NO_CHECKPOINT:
+        result.add(Check("checkpoint", "saves a checkpoint", FAIL, run.train.detail,
+                         "save the model into the directory named by HAET_CHECKPOINTS, early and often (the last "
+                         "saved model is what gets scored when training is killed at the deadline)"))
+        result.add(Check("predict", "predict phase loads the checkpoint", SKIP, "no checkpoint"))
+        result.add(Check("predictions", "writes valid predictions", SKIP, "no checkpoint"))
+        return
+    names = ", ".join(c["name"] for c in run.train.checkpoints[:3])
+    result.add(Check("checkpoint", "saves a checkpoint", PASS, f"{len(run.train.checkpoints)} file(s): {names}"))
+
+    if run.predict.outcome is not Outcome.COMPLETED:
+        ptail = " | ".join(run.predict.log_tail[-3:])
+        result.add(Check("predict", "predict phase loads the checkpoint", FAIL,
+                         f"predict phase {run.predict.outcome.value}: {run.predict.detail}" + (f"; log: {ptail}" if ptail else ""),
+                         "run the predict command with HAET_DATA (test.npz, images only), HAET_CHECKPOINTS "
+                         f"(read-only) and HAET_OUTPUT set; it must load what train saved and exit 0 ({contract})"))
+        result.add(Check("predictions", "writes valid predictions", SKIP, "the predict phase failed"))
+        return
+    result.add(Check("predict", "predict phase loads the checkpoint", PASS,
+                     f"finished in {run.predict.seconds:.1f}s"))
+
+    if run.status is Status.INVALID_PREDICTIONS:
+        result.add(Check("predictions", "writes valid predictions", FAIL, run.reason,
+                         "write HAET_OUTPUT/predictions.csv with the header `index,label` and exactly one row per "
+                         f"test image, labels 0..9 ({contract})"))
+        return
+    if run.status is not Status.SCORED:
+        result.add(Check("predictions", "writes valid predictions", FAIL, run.reason, contract))
+        return
+    result.add(Check("predictions", "writes valid predictions", PASS, f"{run.total} rows, all valid"))
+    chance = 1 / max(1, len(run.data.classes))
+    learned = run.accuracy is not None and run.accuracy > 2 * chance
+    result.add(Check("learns", "learns (beats chance on the synthetic set)", PASS if learned else WARN,
+                     f"accuracy {run.accuracy:.1%} vs chance {chance:.0%}",
+                     "" if learned else "not a contract failure, but a model that learns scores well above chance "
+                     "on this easy set; check that predictions use the trained checkpoint"))
+    if run.train.stray_processes_killed:
+        result.add(Check("processes", "leaves no processes behind", WARN, run.train.detail,
+                         "wait for worker processes (e.g. DataLoader workers) before exiting"))
+    if runner_name == "local":
+        result.add(Check("network", "runs without network", SKIP,
+                         "the local runner does not cut the network", "validate with --runner docker to prove it"))
+
+
+def validate(root: Path, *, runner: str = "local", smoke: bool = True, smoke_budget_s: float = 20.0,
+             max_size_mb: float = DEFAULT_MAX_SIZE_MB, weights_limit_mb: float = DEFAULT_WEIGHTS_LIMIT_MB,
+             keep: Optional[Path] = None, image: Optional[str] = None,
+             progress: Optional[Progress] = None) -> Validation:
+    progress = progress or Progress(quiet=True)
+    root = Path(root)
+    result = Validation(submission=str(root), name=None)
+    if not root.is_dir():
+        result.add(Check("directory", "submission directory exists", FAIL, f"{root} is not a directory",
+                         "pass the directory that holds submission.yaml"))
+        return result
+    submission = static_checks(result, root, runner, max_size_mb, weights_limit_mb)
+    if not smoke:
+        result.add(Check("smoke", "smoke run", SKIP, "--no-smoke"))
+        return result
+    if submission is None or not result.ok:
+        result.add(Check("smoke", "smoke run", SKIP, "fix the failures above first"))
+        return result
+    work = Path(tempfile.mkdtemp(prefix="haet-validate-")) if keep is None else Path(keep)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        smoke_checks(result, root, runner, smoke_budget_s, work, image, progress)
+    finally:
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+            result.smoke_run_dir = None
+    return result
+
+
+MARKS = {PASS: "PASS", FAIL: "FAIL", WARN: "WARN", SKIP: "SKIP"}
+
+
+def checklist_text(result: Validation) -> str:
+    lines = [f"validate {result.submission}" + (f" ({result.name})" if result.name else "")]
+    for c in result.checks:
+        lines.append(f"  [{MARKS[c.status]}] {c.title}" + (f": {c.detail}" if c.detail else ""))
+        if c.fix and c.status in (FAIL, WARN, SKIP):
+            lines.append(f"         fix: {c.fix}")
+    failed = [c for c in result.checks if c.status == FAIL]
+    lines.append("result: " + ("ready to grade" if result.ok else
+                               f"{len(failed)} check(s) failed: " + ", ".join(c.id for c in failed)))
+    return "\n".join(lines)
+
+
+def to_json(result: Validation) -> str:
+    return json.dumps(result.to_dict(), indent=2)

@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+
+from harness.contract import ContractError, load_submission, phase_environment, submission_digest
+from tests.conftest import CENTROID, run_harness
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "submission.yaml").write_text(text)
+    return tmp_path
+
+
+def test_loads_the_bundled_fixture():
+    sub = load_submission(CENTROID)
+    assert sub.name == "centroid"
+    assert sub.train == ["python", "train.py"] and sub.predict == ["python", "predict.py"]
+    assert not sub.has_dockerfile
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\n", "`train` must be a command line"),
+        ("name: Bad_Name\ntrain: a\npredict: b\n", "must match [a-z0-9-]+"),
+        ("name: x\ntrain: a\npredict: b\nextra: 1\n", "unknown key(s) extra"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("name: x\ntrain: [unclosed\n", "not valid YAML"),
+        ("name: x\ntrain: 'python \"train.py'\npredict: b\n", "cannot be parsed"),
+    ],
+)
+def test_malformed_manifest_names_the_problem(tmp_path, text, message):
+    with pytest.raises(ContractError) as err:
+        load_submission(write(tmp_path, text))
+    assert message in str(err.value)
+
+
+def test_missing_manifest_and_directory(tmp_path):
+    with pytest.raises(ContractError, match="submission.yaml is missing"):
+        load_submission(tmp_path)
+    with pytest.raises(ContractError, match="does not exist"):
+        load_submission(tmp_path / "nope")
+
+
+def test_digest_changes_with_content(tmp_path):
+    write(tmp_path, "name: x\ntrain: a\npredict: b\n")
+    before = submission_digest(tmp_path)
+    (tmp_path / "train.py").write_text("print(1)")
+    assert submission_digest(tmp_path) != before
+
+
+def test_phase_environment_has_every_variable():
+    env = phase_environment(data="/d", checkpoints="/c", events="/e", output=None, budget_s=90,
+                            deadline_unix=1000.5, seed=3, device="cpu")
+    assert env["HAET_BUDGET_S"] == "90" and env["HAET_DEADLINE"] == "1000.500" and env["HAET_SEED"] == "3"
+    assert "HAET_OUTPUT" not in env
+    assert set(env) >= {"HAET_DATA", "HAET_CHECKPOINTS", "HAET_EVENTS", "HAET_DEVICE", "HAET_CONTRACT"}
+
+
+@pytest.mark.parametrize(
+    "yaml, message",
+    [
+        (None, "submission.yaml is missing"),
+        ("name: x\ntrain: python nothere.py\npredict: python predict.py\n", "names nothere.py"),
+        ("name: x\ntrain: no-such-binary-xyz\npredict: python predict.py\n", "'no-such-binary-xyz' is not installed"),
+    ],
+)
+def test_cli_rejects_bad_submissions_with_one_message(tmp_path, synthetic_npz, yaml, message):
+    sub = tmp_path / "entry"
+    sub.mkdir()
+    (sub / "predict.py").write_text("")
+    if yaml:
+        (sub / "submission.yaml").write_text(yaml)
+    proc = run_harness("run", "--submission", str(sub), "--runner", "local", "--device", "cpu",
+                       "--data", synthetic_npz, "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "tar:/no/such.tar.gz"], "does not exist"),
+        (["--data", "ftp:x"], "unknown data source"),
+        (["--budget", "10", "--grace", "10"], "--grace must be"),
+        (["--repeats", "0"], "--repeats must be at least 1"),
+    ],
+)
+def test_cli_rejects_bad_options(tmp_path, synthetic_npz, args, message):
+    base = ["run", "--submission", str(CENTROID), "--runner", "local", "--device", "cpu",
+            "--data", synthetic_npz, "--runs-dir", str(tmp_path / "runs")]
+    proc = run_harness(*base, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
