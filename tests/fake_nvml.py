@@ -1,0 +1,74 @@
+"""A stand-in for the `pynvml` module, for machines without a GPU.
+
+Only the functions the monitor calls, with the units NVML uses (mW, mJ, bytes).
+The real path is exercised by tests marked `gpu` on a machine with one.
+"""
+
+from types import SimpleNamespace
+
+
+class NVMLError(Exception):
+    pass
+
+
+class FakeNvml:
+    NVML_TEMPERATURE_GPU = 0
+    NVML_CLOCK_SM = 1
+
+    def __init__(self, util=80.0, power_mw=250_000, energy_counter=True, gpus=1):
+        self.util, self.power_mw, self.energy_counter, self.gpus = util, power_mw, energy_counter, gpus
+        self.energy_mj = 1_000_000.0
+        self.shutdown = False
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlShutdown(self):
+        self.shutdown = True
+
+    def nvmlDeviceGetCount(self):
+        return self.gpus
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        if i >= self.gpus:
+            raise NVMLError("Invalid Argument")
+        return i
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        return int(uuid.rsplit("-", 1)[1])
+
+    def nvmlDeviceGetIndex(self, h):
+        return h
+
+    def nvmlDeviceGetName(self, h):
+        return b"NVIDIA Fake 100"
+
+    def nvmlDeviceGetUUID(self, h):
+        return f"GPU-fake-{h}"
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return SimpleNamespace(total=80 * 2**30, used=10 * 2**30)
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return SimpleNamespace(gpu=self.util, memory=10)
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        return self.power_mw
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        if not self.energy_counter:
+            raise NVMLError("Not Supported")
+        self.energy_mj += 1000.0  # 1 J more every time it is read
+        return self.energy_mj
+
+    def nvmlDeviceGetTemperature(self, h, sensor):
+        return 65
+
+    def nvmlDeviceGetClockInfo(self, h, clock):
+        return 1980
+
+    def nvmlSystemGetDriverVersion(self):
+        return "999.1"
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return 13000
