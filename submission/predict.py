@@ -1,0 +1,47 @@
+"""Predict phase: newest complete checkpoint -> HAET_OUTPUT/predictions.csv (index,label)."""
+import os
+
+import numpy as np
+
+import common  # noqa: F401  (sets the /tmp cache dirs before torch is imported)
+import torch
+
+
+@torch.no_grad()
+def predict(model, images_u8, mean, std, device, tta=True, batch_size=500):
+    model = model.to(device).eval()
+    labels = []
+    for i in range(0, len(images_u8), batch_size):
+        x = common.normalize(images_u8[i:i + batch_size], mean, std).to(device)
+        logits = model(x).float()
+        if tta:  # flip test-time augmentation: average with the mirror image's logits
+            logits = logits + model(x.flip(3)).float()
+        labels.append(logits.argmax(1).cpu())
+    return torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
+
+
+def main():
+    data_dir = common.require_env("HAET_DATA")
+    ckpt_dir = common.require_env("HAET_CHECKPOINTS")
+    out_dir = common.require_env("HAET_OUTPUT")
+    torch.manual_seed(int(common.require_env("HAET_SEED")))
+    device = common.pick_device(common.require_env("HAET_DEVICE"))
+    if device.type == "cpu":
+        torch.set_num_threads(common.cpu_cores())
+
+    model, payload = common.load_latest(ckpt_dir)
+    with np.load(os.path.join(data_dir, "test.npz")) as d:
+        images = d["images"]
+    labels = predict(model, images, payload["mean"], payload["std"], device, tta=payload.get("tta", True))
+
+    tmp = os.path.join(out_dir, ".predictions.csv.tmp")
+    with open(tmp, "w") as f:
+        f.write("index,label\n")
+        f.writelines(f"{i},{int(l)}\n" for i, l in enumerate(labels))
+    os.replace(tmp, os.path.join(out_dir, "predictions.csv"))
+    print(f"wrote {len(labels)} predictions (checkpoint step {payload.get('step')}, "
+          f"epoch {payload.get('epoch')})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,397 @@
+"""ResNet-9 for HAET 2021 (5000 CIFAR-10 images, hard time budget).
+
+Recipe of Awad et al., "Improving ResNet-9 Generalization Trained on Small Datasets" (HAET 2021
+1st prize): Page's DAWNBench ResNet-9 + improved preprocessing (IP: label smoothing, weight
+decay, CELU, frozen 3x3 patch whitening) + SAM + gradient centralization + meta-learning-style
+look-ahead steps. Every part is a switch in HP below; presets live in configs/*.yaml.
+
+    python train.py [--preset NAME] [--set key=value ...]     (or HAET_PRESET=NAME)
+
+Everything is driven by the wall clock: the LR schedule runs on the fraction of the time budget
+spent, so the schedule finishes (and the final EMA checkpoint is written) before the harness
+sends SIGTERM, on any hardware.
+"""
+import signal
+
+# ---- Stop flag, installed before the slow imports: SIGTERM must never kill us mid-save ----
+STOP = {"requested": False}
+signal.signal(signal.SIGTERM, lambda signum, frame: STOP.update(requested=True))
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+import common  # noqa: E402  (sets the /tmp cache dirs before torch is imported)
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ---- Hyperparameters (defaults; a preset in configs/ overrides any of them) ----
+HP = {
+    # model
+    "width": "auto",          # channel multiplier of ResNet-9 (1.0 = 64..512); auto: from throughput
+    "auto_widths": [0.25, 0.5, 0.75, 1.0],  # candidates for width: auto (multiples of 16 channels)
+    "auto_min_epochs": 12,    # auto picks the widest candidate that still fits this many epochs
+    "act": "relu",            # relu | celu
+    "celu_alpha": 0.075,
+    "whiten": False,          # frozen first layer whitening 3x3 patches (IP)
+    "whiten_eps": 1e-2,       # added to the eigenvalues: damps the noisiest directions
+    # optimisation
+    "batch_size": "auto",     # auto: 512 on CUDA, 256 on CPU (more steps per second of CPU)
+    "lr": 0.4, "momentum": 0.9, "nesterov": True,
+    "weight_decay": 0.0,      # IP: 5e-4
+    "label_smoothing": 0.0,   # IP: 0.2
+    "warmup_frac": 0.2,       # linear warm-up over this fraction of the time budget, then linear to 0
+    # the paper's techniques
+    "sam": False, "sam_rho": 0.05,
+    "gc": False,
+    "meta": False, "meta_inner_lr_mult": 1.0, "meta_inner_weight": 1.0,
+    # always-on tricks
+    "flip": True, "crop_pad": 4,
+    "ema": True, "ema_decay": 0.98,  # per step, with a 1/(t+10) warm-up so early steps count fully
+    "tta": True,              # predict.py averages the logits of the image and its mirror
+    # system
+    "amp": "auto",            # auto: bf16 (or fp16) autocast on CUDA, fp32 on CPU
+    "channels_last": True,    # faster on CUDA tensor cores and on CPU (oneDNN) alike
+    "compile": "auto",        # auto: torch.compile only on CUDA with a budget >= compile_min_budget_s
+    "compile_min_budget_s": 300,
+    "grace_s": 10,            # harness: SIGTERM this long before the deadline (HAET_GRACE_S overrides)
+    "safety_s": 2.0,          # finish this long before SIGTERM (final EMA save, slow steps)
+    "ckpt_every_s": 10,       # checkpoint every this many seconds of training
+}
+
+
+def load_preset(name, seen=()):
+    """configs/NAME.yaml; `inherit: OTHER` pulls in another preset first."""
+    if name in seen:
+        raise SystemExit(f"error: preset inheritance loop at {name!r}")
+    path = os.path.join(HERE, "configs", f"{name}.yaml")
+    if not os.path.exists(path):
+        known = sorted(f[:-5] for f in os.listdir(os.path.join(HERE, "configs")) if f.endswith(".yaml"))
+        raise SystemExit(f"error: no preset {name!r}; known presets: {', '.join(known)}")
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    parent = cfg.pop("inherit", None)
+    out = load_preset(parent, seen + (name,)) if parent else {}
+    out.update(cfg)
+    return out
+
+
+def make_config(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default=os.environ.get("HAET_PRESET") or "default")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one HP")
+    args = p.parse_args(argv)
+    cfg = dict(HP)
+    for k, v in list(load_preset(args.preset).items()) + [s.split("=", 1) for s in args.set]:
+        if k not in HP:
+            raise SystemExit(f"error: unknown hyperparameter {k!r}")
+        cfg[k] = yaml.safe_load(v) if isinstance(v, str) else v
+    cfg["preset"] = args.preset
+    return cfg
+
+
+# ---- Events: JSON lines the harness plots over time ----
+def emit(event, **fields):
+    path = os.environ.get("HAET_EVENTS")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+
+
+# ---- Data ----
+def load_train(data_dir, device):
+    with np.load(os.path.join(data_dir, "train.npz")) as d:
+        images, labels = d["images"], d["labels"]
+        num_classes = len(d["classes"]) if "classes" in d else int(labels.max()) + 1
+    mean = (images.reshape(-1, 3).mean(0) / 255).tolist()
+    std = (images.reshape(-1, 3).std(0) / 255).tolist()
+    x = common.normalize(images, mean, std).to(device)
+    y = torch.as_tensor(labels, dtype=torch.long).to(device)
+    return x, y, mean, std, num_classes
+
+
+def augment(x, pad, flip, gen):
+    """Random crop (reflect pad + shift) and horizontal flip of the whole set, on its device."""
+    n = x.shape[0]
+    if flip:
+        mask = torch.rand(n, generator=gen).to(x.device) < 0.5
+        x = torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
+    if pad:
+        xp = F.pad(x, (pad,) * 4, mode="reflect")
+        dy, dx = (torch.randint(0, 2 * pad + 1, (2, n), generator=gen).to(x.device))
+        ar = torch.arange(32, device=x.device)
+        rows = (dy[:, None] + ar)[:, None, :, None]  # [n,1,32,1]
+        cols = (dx[:, None] + ar)[:, None, None, :]  # [n,1,1,32]
+        x = xp[torch.arange(n, device=x.device)[:, None, None, None],
+               torch.arange(3, device=x.device)[None, :, None, None], rows, cols]
+    return x
+
+
+def whitening_filters(x, eps, max_images=512):
+    """Conv weights/bias that whiten 3x3 patches: W = diag(1/sqrt(eig+eps)) V^T, b = -W mean.
+
+    Eigendecomposition of the covariance of all 3x3x3 patches of (a sample of) the training
+    images; the 27 filters map each patch onto its decorrelated, unit-variance principal axes.
+    """
+    patches = F.unfold(x[:max_images].double(), 3).transpose(1, 2).reshape(-1, 27)
+    mean = patches.mean(0)
+    cov = torch.cov(patches.T) if hasattr(torch, "cov") else (patches - mean).T @ (patches - mean) / (len(patches) - 1)
+    eigvals, eigvecs = torch.linalg.eigh(cov)
+    w = eigvecs.T / torch.sqrt(eigvals.clamp(min=0) + eps)[:, None]
+    return w.reshape(27, 3, 3, 3).float(), (-w @ mean).float()
+
+
+# ---- Gradient techniques: GC, SAM, meta look-ahead ----
+def centralize_gradients(params):
+    """Gradient Centralization: remove each conv/linear filter gradient's mean (all axes but the
+    output channel). Acts as a projection constraining weights to a hyperplane: smoother loss."""
+    for p in params:
+        if p.grad is not None and p.grad.dim() > 1:
+            p.grad.sub_(p.grad.mean(dim=tuple(range(1, p.grad.dim())), keepdim=True))
+
+
+def plain_grad(model, params, batch, loss_fn):
+    """Leaves dL/dparams in .grad; returns the loss and the logits."""
+    for p in params:
+        p.grad = None
+    out = model(batch[0])
+    loss = loss_fn(out, batch[1])
+    loss.backward()
+    return loss.detach(), out.detach()
+
+
+@torch.no_grad()
+def add_to_params(params, deltas, sign=1.0):
+    for p, d in zip(params, deltas):
+        p.add_(d, alpha=sign)
+
+
+def sam_grad(model, params, batch, loss_fn, rho):
+    """Sharpness-Aware Minimization gradient: g at w + rho * g(w)/||g(w)||, weights restored to w.
+
+    The caller's optimizer then steps *from w* with this gradient (the real two-pass SAM update).
+    """
+    loss, out = plain_grad(model, params, batch, loss_fn)
+    with torch.no_grad():
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        norm = torch.norm(torch.stack([g.norm() for g in grads])) + 1e-12
+        eps = [g * (rho / norm) for g in grads]
+    add_to_params(params, eps, +1)   # ascend to the worst point nearby
+    plain_grad(model, params, batch, loss_fn)
+    add_to_params(params, eps, -1)   # back to w (BN running stats saw one extra batch: harmless)
+    return loss, out
+
+
+def meta_grad(model, params, b1, b2, grad_fn, inner_lr, inner_weight):
+    """First-order look-ahead across two batches ("tasks"), in the spirit of MLTP:
+    theta' = theta - inner_lr * g(B1; theta);  gradient = inner_weight * g(B1; theta) + g(B2; theta').
+    A step that helps B1 is only rewarded if it also helps B2. Weights restored to theta."""
+    loss, out = grad_fn(b1)
+    g1 = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+    step = [g * -inner_lr for g in g1]
+    add_to_params(params, step, +1)
+    grad_fn(b2)
+    add_to_params(params, step, -1)
+    with torch.no_grad():
+        for p, g in zip(params, g1):
+            p.grad.add_(g, alpha=inner_weight)
+    return loss, out
+
+
+# ---- EMA of the weights (and BN statistics): what we checkpoint and score ----
+class EMA:
+    def __init__(self, model, decay):
+        self.model, self.decay, self.updates = copy.deepcopy(model).eval(), decay, 0
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model):
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for e, m in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.mul_(d).add_(m.detach(), alpha=1 - d)
+            else:
+                e.copy_(m)
+
+
+# ---- Planning: device set-up, width/batch from measured throughput, torch.compile ----
+def measure_step_s(width, cfg, bs, device, mf, num_classes):
+    """Seconds per training step at this width (one warm-up + one timed step on random data)."""
+    m = common.ResNet9(width=width, act=cfg["act"], whiten=cfg["whiten"]).to(device, memory_format=mf)
+    x = torch.randn(bs, 3, 32, 32, device=device).contiguous(memory_format=mf)
+    y = torch.randint(0, num_classes, (bs,), device=device)
+    for i in range(2):
+        if i == 1:
+            t0 = time.time()
+        F.cross_entropy(m(x), y).backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.time() - t0) * (2 if cfg["sam"] else 1)
+
+
+def plan_width(cfg, bs, device, mf, num_classes, train_s, n):
+    if cfg["width"] != "auto":
+        return float(cfg["width"])
+    if device.type == "cuda":
+        return 1.0
+    chosen = cfg["auto_widths"][0]
+    for w in cfg["auto_widths"]:
+        if STOP["requested"]:
+            break
+        epoch_s = measure_step_s(w, cfg, bs, device, mf, num_classes) * n / bs
+        if epoch_s * cfg["auto_min_epochs"] > train_s:
+            break  # wider ones are slower still
+        chosen = w
+    return chosen
+
+
+# ---- Training ----
+def main(argv=None):
+    cfg = make_config(argv)
+    t_start = time.time()
+    data_dir = common.require_env("HAET_DATA")
+    ckpt_dir = common.require_env("HAET_CHECKPOINTS")
+    budget_s = float(common.require_env("HAET_BUDGET_S"))
+    deadline = float(common.require_env("HAET_DEADLINE"))
+    seed = int(common.require_env("HAET_SEED"))
+    device = common.pick_device(common.require_env("HAET_DEVICE"))
+    grace = float(os.environ.get("HAET_GRACE_S", cfg["grace_s"]))
+    t_end = deadline - grace - cfg["safety_s"]  # the schedule must be done (and saved) by then
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    if device.type == "cpu":
+        torch.set_num_threads(common.cpu_cores())
+    else:
+        torch.backends.cudnn.benchmark = True
+    mf = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+
+    x, y, mean, std, num_classes = load_train(data_dir, device)
+    n = len(y)
+    bs = int(cfg["batch_size"]) if cfg["batch_size"] != "auto" else (512 if device.type == "cuda" else 256)
+    bs = min(bs, n // (2 if cfg["meta"] else 1))  # meta needs two batches per update
+    width = plan_width(cfg, bs, device, mf, num_classes, t_end - time.time(), n)
+
+    # ---- Model ----
+    arch = {"width": width, "act": cfg["act"], "celu_alpha": cfg["celu_alpha"],
+            "whiten": bool(cfg["whiten"]), "num_classes": num_classes}
+    model = common.build_model(arch)
+    if cfg["whiten"]:
+        w, b = whitening_filters(x.cpu(), cfg["whiten_eps"])
+        model.whiten.weight.data.copy_(w)
+        model.whiten.bias.data.copy_(b)
+    model = model.to(device, memory_format=mf)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() > 1]  # no weight decay on BN affine parameters
+    other = [p for p in params if p.dim() <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg["weight_decay"]},
+                           {"params": other, "weight_decay": 0.0}],
+                          lr=0.0, momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+    ema = EMA(model, cfg["ema_decay"]) if cfg["ema"] else None
+
+    use_compile = cfg["compile"] is True or (cfg["compile"] == "auto" and device.type == "cuda"
+                                             and budget_s >= cfg["compile_min_budget_s"])
+    fwd = torch.compile(model) if use_compile and hasattr(torch, "compile") else model
+
+    # Mixed precision on CUDA: bf16 needs no loss scaling; fp16 (pre-Ampere) uses a static scale
+    # (a dynamic GradScaler does not compose with the multi-pass SAM/meta gradients).
+    amp = device.type == "cuda" and cfg["amp"] in ("auto", True)
+    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+    loss_scale = 1024.0 if amp and amp_dtype == torch.float16 else 1.0
+
+    def loss_fn(out, target):
+        return F.cross_entropy(out.float(), target, label_smoothing=cfg["label_smoothing"]) * loss_scale
+
+    def forward(inp):
+        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
+            return fwd(inp)
+
+    def grad_fn(batch):
+        if cfg["sam"]:
+            return sam_grad(forward, params, batch, loss_fn, cfg["sam_rho"])
+        return plain_grad(forward, params, batch, loss_fn)
+
+    seq = [0]
+
+    def save(epoch, step):
+        net = ema.model if ema else model
+        seq[0] += 1
+        payload = {"arch": arch, "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+                   "mean": mean, "std": std, "tta": bool(cfg["tta"]), "preset": cfg["preset"],
+                   "epoch": epoch, "step": step, "elapsed_s": time.time() - t_start}
+        common.save_checkpoint(ckpt_dir, seq[0], payload)
+        emit("checkpoint", seq=seq[0], epoch=epoch, step=step)
+
+    t_train = time.time()
+    train_s = max(t_end - t_train, 1e-3)
+    emit("config", width=width, batch_size=bs, compile=int(use_compile), amp=int(amp),
+         planned_train_s=train_s, setup_s=t_train - t_start)
+    print(f"preset={cfg['preset']} device={device} width={width} batch={bs} compile={use_compile} "
+          f"amp={amp} train_s={train_s:.1f} setup_s={t_train - t_start:.1f}", flush=True)
+
+    per_update = 2 if cfg["meta"] else 1  # meta consumes a pair of batches per update
+    step, epoch, step_s, last_save = 0, 0, 0.0, time.time()
+    done = STOP["requested"]
+    while not done:
+        # ---- one epoch: fresh augmentation and order; the whole set lives on the device ----
+        xa = augment(x, cfg["crop_pad"], cfg["flip"], gen).contiguous(memory_format=mf)
+        order = torch.randperm(n, generator=gen).to(device)
+        batches = [order[i:i + bs] for i in range(0, n - bs + 1, bs)]  # drop the ragged last batch
+        tot_loss, tot_correct, seen = 0.0, 0, 0
+        for i in range(0, len(batches) - per_update + 1, per_update):
+            t0 = time.time()
+            if STOP["requested"] or t0 + step_s >= t_end:
+                done = True
+                break
+            frac = (t0 - t_train) / train_s
+            lr = cfg["lr"] * (frac / cfg["warmup_frac"] if frac < cfg["warmup_frac"]
+                              else max(0.0, (1 - frac) / (1 - cfg["warmup_frac"])))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            b = [(xa[idx], y[idx]) for idx in batches[i:i + per_update]]
+            if cfg["meta"]:
+                loss, out = meta_grad(forward, params, b[0], b[1], grad_fn,
+                                      cfg["meta_inner_lr_mult"] * lr, cfg["meta_inner_weight"])
+            else:
+                loss, out = grad_fn(b[0])
+            if cfg["gc"]:
+                centralize_gradients(params)
+            if loss_scale != 1.0:
+                for p in params:
+                    p.grad.div_(loss_scale)
+            finite = loss_scale == 1.0 or all(bool(torch.isfinite(p.grad).all()) for p in params)
+            if finite:  # fp16 only: skip the rare overflowing step
+                opt.step()
+            if ema:
+                ema.update(model)
+            step += 1
+            tot_loss += float(loss) / loss_scale * len(b[0][1])
+            tot_correct += int((out.argmax(1) == b[0][1]).sum())
+            seen += len(b[0][1])
+            step_s = max(step_s * 0.9, time.time() - t0)  # a pessimistic running step time
+            if time.time() - last_save >= cfg["ckpt_every_s"]:
+                save(epoch, step)
+                last_save = time.time()
+        if seen:
+            epoch += 1
+            emit("epoch", epoch=epoch, step=step, train_loss=tot_loss / seen, train_acc=tot_correct / seen,
+                 lr=lr, elapsed_s=time.time() - t_start)
+            print(f"epoch {epoch:3d} step {step:5d} loss {tot_loss / seen:.4f} acc {tot_correct / seen:.4f} "
+                  f"lr {lr:.4f} t {time.time() - t_start:6.1f}s", flush=True)
+    save(epoch, step)
+    emit("done", epoch=epoch, step=step, stopped_by_signal=int(STOP["requested"]))
+    print(f"saved final checkpoint after {epoch} epochs / {step} steps, {time.time() - t_start:.1f}s "
+          f"(SIGTERM: {STOP['requested']})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
