@@ -416,6 +416,11 @@ def _mark_deadline(ax, budget_s: Optional[float], sigterm_s: Optional[float], la
     if budget_s is not None and budget_s > 0:
         ax.axvline(budget_s, color="#cf222e", ls="-", lw=1.2,
                    label=f"deadline ({budget_s:.0f} s)" if label else None)
+    # the x range always shows the deadline, however early the run ended
+    lim = ax.dataLim
+    lo = min(0.0, lim.x0) if math.isfinite(lim.x0) else 0.0
+    hi = max([v for v in (budget_s, sigterm_s, lim.x1 if math.isfinite(lim.x1) else None) if v] or [1.0])
+    ax.set_xlim(lo, hi * 1.02)
 
 
 def _top_legend(ax) -> None:
@@ -425,10 +430,14 @@ def _top_legend(ax) -> None:
                   fontsize=8, frameon=False, borderaxespad=0.2)
 
 
+def _markers(n: int) -> dict[str, Any]:
+    """Dots when there are few samples (a run that ended in a second still shows something)."""
+    return {"marker": "o", "ms": 3} if n <= 30 else {}
+
+
 def _style(ax, ylabel: str, zero: bool = False) -> None:
     if zero:
         ax.set_ylim(bottom=0)
-    ax.set_xlim(left=0)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     for side in ("top", "right"):
@@ -442,11 +451,11 @@ def plot_cpu(m: Metrics, budget_s: Optional[float], sigterm_s: Optional[float]) 
     fig = _new_figure(10, 4.6)
     axes = fig.subplots(2, 1, sharex=True)
     if cpu is not None:
-        axes[0].plot(m.t, _nan_to_none(cpu), color="#0969da", lw=1.2)
+        axes[0].plot(m.t, _nan_to_none(cpu), color="#0969da", lw=1.2, **_markers(len(m.t)))
     _style(axes[0], "CPU %  (100 = 1 core)", zero=True)
     if rss is not None:
         axes[1].plot(m.t, [v / 2**30 if not math.isnan(v) else None for v in rss],
-                     color="#8250df", lw=1.2)
+                     color="#8250df", lw=1.2, **_markers(len(m.t)))
     _style(axes[1], "RSS (GiB)", zero=True)
     for i, ax in enumerate(axes):
         _mark_deadline(ax, budget_s, sigterm_s, label=i == 0)
@@ -472,7 +481,7 @@ def plot_gpu(m: Metrics, budget_s: Optional[float], sigterm_s: Optional[float]) 
             c = m.col(f"gpu{i}_{key}")
             if c is not None:
                 ax.plot(m.t, [None if math.isnan(v) else v * scale for v in c], lw=1.2,
-                        label=f"GPU {i}")
+                        label=f"GPU {i}", **_markers(len(m.t)))
         _style(ax, ylabel, zero=True)
         _mark_deadline(ax, budget_s, sigterm_s, label=ax is axes[0])
     _top_legend(axes[0])
@@ -833,19 +842,30 @@ def _html_resources(c: _Ctx) -> str:
     return f'<section id="resources"><h2>Resources</h2>{"".join(parts)}</section>'
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _g(x: float) -> str:
+    """6 significant digits, but a unix time or a step count stays readable."""
+    if abs(x) < 1e6 or abs(x) >= 1e15:
+        return f"{x:.6g}"
+    return f"{x:,.0f}" if x.is_integer() else f"{x:.3f}"
+
+
 def _fmt_event_value(v: Any) -> str:
     x = _num(v)
     if x is None:
         s = json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v
         return s if len(s) <= 80 else s[:79] + "…"
-    return f"{x:.6g}"
+    return _g(x)
 
 
 def _event_stats(ev: Events) -> list[tuple[str, str, str, str, str, int]]:
     """label, group, last, min, max, points."""
     out = []
     for label, (ts, xs) in ev.series().items():
-        out.append((label, _group_of(label), f"{xs[-1]:.6g}", f"{min(xs):.6g}", f"{max(xs):.6g}", len(xs)))
+        out.append((label, _group_of(label), _g(xs[-1]), _g(min(xs)), _g(max(xs)), len(xs)))
     return out
 
 
@@ -855,10 +875,10 @@ def _html_events(c: _Ctx) -> str:
     if not ev.events:
         parts.append('<p class="sub">The submission wrote no events (events.jsonl is empty or missing).</p>')
     else:
-        info = f"{len(ev.events)} events"
+        info = _plural(len(ev.events), "event")
         epochs = ev.epochs()
         if epochs:
-            info += f", {epochs} epochs reported"
+            info += f", {_plural(epochs, 'epoch')} reported"
         parts.append(f"<p>{e(info)}.</p>")
     if ev.skipped:
         parts.append(f'<p class="sub">{ev.skipped} malformed line(s) of events.jsonl skipped.</p>')
@@ -1061,7 +1081,7 @@ def render_md(c: _Ctx) -> str:
             out += "The submission wrote no events.\n\n"
         else:
             epochs = ev.epochs()
-            out += f"{len(ev.events)} events" + (f", {epochs} epochs reported" if epochs else "") + ".\n\n"
+            out += _plural(len(ev.events), "event") + (f", {_plural(epochs, 'epoch')} reported" if epochs else "") + ".\n\n"
             stats = _event_stats(ev)
             if stats:
                 out += md_table(["field", "group", "last", "min", "max", "points"], stats,
