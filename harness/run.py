@@ -154,7 +154,7 @@ class PhaseRunner:
                 gpus.close()
             if monitored:
                 events.write(run_dir / "events.jsonl")
-        tail = handle.sink.tail() if hasattr(handle, "sink") else []
+        tail = handle.sink.tail()
         result = PhaseResult(
             phase=spec.phase,
             outcome=Outcome.INTERRUPTED,

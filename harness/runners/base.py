@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
 
+from harness.logs import LogSink
+
 
 @dataclass(frozen=True)
 class PhaseSpec:
@@ -47,6 +49,7 @@ class ExitInfo:
 class PhaseHandle(Protocol):
     started_monotonic: float  # when the command started: the clock's zero
     deadline_unix: float  # HAET_DEADLINE as given to the submission
+    sink: LogSink  # the phase's log; its tail goes into the result
 
     def wait(self, timeout: float) -> Optional[int]:
         """The exit code once the command has exited, None if still running after `timeout`."""
