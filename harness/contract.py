@@ -11,8 +11,12 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from harness.runners.base import PhaseSpec
 
 CONTRACT_VERSION = "1.0"
 MANIFEST = "submission.yaml"
@@ -100,15 +104,7 @@ def submission_digest(path: Path) -> str:
 
 
 def phase_environment(
-    *,
-    data: str,
-    checkpoints: str,
-    events: str,
-    output: str | None,
-    budget_s: float,
-    deadline_unix: float,
-    seed: int,
-    device: str,
+    spec: "PhaseSpec", deadline_unix: float, *, data: str, checkpoints: str, events: str, output: str
 ) -> dict[str, str]:
     """The HAET_* variables of a phase, with paths as the submission sees them."""
     env = {
@@ -116,11 +112,12 @@ def phase_environment(
         "HAET_DATA": data,
         "HAET_CHECKPOINTS": checkpoints,
         "HAET_EVENTS": events,
-        "HAET_BUDGET_S": f"{budget_s:g}",
+        "HAET_BUDGET_S": f"{spec.budget_s:g}",
+        "HAET_GRACE_S": f"{spec.grace_s:g}",
         "HAET_DEADLINE": f"{deadline_unix:.3f}",
-        "HAET_SEED": str(seed),
-        "HAET_DEVICE": device,
+        "HAET_SEED": str(spec.seed),
+        "HAET_DEVICE": spec.device,
     }
-    if output is not None:
+    if spec.output_dir is not None:
         env["HAET_OUTPUT"] = output
     return env

@@ -49,10 +49,15 @@ def test_digest_changes_with_content(tmp_path):
     assert submission_digest(tmp_path) != before
 
 
-def test_phase_environment_has_every_variable():
-    env = phase_environment(data="/d", checkpoints="/c", events="/e", output=None, budget_s=90,
-                            deadline_unix=1000.5, seed=3, device="cpu")
+def test_phase_environment_has_every_variable(tmp_path):
+    from harness.runners.base import PhaseSpec
+
+    spec = PhaseSpec(phase="train", command=["x"], submission_dir=tmp_path, data_dir=tmp_path,
+                     checkpoints_dir=tmp_path, events_file=tmp_path / "e", output_dir=None,
+                     log_path=tmp_path / "log", budget_s=90, grace_s=7.5, seed=3, device="cpu")
+    env = phase_environment(spec, 1000.5, data="/d", checkpoints="/c", events="/e", output="/o")
     assert env["HAET_BUDGET_S"] == "90" and env["HAET_DEADLINE"] == "1000.500" and env["HAET_SEED"] == "3"
+    assert env["HAET_GRACE_S"] == "7.5" and env["HAET_DATA"] == "/d"
     assert "HAET_OUTPUT" not in env
     assert set(env) >= {"HAET_DATA", "HAET_CHECKPOINTS", "HAET_EVENTS", "HAET_DEVICE", "HAET_CONTRACT"}
 

@@ -93,14 +93,12 @@ class LocalHandle:
         env.update(spec.extra_env)
         env.update(
             phase_environment(
+                spec,
+                self.deadline_unix,
                 data=str(spec.data_dir),
                 checkpoints=str(spec.checkpoints_dir),
                 events=str(spec.events_file),
-                output=str(spec.output_dir) if spec.output_dir else None,
-                budget_s=spec.budget_s,
-                deadline_unix=self.deadline_unix,
-                seed=spec.seed,
-                device=spec.device,
+                output=str(spec.output_dir),
             )
         )
         self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
