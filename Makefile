@@ -28,3 +28,12 @@ image-cpu:
 	bash docker/start-engine.sh
 	bash docker/build-cpu-base.sh haet-base:bookworm-cpu
 	docker build -q --build-arg BASE_IMAGE=haet-base:bookworm-cpu -t haet-runtime:cpu .
+
+# The bundled submission's ablation table (docs/results.md): every preset, 3 seeds, 90 s on CPU.
+.PHONY: ablation bench
+ablation: setup
+	$(BIN)/python benchmarks/ablation.py --budget 90 --seeds 3 --device cpu
+
+# Harness benchmarks (docs/benchmarks.md).
+bench: setup
+	$(BIN)/python benchmarks/harness_overhead.py

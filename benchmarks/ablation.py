@@ -1,0 +1,139 @@
+"""The ablation table of the bundled submission: every preset graded through the harness.
+
+    python benchmarks/ablation.py --budget 90 --seeds 3 --device cpu \
+        --data tar:../shared/data/cifar10-jpeg.tar.gz [--presets baseline,sam,...]
+
+Each preset runs as its own copy of submission/ whose train command is
+`python train.py --preset NAME`, graded by `python -m harness run --repeats SEEDS`
+on the same seeds (the same 5000 training images and 1000 held-out images per
+seed for every preset). The table goes into docs/results.md between markers;
+the text around it is left alone. Run directories stay under --runs-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.files import atomic_write_text  # noqa: E402
+
+PRESETS = ["baseline", "sam", "ip", "sam-ip", "gc", "meta", "all", "default"]
+RESULTS = ROOT / "docs" / "results.md"
+
+
+def grade_preset(preset: str, args, scratch: Path) -> dict:
+    entry = scratch / preset
+    shutil.copytree(ROOT / "submission", entry, ignore=shutil.ignore_patterns("__pycache__"))
+    manifest = (entry / "submission.yaml").read_text()
+    manifest = re.sub(r"^train:.*$", f"train: python train.py --preset {preset}", manifest, flags=re.M)
+    (entry / "submission.yaml").write_text(manifest)
+    run_id = f"ablation-{preset}-{args.device}-{args.budget:g}s"
+    command = [sys.executable, "-m", "harness", "run", "--submission", str(entry), "--runner", args.runner,
+               "--device", args.device, "--data", args.data, "--budget", f"{args.budget:g}",
+               "--repeats", str(args.seeds), "--seed", str(args.seed), "--runs-dir", str(args.runs_dir),
+               "--run-id", run_id, "--quiet"]
+    print(f"[ablation] {preset}: {' '.join(command[1:])}", flush=True)
+    subprocess.run(command, cwd=ROOT, check=False)
+    run_dir = max(args.runs_dir.glob(f"{run_id}*"), key=lambda p: p.stat().st_mtime)
+    series = json.loads((run_dir / "result.json").read_text())
+    repeats = series["repeats"] if series.get("kind") == "series" else [series]
+    epochs, per_epoch = [], []
+    for repeat, directory in zip(repeats, sorted(run_dir.glob("repeat-*")) or [run_dir]):
+        events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines() if line]
+        epoch_events = [e for e in events if e.get("event") == "epoch"]
+        if epoch_events:
+            epochs.append(max(e.get("epoch", 0) for e in epoch_events))
+            per_epoch.append(epoch_events[-1]["t_s"] / max(epochs[-1], 1))
+    accuracies = [r["accuracy"] or 0.0 for r in repeats]
+    return {
+        "preset": preset,
+        "run": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir),
+        "accuracies": accuracies,
+        "mean": statistics.fmean(accuracies),
+        "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        "epochs": statistics.fmean(epochs) if epochs else None,
+        "s_per_epoch": statistics.fmean(per_epoch) if per_epoch else None,
+        "statuses": [r["status"] for r in repeats],
+    }
+
+
+def table(rows: list[dict], args) -> str:
+    lines = [
+        f"Budget {args.budget:g} s, device `{args.device}`, runner `{args.runner}`, {args.seeds} seeds "
+        f"(from {args.seed}), data `{args.data}`; machine: {platform.machine()} with "
+        f"{_cores()} cores{_gpu_note(args)}. Command: `python benchmarks/ablation.py --budget {args.budget:g} "
+        f"--seeds {args.seeds} --device {args.device}`.",
+        "",
+        "| preset | accuracy (mean ± std) | per seed | epochs reached | s / epoch | status |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        per_seed = ", ".join(f"{a:.1%}" for a in r["accuracies"])
+        epochs = f"{r['epochs']:.1f}" if r["epochs"] is not None else "n/a"
+        speed = f"{r['s_per_epoch']:.2f}" if r["s_per_epoch"] is not None else "n/a"
+        status = "all scored" if set(r["statuses"]) == {"scored"} else ", ".join(r["statuses"])
+        lines.append(f"| {r['preset']} | {r['mean']:.1%} ± {r['std']:.1%} | {per_seed} | {epochs} | {speed} | {status} |")
+    return "\n".join(lines)
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def _gpu_note(args) -> str:
+    if args.device != "cuda":
+        return ", no GPU used"
+    from harness.monitor import Gpus
+
+    gpus, _ = Gpus.open("0")
+    return f", GPU: {gpus.info[0]['name']}" if gpus else ""
+
+
+def write_section(key: str, body: str) -> None:
+    begin, end = f"<!-- ablation:{key}:begin -->", f"<!-- ablation:{key}:end -->"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Results of the bundled submission\n"
+    block = f"{begin}\n{body}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + f"\n\n## Ablation: {key}\n\n{block}\n"
+    atomic_write_text(RESULTS, text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", type=float, default=90)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--runner", default="local", choices=["local", "docker"])
+    parser.add_argument("--data", default=f"tar:{ROOT.parent / 'shared' / 'data' / 'cifar10-jpeg.tar.gz'}")
+    parser.add_argument("--presets", default=",".join(PRESETS))
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
+    args = parser.parse_args()
+    args.runs_dir = args.runs_dir.resolve()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="haet-ablation-") as scratch:
+        for preset in args.presets.split(","):
+            rows.append(grade_preset(preset, args, Path(scratch)))
+            print(json.dumps(rows[-1]), flush=True)
+    body = table(rows, args)
+    print(body)
+    write_section(f"{args.device}-{args.budget:g}s", body)
+
+
+if __name__ == "__main__":
+    main()
