@@ -226,14 +226,12 @@ class DockerHandle:
         env.update(spec.extra_env)
         env.update(
             phase_environment(
+                spec,
+                self.deadline_unix,
                 data=C_DATA,
                 checkpoints=C_CHECKPOINTS,
                 events=C_EVENTS,
-                output=C_OUTPUT if spec.output_dir is not None else None,
-                budget_s=spec.budget_s,
-                deadline_unix=self.deadline_unix,
-                seed=spec.seed,
-                device=spec.device,
+                output=C_OUTPUT,
             )
         )
         fsize = max(r.checkpoint_limit, r.output_limit, r.events_limit)
@@ -479,7 +477,8 @@ class _CgroupReader:
 
 
 class DockerRunner:
-    """Options (all keyword, all optional):
+    """Options (all keyword, all optional; each also read from $HAET_DOCKER_<OPTION>, e.g.
+    HAET_DOCKER_MEMORY=256m, when not given):
 
     image             runtime image for entries without a Dockerfile (default $HAET_IMAGE or haet-runtime:cuda)
     memory            memory limit, swap equal to it (default 12g, the competition host's RAM)
@@ -502,18 +501,24 @@ class DockerRunner:
     def __init__(
         self,
         image: Optional[str] = None,
-        memory: int | str = "12g",
+        memory: int | str | None = None,
         cpus: Optional[float] = None,
-        shm_size: int | str = "2g",
-        pids_limit: int = 4096,
-        tmp_size: int | str = "1g",
-        checkpoint_limit: int | str = "2g",
-        output_limit: int | str = "64m",
-        events_limit: int | str = "16m",
+        shm_size: int | str | None = None,
+        pids_limit: Optional[int] = None,
+        tmp_size: int | str | None = None,
+        checkpoint_limit: int | str | None = None,
+        output_limit: int | str | None = None,
+        events_limit: int | str | None = None,
         path_map: Optional[dict[str, str]] = None,
         cleanup: bool = True,
         client: Optional[docker.DockerClient] = None,
     ):
+        def option(value, name: str, default):
+            """An explicit option, else $HAET_DOCKER_<NAME>, else the default."""
+            if value is not None:
+                return value
+            return os.environ.get(f"HAET_DOCKER_{name.upper()}") or default
+
         try:
             self.client = client or docker.from_env(timeout=120)
             self.client.ping()
@@ -526,15 +531,15 @@ class DockerRunner:
         if self.base_url.startswith("http+docker://localhost"):
             self.base_url = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         self.image = image or os.environ.get("HAET_IMAGE") or DEFAULT_IMAGE
-        self.memory = parse_size(memory)
+        self.memory = parse_size(option(memory, "memory", "12g"))
         engine_cpus = float(info.get("NCPU") or os.cpu_count() or 1)
-        self.cpus = min(float(cpus) if cpus else 8.0, engine_cpus)
-        self.shm_size = parse_size(shm_size)
-        self.pids_limit = int(pids_limit)
-        self.tmp_size = parse_size(tmp_size)
-        self.checkpoint_limit = parse_size(checkpoint_limit)
-        self.output_limit = parse_size(output_limit)
-        self.events_limit = parse_size(events_limit)
+        self.cpus = min(float(option(cpus, "cpus", 8.0)), engine_cpus)
+        self.shm_size = parse_size(option(shm_size, "shm_size", "2g"))
+        self.pids_limit = int(option(pids_limit, "pids_limit", 4096))
+        self.tmp_size = parse_size(option(tmp_size, "tmp_size", "1g"))
+        self.checkpoint_limit = parse_size(option(checkpoint_limit, "checkpoint_limit", "2g"))
+        self.output_limit = parse_size(option(output_limit, "output_limit", "64m"))
+        self.events_limit = parse_size(option(events_limit, "events_limit", "16m"))
         self.path_map = path_map if path_map is not None else _parse_path_map(os.environ.get("HAET_DOCKER_PATH_MAP", ""))
         self.owner = {
             "haet.owner.host": socket.gethostname(),

@@ -1,0 +1,69 @@
+"""Fixtures for the Docker tests: an engine (or a visible skip) and the offline images.
+
+The offline base image is built once by docker/build-cpu-base.sh and reused while the script
+is unchanged; the runtime image is rebuilt from the root Dockerfile on top of it (layer cache:
+seconds). Nothing is pulled from a registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_IMAGE = "haet-base:bookworm-cpu"
+RUNTIME_IMAGE = "haet-runtime:cpu"
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        import docker
+
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:  # no socket, no daemon, no permission
+        pytest.skip(f"no Docker engine answers ({type(exc).__name__}: {str(exc)[:120]}); "
+                    "start one with `bash docker/start-engine.sh` (as root) to run the Docker tests")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def runtime_image(docker_client) -> str:
+    """haet-runtime:cpu from the offline base; built here when missing or stale."""
+    build = subprocess.run(["bash", "docker/build-cpu-base.sh", BASE_IMAGE], cwd=ROOT,
+                           capture_output=True, text=True, timeout=900)
+    if build.returncode != 0:
+        pytest.skip(f"the offline base image could not be built (no Debian mirror?): {build.stderr[-400:]}")
+    docker_client.images.build(path=str(ROOT), tag=RUNTIME_IMAGE, buildargs={"BASE_IMAGE": BASE_IMAGE},
+                               rm=True, forcerm=True, pull=False)
+    return RUNTIME_IMAGE
+
+
+def harness_leftovers(client, run: str | None = None) -> list[str]:
+    """Containers and volumes of the harness (of one run) still on the engine."""
+    label = f"haet.run={run}" if run else "haet.harness=1"
+    containers = [c.name for c in client.containers.list(all=True, filters={"label": label})]
+    volumes = [v.name for v in client.volumes.list(filters={"label": label})]
+    return containers + volumes
+
+
+def small_runner(image: str, log_limit: int | None = None, **options):
+    """A DockerRunner with small limits so hostile runs finish fast; optionally a small log cap."""
+    from harness.runners.docker import DockerRunner
+
+    defaults = dict(memory="256m", cpus=1.0, pids_limit=256, checkpoint_limit="64m",
+                    output_limit="8m", events_limit="1m", shm_size="64m", tmp_size="64m")
+    defaults.update(options)
+
+    class SmallRunner(DockerRunner):
+        def start(self, spec):
+            if log_limit is not None:
+                spec = dataclasses.replace(spec, log_limit_bytes=log_limit)
+            return super().start(spec)
+
+    return SmallRunner(image=image, **defaults)

@@ -1,0 +1,49 @@
+"""Looks for what a submission must never see, prints FOUND <what> for each hit."""
+import os, zipfile
+
+MARKERS = (b"HAET-OTHER-RUN-" + b"SECRET",)  # split, so this file does not match itself
+SKIP = ("/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/var/lib/dpkg", "/var/cache")
+
+
+def scan():
+    for top, dirs, files in os.walk("/", onerror=lambda e: None):
+        if top.startswith(SKIP):
+            dirs[:] = []
+            continue
+        for name in files:
+            path = os.path.join(top, name)
+            try:
+                if os.path.islink(path) or os.path.getsize(path) > 50 * 2**20:
+                    continue
+                blob = open(path, "rb").read()
+            except OSError:
+                continue
+            for marker in MARKERS:
+                if marker in blob:
+                    print(f"FOUND marker in {path}", flush=True)
+            if path.endswith(".npz"):
+                try:
+                    keys = zipfile.ZipFile(path).namelist()
+                except zipfile.BadZipFile:
+                    continue
+                print(f"npz {path}: {keys}", flush=True)
+                if os.environ.get("HAET_OUTPUT") and any(k.startswith("labels") for k in keys):
+                    print(f"FOUND held-out labels in {path}", flush=True)
+
+
+def try_paths():
+    for path in ("/work/main/harness/run.py", "/work/shared/data/cifar10-jpeg.tar.gz", "/etc/shadow",
+                 "/root/.bash_history", "/var/run/docker.sock", "/proc/1/root/etc/hostname"):
+        try:
+            with open(path, "rb") as f:
+                f.read(16)
+            print(f"{'FOUND' if not path.startswith('/proc/1') else 'read'} {path}", flush=True)
+        except OSError as exc:
+            print(f"denied {path}: {exc.strerror}", flush=True)
+    print("uid", os.getuid(), "euid", os.geteuid(), flush=True)
+    print("CapEff", [l for l in open("/proc/self/status") if l.startswith("CapEff")][0].split()[1], flush=True)
+    print("NoNewPrivs", [l for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0].split()[1], flush=True)
+
+
+try_paths()
+scan()

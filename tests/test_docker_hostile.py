@@ -1,0 +1,181 @@
+"""Hostile submissions through the Docker runner: each ends in a clear outcome, the harness keeps
+running, another run's files and containers are untouched, nothing of the hostile run is left."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.console import Progress
+from harness.model import Outcome, Status
+from harness.run import RunOptions, graded_run
+from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
+
+pytestmark = pytest.mark.docker
+HOSTILE = Path(__file__).parent / "hostile"
+
+
+def digest(directory: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(directory)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def other_run(tmp_path, docker_client, runtime_image):
+    """A neighbour: another run's directory with a secret, and a live container of a live harness."""
+    runs = tmp_path / "runs"
+    other = runs / "other-run"
+    other.mkdir(parents=True)
+    (other / "result.json").write_text('{"secret": "HAET-OTHER-RUN-SECRET"}')
+    (other / "train.log").write_text("HAET-OTHER-RUN-SECRET\n")
+    runner = small_runner(runtime_image, cleanup=False)
+    container = docker_client.containers.run(
+        runtime_image, ["sleep", "600"], detach=True, init=True, network_mode="none", entrypoint=[],
+        labels=runner.labels("train", "other-run"))
+    before = digest(other)
+    yield runs, other
+    try:
+        container.reload()
+        assert container.status == "running", "a live run's container was touched"
+        assert digest(other) == before, "another run's files changed"
+    finally:
+        container.remove(force=True)
+
+
+def grade(name: str, runs: Path, tmp_path: Path, image: str, synthetic_npz: str, budget=3.0, grace=1.0,
+          predict_budget=20.0, **runner_options):
+    runner = small_runner(image, **runner_options)
+    options = RunOptions(submission=HOSTILE / name, data=synthetic_npz, budget_s=budget, grace_s=grace,
+                         predict_budget_s=predict_budget, device="cpu", runs_dir=runs,
+                         cache_dir=tmp_path / "cache", train_per_class=20, eval_per_class=10, run_id=name,
+                         monitor_interval_s=0.5)
+    t0 = time.monotonic()
+    result = graded_run(options, runner, Progress(quiet=True))
+    return result, runs / name, time.monotonic() - t0
+
+
+def log(run: Path, phase: str) -> str:
+    return (run / f"{phase}.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def hostile(tmp_path, other_run, runtime_image, synthetic_npz, docker_client):
+    runs, _ = other_run
+    submissions_before = digest(HOSTILE)
+
+    def run(name: str, **kwargs):
+        result, run_dir, seconds = grade(name, runs, tmp_path, runtime_image, synthetic_npz, **kwargs)
+        assert (run_dir / "result.json").is_file(), "the harness finished the run and wrote its result"
+        assert harness_leftovers(docker_client, name) == [], "containers or volumes of the run were left"
+        assert digest(HOSTILE) == submissions_before, "the submission directory was modified"
+        return result, run_dir, seconds
+
+    return run
+
+
+def test_sleeps_forever_is_stopped_at_the_deadline(hostile):
+    result, run, _ = hostile("sleep-forever")
+    assert result.train.outcome is Outcome.KILLED_AT_DEADLINE
+    assert [s.name for s in result.train.signals] == ["SIGTERM"]
+    assert 2.0 <= result.train.seconds < 2.5
+    assert result.status is Status.SCORED, "the model saved before the deadline counts"
+
+
+def test_ignoring_sigterm_is_killed_at_the_deadline(hostile):
+    result, run, _ = hostile("ignore-sigterm")
+    assert result.train.outcome is Outcome.KILLED_AT_DEADLINE
+    assert [s.name for s in result.train.signals] == ["SIGTERM", "SIGKILL"]
+    assert 3.0 <= result.train.seconds < 3.5, "at most 0.5 s past the deadline"
+    assert result.status is Status.SCORED
+
+
+def test_children_left_behind_do_not_survive_the_phase(hostile):
+    result, run, _ = hostile("fork-children")
+    assert result.train.outcome is Outcome.COMPLETED and result.train.seconds < 2.5
+    assert result.status is Status.SCORED  # and the fixture asserts no container of the run is left
+
+
+def test_fork_bomb_is_contained(hostile):
+    result, run, seconds = hostile("fork-bomb")
+    assert result.train.outcome in (Outcome.NO_CHECKPOINT, Outcome.OOM), result.train
+    assert result.status is Status.FAILED and seconds < 30
+
+
+def test_memory_hog_is_reported_as_oom(hostile):
+    result, run, _ = hostile("oom")
+    assert result.train.outcome is Outcome.OOM, result.train
+    assert "memory" in result.train.detail and result.status is Status.FAILED
+
+
+def test_network_is_unreachable(hostile):
+    result, run, _ = hostile("network")
+    text = log(run, "train")
+    assert "NETWORK-OK" not in text and "FOUND" not in text, text
+    assert text.count("blocked") == 4 and "interfaces: ['lo']" in text
+    assert result.status is Status.SCORED
+
+
+def test_labels_host_files_and_other_runs_are_out_of_reach(hostile):
+    result, run, _ = hostile("snoop")
+    for phase in ("train", "predict"):
+        text = log(run, phase)
+        assert "FOUND" not in text, text
+        assert "denied /work/main/harness/run.py" in text and "denied /etc/shadow" in text
+        assert "uid 10001 euid 10001" in text and "CapEff 0000000000000000" in text and "NoNewPrivs 1" in text
+    assert "npz /data/train.npz: ['images.npy', 'labels.npy', 'classes.npy']" in log(run, "train")
+    assert "npz /data/test.npz: ['images.npy']" in log(run, "predict"), "predict sees images only"
+    assert result.status is Status.SCORED
+
+
+def test_writes_land_only_in_the_phase_s_own_places(hostile):
+    result, run, _ = hostile("write-outside")
+    allowed = {"train": {"/checkpoints/evil", "/tmp/evil", "/dev/shm/evil"},
+               "predict": {"/output/evil", "/tmp/evil", "/dev/shm/evil"}}
+    for phase, ok in allowed.items():
+        wrote = {line.split()[1] for line in log(run, phase).splitlines() if line.startswith("WROTE")}
+        assert wrote == ok, (phase, wrote)
+    names = [c["name"] for c in result.train.checkpoints]
+    assert names == ["evil", "model.npy"], "a checkpoint written in train is kept; predict could not add one"
+    assert result.status is Status.SCORED
+
+
+def test_read_only_data_stays_unchanged(hostile):
+    result, run, _ = hostile("write-data")
+    text = log(run, "train")
+    assert "WROTE" not in text and text.count("refused") == 5, text
+    assert result.status is Status.SCORED
+
+
+def test_log_flood_is_capped(hostile):
+    result, run, _ = hostile("log-flood", log_limit=2**20)
+    size = (run / "train.log").stat().st_size
+    assert 2**20 <= size < 2**20 + 4096
+    assert "log capped" in log(run, "train")
+    assert result.train.outcome is Outcome.KILLED_AT_DEADLINE and result.status is Status.SCORED
+
+
+def test_huge_checkpoint_hits_the_disk_cap(hostile):
+    result, run, _ = hostile("huge-checkpoint")
+    assert result.train.outcome is Outcome.CRASHED, result.train
+    text = log(run, "train")
+    assert "No space left on device" in text and "/checkpoints is full" in text
+    assert sum(c["bytes"] for c in result.train.checkpoints) <= 64 * 2**20
+    assert result.status is Status.FAILED
+
+
+def test_bad_predictions_are_invalid_not_a_crash(hostile):
+    result, run, _ = hostile("bad-predictions")
+    assert result.predict.outcome is Outcome.COMPLETED
+    assert result.status is Status.INVALID_PREDICTIONS and result.reason
+
+
+def test_events_flood_is_stopped(hostile):
+    result, run, _ = hostile("events-flood", budget=20.0)
+    assert result.train.seconds < 10, "killed by the events watchdog long before the deadline"
+    assert "events file passed its cap" in log(run, "train")
+    assert (run / ".work").exists() is False
