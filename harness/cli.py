@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--submission", type=Path, default=Path("submission"), help="submission directory (default: submission)")
     run.add_argument("--run-id", help="name of the run directory (default: time and submission name)")
     add_run_options(run)
+    from harness import check, grade, leaderboard, validate  # organizer commands (issue 5)
+
+    for module in (validate, grade, leaderboard, check):
+        module.add_parser(commands)
     return parser
 
 
@@ -172,7 +176,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     progress = Progress(quiet=getattr(args, "quiet", False))
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        return {"run": cmd_run}[args.command](args, progress)
+        handler = getattr(args, "handler", None) or {"run": cmd_run}[args.command]
+        return handler(args, progress)
     except (ContractError, DataError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

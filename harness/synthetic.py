@@ -38,9 +38,10 @@ def synthetic_arrays(train_per_class: int, test_per_class: int, seed: int = 0, n
                 test_labels=test_labels, classes=np.array(CLASSES))
 
 
-def write_synthetic_npz(path: Path, train_per_class: int = 100, test_per_class: int = 50, seed: int = 0) -> Path:
+def write_synthetic_npz(path: Path, train_per_class: int = 100, test_per_class: int = 50, seed: int = 0,
+                        noise: float = 60.0) -> Path:
     """Write the dataset atomically; use it as `--data npz:PATH`."""
     buffer = io.BytesIO()
-    np.savez(buffer, **synthetic_arrays(train_per_class, test_per_class, seed))
+    np.savez(buffer, **synthetic_arrays(train_per_class, test_per_class, seed, noise))
     atomic_write_bytes(Path(path), buffer.getvalue())
     return Path(path)

@@ -58,7 +58,7 @@ class Validation:
 
 
 def _mb(n: float) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def _files(root: Path):
@@ -168,10 +168,10 @@ def smoke_checks(result: Validation, root: Path, runner_name: str, budget_s: flo
         how = ("finished" if run.train.outcome is Outcome.COMPLETED
                else f"still training at the deadline ({run.train.detail})" if run.train.outcome is Outcome.KILLED_AT_DEADLINE
                else "finished")
-        result.add(Check("trains", "trains on the synthetic set (CPU, no network needed)", PASS,
+        result.add(Check("trains", "trains on the synthetic set (CPU)", PASS,
                          f"train phase {how} in {run.train.seconds:.1f}s of {budget_s:g}s"))
     else:
-        result.add(Check("trains", "trains on the synthetic set (CPU, no network needed)", FAIL,
+        result.add(Check("trains", "trains on the synthetic set (CPU)", FAIL,
                          f"train phase {run.train.outcome.value}: {run.train.detail}" + (f"; log: {tail}" if tail else ""),
                          "run the train command by hand with HAET_DATA (train.npz), HAET_CHECKPOINTS, HAET_DEVICE=cpu "
                          f"and friends set and fix the error; it must not need the network or a GPU ({contract})"))
@@ -270,3 +270,37 @@ def checklist_text(result: Validation) -> str:
 
 def to_json(result: Validation) -> str:
     return json.dumps(result.to_dict(), indent=2)
+
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("validate", help="check an entry before grading: static checks and a smoke run")
+    p.add_argument("submission", type=Path, metavar="SUBMISSION_DIR")
+    p.add_argument("--json", action="store_true", help="print the checklist as JSON on stdout")
+    p.add_argument("--runner", choices=["local", "docker"], default="local",
+                   help="where the smoke run happens (default: local; docker also proves it needs no network)")
+    p.add_argument("--image", help="runtime image for the docker runner")
+    p.add_argument("--smoke-budget", type=float, default=20.0, help="training seconds of the smoke run (default: 20)")
+    p.add_argument("--no-smoke", action="store_true", help="static checks only")
+    p.add_argument("--max-size-mb", type=float, default=DEFAULT_MAX_SIZE_MB,
+                   help=f"limit on the directory's total size (default: {DEFAULT_MAX_SIZE_MB:g})")
+    p.add_argument("--weights-limit-mb", type=float, default=DEFAULT_WEIGHTS_LIMIT_MB,
+                   help=f"weight-like files (.pt, .pth, .ckpt, .npz, ...) above this size fail "
+                        f"(default: {DEFAULT_WEIGHTS_LIMIT_MB:g})")
+    p.add_argument("--keep", type=Path, help="keep the smoke run's files in this directory")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(handler=cmd_validate)
+
+
+def cmd_validate(args, progress: Progress) -> int:
+    if args.smoke_budget <= 0:
+        from harness.cli import UsageError
+
+        raise UsageError("--smoke-budget must be a positive number of seconds")
+    result = validate(args.submission, runner=args.runner, smoke=not args.no_smoke, smoke_budget_s=args.smoke_budget,
+                      max_size_mb=args.max_size_mb, weights_limit_mb=args.weights_limit_mb, keep=args.keep,
+                      image=args.image, progress=progress)
+    print(to_json(result) if args.json else checklist_text(result))
+    return EXIT_OK if result.ok else EXIT_FAILED

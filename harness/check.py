@@ -1,0 +1,255 @@
+"""`python -m harness check --baseline FILE`: the CI regression check.
+
+Grades one submission (the bundled one by default) with the options recorded in
+the baseline, on the same seeds, and compares:
+
+* accuracy: a regression when the current pooled accuracy is significantly
+  (one-sided two-proportion z-test, p < alpha) more than `accuracy_drop` below the
+  baseline's pooled accuracy. The pooled counts are correct/total over all seeds
+  (e.g. 5 x 1000 held-out images), so the test carries the binomial noise of the
+  finite held-out sets on both sides; a drop smaller than the tolerance, or one
+  the noise explains, passes. (The seeds are the same, so the images are the
+  same as the baseline's; an unpaired test is conservative for paired data.)
+* training throughput: training images per second from the submission's epoch
+  events (epochs x train images / time of the last epoch event), mean over seeds;
+  a regression when below baseline x (1 - `throughput_drop`). Timing noise is not
+  binomial, so this is a plain tolerance; not measured when there are no events.
+* every run scored: a crash or invalid predictions is a regression by itself.
+
+Writes OUT/summary.md, OUT/junit.xml and OUT/check.json (atomically) and exits 1
+on a regression, 0 otherwise. `--update-baseline` rewrites the baseline file
+(atomically) from this run instead of comparing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+from xml.sax.saxutils import escape, quoteattr
+
+from harness import __version__, stats
+from harness.cli import UsageError
+from harness.console import Progress
+from harness.files import atomic_write_json, atomic_write_text
+
+EXIT_PASS, EXIT_REGRESSION = 0, 1
+DEFAULT_TOLERANCES = {"accuracy_drop": 0.01, "alpha": 0.05, "throughput_drop": 0.25}
+RUN_DEFAULTS = {"data": "cifar10", "eval_data": None, "budget": 600.0, "grace": None, "predict_budget": 120.0,
+                "device": "auto", "train_per_class": 500, "eval_per_class": 100, "seed": 0, "repeats": 3}
+
+
+@dataclass
+class Verdict:
+    name: str
+    passed: bool
+    baseline: str
+    current: str
+    rule: str
+    detail: str = ""
+
+
+def load_baseline(path: Path) -> Optional[dict]:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise UsageError(f"baseline {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("kind") != "haet-baseline":
+        raise UsageError(f"{path} is not a harness baseline (kind: haet-baseline); create one with --update-baseline")
+    return data
+
+
+def run_options(args, baseline: Optional[dict]) -> dict:
+    recorded = (baseline or {}).get("options", {})
+    options = {}
+    for key, default in RUN_DEFAULTS.items():
+        given = getattr(args, key, None)
+        if given is not None and key in recorded and key != "data" and given != recorded[key] and not args.update_baseline:
+            raise UsageError(f"--{key.replace('_', '-')} {given!r} differs from the baseline's {recorded[key]!r}; "
+                             "a check must grade the way the baseline did (or pass --update-baseline)")
+        options[key] = given if given is not None else recorded.get(key, default)
+    return options
+
+
+def measure(grading_dir: Path) -> dict:
+    from harness import leaderboard
+
+    board = leaderboard.build(grading_dir)
+    row = board.rows[0]
+    per_seed = [x.accuracy or 0.0 for x in row.runs]
+    throughput = [x.images_per_s for x in row.runs if x.images_per_s is not None]
+    return {
+        "accuracy": {"mean": statistics.fmean(per_seed), "per_seed": per_seed,
+                     "correct": sum(x.correct or 0 for x in row.runs), "total": sum(x.total or 0 for x in row.runs)},
+        "throughput": {"images_per_s": statistics.fmean(throughput) if throughput else None,
+                       "per_seed": [x.images_per_s for x in row.runs]},
+        "train_seconds": [x.train_s for x in row.runs],
+        "statuses": [x.status for x in row.runs],
+        "reasons": [x.reason for x in row.runs if x.reason],
+        "seeds": board.seeds,
+    }
+
+
+def compare(baseline: dict, current: dict) -> list[Verdict]:
+    tol = {**DEFAULT_TOLERANCES, **baseline.get("tolerances", {})}
+    verdicts = []
+    failed = [f"seed {s}: {st}" for s, st in zip(current["seeds"], current["statuses"]) if st != "scored"]
+    verdicts.append(Verdict("runs-scored", not failed, "every run scored",
+                            f"{len(current['statuses']) - len(failed)}/{len(current['statuses'])} scored",
+                            "every seed must score", "; ".join(failed + current["reasons"][:3])))
+    b, c = baseline["accuracy"], current["accuracy"]
+    p = stats.two_proportion_test(c["correct"], c["total"], b["correct"], b["total"], margin=tol["accuracy_drop"])
+    drop = b["mean"] - c["mean"]
+    verdicts.append(Verdict(
+        "accuracy", p >= tol["alpha"],
+        f"{b['mean']:.2%} ({b['correct']}/{b['total']})", f"{c['mean']:.2%} ({c['correct']}/{c['total']})",
+        f"regression if significantly more than {tol['accuracy_drop']:.1%} below (one-sided two-proportion "
+        f"z-test, alpha {tol['alpha']:g})", f"change {-drop:+.2%}, p = {p:.3g}"))
+    bt, ct = baseline.get("throughput", {}).get("images_per_s"), current["throughput"]["images_per_s"]
+    floor = None if bt is None else bt * (1 - tol["throughput_drop"])
+    if bt is None or ct is None:
+        verdicts.append(Verdict("throughput", True, "—" if bt is None else f"{bt:,.0f} images/s",
+                                "—" if ct is None else f"{ct:,.0f} images/s", "not measured",
+                                "no epoch events with times in the baseline or this run"))
+    else:
+        verdicts.append(Verdict("throughput", ct >= floor, f"{bt:,.0f} images/s", f"{ct:,.0f} images/s",
+                                f"regression if below {floor:,.0f} images/s (baseline - {tol['throughput_drop']:.0%})",
+                                f"change {ct / bt - 1:+.1%}"))
+    return verdicts
+
+
+def summary_md(baseline_path: Path, baseline: dict, current: dict, verdicts: list[Verdict], grading: Path) -> str:
+    ok = all(v.passed for v in verdicts)
+    o = baseline.get("options", {})
+    lines = [f"# Regression check: {'PASS' if ok else 'REGRESSION'}", "",
+             f"Baseline `{baseline_path}` ({baseline.get('environment', {}).get('device', '?')}, "
+             f"updated {baseline.get('updated_at', '?')}); submission `{baseline.get('submission', '?')}`; "
+             f"data {o.get('data')}, budget {o.get('budget')} s, seeds {', '.join(map(str, current['seeds']))}.", "",
+             "| Check | Result | Baseline | Current | Rule | Detail |", "| --- | --- | --- | --- | --- | --- |"]
+    for v in verdicts:
+        cells = [v.name, "pass" if v.passed else "**FAIL**", v.baseline, v.current, v.rule, v.detail]
+        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    lines += ["", "Per seed: " + ", ".join(
+        f"seed {s}: {a:.2%}" + (f" ({t:,.0f} img/s)" if t else "")
+        for s, a, t in zip(current["seeds"], current["accuracy"]["per_seed"], current["throughput"]["per_seed"])),
+        "", f"Runs: `{grading}`", ""]
+    return "\n".join(lines)
+
+
+def junit_xml(verdicts: list[Verdict], seconds: float) -> str:
+    failures = sum(1 for v in verdicts if not v.passed)
+    cases = []
+    for v in verdicts:
+        body = ""
+        if not v.passed:
+            message = f"{v.name}: baseline {v.baseline}, current {v.current}; {v.rule}; {v.detail}"
+            body = f"<failure message={quoteattr(message)} type=\"regression\">{escape(message)}</failure>"
+        cases.append(f'  <testcase classname="haet.regression" name={quoteattr(v.name)} time="0">{body}'
+                     f"<system-out>{escape(v.detail)}</system-out></testcase>")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<testsuite name="haet-regression" tests="{len(verdicts)}" failures="{failures}" errors="0" '
+            f'time="{seconds:.1f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("check", help="CI regression check of a submission against a committed baseline")
+    p.add_argument("--baseline", type=Path, required=True, help="baseline JSON file")
+    p.add_argument("--update-baseline", action="store_true", help="rewrite the baseline from this run")
+    p.add_argument("--submission", type=Path, help="submission directory (default: the baseline's, else submission)")
+    p.add_argument("--out", type=Path, default=Path("check-results"),
+                   help="where summary.md, junit.xml and the runs go (default: check-results)")
+    p.add_argument("--runner", choices=["auto", "local", "docker"], default="auto")
+    p.add_argument("--image", help="runtime image for the docker runner")
+    p.add_argument("--gpu", help="the GPU to use (default: 0)")
+    p.add_argument("--cache-dir", type=Path, default=None)
+    p.add_argument("--monitor-interval", type=float, default=0.5)
+    p.add_argument("--quiet", action="store_true")
+    group = p.add_argument_group("run options (default: as recorded in the baseline)")
+    group.add_argument("--data", help="data source (may differ from the baseline's path: same data elsewhere)")
+    group.add_argument("--eval-data")
+    group.add_argument("--budget", type=float)
+    group.add_argument("--grace", type=float)
+    group.add_argument("--predict-budget", type=float)
+    group.add_argument("--device", choices=["auto", "cuda", "cpu"])
+    group.add_argument("--train-per-class", type=int)
+    group.add_argument("--eval-per-class", type=int)
+    group.add_argument("--seed", type=int)
+    group.add_argument("--repeats", type=int, help="seeds (default: the baseline's, else 3)")
+    p.set_defaults(handler=cmd_check)
+
+
+def cmd_check(args, progress: Progress) -> int:
+    import time
+
+    from harness import grade
+    from harness.run import new_run_dir
+
+    t0 = time.monotonic()
+    baseline = load_baseline(args.baseline)
+    if baseline is None and not args.update_baseline:
+        raise UsageError(f"baseline {args.baseline} does not exist; create it with --update-baseline")
+    options = run_options(args, baseline)
+    submission = args.submission or Path((baseline or {}).get("submission", "submission"))
+    out_runs = Path(args.out) / "runs"
+    grade_args = argparse.Namespace(**{**options, "runner": args.runner, "image": args.image, "gpu": args.gpu,
+                                       "gpus": args.gpu, "cache_dir": args.cache_dir, "runs_dir": out_runs,
+                                       "monitor_interval": args.monitor_interval})
+    resolved = grade.resolved_options(grade_args, progress)
+    out = Path(args.out)
+    grading = new_run_dir(out / "runs", "check")
+    plan = grade.make_plan(grading, resolved, [submission], None)
+    from harness import data as data_mod
+
+    data_mod.load_pool(resolved["data"], Path(resolved["cache_dir"]))
+    grade.Grader(grading, plan, resolved, grade.parse_gpus(args.gpu), progress).run()
+    from harness import leaderboard
+
+    leaderboard.write_leaderboard(grading)
+    current = measure(grading)
+
+    if args.update_baseline:
+        if any(s != "scored" for s in current["statuses"]):
+            progress.say("not updating the baseline: some runs did not score: " + "; ".join(current["reasons"]))
+            return EXIT_REGRESSION
+        record = {
+            "kind": "haet-baseline", "schema_version": 1,
+            "description": (baseline or {}).get("description", f"regression baseline for {submission}"),
+            "submission": str(submission),
+            "options": {k: resolved[k] for k in RUN_DEFAULTS if k in resolved} | {"data": options["data"]},
+            "accuracy": current["accuracy"], "throughput": current["throughput"],
+            "train_seconds": current["train_seconds"],
+            "tolerances": {**DEFAULT_TOLERANCES, **(baseline or {}).get("tolerances", {})},
+            "environment": _environment(grading, resolved),
+            "updated_at": grade.now(),
+        }
+        atomic_write_json(args.baseline, record)
+        progress.say(f"baseline {args.baseline} updated: accuracy {current['accuracy']['mean']:.2%}, "
+                     + (f"{current['throughput']['images_per_s']:,.0f} images/s"
+                        if current["throughput"]["images_per_s"] else "throughput not measured"))
+        return EXIT_PASS
+
+    verdicts = compare(baseline, current)
+    summary = summary_md(args.baseline, baseline, current, verdicts, grading)
+    atomic_write_text(out / "summary.md", summary)
+    atomic_write_text(out / "junit.xml", junit_xml(verdicts, time.monotonic() - t0))
+    atomic_write_json(out / "check.json", {"passed": all(v.passed for v in verdicts), "current": current,
+                                           "verdicts": [v.__dict__ for v in verdicts], "grading": str(grading)})
+    print(summary)
+    return EXIT_PASS if all(v.passed for v in verdicts) else EXIT_REGRESSION
+
+
+def _environment(grading: Path, options: dict) -> dict:
+    env = {"device": options["device"], "runner": options["runner"], "harness": __version__}
+    for result in sorted(grading.glob("*/seed-*/result.json")):
+        try:
+            e = json.loads(result.read_text()).get("environment", {})
+        except ValueError:
+            continue
+        env.update({k: e.get(k) for k in ("hostname", "platform", "torch", "cuda", "gpus", "driver", "image")})
+        break
+    return env

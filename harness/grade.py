@@ -1,0 +1,444 @@
+"""`python -m harness grade DIR... --out GRADING_DIR`: grade many entries fairly, resumably.
+
+Layout of GRADING_DIR (everything written atomically):
+
+    grading.json                  the plan: options that must not change, seeds, entries
+    <entry>/entry.json            where the entry lives, its digest, why it is invalid (if so)
+    <entry>/seed-<k>/             one graded run (`python -m harness run` in a child process)
+    <entry>/seed-<k>/result.json  the completion marker; status `interrupted` does not count
+    <entry>/seed-<k>.stale-<n>/   an earlier, unfinished attempt: kept, never deleted
+    leaderboard.{md,csv,html}, runs.csv
+
+Fairness: every entry gets the same seeds, so the same 5000 training images and
+the same held-out images per seed (paired comparison). A failed repeat counts as
+accuracy 0. The jobs run seed by seed, with the reference entry (if any) first in
+every round and the other entries rotated so that nobody always runs last.
+
+Concurrency: one graded run per GPU at a time. Each run is its own child process:
+the local runner finds a phase's processes as all descendants of its harness
+process (a child subreaper), so two runs must never share one. The children die
+with the grader (PR_SET_PDEATHSIG) and inherit its lock on GRADING_DIR, so a
+resumed grading waits until every run of the killed one has stopped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from harness.cli import UsageError
+from harness.console import Progress
+from harness.contract import ContractError, load_submission, submission_digest
+from harness.files import atomic_write_json
+
+PLAN_FILE = "grading.json"
+LOCK_FILE = ".grading.lock"
+PLAN_KEYS = ("data", "eval_data", "budget", "grace", "predict_budget", "device", "runner", "image",
+             "train_per_class", "eval_per_class", "seed", "repeats")
+PR_SET_PDEATHSIG = 1
+
+
+class GradeError(UsageError):
+    """Bad input for a grading; the message says what to do (exit code 2)."""
+
+
+@dataclass
+class Entry:
+    id: str
+    path: str
+    reference: bool = False
+    name: Optional[str] = None
+    digest: Optional[str] = None
+    invalid: Optional[str] = None
+
+
+@dataclass
+class Job:
+    entry: Entry
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.entry.id}/seed-{self.seed}"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "entry"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --- entries and the plan ---------------------------------------------------------
+
+
+def find_entries(dirs: list[Path], queue: Optional[Path]) -> list[Path]:
+    found = [Path(d) for d in dirs]
+    if queue is not None:
+        if not Path(queue).is_dir():
+            raise GradeError(f"--queue {queue} is not a directory")
+        found += sorted(p for p in Path(queue).iterdir() if p.is_dir() and not p.name.startswith("."))
+    for d in found:
+        if not d.is_dir():
+            raise GradeError(f"entry {d} is not a directory")
+    return found
+
+
+def read_plan(out: Path) -> Optional[dict]:
+    path = out / PLAN_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise GradeError(f"{path} is damaged ({exc}); grade into a new --out directory") from None
+
+
+def make_plan(out: Path, options: dict, entry_dirs: list[Path], reference: Optional[Path]) -> dict:
+    """Create or extend grading.json; on resume, refuse options that would break the pairing."""
+    plan = read_plan(out)
+    if plan is None:
+        plan = {"kind": "grading", "schema_version": 1, "created_at": now(), "options": options,
+                "seeds": [options["seed"] + i for i in range(options["repeats"])], "entries": []}
+    else:
+        changed = [f"--{k.replace('_', '-')} {plan['options'].get(k)!r} -> {options.get(k)!r}"
+                   for k in PLAN_KEYS if plan["options"].get(k) != options.get(k)]
+        if changed:
+            raise GradeError(f"{out} was graded with other options ({'; '.join(changed)}); resume with the same "
+                             "options, or grade into a new --out directory")
+    known = {e["path"]: e for e in plan["entries"]}
+    taken = {e["id"] for e in plan["entries"]}
+    wanted = [(d, False) for d in entry_dirs] + ([(reference, True)] if reference is not None else [])
+    for directory, is_reference in wanted:
+        path = str(Path(directory).resolve())
+        if path in known:
+            known[path]["reference"] = known[path].get("reference", False) or is_reference
+            continue
+        try:
+            base = load_submission(Path(directory)).name
+        except ContractError:
+            base = slug(Path(path).name)
+        entry_id, n = base, 2
+        while entry_id in taken or entry_id in (PLAN_FILE, "leaderboard"):
+            entry_id, n = f"{base}-{n}", n + 1
+        taken.add(entry_id)
+        record = {"id": entry_id, "path": path, "reference": is_reference}
+        plan["entries"].append(record)
+        known[path] = record
+    plan["updated_at"] = now()
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / PLAN_FILE, plan)
+    return plan
+
+
+def check_entry(entry: Entry, runner: str) -> None:
+    from harness.cli import check_commands
+
+    try:
+        submission = load_submission(Path(entry.path))
+        entry.name = submission.name
+        entry.digest = submission_digest(submission.path)
+        check_commands(Path(entry.path), runner)
+        entry.invalid = None
+    except ContractError as exc:
+        entry.invalid = str(exc)
+    except OSError as exc:
+        entry.invalid = f"cannot read the submission: {exc}"
+
+
+# --- run directories ---------------------------------------------------------------
+
+
+def run_dir(out: Path, job: Job) -> Path:
+    return out / job.entry.id / f"seed-{job.seed}"
+
+
+def completed_result(directory: Path) -> Optional[dict]:
+    """The run's result when it finished (any status but interrupted); None otherwise."""
+    try:
+        result = json.loads((directory / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(result, dict) or result.get("status") in (None, "interrupted"):
+        return None
+    return result
+
+
+def set_aside(directory: Path) -> Optional[Path]:
+    """Keep an unfinished attempt under a new name; a rerun never destroys earlier results."""
+    if not directory.exists():
+        return None
+    for n in range(1, 10000):
+        target = directory.with_name(f"{directory.name}.stale-{n}")
+        if not target.exists():
+            os.rename(directory, target)
+            return target
+    raise GradeError(f"too many stale attempts next to {directory}")
+
+
+# --- the lock ----------------------------------------------------------------------
+
+
+def acquire_lock(out: Path, progress: Progress, wait_s: float = 300.0) -> int:
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline, told = time.monotonic() + wait_s, False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        if time.monotonic() > deadline:
+            os.close(fd)
+            raise GradeError(f"another grading of {out} is still running (it holds {out / LOCK_FILE}); "
+                             "wait for it or stop it first")
+        if not told:
+            progress.say(f"waiting for the runs of an earlier grading of {out} to stop...")
+            told = True
+        time.sleep(0.5)
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the grader died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+# --- the grader -----------------------------------------------------------------------
+
+
+class Grader:
+    def __init__(self, out: Path, plan: dict, options: dict, gpus: list[Optional[str]], progress: Progress,
+                 python: str = sys.executable):
+        self.out, self.plan, self.options, self.progress, self.python = out, plan, options, progress, python
+        self.gpus = gpus
+        self.entries = [Entry(e["id"], e["path"], e.get("reference", False)) for e in plan["entries"]]
+        self.seeds: list[int] = plan["seeds"]
+        self.counts = {"done_before": 0, "ran": 0, "set_aside": 0}
+
+    def jobs(self) -> list[Job]:
+        """Seed-major order; the reference first in each round, the others rotated per round."""
+        valid = [e for e in self.entries if not e.invalid]
+        reference = [e for e in valid if e.reference]
+        others = [e for e in valid if not e.reference]
+        order = []
+        for round_no, seed in enumerate(self.seeds):
+            shift = round_no % len(others) if others else 0
+            for entry in reference + others[shift:] + others[:shift]:
+                order.append(Job(entry, seed))
+        return order
+
+    def command(self, job: Job, gpu: Optional[str]) -> list[str]:
+        o = self.options
+        cmd = [self.python, "-m", "harness", "run", "--submission", job.entry.path,
+               "--runs-dir", str(self.out / job.entry.id), "--run-id", f"seed-{job.seed}",
+               "--seed", str(job.seed), "--repeats", "1", "--quiet",
+               "--data", o["data"], "--budget", repr(o["budget"]), "--grace", repr(o["grace"]),
+               "--predict-budget", repr(o["predict_budget"]), "--device", o["device"], "--runner", o["runner"],
+               "--train-per-class", str(o["train_per_class"]), "--eval-per-class", str(o["eval_per_class"]),
+               "--monitor-interval", repr(o["monitor_interval"]), "--cache-dir", o["cache_dir"]]
+        if o.get("eval_data"):
+            cmd += ["--eval-data", o["eval_data"]]
+        if o.get("image"):
+            cmd += ["--image", o["image"]]
+        if gpu is not None:
+            cmd += ["--gpu", gpu]
+        return cmd
+
+    def run(self, on_progress=None) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        lock = acquire_lock(self.out, self.progress)
+        try:
+            self._run(lock, on_progress)
+        finally:
+            os.close(lock)
+
+    def _prepare(self) -> list[Job]:
+        for entry in self.entries:
+            check_entry(entry, self.options["runner"])
+            atomic_write_json(self.out / entry.id / "entry.json", {
+                "id": entry.id, "path": entry.path, "name": entry.name, "reference": entry.reference,
+                "sha256": entry.digest, "invalid": entry.invalid, "checked_at": now()})
+            if entry.invalid:
+                self.progress.say(f"{entry.id}: not gradable, every seed counts as 0: {entry.invalid}")
+        pending = []
+        for job in self.jobs():
+            directory = run_dir(self.out, job)
+            if completed_result(directory) is not None:
+                self.counts["done_before"] += 1
+                continue
+            moved = set_aside(directory)
+            if moved:
+                self.counts["set_aside"] += 1
+                self.progress.say(f"{job.key}: an unfinished earlier attempt was kept as {moved.name}; running it again")
+            pending.append(job)
+        return pending
+
+    def _run(self, lock: int, on_progress) -> None:
+        pending = self._prepare()
+        total = len(self.jobs())
+        self.progress.say(f"grading {len(self.entries)} entries x {len(self.seeds)} seeds into {self.out}: "
+                          f"{self.counts['done_before']} run(s) already done, {len(pending)} to run on "
+                          + (", ".join(f"GPU {g}" for g in self.gpus) if self.gpus != [None] else "one slot"))
+        if on_progress:
+            on_progress()
+        logs = self.out / ".logs"
+        logs.mkdir(exist_ok=True)
+        running: dict[Optional[str], tuple[Job, subprocess.Popen, Path, float]] = {}
+        parent = os.getpid()
+        try:
+            while pending or running:
+                for gpu in self.gpus:
+                    if gpu in running or not pending:
+                        continue
+                    job = pending.pop(0)
+                    log = logs / f"{job.entry.id}.seed-{job.seed}.log"
+                    with open(log, "wb") as sink:
+                        proc = subprocess.Popen(self.command(job, gpu), stdin=subprocess.DEVNULL, stdout=sink,
+                                                stderr=subprocess.STDOUT, pass_fds=(lock,), start_new_session=True,
+                                                preexec_fn=lambda: _die_with_parent(parent))
+                    running[gpu] = (job, proc, log, time.monotonic())
+                    self.progress.say(f"[{self.counts['done_before'] + self.counts['ran'] + 1}/{total}] {job.key} "
+                                      + (f"on GPU {gpu} " if gpu is not None else "") + "started")
+                for gpu, (job, proc, log, t0) in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    del running[gpu]
+                    self._finish(job, proc.returncode, log, time.monotonic() - t0)
+                    if on_progress:
+                        on_progress()
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            self.progress.say("interrupted: stopping the running graded runs (their partial results are kept)")
+            for job, proc, log, t0 in running.values():
+                try:
+                    proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            for job, proc, log, t0 in running.values():
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                self._finish(job, proc.returncode, log, time.monotonic() - t0, interrupted=True)
+            if on_progress:
+                on_progress()
+            raise
+
+    def _finish(self, job: Job, code: int, log: Path, seconds: float, interrupted: bool = False) -> None:
+        directory = run_dir(self.out, job)
+        result = completed_result(directory)
+        if not directory.is_dir():
+            directory.mkdir(parents=True)
+        try:
+            os.replace(log, directory / "harness.log")
+        except OSError:
+            pass
+        if result is not None:
+            self.counts["ran"] += 1
+            acc = result.get("accuracy")
+            self.progress.say(f"{job.key}: {result['status']}" + (f" {acc:.2%}" if isinstance(acc, float) else "")
+                              + (f" ({result.get('reason')})" if result.get("reason") else "") + f" [{seconds:.0f}s]")
+            return
+        if interrupted or code in (130, -signal.SIGTERM, -signal.SIGINT):
+            self.progress.say(f"{job.key}: interrupted; it will run again when the grading is resumed")
+            return
+        tail = []
+        try:
+            tail = (directory / "harness.log").read_text(errors="replace").splitlines()[-15:]
+        except OSError:
+            pass
+        atomic_write_json(directory / "harness-error.json", {
+            "exit_code": code, "log_tail": tail, "at": now(),
+            "note": "the harness itself failed for this run; it counts as 0 now and runs again on resume"})
+        self.counts["ran"] += 1
+        self.progress.say(f"{job.key}: the harness failed (exit {code}): {tail[-1] if tail else 'no output'}")
+
+
+def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
+    if not text:
+        return [None]
+    gpus = [g.strip() for g in text.split(",") if g.strip()]
+    if not gpus or len(set(gpus)) != len(gpus):
+        raise GradeError("--gpus takes distinct GPU indices or UUIDs separated by commas, e.g. --gpus 0,1")
+    return gpus
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def add_parser(commands) -> None:
+    from harness.cli import add_run_options
+
+    p = commands.add_parser("grade", help="grade many entries (paired seeds, resumable) into a leaderboard")
+    p.add_argument("entries", nargs="*", type=Path, metavar="DIR", help="submission directories")
+    p.add_argument("--queue", type=Path, help="also grade every subdirectory of this folder")
+    p.add_argument("--out", type=Path, required=True, help="grading directory (resumed when it exists)")
+    p.add_argument("--reference", type=Path, help="a reference entry, run first in every seed round (drift)")
+    p.add_argument("--gpus", help="run in parallel, one run per GPU, e.g. 0,1 (implies --device cuda)")
+    add_run_options(p)
+    p.set_defaults(repeats=5, handler=cmd_grade)
+
+
+def resolved_options(args, progress: Progress) -> dict:
+    from harness.cli import default_cache_dir, detect_device, docker_answers, options_from_args
+
+    if args.gpus and args.device == "auto":
+        args.device = "cuda"
+    run_options = options_from_args(args, Path("."))  # validates the numbers; resolves device auto
+    runner = args.runner
+    if runner == "auto":
+        runner = "docker" if docker_answers() else "local"
+    data = args.data
+    return {
+        "data": data, "eval_data": args.eval_data, "budget": args.budget, "grace": args.grace,
+        "predict_budget": args.predict_budget, "device": run_options.device, "runner": runner,
+        "image": args.image, "train_per_class": args.train_per_class, "eval_per_class": args.eval_per_class,
+        "seed": args.seed, "repeats": args.repeats, "monitor_interval": args.monitor_interval,
+        "cache_dir": str(Path(args.cache_dir or default_cache_dir()).resolve()),
+    }
+
+
+def cmd_grade(args, progress: Progress) -> int:
+    from harness import data as data_mod
+    from harness import leaderboard
+
+    entry_dirs = find_entries(args.entries, args.queue)
+    if not entry_dirs and not read_plan(args.out):
+        raise GradeError("nothing to grade: pass submission directories and/or --queue DIR")
+    gpus = parse_gpus(args.gpus)
+    options = resolved_options(args, progress)
+    plan = make_plan(args.out, options, entry_dirs, args.reference)
+    # Decode the data once here, so parallel runs find it cached instead of racing to build it.
+    progress.say(f"data: {options['data']}")
+    data_mod.load_pool(options["data"], Path(options["cache_dir"]))
+    if options["eval_data"]:
+        data_mod.load_pool(options["eval_data"], Path(options["cache_dir"]))
+    grader = Grader(args.out, plan, options, gpus, progress)
+
+    def publish() -> None:
+        leaderboard.write_leaderboard(args.out)
+
+    grader.run(on_progress=publish)
+    board = leaderboard.write_leaderboard(args.out)
+    progress.say(leaderboard.console_table(board))
+    progress.say(f"leaderboard: {args.out / 'leaderboard.md'}, .csv, .html")
+    return 0
