@@ -1,0 +1,219 @@
+"""Unit tests of the bundled submission's techniques (submission/), on tiny tensors.
+
+The submission is a standalone folder (participants copy it out), so it is imported by path,
+not as part of the harness package.
+"""
+import copy
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+SUBMISSION_DIR = Path(__file__).resolve().parents[1] / "submission"
+sys.path.insert(0, str(SUBMISSION_DIR))
+_sigterm = signal.getsignal(signal.SIGTERM)
+import common as sub_common  # noqa: E402
+import train as sub_train  # noqa: E402
+
+signal.signal(signal.SIGTERM, _sigterm)  # train.py installs its stop-flag handler at import
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+
+
+def tiny_batch(seed=0, n=16):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def grads(params):
+    return [p.grad.clone() for p in params]
+
+
+# ---- SAM ----
+def test_sam_restores_weights_and_differs_from_plain_gradient():
+    model = tiny_model()
+    params = list(model.parameters())
+    before = [p.detach().clone() for p in params]
+    batch = tiny_batch()
+    sub_train.plain_grad(model, params, batch, F.cross_entropy)
+    g_plain = grads(params)
+    sub_train.sam_grad(model, params, batch, F.cross_entropy, rho=0.5)
+    g_sam = grads(params)
+    for p, b in zip(params, before):  # the probe step w + e is undone exactly
+        assert torch.allclose(p, b, atol=1e-7)
+    assert any(not torch.allclose(a, b) for a, b in zip(g_plain, g_sam))
+
+    # ... and it is the gradient at w + rho * g / ||g||
+    norm = torch.norm(torch.stack([g.norm() for g in g_plain]))
+    probe = copy.deepcopy(model)
+    with torch.no_grad():
+        for p, g in zip(probe.parameters(), g_plain):
+            p.add_(g * 0.5 / norm)
+    F.cross_entropy(probe(batch[0]), batch[1]).backward()
+    for p, g in zip(probe.parameters(), g_sam):
+        assert torch.allclose(p.grad, g, atol=1e-6)
+
+
+def test_sam_update_differs_from_sgd_update():
+    batch = tiny_batch()
+    results = []
+    for use_sam in (False, True):
+        model = tiny_model()
+        params = list(model.parameters())
+        opt = torch.optim.SGD(params, lr=0.1)
+        fn = (lambda: sub_train.sam_grad(model, params, batch, F.cross_entropy, 0.5)) if use_sam \
+            else (lambda: sub_train.plain_grad(model, params, batch, F.cross_entropy))
+        fn()
+        opt.step()
+        results.append([p.detach().clone() for p in params])
+    assert any(not torch.allclose(a, b) for a, b in zip(*results))
+
+
+# ---- Gradient centralization ----
+def test_gradient_centralization_zero_mean_per_output_channel():
+    conv = torch.nn.Parameter(torch.randn(4, 3, 3, 3))
+    lin = torch.nn.Parameter(torch.randn(5, 7))
+    bias = torch.nn.Parameter(torch.randn(5))
+    for p in (conv, lin, bias):
+        p.grad = torch.randn_like(p) + 3.0
+    bias_grad = bias.grad.clone()
+    sub_train.centralize_gradients([conv, lin, bias])
+    assert torch.allclose(conv.grad.mean(dim=(1, 2, 3)), torch.zeros(4), atol=1e-6)
+    assert torch.allclose(lin.grad.mean(dim=1), torch.zeros(5), atol=1e-6)
+    assert torch.equal(bias.grad, bias_grad)  # 1-D parameters are left alone
+
+
+# ---- Patch whitening ----
+def test_whitening_makes_patch_covariance_identity():
+    g = torch.Generator().manual_seed(0)
+    # correlated "images": smooth noise mixed across channels
+    x = F.avg_pool2d(torch.randn(64, 3, 36, 36, generator=g), 5, stride=1)
+    x = torch.einsum("ij,njhw->nihw", torch.tensor([[1.0, 0.5, 0.2], [0.3, 1.0, 0.1], [0.0, 0.4, 1.0]]), x)
+    w, b = sub_train.whitening_filters(x, eps=1e-8, max_images=64)
+    assert w.shape == (27, 3, 3, 3) and b.shape == (27,)
+    out = F.conv2d(x.double(), w.double(), b.double())  # valid: only full patches
+    feats = out.permute(0, 2, 3, 1).reshape(-1, 27)
+    cov = feats.T @ feats / (len(feats) - 1)
+    assert torch.allclose(feats.mean(0), torch.zeros(27, dtype=torch.float64), atol=1e-3)
+    assert torch.allclose(cov, torch.eye(27, dtype=torch.float64), atol=2e-3)
+
+
+def test_model_whiten_layer_is_frozen():
+    model = sub_common.ResNet9(width=0.125, act="celu", whiten=True)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "whiten.weight" not in trainable and "whiten.bias" not in trainable
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+# ---- Meta look-ahead ----
+@pytest.mark.parametrize("inner_weight", [0.0, 1.0])
+def test_meta_grad_is_first_order_lookahead(inner_weight):
+    model = tiny_model()
+    params = list(model.parameters())
+    before = [p.detach().clone() for p in params]
+    b1, b2 = tiny_batch(1), tiny_batch(2)
+
+    def grad_fn(batch):
+        return sub_train.plain_grad(model, params, batch, F.cross_entropy)
+
+    sub_train.meta_grad(model, params, b1, b2, grad_fn, inner_lr=0.3, inner_weight=inner_weight)
+    got = grads(params)
+    for p, b in zip(params, before):
+        assert torch.allclose(p, b, atol=1e-7)
+
+    ref = copy.deepcopy(model)
+    F.cross_entropy(ref(b1[0]), b1[1]).backward()
+    g1 = [p.grad.clone() for p in ref.parameters()]
+    with torch.no_grad():
+        for p, g in zip(ref.parameters(), g1):
+            p.sub_(0.3 * g)
+            p.grad = None
+    F.cross_entropy(ref(b2[0]), b2[1]).backward()
+    for p, g, g_1 in zip(ref.parameters(), got, g1):
+        assert torch.allclose(g, p.grad + inner_weight * g_1, atol=1e-6)
+
+
+# ---- EMA ----
+def test_ema_tracks_weights_with_warmup():
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = sub_train.EMA(model, decay=0.9)
+    expected = torch.zeros(2, 3)
+    for t in range(1, 30):
+        with torch.no_grad():
+            model.weight.fill_(float(t))
+        ema.update(model)
+        d = min(0.9, (1 + t) / (10 + t))
+        expected = d * expected + (1 - d) * float(t)
+    assert torch.allclose(ema.model.weight, expected, atol=1e-5)
+    assert not ema.model.weight.requires_grad
+
+
+# ---- Augmentation ----
+def test_augment_flip_and_crop():
+    x = torch.randn(8, 3, 32, 32)
+    gen = torch.Generator().manual_seed(0)
+    flipped = sub_train.augment(x, 0, True, gen)
+    for a, b in zip(flipped, x):
+        assert torch.equal(a, b) or torch.equal(a, b.flip(2))
+    cropped = sub_train.augment(x, 4, False, gen)
+    assert cropped.shape == x.shape
+    # a crop is a shifted window of the reflect-padded image
+    xp = F.pad(x, (4,) * 4, mode="reflect")
+    for a, p in zip(cropped, xp):
+        assert any(torch.equal(a, p[:, i:i + 32, j:j + 32]) for i in range(9) for j in range(9))
+
+
+# ---- Checkpoints ----
+def payload(tag):
+    model = sub_common.build_model({"width": 0.125, "act": "relu", "celu_alpha": 0.075,
+                                    "whiten": False, "num_classes": 10})
+    return {"arch": {"width": 0.125, "act": "relu", "celu_alpha": 0.075, "whiten": False, "num_classes": 10},
+            "model": model.state_dict(), "mean": [0.5] * 3, "std": [0.25] * 3, "tag": tag}
+
+
+def test_checkpoint_interrupted_write_is_never_loaded(tmp_path):
+    sub_common.save_checkpoint(str(tmp_path), 1, payload("one"))
+    sub_common.save_checkpoint(str(tmp_path), 2, payload("two"))
+    good = (tmp_path / "ckpt-000002.pt").read_bytes()
+    # a write killed before os.replace: truncated temp file (never matches the pattern) ...
+    (tmp_path / ".ckpt-abc123.tmp").write_bytes(good[: len(good) // 2])
+    # ... and a newer final file that is truncated anyway (e.g. a disk that lied about fsync)
+    (tmp_path / "ckpt-000003.pt").write_bytes(good[: len(good) // 3])
+    _, loaded = sub_common.load_latest(str(tmp_path))
+    assert loaded["tag"] == "two"
+
+
+def test_checkpoint_keeps_two_newest_and_fails_clearly_when_none(tmp_path):
+    for seq in range(1, 5):
+        sub_common.save_checkpoint(str(tmp_path), seq, payload(str(seq)))
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-000003.pt", "ckpt-000004.pt"]
+    assert sub_common.load_latest(str(tmp_path))[1]["tag"] == "4"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="no loadable checkpoint"):
+        sub_common.load_latest(str(empty))
+
+
+# ---- Config ----
+def test_presets_inherit_and_select(monkeypatch):
+    cfg = sub_train.make_config(["--preset", "all"])
+    assert cfg["sam"] and cfg["gc"] and cfg["meta"] and cfg["whiten"] and cfg["act"] == "celu"
+    base = sub_train.make_config(["--preset", "baseline"])
+    assert not (base["sam"] or base["gc"] or base["meta"] or base["whiten"])
+    monkeypatch.setenv("HAET_PRESET", "sam")
+    assert sub_train.make_config([])["sam"] is True
+    assert sub_train.make_config(["--set", "sam_rho=0.1"])["sam_rho"] == 0.1
+    with pytest.raises(SystemExit):
+        sub_train.make_config(["--preset", "no-such-preset"])
+    for name in ["baseline", "sam", "ip", "sam-ip", "gc", "meta", "all", "default"]:
+        sub_train.make_config(["--preset", name])
