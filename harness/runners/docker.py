@@ -609,6 +609,7 @@ class DockerRunner:
             log = spec.log_path.parent / "build.log"
             try:
                 self.client.images.get(tag)
+                log.write_text(f"reused {tag}: built earlier from the same files\n")
             except docker.errors.ImageNotFound:
                 try:
                     _, lines = self.client.images.build(path=str(directory), tag=tag, rm=True, forcerm=True,

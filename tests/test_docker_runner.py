@@ -1,0 +1,128 @@
+"""The Docker runner itself: leftovers after a crash, Ctrl-C, entries with their own Dockerfile,
+and the end-to-end graded run on the shared CIFAR-10 tarball."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.docker_support import ROOT, docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
+
+pytestmark = pytest.mark.docker
+HOSTILE = ROOT / "tests" / "hostile"
+SHARED_TARBALL = Path(__file__).parents[2] / "shared/data/cifar10-jpeg.tar.gz"
+SMALL_ENV = {"HAET_DOCKER_MEMORY": "256m", "HAET_DOCKER_CPUS": "1", "HAET_DOCKER_CHECKPOINT_LIMIT": "64m"}
+
+
+def harness(*args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness", "run", "--runner", "docker", "--device", "cpu",
+                             *args], cwd=ROOT, env={**os.environ, **SMALL_ENV}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def wait_for_container(client, run: str, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if client.containers.list(filters={"label": [f"haet.run={run}", "haet.role=phase"]}):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no container of run {run} started within {timeout}s")
+
+
+def common_args(tmp_path, image, data, run_id):
+    return ["--image", image, "--data", data, "--train-per-class", "20", "--eval-per-class", "10",
+            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--run-id", run_id]
+
+
+def test_kill_9_of_the_harness_leaves_nothing_after_the_next_start(tmp_path, docker_client, runtime_image,
+                                                                   synthetic_npz):
+    proc = harness("--submission", str(HOSTILE / "sleep-forever"), "--budget", "300",
+                   *common_args(tmp_path, runtime_image, synthetic_npz, "killed-harness"))
+    try:
+        wait_for_container(docker_client, "killed-harness")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert harness_leftovers(docker_client, "killed-harness"), "the orphaned container is still there"
+    runner = small_runner(runtime_image)  # what every harness start does
+    assert runner.removed_leftovers >= 1
+    assert harness_leftovers(docker_client, "killed-harness") == []
+
+
+def test_ctrl_c_stops_the_phase_and_removes_its_container(tmp_path, docker_client, runtime_image, synthetic_npz):
+    proc = harness("--submission", str(HOSTILE / "ignore-sigterm"), "--budget", "300",
+                   *common_args(tmp_path, runtime_image, synthetic_npz, "interrupted"))
+    wait_for_container(docker_client, "interrupted")
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    result = json.loads((tmp_path / "runs" / "interrupted" / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["train"]["outcome"] == "interrupted"
+    assert harness_leftovers(docker_client, "interrupted") == []
+
+
+def test_live_runs_are_not_taken_for_leftovers(docker_client, runtime_image):
+    mine = small_runner(runtime_image, cleanup=False)
+    container = docker_client.containers.run(runtime_image, ["sleep", "60"], detach=True, entrypoint=[],
+                                             labels=mine.labels("train", "live-run"), network_mode="none")
+    try:
+        small_runner(runtime_image)  # a second harness starting beside a live one
+        container.reload()
+        assert container.status == "running"
+    finally:
+        container.remove(force=True)
+
+
+def test_an_entry_with_its_own_dockerfile_is_built_and_run_in_its_image(tmp_path, docker_client,
+                                                                          runtime_image, synthetic_npz):
+    entry = tmp_path / "own-image"
+    entry.mkdir()
+    (entry / "Dockerfile").write_text(f"FROM {runtime_image}\nUSER root\n"
+                                      "RUN echo baked-into-the-image > /opt/marker\nUSER 10001\n")
+    (entry / "submission.yaml").write_text("name: own-image\ntrain: python train.py\npredict: python predict.py\n")
+    (entry / "train.py").write_text(textwrap.dedent("""
+        import os, numpy as np
+        print(open("/opt/marker").read().strip())
+        np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "m.npy"), np.zeros(1))
+    """))
+    (entry / "predict.py").write_text((HOSTILE / "sleep-forever" / "predict.py").read_text())
+    proc = harness("--submission", str(entry), "--budget", "30",
+                   *common_args(tmp_path, runtime_image, synthetic_npz, "own-image"))
+    out, _ = proc.communicate(timeout=300)
+    run = tmp_path / "runs" / "own-image"
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "scored", out
+    assert "baked-into-the-image" in (run / "train.log").read_text()
+    assert "haet-entry-own-image" in (run / "build.log").read_text() or "Successfully built" in (
+        run / "build.log").read_text()
+    assert result["train"]["seconds"] < 10, "the image build is not timed"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_TARBALL.is_file(), reason=f"{SHARED_TARBALL} is not here")
+@pytest.mark.parametrize("submission", ["tests/submissions/centroid", "submission"])
+def test_graded_run_on_the_shared_cifar10_tarball(tmp_path, docker_client, runtime_image, submission):
+    run_id = Path(submission).name
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--submission", submission, "--runner", "docker",
+         "--device", "cpu", "--image", runtime_image, "--data", f"tar:{SHARED_TARBALL}", "--budget", "60",
+         "--runs-dir", str(tmp_path / "runs"), "--run-id", run_id],
+        cwd=ROOT, capture_output=True, text=True, timeout=400)
+    run = tmp_path / "runs" / run_id
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "scored", (proc.stderr[-2000:], (run / "train.log").read_text()[-2000:])
+    assert result["total"] == 1000 and result["environment"]["runner"] == "docker"
+    assert result["environment"]["image"].startswith(runtime_image)
+    assert result["train"]["seconds"] <= 60.5
+    for name in ("train.log", "predict.log", "metrics.csv", "predictions.csv", "report.html"):
+        assert (run / name).is_file(), name
+    assert harness_leftovers(docker_client, run_id) == []
