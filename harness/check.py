@@ -109,7 +109,7 @@ def compare(baseline: dict, current: dict) -> list[Verdict]:
         "accuracy", p >= tol["alpha"],
         f"{b['mean']:.2%} ({b['correct']}/{b['total']})", f"{c['mean']:.2%} ({c['correct']}/{c['total']})",
         f"regression if significantly more than {tol['accuracy_drop']:.1%} below (one-sided two-proportion "
-        f"z-test, alpha {tol['alpha']:g})", f"change {-drop:+.2%}, p = {p:.3g}"))
+        f"z-test, alpha {tol['alpha']:g})", f"change {c['mean'] - b['mean']:+.2%}, p = {p:.3g}"))
     bt, ct = baseline.get("throughput", {}).get("images_per_s"), current["throughput"]["images_per_s"]
     floor = None if bt is None else bt * (1 - tol["throughput_drop"])
     if bt is None or ct is None:
@@ -163,7 +163,8 @@ def add_parser(commands) -> None:
     p.add_argument("--submission", type=Path, help="submission directory (default: the baseline's, else submission)")
     p.add_argument("--out", type=Path, default=Path("check-results"),
                    help="where summary.md, junit.xml and the runs go (default: check-results)")
-    p.add_argument("--runner", choices=["auto", "local", "docker"], default="auto")
+    p.add_argument("--runner", choices=["auto", "local", "docker"], default=None,
+                   help="default: the runner the baseline was made with, else auto")
     p.add_argument("--image", help="runtime image for the docker runner")
     p.add_argument("--gpu", help="the GPU to use (default: 0)")
     p.add_argument("--cache-dir", type=Path, default=None)
@@ -196,7 +197,8 @@ def cmd_check(args, progress: Progress) -> int:
     options = run_options(args, baseline)
     submission = args.submission or Path((baseline or {}).get("submission", "submission"))
     out_runs = Path(args.out) / "runs"
-    grade_args = argparse.Namespace(**{**options, "runner": args.runner, "image": args.image, "gpu": args.gpu,
+    runner = args.runner or (baseline or {}).get("environment", {}).get("runner") or "auto"
+    grade_args = argparse.Namespace(**{**options, "runner": runner, "image": args.image, "gpu": args.gpu,
                                        "gpus": args.gpu, "cache_dir": args.cache_dir, "runs_dir": out_runs,
                                        "monitor_interval": args.monitor_interval})
     resolved = grade.resolved_options(grade_args, progress)

@@ -1,0 +1,127 @@
+"""`harness grade`: paired seeds, failures count as 0, SIGKILL mid-grading then resume, parallel slots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from organizer_helpers import CENTROID, ENTRIES, ROOT, copy_entry, harness, read_json, synthetic_data
+
+
+def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 3, extra=()) -> list[str]:
+    return ["grade", *entries, "--out", out, "--data", synthetic_data(tmp_path), "--train-per-class", "30",
+            "--eval-per-class", "20", "--budget", "6", "--repeats", str(repeats), "--device", "cpu",
+            "--runner", "local", "--cache-dir", tmp_path / "cache", *extra]
+
+
+def results(out: Path) -> list[Path]:
+    return sorted(out.glob("*/seed-*/result.json"))
+
+
+def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path):
+    out = tmp_path / "grading"
+    entries = [CENTROID, ENTRIES / "colour-mean", ENTRIES / "crash"]
+    args = grade_args(tmp_path, out, *entries)
+    synthetic_data(tmp_path)  # written before the grader starts, identical on resume
+    grader = subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Kill it while a run is in flight, after at least two runs finished.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = [p for p in results(out) if read_json(p)["status"] != "interrupted"]
+        in_flight = [d for d in out.glob("*/seed-*") if d.is_dir() and not (d / "result.json").exists()]
+        if len(done) >= 2 and in_flight:
+            break
+        assert grader.poll() is None, grader.stderr.read().decode()
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the grading never reached a run in flight")
+    grader.send_signal(signal.SIGKILL)
+    grader.wait()
+    grader.stderr.close()
+    before = {p: p.read_bytes() for p in results(out) if read_json(p)["status"] != "interrupted"}
+    assert 2 <= len(before) < 9
+
+    resumed = harness(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(before)} run(s) already done" in resumed.stderr
+    assert "an unfinished earlier attempt was kept" in resumed.stderr
+
+    # Finished runs were not redone; every (entry, seed) has exactly one finished run.
+    for path, content in before.items():
+        assert path.read_bytes() == content
+    final = results(out)
+    assert len(final) == 9
+    assert {(p.parent.parent.name, p.parent.name) for p in final} == {
+        (e, f"seed-{s}") for e in ("centroid", "colour-mean", "crash") for s in range(3)}
+    assert all(read_json(p)["status"] != "interrupted" for p in final)
+    stale = list(out.glob("*/seed-*.stale-*"))
+    assert stale, "the interrupted attempt must be kept, not deleted"
+    assert not list(out.glob("*/seed-*-2"))  # never a second run directory for the same seed
+
+    # Paired: the same images for every entry on a given seed.
+    for seed in range(3):
+        hashes = {read_json(out / e / f"seed-{seed}" / "result.json")["data"]["index_hash"]
+                  for e in ("centroid", "colour-mean", "crash")}
+        assert len(hashes) == 1
+
+    with open(out / "leaderboard.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["entry"] for r in rows] == ["centroid", "colour-mean", "crash"]
+    crash = rows[2]
+    assert crash["seeds_failed"] == "3" and float(crash["accuracy_mean"]) == 0.0
+    assert all(float(crash[f"accuracy_seed_{s}"]) == 0.0 for s in range(3))
+    assert float(rows[0]["accuracy_mean"]) > float(rows[1]["accuracy_mean"]) > 0.1
+    with open(out / "runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    assert len(runs) == 9 and len({(r["entry"], r["seed"]) for r in runs}) == 9
+    md = (out / "leaderboard.md").read_text()
+    assert "| 1 | centroid |" in md and "crash seeds 0, 1, 2: failed: train crashed" in md
+    assert "<html" in (out / "leaderboard.html").read_text()
+
+    # A third invocation has nothing left to do.
+    again = harness(*args)
+    assert again.returncode == 0 and "9 run(s) already done, 0 to run" in again.stderr
+    assert len(results(out)) == 9
+
+
+def test_resume_with_other_options_is_refused(tmp_path):
+    out = tmp_path / "grading"
+    first = harness(*grade_args(tmp_path, out, ENTRIES / "crash", repeats=1))
+    assert first.returncode == 0, first.stderr
+    other = harness(*grade_args(tmp_path, out, ENTRIES / "crash", repeats=1, extra=["--budget", "7"]))
+    assert other.returncode == 2
+    assert "--budget 6.0 -> 7.0" in other.stderr and "new --out" in other.stderr
+
+
+def test_parallel_slots_run_at_the_same_time(tmp_path):
+    slow = copy_entry(CENTROID, tmp_path / "slow")
+    train = (slow / "train.py").read_text()
+    (slow / "train.py").write_text(
+        "import json, os, time\n"
+        "open(os.environ['HAET_EVENTS'], 'a').write(json.dumps({'event': 'start', 'time': time.time()}) + '\\n')\n"
+        "time.sleep(2)\n" + train)
+    (slow / "submission.yaml").write_text("name: slow\ntrain: python train.py\npredict: python predict.py\n")
+    out = tmp_path / "grading"
+    proc = harness(*grade_args(tmp_path, out, slow, ENTRIES / "colour-mean", repeats=2,
+                               extra=["--gpus", "0,1", "--reference", CENTROID]))
+    assert proc.returncode == 0, proc.stderr
+    assert "on GPU 0" in proc.stderr and "on GPU 1" in proc.stderr
+    assert len(results(out)) == 6
+    assert all(read_json(p)["status"] == "scored" for p in results(out))
+
+    def event_times(run_dir: Path) -> list[float]:
+        return [json.loads(line)["time"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+    # While a slow run slept (between its own two events), another run trained: they overlapped.
+    windows = [event_times(d) for d in out.glob("slow/seed-*")]
+    others = [t for d in out.glob("*/seed-*") if d.parent.name != "slow" for t in event_times(d)]
+    assert any(w[0] < t < w[-1] for w in windows for t in others), (windows, others)
+    md = (out / "leaderboard.md").read_text()
+    assert "centroid (reference)" in md and "Machine drift" in md

@@ -1,0 +1,84 @@
+"""`harness validate`: a correct entry passes; each broken entry fails the right check, with its fix."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from organizer_helpers import CENTROID, ENTRIES, copy_entry, harness
+import json
+
+
+def validate_json(entry, *extra):
+    proc = harness("validate", entry, "--json", "--smoke-budget", "8", *extra)
+    assert proc.returncode in (0, 1), proc.stderr
+    report = json.loads(proc.stdout)
+    return proc.returncode, report, {c["id"]: c for c in report["checks"]}
+
+
+def test_correct_entry_passes_every_check():
+    code, report, checks = validate_json(CENTROID)
+    assert code == 0 and report["ok"], report
+    for cid in ("manifest", "commands", "symlinks", "size", "weights", "trains", "checkpoint", "predict",
+                "predictions", "learns"):
+        assert checks[cid]["status"] == "pass", checks[cid]
+    assert checks["network"]["status"] == "skip"  # the local runner cannot prove it
+
+
+def test_checklist_text_names_each_failure_and_its_fix():
+    proc = harness("validate", ENTRIES / "missing-script")
+    assert proc.returncode == 1
+    assert "[FAIL] train and predict commands exist" in proc.stdout
+    assert "infer.py" in proc.stdout and "fix: add the missing script" in proc.stdout
+    assert "[SKIP] smoke run" in proc.stdout
+    assert "result: 1 check(s) failed: commands" in proc.stdout
+
+
+@pytest.mark.parametrize("fixture, failing, fix", [
+    ("bad-manifest", "manifest", "name: [a-z0-9-]+"),
+    ("missing-script", "commands", "add the missing script"),
+    ("crash", "trains", "run the train command by hand"),
+    ("no-checkpoint", "checkpoint", "HAET_CHECKPOINTS"),
+    ("predict-crash", "predict", "load what train saved"),
+    ("bad-predictions", "predictions", "exactly one row per test image"),
+])
+def test_broken_fixture_fails_with_its_fix(fixture, failing, fix):
+    code, report, checks = validate_json(ENTRIES / fixture)
+    assert code == 1 and not report["ok"]
+    failed = [c["id"] for c in report["checks"] if c["status"] == "fail"]
+    assert failed == [failing], report
+    assert fix in checks[failing]["fix"]
+    assert checks[failing]["detail"]
+
+
+def test_model_weights_are_refused(tmp_path):
+    entry = copy_entry(CENTROID, tmp_path / "entry")
+    (entry / "pretrained.pth").write_bytes(os.urandom(2 * 2**20))
+    code, report, checks = validate_json(entry, "--no-smoke")
+    assert code == 1
+    assert checks["weights"]["status"] == "fail" and "pretrained.pth" in checks["weights"]["detail"]
+    assert "pretrained models" in checks["weights"]["fix"]
+
+
+def test_symlink_leaving_the_directory_is_refused(tmp_path):
+    entry = copy_entry(CENTROID, tmp_path / "entry")
+    (entry / "data").symlink_to("/etc")
+    (entry / "inside.py").symlink_to("train.py")  # inside: fine
+    code, report, checks = validate_json(entry, "--no-smoke")
+    assert code == 1
+    assert checks["symlinks"]["status"] == "fail"
+    assert "data -> /etc" in checks["symlinks"]["detail"] and "inside.py" not in checks["symlinks"]["detail"]
+
+
+def test_size_limit(tmp_path):
+    entry = copy_entry(CENTROID, tmp_path / "entry")
+    (entry / "notes.txt").write_bytes(b"x" * 300_000)
+    code, report, checks = validate_json(entry, "--no-smoke", "--max-size-mb", "0.1")
+    assert code == 1 and checks["size"]["status"] == "fail"
+    assert "remove datasets" in checks["size"]["fix"]
+
+
+def test_missing_directory():
+    proc = harness("validate", "/nonexistent/entry")
+    assert proc.returncode == 1 and "[FAIL] submission directory exists" in proc.stdout
