@@ -191,6 +191,8 @@ def build(out: Path) -> Board:
         done = row.finished
         values = [r.accuracy for r in done]
         row.ci = stats.t_interval(values)
+        if row.ci.low is not None:  # accuracy is bounded: the interval is clamped to 0..100%
+            row.ci.low, row.ci.high = max(0.0, row.ci.low), min(1.0, row.ci.high)
         row.mean = row.ci.mean if values else None
         row.std = (math.sqrt(sum((v - row.mean) ** 2 for v in values) / (len(values) - 1))
                    if len(values) > 1 else None)
@@ -301,7 +303,7 @@ def options_line(board: Board) -> str:
 
 METHODS = (
     "Ranked by mean top-1 accuracy over the shared seeds; a failed seed counts as 0. "
-    "**95% CI**: Student-t interval of the mean across seeds (mean ± t(0.975, n−1)·sd/√n). "
+    "**95% CI**: Student-t interval of the mean across seeds (mean ± t(0.975, n−1)·sd/√n, clamped to 0–100%). "
     "**Pooled Wilson**: binomial interval over all held-out predictions together (ignores training noise). "
     "**Within noise of**: two-sided paired t-test on per-seed differences (same training images and held-out "
     "images per seed), p ≥ 0.05, no multiple-comparison correction."

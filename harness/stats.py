@@ -142,9 +142,9 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
         return PairedTest(n, diffs[0] if diffs else 0.0, None, None, sign_flip_p(diffs))
     mean = statistics.fmean(diffs)
     sd = statistics.stdev(diffs)
-    if sd == 0:
-        t = 0.0 if mean == 0 else math.copysign(math.inf, mean)
-        p = 1.0 if mean == 0 else 0.0
+    if sd <= 1e-12:  # identical differences (up to rounding): no noise to test against
+        t = 0.0 if abs(mean) <= 1e-12 else math.copysign(math.inf, mean)
+        p = 1.0 if abs(mean) <= 1e-12 else 0.0
     else:
         t = mean / (sd / math.sqrt(n))
         p = t_sf_two_sided(t, n - 1)

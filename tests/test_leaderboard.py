@@ -1,0 +1,135 @@
+"""Leaderboard statistics, escaping of submission-provided text, and rendering in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import leaderboard, stats
+from harness.files import atomic_write_json
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+                 if os.access(p, os.X_OK)), None)
+EVIL = "<script>alert('x')</script>"
+
+
+def test_t_distribution_matches_tables():
+    assert stats.t_quantile(0.975, 4) == pytest.approx(2.7764, abs=1e-4)
+    assert stats.t_quantile(0.975, 1) == pytest.approx(12.706, abs=1e-3)
+    assert stats.t_sf_two_sided(2.0, 4) == pytest.approx(0.1161, abs=1e-4)
+    interval = stats.t_interval([0.27, 0.28, 0.26, 0.275, 0.29])
+    assert interval.low == pytest.approx(0.2611, abs=1e-4) and interval.high == pytest.approx(0.2889, abs=1e-4)
+
+
+def test_paired_tests():
+    test = stats.paired_t_test([0.5, 0.6, 0.55, 0.52, 0.58], [0.4, 0.45, 0.5, 0.49, 0.5])
+    assert test.p == pytest.approx(0.0170, abs=1e-3)
+    assert test.sign_flip_p == pytest.approx(2 / 32)  # the floor with 5 seeds: why it is not the criterion
+    assert stats.paired_t_test([0.3, 0.3], [0.3, 0.3]).p == 1.0
+    assert stats.paired_t_test([0.3, 0.4], [0.0, 0.1]).p == 0.0  # identical gaps: no noise at all
+    assert stats.paired_t_test([0.3], [0.2]).p is None
+    # current 28% vs baseline 30% over 3000 images each, margin 0: borderline significant
+    assert stats.two_proportion_test(840, 3000, 900, 3000) == pytest.approx(0.0448, abs=2e-3)
+
+
+def fake_run(directory: Path, seed: int, status: str, accuracy: float | None, reason: str = "", energy=None):
+    result = {
+        "kind": "run", "schema_version": 1, "status": status, "reason": reason, "seed": seed,
+        "accuracy": accuracy, "correct": None if accuracy is None else round(accuracy * 1000), "total": 1000,
+        "started_at": f"2026-01-01T00:0{seed}:00+00:00",
+        "data": {"index_hash": f"hash-{seed}", "train_count": 5000, "eval_count": 1000},
+        "train": {"seconds": 600.0 - seed, "outcome": "killed_at_deadline" if status == "scored" else "crashed"},
+        "monitor": {"gpus": [{"energy_j": energy}] if energy else None},
+        "submission": {"sha256": "abc"},
+    }
+    atomic_write_json(directory / "result.json", result)
+    (directory / "events.jsonl").write_text(json.dumps({"event": "epoch", "epoch": 10, "t_s": 500.0}) + "\n")
+
+
+def make_grading(root: Path) -> Path:
+    """Four entries over 3 seeds: a clear winner, two within noise, one crashing; one seed still pending."""
+    scores = {
+        "fast-net": [0.91, 0.92, 0.915],
+        "mid-a": [0.80, 0.83, 0.79],
+        "mid-b": [0.81, 0.80, None],  # seed 2 pending
+        "crashy": [0.85, "crash", 0.84],
+    }
+    entries = []
+    for name, seeds in scores.items():
+        path = f"/entries/{EVIL}/{name}" if name == "crashy" else f"/entries/{name}"
+        entries.append({"id": name, "path": path, "reference": name == "fast-net"})
+        atomic_write_json(root / name / "entry.json", {"id": name, "path": path, "invalid": None})
+        for seed, value in enumerate(seeds):
+            d = root / name / f"seed-{seed}"
+            d.mkdir(parents=True)
+            if value == "crash":
+                fake_run(d, seed, "failed", None, reason=f"train crashed: {EVIL} | =cmd")
+            elif value is not None:
+                fake_run(d, seed, "scored", value, energy=41_000.0 + seed)
+    atomic_write_json(root / "grading.json", {
+        "kind": "grading", "schema_version": 1, "seeds": [0, 1, 2], "entries": entries,
+        "options": {"data": "tar:cifar.tar.gz", "budget": 600.0, "train_per_class": 500, "eval_per_class": 100,
+                    "runner": "docker", "device": "cuda", "repeats": 3, "seed": 0}})
+    return root
+
+
+def test_ranking_ties_failures_and_pending(tmp_path):
+    board = leaderboard.write_leaderboard(make_grading(tmp_path))
+    by_id = {r.id: r for r in board.rows}
+    assert [r.id for r in board.rows] == ["fast-net", "mid-a", "mid-b", "crashy"]
+    assert by_id["crashy"].mean == pytest.approx((0.85 + 0 + 0.84) / 3)  # the crash counts as 0
+    assert by_id["crashy"].failures == 1
+    assert not by_id["mid-b"].complete and len(by_id["mid-b"].finished) == 2
+    assert "mid-b" in by_id["mid-a"].tied_with and "mid-a" in by_id["mid-b"].tied_with
+    assert "mid-a" not in by_id["fast-net"].tied_with
+    assert by_id["fast-net"].mean_of("energy_j") == pytest.approx(41_001.0)
+    assert by_id["fast-net"].runs[0].images_per_s == pytest.approx(10 * 5000 / 500.0)
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "leaderboard.csv").read_text())))
+    assert rows[3]["entry"] == "crashy" and rows[3]["accuracy_seed_1"] == "0.000000"
+    assert rows[2]["accuracy_seed_2"] == "" and rows[2]["status"].startswith("incomplete")
+    runs = list(csv.DictReader(io.StringIO((tmp_path / "runs.csv").read_text())))
+    assert len(runs) == 12
+    assert [r["reason"] for r in runs if r["status"] == "failed"][0].startswith("train crashed")
+
+
+def test_submission_text_is_escaped_everywhere(tmp_path):
+    leaderboard.write_leaderboard(make_grading(tmp_path))
+    page = (tmp_path / "leaderboard.html").read_text()
+    assert "<script" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "<script" not in md and "&lt;script&gt;" in md and "\\| =cmd" in md
+    runs_csv = (tmp_path / "runs.csv").read_text()
+    assert EVIL in runs_csv  # plain text in CSV, quoted by the csv module, never a formula
+    assert all(not cell.startswith("=") for row in csv.reader(io.StringIO(runs_csv)) for cell in row)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium at /usr/bin/chromium: `apt-get install -y chromium` "
+                                             "to render the leaderboard HTML in a headless browser")
+def test_leaderboard_html_renders_in_headless_chromium(tmp_path):
+    make_grading(tmp_path / "grading")
+    leaderboard.write_leaderboard(tmp_path / "grading")
+    page = tmp_path / "grading" / "leaderboard.html"
+    shot = tmp_path / "leaderboard.png"
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run(base + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "fast-net" in dom.stdout and "<svg" in dom.stdout and "Paired t-test" in dom.stdout
+    assert "Uncaught" not in dom.stderr and "CONSOLE" not in dom.stderr
+    run = subprocess.run(base + ["--window-size=1400,1300", f"--screenshot={shot}", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    artifacts = os.environ.get("HAET_TEST_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(artifacts) / "leaderboard.png")
+        shutil.copy(page, Path(artifacts) / "leaderboard.html")
+    print(f"screenshot: {shot}")
