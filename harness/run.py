@@ -343,7 +343,7 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress) -> RunRe
                   eval_source=options.eval_data or options.data)
         for seed in seeds
     ]
-    run_dir = new_run_dir(Path(options.runs_dir), submission.name, options.run_id)
+    run_dir = new_run_dir(Path(options.runs_dir).resolve(), submission.name, options.run_id)
     progress.say(f"run directory: {run_dir}")
 
     if options.repeats == 1:
