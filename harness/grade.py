@@ -248,7 +248,7 @@ class Grader:
     def command(self, job: Job, gpu: Optional[str]) -> list[str]:
         o = self.options
         cmd = [self.python, "-m", "harness", "run", "--submission", job.entry.path,
-               "--runs-dir", str(self.out / job.entry.id), "--run-id", f"seed-{job.seed}",
+               "--runs-dir", str(self.out.resolve() / job.entry.id), "--run-id", f"seed-{job.seed}",
                "--seed", str(job.seed), "--repeats", "1", "--quiet",
                "--data", o["data"], "--budget", repr(o["budget"]), "--grace", repr(o["grace"]),
                "--predict-budget", repr(o["predict_budget"]), "--device", o["device"], "--runner", o["runner"],

@@ -91,11 +91,13 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
     assert len(results(out)) == 9
 
 
-def test_resume_with_other_options_is_refused(tmp_path):
-    out = tmp_path / "grading"
-    first = harness(*grade_args(tmp_path, out, ENTRIES / "crash", repeats=1))
+def test_relative_out_and_resume_with_other_options_is_refused(tmp_path):
+    out = Path("grading")  # relative to the working directory, like `--out grading`
+    first = harness(*grade_args(tmp_path, out, ENTRIES / "colour-mean", repeats=1), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    other = harness(*grade_args(tmp_path, out, ENTRIES / "crash", repeats=1, extra=["--budget", "7"]))
+    assert read_json(tmp_path / "grading" / "colour-mean" / "seed-0" / "result.json")["status"] == "scored"
+    other = harness(*grade_args(tmp_path, out, ENTRIES / "colour-mean", repeats=1, extra=["--budget", "7"]),
+                    cwd=tmp_path)
     assert other.returncode == 2
     assert "--budget 6.0 -> 7.0" in other.stderr and "new --out" in other.stderr
 
