@@ -341,7 +341,10 @@ class DockerHandle:
 
     def _engine_stats(self) -> Optional[tuple[float, int]]:
         try:
-            stats = self.client.api.stats(self.container.id, stream=False, one_shot=True)
+            try:
+                stats = self.client.api.stats(self.container.id, stream=False, one_shot=True)
+            except TypeError:  # docker-py < 6 (Debian's python3-docker): the slower two-sample call
+                stats = self.client.api.stats(self.container.id, stream=False)
             cpu_ns = float(stats["cpu_stats"]["cpu_usage"]["total_usage"])
             mem = stats.get("memory_stats", {})
             detail = mem.get("stats", {})
@@ -394,21 +397,22 @@ class DockerHandle:
         try:
             with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks), 2**20), mode="r|") as tar:
                 for member in tar:
-                    if not (member.isfile() or member.isdir()):
-                        skipped.append(member.name)
+                    target = _safe_target(staging, member.name)
+                    if target is None or not (member.isfile() or member.isdir()):
+                        skipped.append(member.name)  # links, devices, fifos, odd names
                         continue
-                    try:
-                        tar.extract(member, staging, filter="data")
-                    except tarfile.FilterError as exc:
-                        skipped.append(f"{member.name} ({exc})")
+                    if member.isdir():
+                        target.mkdir(mode=0o755, parents=True, exist_ok=True)
                         continue
+                    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                    source = tar.extractfile(member)
+                    with open(target, "wb") as out:
+                        shutil.copyfileobj(source, out, 2**20)
+                    target.chmod(0o644)  # readable by uid 10001 in the next phase, never executable
                     total += member.size
             copied = staging / Path(path).name
             for top in copied.iterdir() if copied.is_dir() else []:
                 shutil.move(str(top), host_dir / top.name)
-            for p in [host_dir, *host_dir.rglob("*")]:
-                if not p.is_symlink():
-                    p.chmod(0o755 if p.is_dir() else 0o644)  # readable by uid 10001 in the next phase
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if skipped:
@@ -431,6 +435,14 @@ class DockerHandle:
                     break
                 except docker.errors.APIError:
                     time.sleep(0.1)  # still in use by a container being removed
+
+
+def _safe_target(root: Path, name: str) -> Optional[Path]:
+    """Where a tar member may land under root; None for absolute names or any '..'."""
+    parts = Path(name).parts
+    if not parts or Path(name).is_absolute() or ".." in parts:
+        return None
+    return root.joinpath(*[p for p in parts if p != "."])
 
 
 def _give_to_submission(path: Path) -> None:
