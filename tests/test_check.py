@@ -36,6 +36,10 @@ def test_update_then_pass_then_fail_against_an_unmeetable_baseline(tmp_path):
     recorded = read_json(baseline)
     assert recorded["kind"] == "haet-baseline" and recorded["accuracy"]["total"] == 400
     assert recorded["options"]["budget"] == 6 and recorded["options"]["repeats"] == 2
+    # This CPU is shared and a centroid "epoch" takes a fraction of a second: only a collapse of
+    # throughput is a regression here (the committed CPU baseline does the same).
+    recorded["tolerances"]["throughput_drop"] = 0.9
+    baseline.write_text(json.dumps(recorded))
 
     passed = check(baseline, tmp_path / "out1", *common)
     assert passed.returncode == 0, passed.stdout + passed.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import os
 import signal
 import subprocess
@@ -21,7 +22,8 @@ def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 3, extra=()) 
 
 
 def results(out: Path) -> list[Path]:
-    return sorted(out.glob("*/seed-*/result.json"))
+    """The result of every seed's current run directory (not the kept stale attempts)."""
+    return sorted(p for p in out.glob("*/seed-*/result.json") if re.fullmatch(r"seed-\d+", p.parent.name))
 
 
 def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path):
@@ -63,6 +65,8 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
     assert all(read_json(p)["status"] != "interrupted" for p in final)
     stale = list(out.glob("*/seed-*.stale-*"))
     assert stale, "the interrupted attempt must be kept, not deleted"
+    for d in stale:  # an interrupted record, or nothing final at all
+        assert not (d / "result.json").exists() or read_json(d / "result.json")["status"] == "interrupted"
     assert not list(out.glob("*/seed-*-2"))  # never a second run directory for the same seed
 
     # Paired: the same images for every entry on a given seed.
