@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -49,14 +50,15 @@ def other_run(tmp_path, docker_client, runtime_image):
 
 def grade(name: str, runs: Path, tmp_path: Path, image: str, synthetic_npz: str, budget=3.0, grace=1.0,
           predict_budget=20.0, **runner_options):
+    run_id = f"{name}-{uuid.uuid4().hex[:6]}"  # unique on the engine: other test sessions may run beside
     runner = small_runner(image, **runner_options)
     options = RunOptions(submission=HOSTILE / name, data=synthetic_npz, budget_s=budget, grace_s=grace,
                          predict_budget_s=predict_budget, device="cpu", runs_dir=runs,
-                         cache_dir=tmp_path / "cache", train_per_class=20, eval_per_class=10, run_id=name,
+                         cache_dir=tmp_path / "cache", train_per_class=20, eval_per_class=10, run_id=run_id,
                          monitor_interval_s=0.5)
     t0 = time.monotonic()
     result = graded_run(options, runner, Progress(quiet=True))
-    return result, runs / name, time.monotonic() - t0
+    return result, runs / run_id, time.monotonic() - t0
 
 
 def log(run: Path, phase: str) -> str:
@@ -71,7 +73,7 @@ def hostile(tmp_path, other_run, runtime_image, synthetic_npz, docker_client):
     def run(name: str, **kwargs):
         result, run_dir, seconds = grade(name, runs, tmp_path, runtime_image, synthetic_npz, **kwargs)
         assert (run_dir / "result.json").is_file(), "the harness finished the run and wrote its result"
-        assert harness_leftovers(docker_client, name) == [], "containers or volumes of the run were left"
+        assert harness_leftovers(docker_client, run_dir.name) == [], "containers or volumes of the run were left"
         assert digest(HOSTILE) == submissions_before, "the submission directory was modified"
         return result, run_dir, seconds
 

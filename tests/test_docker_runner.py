@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,11 @@ def wait_for_container(client, run: str, timeout: float = 120) -> None:
     raise AssertionError(f"no container of run {run} started within {timeout}s")
 
 
+def unique(name: str) -> str:
+    """A run id no other test session on the same engine uses."""
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
 def common_args(tmp_path, image, data, run_id):
     return ["--image", image, "--data", data, "--train-per-class", "20", "--eval-per-class", "10",
             "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--run-id", run_id]
@@ -44,30 +50,32 @@ def common_args(tmp_path, image, data, run_id):
 
 def test_kill_9_of_the_harness_leaves_nothing_after_the_next_start(tmp_path, docker_client, runtime_image,
                                                                    synthetic_npz):
+    run_id = unique("killed-harness")
     proc = harness("--submission", str(HOSTILE / "sleep-forever"), "--budget", "300",
-                   *common_args(tmp_path, runtime_image, synthetic_npz, "killed-harness"))
+                   *common_args(tmp_path, runtime_image, synthetic_npz, run_id))
     try:
-        wait_for_container(docker_client, "killed-harness")
+        wait_for_container(docker_client, run_id)
     finally:
         proc.kill()
         proc.wait()
-    assert harness_leftovers(docker_client, "killed-harness"), "the orphaned container is still there"
+    assert harness_leftovers(docker_client, run_id), "the orphaned container is still there"
     runner = small_runner(runtime_image)  # what every harness start does
     assert runner.removed_leftovers >= 1
-    assert harness_leftovers(docker_client, "killed-harness") == []
+    assert harness_leftovers(docker_client, run_id) == []
 
 
 def test_ctrl_c_stops_the_phase_and_removes_its_container(tmp_path, docker_client, runtime_image, synthetic_npz):
+    run_id = unique("interrupted")
     proc = harness("--submission", str(HOSTILE / "ignore-sigterm"), "--budget", "300",
-                   *common_args(tmp_path, runtime_image, synthetic_npz, "interrupted"))
-    wait_for_container(docker_client, "interrupted")
+                   *common_args(tmp_path, runtime_image, synthetic_npz, run_id))
+    wait_for_container(docker_client, run_id)
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
-    result = json.loads((tmp_path / "runs" / "interrupted" / "result.json").read_text())
+    result = json.loads((tmp_path / "runs" / run_id / "result.json").read_text())
     assert result["status"] == "interrupted" and result["train"]["outcome"] == "interrupted"
-    assert harness_leftovers(docker_client, "interrupted") == []
+    assert harness_leftovers(docker_client, run_id) == []
 
 
 def test_live_runs_are_not_taken_for_leftovers(docker_client, runtime_image):
@@ -95,10 +103,11 @@ def test_an_entry_with_its_own_dockerfile_is_built_and_run_in_its_image(tmp_path
         np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "m.npy"), np.zeros(1))
     """))
     (entry / "predict.py").write_text((HOSTILE / "sleep-forever" / "predict.py").read_text())
+    run_id = unique("own-image")
     proc = harness("--submission", str(entry), "--budget", "30",
-                   *common_args(tmp_path, runtime_image, synthetic_npz, "own-image"))
+                   *common_args(tmp_path, runtime_image, synthetic_npz, run_id))
     out, _ = proc.communicate(timeout=300)
-    run = tmp_path / "runs" / "own-image"
+    run = tmp_path / "runs" / run_id
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "scored", out
     assert "baked-into-the-image" in (run / "train.log").read_text()
@@ -111,7 +120,7 @@ def test_an_entry_with_its_own_dockerfile_is_built_and_run_in_its_image(tmp_path
 @pytest.mark.skipif(not SHARED_TARBALL.is_file(), reason=f"{SHARED_TARBALL} is not here")
 @pytest.mark.parametrize("submission", ["tests/submissions/centroid", "submission"])
 def test_graded_run_on_the_shared_cifar10_tarball(tmp_path, docker_client, runtime_image, submission):
-    run_id = Path(submission).name
+    run_id = unique(Path(submission).name)
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "run", "--submission", submission, "--runner", "docker",
          "--device", "cpu", "--image", runtime_image, "--data", f"tar:{SHARED_TARBALL}", "--budget", "60",
