@@ -22,6 +22,7 @@ from harness.contract import ContractError, load_submission, missing_script
 from harness.data import DataError
 from harness.model import Status
 from harness.run import RunOptions, graded_run
+from harness.runners.base import RunnerError
 
 EXIT_SCORED, EXIT_NOT_SCORED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 3, 2, 130
 
@@ -178,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         handler = getattr(args, "handler", None) or {"run": cmd_run}[args.command]
         return handler(args, progress)
-    except (ContractError, DataError, UsageError) as exc:
+    except (ContractError, DataError, UsageError, RunnerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (KeyboardInterrupt, Interrupted):

@@ -82,7 +82,7 @@ def new_run_dir(runs_dir: Path, name: str, run_id: Optional[str] = None) -> Path
     raise RuntimeError(f"could not create a new run directory under {runs_dir}")
 
 
-def environment(runner: Runner, options: RunOptions, gpus: Optional[Gpus]) -> Environment:
+def environment(runner: Runner, options: RunOptions) -> Environment:
     try:
         torch_version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
@@ -97,6 +97,7 @@ def environment(runner: Runner, options: RunOptions, gpus: Optional[Gpus]) -> En
         image=runner.describe().get("image"),
         hostname=socket.gethostname(),
     )
+    gpus, _ = Gpus.open(options.gpu or "0", options.nvml) if options.device == "cuda" else (None, "")
     if gpus:
         env.gpus = [f"{g['index']}: {g['name']} ({g['uuid']})" for g in gpus.info]
         env.driver = gpus.driver()
@@ -106,6 +107,7 @@ def environment(runner: Runner, options: RunOptions, gpus: Optional[Gpus]) -> En
             env.cuda = f"{version // 1000}.{version % 1000 // 10}" if version else None
         except Exception:
             env.cuda = None
+        gpus.close()
     return env
 
 
@@ -178,9 +180,10 @@ class PhaseRunner:
             result.outcome, result.detail = Outcome.CRASHED, f"exited with code {clock.exit_code}"
         else:
             result.outcome = Outcome.COMPLETED
+        notes = list(exit_info.notes)
         if exit_info.stray_processes_killed:
-            result.detail = (result.detail + "; " if result.detail else "") + (
-                f"{exit_info.stray_processes_killed} process(es) outlived the command and were killed")
+            notes.append(f"{exit_info.stray_processes_killed} process(es) outlived the command and were killed")
+        result.detail = "; ".join([result.detail, *notes] if result.detail else notes)
         return result, summary
 
 
@@ -248,10 +251,6 @@ def run_once(
             gpu=options.gpu,
         )
 
-    gpu_probe, _ = Gpus.open(options.gpu or "0", options.nvml) if options.device == "cuda" else (None, "")
-    env = environment(runner, options, gpu_probe)
-    if gpu_probe:
-        gpu_probe.close()
     result = RunResult(
         run_id=run_id,
         status=Status.FAILED,
@@ -262,7 +261,7 @@ def run_once(
         train=not_started("train", options.budget_s),
         predict=not_started("predict", options.predict_budget_s),
         monitor=MonitorSummary(interval_s=options.monitor_interval_s, samples=0),
-        environment=env,
+        environment=environment(runner, options),
         started_at=started_at,
         finished_at=started_at,
         wall_seconds=0.0,
@@ -273,6 +272,7 @@ def run_once(
         progress.say(f"[{result.run_id}] train: {submission.train_text} (budget {options.budget_s:g}s, seed {seed})")
         result.train, result.monitor = phases.run(spec("train", options.budget_s, dirs["train-data"], None),
                                                   run_dir, monitored=True)
+        result.environment = environment(runner, options)  # now naming the image the entry really ran in
         result.train.checkpoints = list_checkpoints(dirs["checkpoints"])
         if result.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE) and not result.train.checkpoints:
             result.train.outcome = Outcome.NO_CHECKPOINT

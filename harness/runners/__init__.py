@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.runners.base import ExitInfo, PhaseHandle, PhaseSpec, Runner
+from harness.runners.base import ExitInfo, PhaseHandle, PhaseSpec, Runner, RunnerError
 
-__all__ = ["ExitInfo", "PhaseHandle", "PhaseSpec", "Runner", "make_runner"]
+__all__ = ["ExitInfo", "PhaseHandle", "PhaseSpec", "Runner", "RunnerError", "make_runner"]
 
 
 def make_runner(name: str, **options) -> Runner:

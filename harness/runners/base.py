@@ -13,6 +13,10 @@ from typing import Optional, Protocol
 from harness.logs import LogSink
 
 
+class RunnerError(RuntimeError):
+    """A runner cannot work here (no engine, no image, a bad option); the message says why."""
+
+
 @dataclass(frozen=True)
 class PhaseSpec:
     """Everything a runner needs to start one phase; paths are host paths."""
@@ -44,6 +48,7 @@ class ExitInfo:
 
     oom_killed: bool = False
     stray_processes_killed: int = 0
+    notes: list[str] = field(default_factory=list)  # what the runner saw, e.g. a full checkpoint volume
 
 
 class PhaseHandle(Protocol):

@@ -50,7 +50,7 @@ from docker.types import DeviceRequest, Mount, Ulimit
 
 from harness.contract import phase_environment
 from harness.logs import LogSink
-from harness.runners.base import ExitInfo, PhaseSpec
+from harness.runners.base import ExitInfo, PhaseSpec, RunnerError
 
 LABEL = "haet.harness"
 DEFAULT_IMAGE = "haet-runtime:cuda"  # `docker build -t haet-runtime:cuda .` (the root Dockerfile)
@@ -66,8 +66,6 @@ C_EVENTS = "/haet/events.jsonl"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
 
-class RunnerError(RuntimeError):
-    """The Docker runner cannot work here (no engine, no image, bad option); the message says why."""
 
 
 def parse_size(value: int | str) -> int:
@@ -370,6 +368,7 @@ class DockerHandle:
             except docker.errors.NotFound:
                 pass
             self._pump.join(timeout=5)
+            self._watch_events()  # a flood can hit the file-size limit between two checks
             for path, (_, host_dir, cap) in self._capped.items():
                 self._copy_out(path, host_dir, cap)
             for note in self.notes:
@@ -377,13 +376,13 @@ class DockerHandle:
         finally:
             self._stop_watch.set()
             self._remove_all()
-            self.sink.close() if hasattr(self, "sink") else None
+            self.sink.close()
             for c in getattr(self, "_stream_clients", []):
                 try:
                     c.close()
                 except Exception:
                     pass
-        return ExitInfo(oom_killed=oom, stray_processes_killed=0)
+        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes))
 
     def _copy_out(self, path: str, host_dir: Path, cap: int) -> None:
         """The holder's view of a capped tmpfs volume -> the run directory (links and devices refused)."""
