@@ -14,6 +14,7 @@ for _var, _sub in [("TORCH_HOME", "torch"), ("TORCHINDUCTOR_CACHE_DIR", "inducto
                    ("TRITON_CACHE_DIR", "triton"), ("XDG_CACHE_HOME", "xdg")]:
     os.environ.setdefault(_var, os.path.join(_CACHE, _sub))
 
+import json  # noqa: E402
 import re  # noqa: E402
 
 import torch  # noqa: E402
@@ -135,8 +136,10 @@ def normalize(images_u8, mean, std):
 CKPT_RE = re.compile(r"^ckpt-(\d{6,})\.pt$")  # temp files (.ckpt-*.tmp) can never match
 
 
-def save_checkpoint(directory, seq, payload, keep=2):
-    """Write payload to directory/ckpt-<seq>.pt atomically: temp file, fsync, os.replace.
+def save_checkpoint(directory, seq, state_dict, meta, keep=2):
+    """Write {model: state_dict, meta: JSON} to directory/ckpt-<seq>.pt atomically: temp file,
+    fsync, os.replace. `meta` (arch, normalization, ...) is stored as a JSON string because
+    torch 1.13's weights_only unpickler rejects plain Python floats.
 
     A SIGKILL at any moment leaves either the previous checkpoints untouched or a complete new
     one; older ones beyond `keep` are removed only after the new one is in place.
@@ -145,7 +148,7 @@ def save_checkpoint(directory, seq, payload, keep=2):
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            torch.save({"model": state_dict, "meta": json.dumps(meta)}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
@@ -183,14 +186,15 @@ def _torch_load(path):
 
 
 def load_latest(directory):
-    """(model, payload) from the newest checkpoint that loads and matches its architecture."""
+    """(model, meta) from the newest checkpoint that loads and matches its architecture."""
     errors = []
     for path in list_checkpoints(directory):
         try:
             payload = _torch_load(path)
-            model = build_model(payload["arch"])
-            model.load_state_dict(payload["model"])
-            return model, payload
+            meta = json.loads(payload["meta"])
+            model = build_model(meta["arch"])
+            model.load_state_dict(payload["model"])  # strict: a wrong/partial state fails here
+            return model, meta
         except Exception as e:  # truncated / corrupt file: fall back to the previous one
             errors.append(f"{os.path.basename(path)}: {type(e).__name__}: {e}")
     raise SystemExit(f"error: no loadable checkpoint in {directory}"

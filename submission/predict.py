@@ -29,18 +29,18 @@ def main():
     if device.type == "cpu":
         torch.set_num_threads(common.cpu_cores())
 
-    model, payload = common.load_latest(ckpt_dir)
+    model, meta = common.load_latest(ckpt_dir)
     with np.load(os.path.join(data_dir, "test.npz")) as d:
         images = d["images"]
-    labels = predict(model, images, payload["mean"], payload["std"], device, tta=payload.get("tta", True))
+    labels = predict(model, images, meta["mean"], meta["std"], device, tta=meta.get("tta", True))
 
     tmp = os.path.join(out_dir, ".predictions.csv.tmp")
     with open(tmp, "w") as f:
         f.write("index,label\n")
         f.writelines(f"{i},{int(l)}\n" for i, l in enumerate(labels))
     os.replace(tmp, os.path.join(out_dir, "predictions.csv"))
-    print(f"wrote {len(labels)} predictions (checkpoint step {payload.get('step')}, "
-          f"epoch {payload.get('epoch')})", flush=True)
+    print(f"wrote {len(labels)} predictions (checkpoint step {meta.get('step')}, "
+          f"epoch {meta.get('epoch')})", flush=True)
 
 
 if __name__ == "__main__":

@@ -174,16 +174,17 @@ def test_augment_flip_and_crop():
 
 
 # ---- Checkpoints ----
-def payload(tag):
-    model = sub_common.build_model({"width": 0.125, "act": "relu", "celu_alpha": 0.075,
-                                    "whiten": False, "num_classes": 10})
-    return {"arch": {"width": 0.125, "act": "relu", "celu_alpha": 0.075, "whiten": False, "num_classes": 10},
-            "model": model.state_dict(), "mean": [0.5] * 3, "std": [0.25] * 3, "tag": tag}
+ARCH = {"width": 0.125, "act": "relu", "celu_alpha": 0.075, "whiten": False, "num_classes": 10}
+
+
+def save(directory, seq, tag):
+    meta = {"arch": ARCH, "mean": [0.5] * 3, "std": [0.25] * 3, "tag": tag}
+    sub_common.save_checkpoint(str(directory), seq, sub_common.build_model(ARCH).state_dict(), meta)
 
 
 def test_checkpoint_interrupted_write_is_never_loaded(tmp_path):
-    sub_common.save_checkpoint(str(tmp_path), 1, payload("one"))
-    sub_common.save_checkpoint(str(tmp_path), 2, payload("two"))
+    save(tmp_path, 1, "one")
+    save(tmp_path, 2, "two")
     good = (tmp_path / "ckpt-000002.pt").read_bytes()
     # a write killed before os.replace: truncated temp file (never matches the pattern) ...
     (tmp_path / ".ckpt-abc123.tmp").write_bytes(good[: len(good) // 2])
@@ -195,7 +196,7 @@ def test_checkpoint_interrupted_write_is_never_loaded(tmp_path):
 
 def test_checkpoint_keeps_two_newest_and_fails_clearly_when_none(tmp_path):
     for seq in range(1, 5):
-        sub_common.save_checkpoint(str(tmp_path), seq, payload(str(seq)))
+        save(tmp_path, seq, str(seq))
     assert sorted(os.listdir(tmp_path)) == ["ckpt-000003.pt", "ckpt-000004.pt"]
     assert sub_common.load_latest(str(tmp_path))[1]["tag"] == "4"
     empty = tmp_path / "empty"
