@@ -49,7 +49,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", help="the one GPU to use, by index or UUID (default: 0)")
     parser.add_argument("--runner", choices=["auto", "local", "docker"], default="auto",
                         help="where the submission runs (default: docker when an engine answers, else local)")
-    parser.add_argument("--image", help="runtime image for the docker runner")
+    parser.add_argument("--image", help="runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)")
     parser.add_argument("--repeats", type=int, default=1, help="independent seeds; reports mean and std (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--train-per-class", type=int, default=500)
@@ -130,7 +130,7 @@ def options_from_args(args: argparse.Namespace, submission: Path) -> RunOptions:
     )
 
 
-def make_runner_from_args(args: argparse.Namespace, progress: Progress):
+def make_runner_from_args(args: argparse.Namespace, device: str, progress: Progress):
     from harness.runners import make_runner
 
     name = args.runner
@@ -139,7 +139,8 @@ def make_runner_from_args(args: argparse.Namespace, progress: Progress):
         if name == "local":
             progress.say("runner: no Docker engine answers; using the local runner (not a sandbox)")
     if name == "docker":
-        return make_runner("docker", **({"image": args.image} if args.image else {}))
+        # haet-runtime:cuda / haet-runtime:cpu, as the Dockerfile and `make image-cpu` tag them
+        return make_runner("docker", image=args.image or os.environ.get("HAET_IMAGE") or f"haet-runtime:{device}")
     return make_runner("local")
 
 
@@ -158,7 +159,7 @@ def check_commands(submission_dir: Path, runner_name: str) -> None:
 
 def cmd_run(args: argparse.Namespace, progress: Progress) -> int:
     options = options_from_args(args, args.submission)
-    runner = make_runner_from_args(args, progress)
+    runner = make_runner_from_args(args, options.device, progress)
     check_commands(options.submission, runner.name)
     result = graded_run(options, runner, progress)
     from harness.report import summary_table
