@@ -101,8 +101,11 @@ def make_config(argv=None):
 def emit(event, **fields):
     path = os.environ.get("HAET_EVENTS")
     if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+        except OSError:
+            pass  # progress reports are optional; never let them stop training
 
 
 # ---- Data ----
