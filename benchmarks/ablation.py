@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.files import atomic_write_text  # noqa: E402
 
-PRESETS = ["baseline", "sam", "ip", "sam-ip", "gc", "meta", "all", "default"]
+PRESETS = ["baseline", "ip", "sam", "sam-ip", "gc", "meta", "all"]  # `default` is `ip` (configs/default.yaml)
 RESULTS = ROOT / "docs" / "results.md"
 
 
