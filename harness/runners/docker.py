@@ -30,6 +30,7 @@ own containers and volumes.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import os
@@ -265,7 +266,7 @@ class DockerHandle:
         self.started_monotonic = time.monotonic()
         self._started_unix = time.time()
         self._cgroup = _CgroupReader.find(self.container.id)
-        self._cpu_prev: Optional[tuple[float, float]] = None
+        self._cpu_prev: Optional[tuple[str, float, float]] = None  # source, stamp, CPU ns
 
         # Own connections without a read timeout: a phase may be quiet for many minutes.
         self._stream_clients = [docker.APIClient(base_url=r.base_url, timeout=None) for _ in range(2)]
@@ -325,20 +326,23 @@ class DockerHandle:
         _ignore_gone(self.container.kill, signal="SIGKILL")
 
     def sample(self) -> tuple[Optional[float], Optional[int]]:
-        now = time.monotonic()
+        # Each source stamps its own reading: the engine's stats call can take a second, and
+        # dividing its CPU time by the caller's clock would report more cores than exist.
         usage = self._cgroup.read() if self._cgroup else None
+        source = "cgroup"
         if usage is None:
-            usage = self._engine_stats()
+            usage, source = self._engine_stats(), "engine"
         if usage is None:
             return None, None
-        cpu_ns, memory = usage
+        stamp, cpu_ns, memory = usage
         cpu = None
-        if self._cpu_prev is not None and now > self._cpu_prev[0]:
-            cpu = round(max(cpu_ns - self._cpu_prev[1], 0) / 1e9 / (now - self._cpu_prev[0]) * 100, 1)
-        self._cpu_prev = (now, cpu_ns)
+        prev = self._cpu_prev
+        if prev is not None and prev[0] == source and stamp > prev[1]:
+            cpu = round(max(cpu_ns - prev[2], 0) / 1e9 / (stamp - prev[1]) * 100, 1)
+        self._cpu_prev = (source, stamp, cpu_ns)
         return (cpu if cpu is not None else 0.0), memory
 
-    def _engine_stats(self) -> Optional[tuple[float, int]]:
+    def _engine_stats(self) -> Optional[tuple[float, float, int]]:
         try:
             try:
                 stats = self.client.api.stats(self.container.id, stream=False, one_shot=True)
@@ -348,7 +352,7 @@ class DockerHandle:
             mem = stats.get("memory_stats", {})
             detail = mem.get("stats", {})
             inactive = detail.get("total_inactive_file", detail.get("inactive_file", 0))
-            return cpu_ns, max(int(mem.get("usage", 0)) - int(inactive), 0)
+            return _engine_time(stats["read"]), cpu_ns, max(int(mem.get("usage", 0)) - int(inactive), 0)
         except Exception:
             return None
 
@@ -473,19 +477,28 @@ class _CgroupReader:
                     return cls(cpu, False, mem / "memory.usage_in_bytes", mem / "memory.stat")
         return None
 
-    def read(self) -> Optional[tuple[float, int]]:
+    def read(self) -> Optional[tuple[float, float, int]]:
         try:
             if self.cpu_v2:
                 stat = dict(line.split() for line in self.cpu_file.read_text().splitlines())
                 cpu_ns = float(stat["usage_usec"]) * 1000
             else:
                 cpu_ns = float(self.cpu_file.read_text())
+            stamp = time.monotonic()
             usage = int(self.mem_usage.read_text())
             stats = dict(line.split() for line in self.mem_stat.read_text().splitlines())
             inactive = int(stats.get("total_inactive_file", stats.get("inactive_file", 0)))
-            return cpu_ns, max(usage - inactive, 0)
+            return stamp, cpu_ns, max(usage - inactive, 0)
         except (OSError, ValueError, KeyError):
             return None
+
+
+def _engine_time(text: str) -> float:
+    """The engine's RFC 3339 stamp ('2026-11-25T19:43:54.123456789Z'), in seconds."""
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    digits = re.match(r"\d*", fraction).group()
+    stamp = dt.datetime.fromisoformat(whole).replace(tzinfo=dt.timezone.utc).timestamp()
+    return stamp + float(f"0.{digits or '0'}")
 
 
 class DockerRunner:
