@@ -99,7 +99,7 @@ def bench_deadline(tmp: Path, source: str) -> None:
          max_s=round(max(late), 3), target_s=0.5)
 
 
-def bench_monitor(tmp: Path, steps: int = 1500, rounds: int = 5) -> None:
+def bench_monitor(tmp: Path, steps: int = 20000, rounds: int = 5) -> None:
     runner = LocalRunner()
     script = tmp / "workload.py"
     script.write_text(WORKLOAD.format(steps=steps))
