@@ -33,5 +33,28 @@ def copy_entry(src: Path, dst: Path) -> Path:
     return dst
 
 
+# Entries broken in exactly one way: colour-mean with one file replaced, so each fails one check.
+BROKEN = {
+    "bad-manifest": {"submission.yaml": "name: My Entry\ntrain: python train.py\n"},
+    "missing-script": {"submission.yaml": "name: missing-script\ntrain: python train.py\npredict: python infer.py\n"},
+    "predict-crash": {  # looks for a checkpoint under another name than train saved
+        "predict.py": "import os\nimport numpy as np\n"
+                      "np.load(os.path.join(os.environ['HAET_CHECKPOINTS'], 'weights.npy'))\n"},
+    "bad-predictions": {  # predictions for only the first 10 images
+        "predict.py": "import os\nwith open(os.path.join(os.environ['HAET_OUTPUT'], 'predictions.csv'), 'w') as f:\n"
+                      "    f.write('index,label\\n' + ''.join(f'{i},0\\n' for i in range(10)))\n"},
+}
+
+
+def entry(name: str, tmp: Path) -> Path:
+    """A fixture entry: one under tests/entries, or a broken variant of colour-mean written into tmp."""
+    if name not in BROKEN:
+        return ENTRIES / name
+    directory = copy_entry(ENTRIES / "colour-mean", tmp / name)
+    for file, text in BROKEN[name].items():
+        (directory / file).write_text(text)
+    return directory
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())

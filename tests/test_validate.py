@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from organizer_helpers import CENTROID, ENTRIES, copy_entry, harness
+from organizer_helpers import CENTROID, copy_entry, entry, harness
 import json
 
 
@@ -26,8 +26,8 @@ def test_correct_entry_passes_every_check():
     assert checks["network"]["status"] == "skip"  # the local runner cannot prove it
 
 
-def test_checklist_text_names_each_failure_and_its_fix():
-    proc = harness("validate", ENTRIES / "missing-script")
+def test_checklist_text_names_each_failure_and_its_fix(tmp_path):
+    proc = harness("validate", entry("missing-script", tmp_path))
     assert proc.returncode == 1
     assert "[FAIL] train and predict commands exist" in proc.stdout
     assert "infer.py" in proc.stdout and "fix: add the missing script" in proc.stdout
@@ -43,8 +43,8 @@ def test_checklist_text_names_each_failure_and_its_fix():
     ("predict-crash", "predict", "load what train saved"),
     ("bad-predictions", "predictions", "exactly one row per test image"),
 ])
-def test_broken_fixture_fails_with_its_fix(fixture, failing, fix):
-    code, report, checks = validate_json(ENTRIES / fixture)
+def test_broken_fixture_fails_with_its_fix(fixture, failing, fix, tmp_path):
+    code, report, checks = validate_json(entry(fixture, tmp_path))
     assert code == 1 and not report["ok"]
     failed = [c["id"] for c in report["checks"] if c["status"] == "fail"]
     assert failed == [failing], report
