@@ -180,6 +180,8 @@ def _sigterm_at(phase: PhaseResult) -> Optional[float]:
 def _no_gpu_text(note: str) -> str:
     """The plain no-GPU sentence, plus the monitor's own note when it says something more."""
     note = (note or "").strip()
+    if "--device cpu" in note:  # NVML was never asked: "no GPU was visible" would be a guess
+        return note if note.endswith(".") else note + "."
     if not note or note.rstrip(".") == NO_GPU_TEXT.rstrip("."):
         return NO_GPU_TEXT
     return f"{NO_GPU_TEXT} {note}"

@@ -459,3 +459,11 @@ def test_gpu_note_is_kept_next_to_the_plain_sentence(tmp_path: Path) -> None:
     write_report(tmp_path, result)
     html_text = (tmp_path / "report.html").read_text()
     assert NO_GPU_TEXT in html_text and "libnvidia-ml.so.1 not found" in html_text
+
+
+def test_a_cpu_run_does_not_claim_no_gpu_was_visible(tmp_path: Path) -> None:
+    result = make_result(gpu=False)
+    result.monitor.gpu_note = "The run used --device cpu; GPUs were not monitored"
+    write_report(tmp_path, result)
+    html_text = (tmp_path / "report.html").read_text()
+    assert "GPUs were not monitored" in html_text and NO_GPU_TEXT not in html_text
