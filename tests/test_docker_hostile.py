@@ -4,6 +4,7 @@ running, another run's files and containers are untouched, nothing of the hostil
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -49,10 +50,10 @@ def other_run(tmp_path, docker_client, runtime_image):
 
 
 def grade(name: str, runs: Path, tmp_path: Path, image: str, synthetic_npz: str, budget=3.0, grace=1.0,
-          predict_budget=20.0, **runner_options):
+          predict_budget=20.0, submission: Path | None = None, **runner_options):
     run_id = f"{name}-{uuid.uuid4().hex[:6]}"  # unique on the engine: other test sessions may run beside
     runner = small_runner(image, **runner_options)
-    options = RunOptions(submission=HOSTILE / name, data=synthetic_npz, budget_s=budget, grace_s=grace,
+    options = RunOptions(submission=submission or HOSTILE / name, data=synthetic_npz, budget_s=budget, grace_s=grace,
                          predict_budget_s=predict_budget, device="cpu", runs_dir=runs,
                          cache_dir=tmp_path / "cache", train_per_class=20, eval_per_class=10, run_id=run_id,
                          monitor_interval_s=0.5)
@@ -122,12 +123,17 @@ def test_network_is_unreachable(hostile):
     assert result.status is Status.SCORED
 
 
-def test_labels_host_files_and_other_runs_are_out_of_reach(hostile):
-    result, run, _ = hostile("snoop")
+def test_labels_host_files_and_other_runs_are_out_of_reach(hostile, tmp_path, synthetic_npz):
+    entry = tmp_path / "snoop"
+    shutil.copytree(HOSTILE / "snoop", entry)
+    # real host files, wherever this checkout lives: the harness's source and the labelled dataset
+    secrets = [str(Path(__file__).resolve().parents[1] / "harness" / "run.py"), synthetic_npz.split(":", 1)[1]]
+    (entry / "host_paths.txt").write_text("\n".join(secrets) + "\n")
+    result, run, _ = hostile("snoop", submission=entry)
     for phase in ("train", "predict"):
         text = log(run, phase)
         assert "FOUND" not in text, text
-        assert "denied /work/main/harness/run.py" in text and "denied /etc/shadow" in text
+        assert all(f"denied {path}" in text for path in secrets) and "denied /etc/shadow" in text
         assert "uid 10001 euid 10001" in text and "CapEff 0000000000000000" in text and "NoNewPrivs 1" in text
     assert "npz /data/train.npz: ['images.npy', 'labels.npy', 'classes.npy']" in log(run, "train")
     assert "npz /data/test.npz: ['images.npy']" in log(run, "predict"), "predict sees images only"

@@ -31,9 +31,16 @@ def scan():
                     print(f"FOUND held-out labels in {path}", flush=True)
 
 
+def host_paths():
+    """Host files the test names (the harness's source, the dataset with its labels) in
+    host_paths.txt beside this file, wherever the checkout lives."""
+    listed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "host_paths.txt")
+    return open(listed).read().split() if os.path.exists(listed) else []
+
+
 def try_paths():
-    for path in ("/work/main/harness/run.py", "/work/shared/data/cifar10-jpeg.tar.gz", "/etc/shadow",
-                 "/root/.bash_history", "/var/run/docker.sock", "/proc/1/root/etc/hostname"):
+    for path in host_paths() + ["/etc/shadow", "/root/.bash_history", "/var/run/docker.sock",
+                                "/proc/1/root/etc/hostname"]:
         try:
             with open(path, "rb") as f:
                 f.read(16)
