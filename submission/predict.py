@@ -5,17 +5,28 @@ import numpy as np
 
 import common  # noqa: F401  (sets the /tmp cache dirs before torch is imported)
 import torch
+import torch.nn.functional as F
+
+
+def views(x, flip, shift):
+    """Test-time views: the image, its mirror (flip), and both moved `shift` pixels up, down,
+    left and right (reflect-padded, as the training crops are)."""
+    out = [x, x.flip(3)] if flip else [x]
+    if shift:
+        xp = F.pad(x, (shift,) * 4, mode="reflect")
+        for dy, dx in ((0, shift), (0, -shift), (shift, 0), (-shift, 0)):
+            moved = xp[:, :, shift + dy:shift + dy + 32, shift + dx:shift + dx + 32]
+            out += [moved, moved.flip(3)] if flip else [moved]
+    return out
 
 
 @torch.no_grad()
-def predict(model, images_u8, mean, std, device, tta=True, batch_size=500):
+def predict(model, images_u8, mean, std, device, tta=True, tta_shift=0, batch_size=500):
     model = model.to(device).eval()
     labels = []
     for i in range(0, len(images_u8), batch_size):
         x = common.normalize(images_u8[i:i + batch_size], mean, std).to(device)
-        logits = model(x).float()
-        if tta:  # flip test-time augmentation: average with the mirror image's logits
-            logits = logits + model(x.flip(3)).float()
+        logits = sum(model(v).float() for v in views(x, tta, tta_shift))  # averaged views
         labels.append(logits.argmax(1).cpu())
     return torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
 
@@ -32,7 +43,8 @@ def main():
     model, meta = common.load_latest(ckpt_dir)
     with np.load(os.path.join(data_dir, "test.npz")) as d:
         images = d["images"]
-    labels = predict(model, images, meta["mean"], meta["std"], device, tta=meta.get("tta", True))
+    labels = predict(model, images, meta["mean"], meta["std"], device, tta=meta.get("tta", True),
+                     tta_shift=meta.get("tta_shift", 0))
 
     tmp = os.path.join(out_dir, ".predictions.csv.tmp")
     with open(tmp, "w") as f:

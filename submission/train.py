@@ -37,7 +37,8 @@ HP = {
     # model
     "width": "auto",          # channel multiplier of ResNet-9 (1.0 = 64..512); auto: from throughput
     "auto_widths": [0.25, 0.5, 0.75, 1.0],  # candidates for width: auto (multiples of 16 channels)
-    "auto_min_epochs": 12,    # auto picks the widest candidate that still fits this many epochs
+    "auto_min_epochs": 20,    # auto: the widest candidate that still fits this many epochs (600 s on
+                              # 2 CPU cores: 0.5 with a wide margin either side, not a coin flip)
     "act": "relu",            # relu | celu
     "celu_alpha": 0.075,
     "whiten": False,          # frozen first layer whitening 3x3 patches (IP)
@@ -54,8 +55,10 @@ HP = {
     "meta": False, "meta_inner_lr_mult": 1.0, "meta_inner_weight": 1.0,
     # always-on tricks
     "flip": True, "crop_pad": 4,
+    "cutout": 0,              # side of the square zeroed in each training image (0: off)
     "ema": True, "ema_decay": 0.98,  # per step, with a 1/(t+10) warm-up so early steps count fully
     "tta": True,              # predict.py averages the logits of the image and its mirror
+    "tta_shift": 0,           # ... and of both moved this many pixels up/down/left/right (0: off)
     # system
     "amp": "auto",            # auto: bf16 (or fp16) autocast on CUDA, fp32 on CPU
     "channels_last": True,    # faster on CUDA tensor cores and on CPU (oneDNN) alike
@@ -92,9 +95,23 @@ def make_config(argv=None):
     for k, v in list(load_preset(args.preset).items()) + [s.split("=", 1) for s in args.set]:
         if k not in HP:
             raise SystemExit(f"error: unknown hyperparameter {k!r}")
-        cfg[k] = yaml.safe_load(v) if isinstance(v, str) else v
+        cfg[k] = parse_value(k, v)
     cfg["preset"] = args.preset
     return cfg
+
+
+def parse_value(key, value):
+    """A YAML value for HP[key]; numbers YAML reads as text (`2e-3`: YAML wants `2.0e-3`) are
+    read as numbers where the default is a number, and anything else non-numeric is refused."""
+    if isinstance(value, str):
+        value = yaml.safe_load(value)
+    default = HP[key]
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and not isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise SystemExit(f"error: {key} must be a number (default {default!r}), got {value!r}") from None
+    return value
 
 
 # ---- Events: JSON lines the harness plots over time ----
@@ -120,8 +137,9 @@ def load_train(data_dir, device):
     return x, y, mean, std, num_classes
 
 
-def augment(x, pad, flip, gen):
-    """Random crop (reflect pad + shift) and horizontal flip of the whole set, on its device."""
+def augment(x, pad, flip, gen, cutout=0):
+    """Random crop (reflect pad + shift), horizontal flip and cutout (a zeroed cutout x cutout
+    square, i.e. the mean colour after normalisation) of the whole set, on its device."""
     n = x.shape[0]
     if flip:
         mask = torch.rand(n, generator=gen).to(x.device) < 0.5
@@ -134,6 +152,12 @@ def augment(x, pad, flip, gen):
         cols = (dx[:, None] + ar)[:, None, None, :]  # [n,1,1,32]
         x = xp[torch.arange(n, device=x.device)[:, None, None, None],
                torch.arange(3, device=x.device)[None, :, None, None], rows, cols]
+    if cutout:
+        # the centre is uniform over the image (DeVries & Taylor), so squares at the edge are clipped
+        corner = torch.randint(-(cutout // 2), 32 - cutout // 2, (2, n), generator=gen).to(x.device)
+        ar = torch.arange(32, device=x.device)
+        inside = (ar >= corner[..., None]) & (ar < corner[..., None] + cutout)  # [2,n,32]
+        x = x * ~(inside[0][:, None, :, None] & inside[1][:, None, None, :])
     return x
 
 
@@ -227,20 +251,22 @@ class EMA:
 
 
 # ---- Planning: device set-up, width/batch from measured throughput, torch.compile ----
-def measure_image_s(width, cfg, device, mf, num_classes, probe_bs=64):
-    """Seconds per training image at this width: one warm-up + one timed step on random data.
-    A small probe batch keeps this cheap (~0.2 s on CPU); per-image cost only falls at the real
-    (larger) batch size, so the estimate errs on the slow side."""
+def measure_image_s(width, cfg, device, mf, num_classes, probe_bs=64, timed_steps=3):
+    """Seconds per training image at this width: one warm-up step, then the fastest of a few
+    timed steps on random data (the fastest: a one-off stall must not shrink the network).
+    A small probe batch keeps this cheap (well under a second on CPU); per-image cost only falls
+    at the real (larger) batch size, so the estimate errs on the slow side."""
     m = common.ResNet9(width=width, act=cfg["act"], whiten=cfg["whiten"]).to(device, memory_format=mf)
     x = torch.randn(probe_bs, 3, 32, 32, device=device).contiguous(memory_format=mf)
     y = torch.randint(0, num_classes, (probe_bs,), device=device)
-    for i in range(2):
-        if i == 1:
-            t0 = time.time()
+    times = []
+    for i in range(1 + timed_steps):
+        t0 = time.time()
         F.cross_entropy(m(x), y).backward()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.time() - t0) / probe_bs * (2 if cfg["sam"] else 1)  # SAM: two passes per step
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.time() - t0)
+    return min(times[1:]) / probe_bs * (2 if cfg["sam"] else 1)  # SAM: two passes per step
 
 
 def plan_width(cfg, device, mf, num_classes, train_s, n):
@@ -336,7 +362,8 @@ def main(argv=None):
     def save(epoch, step):
         net = ema.model if ema else model
         seq[0] += 1
-        meta = {"arch": arch, "mean": mean, "std": std, "tta": bool(cfg["tta"]), "preset": cfg["preset"],
+        meta = {"arch": arch, "mean": mean, "std": std, "tta": bool(cfg["tta"]),
+                "tta_shift": int(cfg["tta_shift"]), "preset": cfg["preset"],
                 "epoch": epoch, "step": step, "elapsed_s": time.time() - t_start}
         common.save_checkpoint(ckpt_dir, seq[0], {k: v.detach().cpu() for k, v in net.state_dict().items()}, meta)
         emit("checkpoint", seq=seq[0], epoch=epoch, step=step)
@@ -353,7 +380,7 @@ def main(argv=None):
     done = STOP["requested"]
     while not done:
         # ---- one epoch: fresh augmentation and order; the whole set lives on the device ----
-        xa = augment(x, cfg["crop_pad"], cfg["flip"], gen).contiguous(memory_format=mf)
+        xa = augment(x, cfg["crop_pad"], cfg["flip"], gen, cfg["cutout"]).contiguous(memory_format=mf)
         order = torch.randperm(n, generator=gen).to(device)
         batches = [order[i:i + bs] for i in range(0, n - bs + 1, bs)]  # drop the ragged last batch
         tot_loss, tot_correct, seen = 0.0, 0, 0

@@ -18,6 +18,7 @@ SUBMISSION_DIR = Path(__file__).resolve().parents[1] / "submission"
 sys.path.insert(0, str(SUBMISSION_DIR))
 _sigterm = signal.getsignal(signal.SIGTERM)
 import common as sub_common  # noqa: E402
+import predict as sub_predict  # noqa: E402
 import train as sub_train  # noqa: E402
 
 signal.signal(signal.SIGTERM, _sigterm)  # train.py installs its stop-flag handler at import
@@ -173,6 +174,35 @@ def test_augment_flip_and_crop():
         assert any(torch.equal(a, p[:, i:i + 32, j:j + 32]) for i in range(9) for j in range(9))
 
 
+def test_cutout_zeroes_one_square_per_image():
+    x = torch.randn(64, 3, 32, 32).abs() + 1  # no zero before cutout
+    out = sub_train.augment(x, 0, False, torch.Generator().manual_seed(0), cutout=8)
+    for a, b in zip(out, x):
+        cut = a == 0
+        assert torch.equal(cut[0], cut[1]) and torch.equal(cut[0], cut[2])  # all channels alike
+        rows, cols = cut[0].any(1).nonzero().flatten(), cut[0].any(0).nonzero().flatten()
+        assert 1 <= len(rows) <= 8 and 1 <= len(cols) <= 8
+        # exactly a rectangle (the square, clipped at the border) is zero; the rest is untouched
+        box = torch.zeros_like(cut[0])
+        box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+        assert torch.equal(cut[0], box) and len(rows) * len(cols) == int(cut[0].sum())
+        assert torch.equal(a[:, ~box], b[:, ~box])
+    sizes = [int((a[0] == 0).sum()) for a in out]
+    assert max(sizes) == 64 and min(sizes) < 64  # whole squares inside, clipped ones at the edges
+
+
+def test_tta_views_are_mirrors_and_reflect_shifts():
+    x = torch.randn(2, 3, 32, 32)
+    assert len(sub_predict.views(x, False, 0)) == 1
+    flip_only = sub_predict.views(x, True, 0)
+    assert len(flip_only) == 2 and torch.equal(flip_only[1], x.flip(3))
+    vs = sub_predict.views(x, True, 2)
+    assert len(vs) == 10
+    right = vs[2]  # moved 2 px: column j shows column j+2 of the original, reflected at the edge
+    assert torch.equal(right[..., :30], x[..., 2:]) and torch.equal(right[..., 30:], x[..., [30, 29]])
+    assert all(torch.equal(vs[i + 1], vs[i].flip(3)) for i in range(2, 10, 2))
+
+
 # ---- Checkpoints ----
 ARCH = {"width": 0.125, "act": "relu", "celu_alpha": 0.075, "whiten": False, "num_classes": 10}
 
@@ -218,3 +248,12 @@ def test_presets_inherit_and_select(monkeypatch):
         sub_train.make_config(["--preset", "no-such-preset"])
     for name in ["baseline", "sam", "ip", "sam-ip", "gc", "meta", "all", "default"]:
         sub_train.make_config(["--preset", name])
+
+
+def test_set_reads_exponent_numbers_and_refuses_text_for_numbers():
+    # YAML 1.1 reads `2e-3` as text; SGD would only fail on it minutes into training
+    assert sub_train.make_config(["--set", "weight_decay=2e-3"])["weight_decay"] == 0.002
+    assert sub_train.make_config(["--set", "cutout=12"])["cutout"] == 12
+    assert sub_train.make_config(["--set", "width=auto"])["width"] == "auto"  # a str default stays free
+    with pytest.raises(SystemExit, match="lr must be a number"):
+        sub_train.make_config(["--set", "lr=fast"])
