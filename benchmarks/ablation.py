@@ -6,14 +6,18 @@
 Each preset runs as its own copy of submission/ whose train command is
 `python train.py --preset NAME`, graded by `python -m harness run --repeats SEEDS`
 on the same seeds (the same 5000 training images and 1000 held-out images per
-seed for every preset). The table goes into docs/results.md between markers;
-the text around it is left alone. Run directories stay under --runs-dir.
+seed for every preset). Each preset's row is kept in
+benchmarks/results/ablation-DEVICE-BUDGETs.json, so `--presets NAME` re-measures one row
+and keeps the others; the table rendered from that file goes into docs/results.md between
+markers, and the text around it is left alone. Run directories stay under --runs-dir.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import platform
 import re
 import shutil
@@ -28,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from harness.files import atomic_write_text  # noqa: E402
 
-PRESETS = ["baseline", "ip", "sam", "sam-ip", "gc", "meta", "all"]  # `default` is `ip` (configs/default.yaml)
+PRESETS = ["baseline", "ip", "sam", "sam-ip", "gc", "meta", "all", "default"]  # the paper's rows, then ours
 RESULTS = ROOT / "docs" / "results.md"
+ROWS_DIR = ROOT / "benchmarks" / "results"
 
 
 def grade_preset(preset: str, args, scratch: Path) -> dict:
@@ -45,7 +50,11 @@ def grade_preset(preset: str, args, scratch: Path) -> dict:
                "--run-id", run_id, "--quiet"]
     print(f"[ablation] {preset}: {' '.join(command[1:])}", flush=True)
     subprocess.run(command, cwd=ROOT, check=False)
-    run_dir = max(args.runs_dir.glob(f"{run_id}*"), key=lambda p: p.stat().st_mtime)
+    return summarize(preset, max(args.runs_dir.glob(f"{run_id}*"), key=lambda p: p.stat().st_mtime), args)
+
+
+def summarize(preset: str, run_dir: Path, args) -> dict:
+    """One table row from a graded run directory (its result.json and each repeat's events)."""
     series = json.loads((run_dir / "result.json").read_text())
     repeats = series["repeats"] if series.get("kind") == "series" else [series]
     epochs, per_epoch = [], []
@@ -65,31 +74,48 @@ def grade_preset(preset: str, args, scratch: Path) -> dict:
         "epochs": statistics.fmean(epochs) if epochs else None,
         "s_per_epoch": statistics.fmean(per_epoch) if per_epoch else None,
         "statuses": [r["status"] for r in repeats],
+        "setting": (f"runner `{args.runner}`, {args.seeds} seeds (from {args.seed}), data `{_shown(args.data)}`, "
+                    f"{platform.machine()} with {_cores()} cores{_gpu_note(args)}"),
+        "measured": datetime.date.today().isoformat(),
     }
 
 
+def merge_rows(key: str, new_rows: list[dict]) -> list[dict]:
+    """Rows kept from earlier invocations, replaced by the new ones, in PRESETS order."""
+    path = ROWS_DIR / f"ablation-{key}.json"
+    rows = {r["preset"]: r for r in (json.loads(path.read_text())["rows"] if path.exists() else [])}
+    rows.update({r["preset"]: r for r in new_rows})
+    ordered = sorted(rows.values(), key=lambda r: (PRESETS + [r["preset"]]).index(r["preset"]))
+    atomic_write_text(path, json.dumps({"rows": ordered}, indent=1) + "\n")
+    return ordered
+
+
 def table(rows: list[dict], args) -> str:
+    settings = sorted({r["setting"] for r in rows})
     lines = [
-        f"Budget {args.budget:g} s, device `{args.device}`, runner `{args.runner}`, {args.seeds} seeds "
-        f"(from {args.seed}), data `{args.data}`; machine: {platform.machine()} with "
-        f"{_cores()} cores{_gpu_note(args)}. Command: `python benchmarks/ablation.py --budget {args.budget:g} "
-        f"--seeds {args.seeds} --device {args.device}`.",
+        f"Budget {args.budget:g} s, device `{args.device}`; " + "; ".join(settings) + ". Command: "
+        f"`python benchmarks/ablation.py --budget {args.budget:g} --seeds {args.seeds} --device {args.device}`.",
         "",
-        "| preset | accuracy (mean ± std) | per seed | epochs reached | s / epoch | status |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| preset | accuracy (mean ± std) | per seed | epochs reached | s / epoch | status | measured |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         per_seed = ", ".join(f"{a:.1%}" for a in r["accuracies"])
         epochs = f"{r['epochs']:.1f}" if r["epochs"] is not None else "n/a"
         speed = f"{r['s_per_epoch']:.2f}" if r["s_per_epoch"] is not None else "n/a"
         status = "all scored" if set(r["statuses"]) == {"scored"} else ", ".join(r["statuses"])
-        lines.append(f"| {r['preset']} | {r['mean']:.1%} ± {r['std']:.1%} | {per_seed} | {epochs} | {speed} | {status} |")
+        lines.append(f"| {r['preset']} | {r['mean']:.1%} ± {r['std']:.1%} | {per_seed} | {epochs} | {speed} "
+                     f"| {status} | {r.get('measured', 'n/a')} |")
     return "\n".join(lines)
 
 
-def _cores() -> int:
-    import os
+def _shown(data: str) -> str:
+    """A data source as the table shows it: local paths relative to the repository."""
+    kind, sep, path = data.partition(":")
+    return f"{kind}:{os.path.relpath(path, ROOT)}" if sep and os.path.isabs(path) else data
 
+
+def _cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
@@ -130,9 +156,10 @@ def main() -> None:
         for preset in args.presets.split(","):
             rows.append(grade_preset(preset, args, Path(scratch)))
             print(json.dumps(rows[-1]), flush=True)
-    body = table(rows, args)
+    key = f"{args.device}-{args.budget:g}s"
+    body = table(merge_rows(key, rows), args)
     print(body)
-    write_section(f"{args.device}-{args.budget:g}s", body)
+    write_section(key, body)
 
 
 if __name__ == "__main__":
