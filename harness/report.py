@@ -177,11 +177,13 @@ def _sigterm_at(phase: PhaseResult) -> Optional[float]:
     return None
 
 
-def _no_gpu_text(note: str) -> str:
-    """The plain no-GPU sentence, plus the monitor's own note when it says something more."""
+def _no_gpu_text(note: str, device: str) -> str:
+    """The plain no-GPU sentence, plus the monitor's own note when it says something more.
+    A --device cpu run never asks NVML, so there the note alone speaks: "no GPU was visible"
+    would be a guess."""
     note = (note or "").strip()
-    if "--device cpu" in note:  # NVML was never asked: "no GPU was visible" would be a guess
-        return note if note.endswith(".") else note + "."
+    if device == "cpu" and note:
+        return note.rstrip(".") + "."
     if not note or note.rstrip(".") == NO_GPU_TEXT.rstrip("."):
         return NO_GPU_TEXT
     return f"{NO_GPU_TEXT} {note}"
@@ -833,7 +835,7 @@ def _html_resources(c: _Ctx) -> str:
             parts.append(f'<p class="sub">{m.skipped_rows} malformed row(s) of metrics.csv skipped.</p>')
         parts.append(_img(plot_cpu(m, c.budget_s, c.sigterm_s), "CPU and RSS over time"))
     if mon.gpus is None:
-        parts.append(f'<div class="note">{e(_no_gpu_text(mon.gpu_note))}</div>')
+        parts.append(f'<div class="note">{e(_no_gpu_text(mon.gpu_note, c.result.environment.device))}</div>')
     else:
         if mon.gpu_note:
             parts.append(f'<div class="note">{e(mon.gpu_note)}</div>')
@@ -1067,7 +1069,7 @@ def render_md(c: _Ctx) -> str:
         if mon.warnings:
             out += "**Monitor warnings:**\n\n" + "".join(f"- {md(w)}\n" for w in mon.warnings) + "\n"
         if mon.gpus is None:
-            out += md(_no_gpu_text(mon.gpu_note)) + "\n\n"
+            out += md(_no_gpu_text(mon.gpu_note, r.environment.device)) + "\n\n"
         else:
             if mon.gpu_note:
                 out += md(mon.gpu_note) + "\n\n"

@@ -455,6 +455,7 @@ def test_many_step_events_are_plotted_quickly(tmp_path: Path) -> None:
 
 def test_gpu_note_is_kept_next_to_the_plain_sentence(tmp_path: Path) -> None:
     result = make_result(gpu=False)
+    result.environment.device = "cuda"  # NVML is only asked (and can fail) on a cuda run
     result.monitor.gpu_note = "NVML could not be loaded: libnvidia-ml.so.1 not found"
     write_report(tmp_path, result)
     html_text = (tmp_path / "report.html").read_text()
