@@ -1,4 +1,9 @@
-"""Progress on the console: one live line on a terminal, plain lines in a log."""
+"""Progress on the console: one live line on a terminal, plain lines in a log.
+
+What reaches the terminal is cleaned (harness.text): an entry's command, events and log
+lines can hold escape sequences, and none of them may move the cursor, set the title,
+ring the bell or reorder text on the operator's screen.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ import sys
 import time
 from typing import Optional, TextIO
 
+from harness.text import clean
+
 PLAIN_EVERY_S = 10.0
+EVENT_CHARS = 120  # the entry's latest event on the progress line, at most
 
 
 def human_bytes(n: Optional[float]) -> str:
@@ -32,7 +40,8 @@ class Progress:
         if self.quiet:
             return
         self._clear()
-        print(text, file=self.stream, flush=True)
+        lines = str(text).split("\n")
+        print("\n".join(clean(line) for line in lines), file=self.stream, flush=True)
 
     def update(
         self,
@@ -54,7 +63,7 @@ class Progress:
             parts.append(f"CPU {cpu:.0f}% RSS {human_bytes(rss)}")
         parts.append(f"GPU {gpu_util:.0f}%" if gpu_util is not None else "GPU n/a")
         if event:
-            parts.append(event)
+            parts.append(clean(event, EVENT_CHARS))
         line = " | ".join(parts)
         if self.live:
             columns = shutil.get_terminal_size((100, 20)).columns - 1

@@ -7,13 +7,17 @@ docs/submission-contract.md. Bump it on any change a submission could notice.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterator
 
 import yaml
+
+from harness.text import clean
 
 if TYPE_CHECKING:
     from harness.runners.base import PhaseSpec
@@ -22,6 +26,15 @@ CONTRACT_VERSION = "1.0"
 MANIFEST = "submission.yaml"
 NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
 PREDICTIONS_FILE = "predictions.csv"
+
+# Bounds on what an entry's folder may make the harness read (all checked before anything runs).
+MAX_MANIFEST_BYTES = 64 * 2**10  # submission.yaml: three short keys need a few hundred bytes
+MAX_MANIFEST_DEPTH = 16  # nesting of YAML collections in submission.yaml (the contract needs 1)
+MAX_ENTRY_BYTES = 2**30  # all files of an entry together (the digest reads every byte)
+MAX_ENTRY_FILES = 10_000  # files and folders of an entry together
+MAX_ENTRY_DEPTH = 64  # folders inside folders
+QUOTE_CHARS = 60  # how much of a bad value an error message quotes (escaped)
+DIGEST_CHUNK = 2**20
 
 
 class ContractError(ValueError):
@@ -45,38 +58,142 @@ class Submission:
         return shlex.join(self.predict)
 
 
+def quote(value: Any, limit: int = QUOTE_CHARS) -> str:
+    """A short, escaped description of a bad value for an error message: never the whole of it."""
+    if isinstance(value, str):
+        return "'" + clean(value, limit) + "'"
+    if value is None or isinstance(value, (bool, int, float)):
+        return clean(repr(value), limit)
+    kind = {dict: "a mapping", list: "a list"}.get(type(value), f"a value of type {type(value).__name__}")
+    return clean(kind, limit)
+
+
+class _RefusedYaml(yaml.YAMLError):
+    def __init__(self, problem: str, mark: Any):
+        super().__init__(problem)
+        self.problem, self.mark = problem, mark
+
+    def __str__(self) -> str:
+        line = f"line {self.mark.line + 1}: " if self.mark is not None else ""
+        return line + self.problem
+
+
+class ManifestLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses anchors and aliases when the document is composed, before
+    anything is expanded (a manifest has no use for them; an alias bomb is all they would bring),
+    and collections nested deeper than MAX_MANIFEST_DEPTH."""
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _RefusedYaml("YAML aliases (*name) are not allowed; write each value out in full",
+                               event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise _RefusedYaml("YAML anchors (&name) are not allowed; write each value out in full",
+                               event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_MANIFEST_DEPTH:
+                raise _RefusedYaml(f"collections are nested more than {MAX_MANIFEST_DEPTH} deep; "
+                                   "the manifest is three keys with text values", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, on one line, with where (no snippet of the document)."""
+    if isinstance(exc, _RefusedYaml):
+        return clean(exc, 300)
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        context = getattr(exc, "context", None)
+        text = f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+        return clean((f"{context}: " if context else "") + text, 300)
+    return clean(" ".join(str(exc).split()), 300)
+
+
+def _read_manifest(manifest: Path) -> str:
+    shown = clean(manifest, 300)
+    try:
+        info = manifest.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ContractError(f"{shown} is not a regular file; write {MANIFEST} as a plain text file")
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise ContractError(f"{shown} is {info.st_size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit; "
+                                f"{MANIFEST} needs only `name`, `train` and `predict` (a few hundred bytes)")
+        fd = os.open(manifest, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise ContractError(f"{shown} cannot be read ({clean(exc.strerror or exc, 200)}); "
+                            "make it a readable file") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ContractError(f"{shown} is over the {MAX_MANIFEST_BYTES}-byte limit; "
+                            f"{MANIFEST} needs only `name`, `train` and `predict`")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"{shown} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
 def load_submission(path: Path) -> Submission:
-    """Parse and check `submission.yaml`; raise ContractError naming the problem and the fix."""
+    """Parse and check `submission.yaml`; raise ContractError naming the problem and the fix.
+
+    The entry's files are checked against their bounds by `submission_digest`, which every
+    graded run computes before it creates anything.
+    """
     path = Path(path)
     if not path.is_dir():
-        raise ContractError(f"submission directory {path} does not exist; pass --submission DIR")
+        raise ContractError(f"submission directory {clean(path, 300)} does not exist; pass --submission DIR")
     manifest = path / MANIFEST
     if not manifest.is_file():
         raise ContractError(
-            f"{manifest} is missing; a submission needs a {MANIFEST} with `name`, `train` and `predict` "
-            "(see docs/submission-contract.md)"
+            f"{clean(manifest, 300)} is missing; a submission needs a {MANIFEST} with `name`, `train` and "
+            "`predict` (see docs/submission-contract.md)"
         )
+    shown = clean(manifest, 300)
+    text = _read_manifest(manifest)
     try:
-        spec = yaml.safe_load(manifest.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ContractError(f"{manifest} is not valid YAML: {exc}".strip()) from None
+        spec = yaml.load(text, Loader=ManifestLoader)  # noqa: S506 - a SafeLoader without aliases
+    except RecursionError:
+        raise ContractError(f"{shown} is not valid YAML: nested too deeply; write three plain keys") from None
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{shown} is not valid YAML: {_yaml_problem(exc)}; "
+                            "see docs/submission-contract.md for the format") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. an impossible date: the YAML is still the entry's
+        raise ContractError(f"{shown} is not valid YAML: {type(exc).__name__}: {clean(exc, 200)}; "
+                            "see docs/submission-contract.md for the format") from None
     if not isinstance(spec, dict):
-        raise ContractError(f"{manifest} must be a mapping with keys name, train, predict")
-    unknown = sorted(set(spec) - {"name", "train", "predict"})
+        raise ContractError(f"{shown} must be a mapping with keys name, train, predict (got {quote(spec)})")
+    unknown = sorted((clean(k, QUOTE_CHARS) for k in spec if k not in ("name", "train", "predict")))
     if unknown:
-        raise ContractError(f"{manifest}: unknown key(s) {', '.join(unknown)}; allowed: name, train, predict")
+        listed = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise ContractError(f"{shown}: unknown key(s) {listed}; allowed: name, train, predict")
     name = spec.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise ContractError(f"{manifest}: `name` must match [a-z0-9-]+ (got {name!r}), e.g. `name: my-entry`")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # fullmatch: `$` allows a final newline
+        raise ContractError(f"{shown}: `name` must match [a-z0-9-]+ (got {quote(name)}), e.g. `name: my-entry`")
     commands = {}
     for key in ("train", "predict"):
         value = spec.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise ContractError(f"{manifest}: `{key}` must be a command line, e.g. `{key}: python {key}.py`")
+            raise ContractError(f"{shown}: `{key}` must be a command line, e.g. `{key}: python {key}.py` "
+                                f"(got {quote(value)})")
+        if "\0" in value:
+            raise ContractError(f"{shown}: `{key}` contains a NUL character, which no command can take; "
+                                f"remove it (got {quote(value)})")
         try:
             commands[key] = shlex.split(value)
         except ValueError as exc:
-            raise ContractError(f"{manifest}: `{key}` cannot be parsed as a command line ({exc})") from None
+            raise ContractError(f"{shown}: `{key}` cannot be parsed as a command line ({clean(exc, 100)}); "
+                                f"check its quotes (got {quote(value)})") from None
+        if not commands[key]:
+            raise ContractError(f"{shown}: `{key}` must be a command line, e.g. `{key}: python {key}.py`")
     return Submission(
         path=path.resolve(),
         name=name,
@@ -87,19 +204,124 @@ def load_submission(path: Path) -> Submission:
 
 
 def missing_script(submission: Submission, command: list[str]) -> str | None:
-    """A script named by a command (`python train.py`) that is not in the submission."""
+    """A script named by a command (`python train.py`) that is not in the submission (escaped,
+    for a message)."""
     for arg in command[1:]:
         if arg.endswith((".py", ".sh")) and not (submission.path / arg).is_file():
-            return arg
+            return clean(arg, 200)
     return None
 
 
+# --- the entry's files ---------------------------------------------------------------------
+
+
+def _inside(target: str, root: str) -> bool:
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def entry_files(path: Path) -> Iterator[tuple[tuple[str, ...], str, int]]:
+    """(relative parts, absolute path, size) of every regular file of an entry, in digest order.
+
+    Walks without following links (iteratively: no recursion however deep the folders), skips
+    `__pycache__`. A symlink to a file inside the entry counts as that file's content; a symlink
+    to a folder inside it is not descended (its files are counted where they are); a symlink
+    that leads out of the entry, or nowhere, is refused. Raises ContractError when the entry has
+    more than MAX_ENTRY_FILES files and folders, folders deeper than MAX_ENTRY_DEPTH, or more than
+    MAX_ENTRY_BYTES of files (by size, before anything is read).
+    """
+    root = os.path.realpath(path)
+    shown = clean(path, 300)
+    found: list[tuple[tuple[str, ...], str, int]] = []
+    entries, total = 0, 0
+    stack: list[tuple[str, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        directory, parts = stack.pop()
+        if len(parts) > MAX_ENTRY_DEPTH:
+            raise ContractError(f"{shown}: folders nested more than {MAX_ENTRY_DEPTH} deep "
+                                f"({clean(os.sep.join(parts), 120)}); flatten the entry")
+        try:
+            with os.scandir(directory) as it:
+                children = list(_bounded(it, MAX_ENTRY_FILES - entries + 1))
+        except OSError as exc:
+            raise ContractError(f"{shown}: cannot read the folder {clean(os.sep.join(parts) or '.', 120)} "
+                                f"({clean(exc.strerror or exc, 100)}); make it readable") from None
+        for child in children:
+            entries += 1
+            if entries > MAX_ENTRY_FILES:
+                raise ContractError(f"{shown} has more than {MAX_ENTRY_FILES} files and folders; an entry is "
+                                    "code and a small model: remove data, caches and virtual environments")
+            if child.name == "__pycache__":
+                continue
+            rel = parts + (child.name,)
+            try:
+                if child.is_symlink():
+                    target = os.path.realpath(child.path)
+                    if not os.path.exists(target) or not _inside(target, root):
+                        where = "nowhere" if not os.path.exists(target) else "out of the entry"
+                        raise ContractError(
+                            f"{shown}: {clean(os.sep.join(rel), 120)} is a symlink that points {where}; "
+                            "copy the file into the entry instead (links must stay inside it)")
+                    info = os.stat(target)
+                    if not stat.S_ISREG(info.st_mode):
+                        continue  # a link to a folder inside the entry: its files are counted where they are
+                    file = target
+                else:
+                    info = child.stat(follow_symlinks=False)
+                    file = child.path
+            except OSError as exc:
+                raise ContractError(f"{shown}: cannot read {clean(os.sep.join(rel), 120)} "
+                                    f"({clean(exc.strerror or exc, 100)}); make it readable") from None
+            if stat.S_ISDIR(info.st_mode):
+                stack.append((child.path, rel))
+            elif stat.S_ISREG(info.st_mode):
+                total += info.st_size
+                found.append((rel, file, info.st_size))
+            if total > MAX_ENTRY_BYTES:
+                raise ContractError(f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
+                                    f"(at {clean(os.sep.join(rel), 120)}); keep large data out of the entry "
+                                    "(the harness gives every phase its data)")
+    found.sort(key=lambda item: item[0])
+    yield from found
+
+
+def _bounded(iterator: Any, limit: int) -> Iterator[Any]:
+    for i, item in enumerate(iterator):
+        yield item
+        if i + 1 >= limit:
+            return
+
+
 def submission_digest(path: Path) -> str:
-    """sha256 over the relative names and contents of a submission's files."""
+    """sha256 over the relative names and contents of a submission's files.
+
+    Per file, in order of its path's parts: the relative name (as bytes) + NUL + the sha256 of
+    its content. `__pycache__` is skipped. Streamed in 1 MiB chunks, with the bounds of
+    entry_files (ContractError past them, also when a file grows while it is read). The Docker
+    runner's image tag for an entry's own Dockerfile can use the same value.
+    """
     digest = hashlib.sha256()
-    for file in sorted(p for p in Path(path).rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(str(file.relative_to(path)).encode() + b"\0")
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    total = 0
+    shown = clean(path, 300)
+    for parts, file, _ in entry_files(path):
+        name = os.sep.join(parts)
+        digest.update(os.fsencode(name) + b"\0")
+        content = hashlib.sha256()
+        try:
+            fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise ContractError(f"{shown}: cannot read {clean(name, 120)} ({clean(exc.strerror or exc, 100)}); "
+                                "make it readable and keep it in place while the entry is graded") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ContractError(f"{shown}: {clean(name, 120)} changed into something that is not a file "
+                                    "while it was read; keep the entry unchanged while it is graded")
+            while chunk := f.read(DIGEST_CHUNK):
+                total += len(chunk)
+                if total > MAX_ENTRY_BYTES:
+                    raise ContractError(f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
+                                        f"(at {clean(name, 120)}); keep large data out of the entry")
+                content.update(chunk)
+        digest.update(content.digest())
     return digest.hexdigest()
 
 

@@ -11,14 +11,15 @@ Ranking by the mean over seeds. Statistics: see harness/stats.py.
     pooled Wilson interval over all held-out predictions (secondary, CSV and HTML).
   * "Within noise of": a two-sided paired t-test on the per-seed differences over
     the seeds both entries finished, p >= 0.05 (no multiple-comparison correction).
-Everything a submission controls (names, paths, reasons, log lines) is escaped:
-html.escape in HTML, a Markdown escaper in Markdown, a formula guard in CSV.
+Everything a submission controls (names, paths, reasons, log lines) is escaped by the one
+escaping module, harness.text: `text.html` in HTML, `text.md` in Markdown, and in CSV the
+text as it is (lone surrogates replaced) behind a formula guard. Every run is read on its
+own: a result.json of an unexpected shape is that seed's failure with the reason.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import math
@@ -26,11 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from harness import stats
-from harness.files import atomic_write_text
+from harness import events as events_mod
+from harness import stats, text
+from harness.files import atomic_write_bytes
 from harness.scoring import wilson_interval
 
 ALPHA = 0.05
+MAX_JSON_BYTES = 16 * 2**20  # a result.json bigger than this is not read (the harness writes a few KiB)
+MAX_EVENTS_BYTES = 32 * 2**20  # events.jsonl read for the throughput, at most
+CELL_CHARS = 2000  # any one escaped value, at most
 FAILED_STATUSES = ("failed", "invalid_predictions", "invalid_entry", "harness_error")
 
 
@@ -102,73 +107,118 @@ class Board:
 
 
 def _read_json(path: Path) -> Optional[dict]:
+    """A JSON object from a file of at most MAX_JSON_BYTES, or None (missing, too big, not an object)."""
     try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            return None
+        obj = json.loads(data)
+        return obj if isinstance(obj, dict) else None
+    except (OSError, ValueError, RecursionError):
         return None
 
 
+def _dict(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def _float(x: Any) -> Optional[float]:
+    """A finite number from a result field of any shape, else None."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    try:
+        x = float(x)
+    except OverflowError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _int(x: Any) -> Optional[int]:
+    v = _float(x)
+    return int(v) if v is not None else None
+
+
+def _str(x: Any, limit: int = 1000) -> Optional[str]:
+    return None if x is None else text.utf8(text.cut(str(x), limit))
+
+
 def training_throughput(run_dir: Path, train_count: Optional[int]) -> Optional[float]:
-    """Training images per second from the submission's own epoch events: epochs x images / time."""
+    """Training images per second from the submission's own epoch events: epochs x images / time.
+
+    events.jsonl is read line by line, at most MAX_EVENTS_BYTES, each line parsed under the
+    bounds of harness.events."""
     if not train_count:
         return None
     best = None
     try:
-        lines = (run_dir / "events.jsonl").read_text(errors="replace").splitlines()
+        with open(run_dir / "events.jsonl", "rb") as f:
+            read = 0
+            while read <= MAX_EVENTS_BYTES and (line := f.readline(events_mod.MAX_LINE + 1)):
+                read += len(line)
+                try:
+                    event = events_mod.parse_event(line.strip())
+                except Exception:  # noqa: BLE001 - a line that is not a kept event is skipped
+                    continue
+                epoch, t = _float(event.get("epoch")), _float(event.get("t_s"))
+                if epoch is not None and t is not None and t > 0 and epoch > 0:
+                    best = (epoch, t)
     except OSError:
         return None
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
-        epoch, t = event.get("epoch"), event.get("t_s")
-        if isinstance(epoch, (int, float)) and isinstance(t, (int, float)) and t > 0 and epoch > 0:
-            best = (epoch, t)
     if best is None:
         return None
     return best[0] * train_count / best[1]
 
 
 def gpu_energy(result: dict) -> Optional[float]:
-    gpus = (result.get("monitor") or {}).get("gpus") or []
-    values = [g.get("energy_j") for g in gpus if isinstance(g, dict) and isinstance(g.get("energy_j"), (int, float))]
+    gpus = _dict(result.get("monitor")).get("gpus")
+    values = [_float(g.get("energy_j")) for g in (gpus if isinstance(gpus, list) else []) if isinstance(g, dict)]
+    values = [v for v in values if v is not None]
     return float(sum(values)) if values else None
 
 
 def seed_run(directory: Path, seed: int, invalid: Optional[str], default_total: int) -> SeedRun:
+    """One seed of one entry from its files; a result.json of an unexpected shape is a failed
+    seed (harness_error) with the reason, never an exception."""
+    try:
+        return _seed_run(directory, seed, invalid, default_total)
+    except Exception as exc:  # noqa: BLE001 - one unreadable run must not stop the leaderboard
+        return SeedRun(seed, "harness_error", 0.0, 0, default_total, directory=str(directory),
+                       reason=f"its result.json could not be read ({type(exc).__name__}: {text.clean(exc, 200)})")
+
+
+def _seed_run(directory: Path, seed: int, invalid: Optional[str], default_total: int) -> SeedRun:
     if invalid:
         return SeedRun(seed, "invalid_entry", 0.0, 0, default_total, reason=f"not gradable: {invalid}")
     result = _read_json(directory / "result.json")
     if result is not None and result.get("status") not in (None, "interrupted"):
-        status = str(result["status"])
-        scored = status == "scored" and isinstance(result.get("accuracy"), (int, float))
-        data = result.get("data") or {}
-        train = result.get("train") or {}
+        status = text.clean(result["status"], 40)
+        accuracy = _float(result.get("accuracy"))
+        scored = status == "scored" and accuracy is not None
+        data = _dict(result.get("data"))
+        train = _dict(result.get("train"))
         return SeedRun(
             seed=seed,
             status=status,
-            accuracy=float(result["accuracy"]) if scored else 0.0,
-            correct=int(result.get("correct") or 0) if scored else 0,
-            total=int(result.get("total") or data.get("eval_count") or default_total),
-            train_s=train.get("seconds"),
-            train_outcome=train.get("outcome"),
+            accuracy=accuracy if scored and accuracy is not None else 0.0,
+            correct=(_int(result.get("correct")) or 0) if scored else 0,
+            total=_int(result.get("total")) or _int(data.get("eval_count")) or default_total,
+            train_s=_float(train.get("seconds")),
+            train_outcome=_str(train.get("outcome"), 40),
             energy_j=gpu_energy(result),
-            images_per_s=training_throughput(directory, data.get("train_count")),
-            started_at=result.get("started_at"),
-            reason=str(result.get("reason") or ""),
+            images_per_s=training_throughput(directory, _int(data.get("train_count"))),
+            started_at=_str(result.get("started_at"), 40),
+            reason=_str(result.get("reason") or "") or "",
             directory=str(directory),
-            index_hash=data.get("index_hash"),
-            sha256=(result.get("submission") or {}).get("sha256"),
+            index_hash=_str(data.get("index_hash"), 100),
+            sha256=_str(_dict(result.get("submission")).get("sha256"), 100),
         )
     error = _read_json(directory / "harness-error.json")
     if error is not None and result is None:
-        tail = error.get("log_tail") or []
+        tail = error.get("log_tail")
+        last = tail[-1] if isinstance(tail, list) and tail else ""
         return SeedRun(seed, "harness_error", 0.0, 0, default_total, directory=str(directory),
-                       reason=f"the harness failed (exit {error.get('exit_code')}): {tail[-1] if tail else ''}")
+                       reason=f"the harness failed (exit {_str(error.get('exit_code'), 20)}): {_str(last, 500)}")
     return SeedRun(seed, "pending", directory=str(directory))
 
 
@@ -177,16 +227,20 @@ def build(out: Path) -> Board:
     plan = _read_json(out / "grading.json")
     if plan is None:
         raise ValueError(f"{out} is not a grading directory (no grading.json)")
-    options, seeds = plan.get("options", {}), list(plan.get("seeds", []))
-    default_total = int(options.get("eval_per_class", 100)) * 10
+    options = _dict(plan.get("options"))
+    seeds = [s for s in (plan.get("seeds") if isinstance(plan.get("seeds"), list) else []) if _int(s) is not None]
+    default_total = (_int(options.get("eval_per_class")) or 100) * 10
     rows = []
-    for e in plan.get("entries", []):
-        info = _read_json(out / e["id"] / "entry.json") or {}
-        invalid = info.get("invalid")
-        runs = [seed_run(out / e["id"] / f"seed-{s}", s, invalid, default_total) for s in seeds]
-        rows.append(Row(e["id"], e["path"], bool(e.get("reference")), invalid, runs))
-
     warnings = []
+    for e in plan.get("entries") if isinstance(plan.get("entries"), list) else []:
+        if not isinstance(e, dict) or not isinstance(e.get("id"), str) or not e["id"]:
+            warnings.append(f"grading.json lists an entry without an id ({text.clean(e, 100)}); left out")
+            continue
+        info = _read_json(out / e["id"] / "entry.json") or {}
+        invalid = _str(info.get("invalid"))
+        runs = [seed_run(out / e["id"] / f"seed-{s}", s, invalid, default_total) for s in seeds]
+        rows.append(Row(e["id"], str(e.get("path", "")), bool(e.get("reference")), invalid, runs))
+
     for row in rows:
         done = row.finished
         values = [r.accuracy for r in done]
@@ -278,18 +332,16 @@ def _num(x: Optional[float], fmt: str = "{:.6f}") -> str:
 # --- Markdown ---------------------------------------------------------------------------
 
 
-def md(x: Any) -> str:
-    text = str(x).replace("\r", " ").replace("\n", " ")
-    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`"), ("*", "\\*"),
-                 ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
-        text = text.replace(a, b)
-    return text
+def md(x: Any, limit: int = CELL_CHARS) -> str:
+    """Any text for Markdown (harness.text.md): one clean line, no raw HTML, no broken tables."""
+    return text.md(x, limit)
 
 
-def _md_table(headers: list[str], rows: list[list[str]], right: tuple[int, ...] = ()) -> str:
+def _md_table(headers: list[Any], rows: list[list[Any]], right: tuple[int, ...] = ()) -> str:
+    """A table of plain values: every header and cell is escaped here."""
     align = ["---:" if i in right else "---" for i in range(len(headers))]
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines = ["| " + " | ".join(md(c) for c in headers) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -312,35 +364,35 @@ METHODS = (
 
 def render_md(board: Board) -> str:
     seeds = board.seeds
-    out = ["# Leaderboard", "", md(options_line(board)), "", f"Generated {board.generated_at}.", ""]
+    out = ["# Leaderboard", "", md(options_line(board)), "", f"Generated {md(board.generated_at)}.", ""]
     headers = ["Rank", "Entry", "Mean accuracy", "95% CI (t)", *[f"seed {s}" for s in seeds],
                "Train time (mean)", "GPU energy / run", "Within noise of", "Status"]
     rows = []
     for r in board.rows:
-        name = md(r.id) + (" (reference)" if r.reference else "")
+        name = r.id + (" (reference)" if r.reference else "")
         rows.append([str(r.rank), name, pct(r.mean), ci_text(r.ci.low if r.ci else None, r.ci.high if r.ci else None),
                      *[seed_cell(x) for x in r.runs], seconds(r.mean_of("train_s")), energy(r.mean_of("energy_j")),
-                     md(ties_text(board, r)), md(status_text(r))])
+                     ties_text(board, r), status_text(r)])
     out += [_md_table(headers, rows, right=(0, 2, *range(4, 4 + len(seeds) + 2))), "", METHODS, ""]
     if board.warnings:
         out += ["## Warnings", ""] + [f"- {md(w)}" for w in board.warnings] + [""]
     if len(board.rows) > 1:
         out += ["## Paired t-test p-values", "",
-                _md_table(["", *[md(r.id) for r in board.rows]],
-                          [[md(a.id), *["—" if a is b else _p(board.pvalues.get((a.id, b.id))) for b in board.rows]]
+                _md_table(["", *[r.id for r in board.rows]],
+                          [[a.id, *["—" if a is b else _p(board.pvalues.get((a.id, b.id))) for b in board.rows]]
                            for a in board.rows]), ""]
     failures = grouped_failures(board)
     if failures:
         out += ["## Failed runs (counted as 0)", ""]
         out += [f"- {md(entry)} seed{'s' if len(seeds_) > 1 else ''} {', '.join(map(str, seeds_))}: {md(status)}: "
-                f"{md(reason[:300])}" for entry, seeds_, status, reason in failures] + [""]
+                f"{md(reason, 300)}" for entry, seeds_, status, reason in failures] + [""]
     drift = drift_runs(board)
     if drift:
         out += ["## Machine drift (reference entry, in the order it ran)", "",
                 _md_table(["Started", "Seed", "Accuracy", "Train time", "Training images/s"],
-                          [[md(x.started_at or "—"), str(x.seed), seed_cell(x), seconds(x.train_s), _ips(x.images_per_s)]
+                          [[x.started_at or "—", str(x.seed), seed_cell(x), seconds(x.train_s), _ips(x.images_per_s)]
                            for x in drift], right=(1, 2, 3, 4)), ""]
-    out += ["## Entries", ""] + [f"- {md(r.id)}: `{md(r.path)}`" + (f" — not gradable: {md(r.invalid)}" if r.invalid else "")
+    out += ["## Entries", ""] + [f"- {md(r.id)}: {md(r.path)}" + (f" — not gradable: {md(r.invalid)}" if r.invalid else "")
                                  for r in board.rows]
     return "\n".join(out) + "\n"
 
@@ -372,8 +424,17 @@ def drift_runs(board: Board) -> list[SeedRun]:
 
 
 def _cell(x: Any) -> str:
-    text = "" if x is None else str(x)
-    return "'" + text if text[:1] in ("=", "+", "@", "\t", "\r") else text
+    """A CSV cell: the text as it is (UTF-8-safe), a leading formula character guarded with a quote."""
+    value = "" if x is None else text.utf8(x)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(value) else value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False
 
 
 def render_csv(board: Board) -> str:
@@ -437,8 +498,9 @@ svg text{font:12px system-ui,sans-serif;fill:#39445a}
 """
 
 
-def h(x: Any) -> str:
-    return html.escape(str(x), quote=True)
+def h(x: Any, limit: int = CELL_CHARS) -> str:
+    """Any text for HTML (harness.text.html): cleaned, cut, escaped."""
+    return text.html(x, limit)
 
 
 def short_path(path: str, parts: int = 2) -> str:
@@ -474,7 +536,7 @@ def _dot_plot(board: Board) -> str:
     for i, r in enumerate(rows):
         y = top + i * row_h + row_h / 2
         label = f"#{r.rank} {r.id}"
-        parts.append(f'<text x="{left - 10}" y="{y + 4:.1f}" text-anchor="end">{h(label[:34])}</text>')
+        parts.append(f'<text x="{left - 10}" y="{y + 4:.1f}" text-anchor="end">{h(label, 34)}</text>')
         if r.ci and r.ci.low is not None:
             parts.append(f'<line x1="{x(r.ci.low):.1f}" x2="{x(r.ci.high):.1f}" y1="{y:.1f}" y2="{y:.1f}" '
                          'stroke="#7d8aa3" stroke-width="2"/>')
@@ -507,7 +569,7 @@ def render_html(board: Board) -> str:
         cells = []
         for x in r.runs:
             cls = "n pending" if x.status == "pending" else ("n fail" if x.status != "scored" else "n")
-            title = f' title="{h(x.reason[:300])}"' if x.reason else ""
+            title = f' title="{h(x.reason, 300)}"' if x.reason else ""
             if x.status in ("scored", "pending"):
                 cells.append(f"<td class='{cls}'{title}>{h(seed_cell(x))}</td>")
             else:
@@ -543,7 +605,7 @@ def render_html(board: Board) -> str:
         sections.append("<h2>Failed runs (counted as 0)</h2><table><tr><th>Entry</th><th>Seeds</th><th>Status</th>"
                         "<th>Reason</th></tr>" + "".join(
                             f"<tr><td>{h(entry)}</td><td>{h(', '.join(map(str, seeds_)))}</td><td>{h(status)}</td>"
-                            f"<td>{h(reason[:400])}</td></tr>" for entry, seeds_, status, reason in failures) + "</table>")
+                            f"<td>{h(reason, 400)}</td></tr>" for entry, seeds_, status, reason in failures) + "</table>")
     drift = drift_runs(board)
     if drift:
         sections.append("<h2>Machine drift (reference entry, in the order it ran)</h2><table><tr><th>Started</th>"
@@ -563,10 +625,11 @@ def render_html(board: Board) -> str:
 
 def console_table(board: Board) -> str:
     headers = ["#", "entry", "mean", "95% CI (t)", "seeds", "train s", "within noise of"]
-    rows = [[str(r.rank), r.id + (" (ref)" if r.reference else ""), pct(r.mean),
-             ci_text(r.ci.low if r.ci else None, r.ci.high if r.ci else None),
-             " ".join(seed_cell(x).split(" ")[0] for x in r.runs), seconds(r.mean_of("train_s")),
-             ties_text(board, r)] for r in board.rows]
+    rows = [[text.clean(c, 200) for c in (
+        str(r.rank), r.id + (" (ref)" if r.reference else ""), pct(r.mean),
+        ci_text(r.ci.low if r.ci else None, r.ci.high if r.ci else None),
+        " ".join(seed_cell(x).split(" ")[0] for x in r.runs), seconds(r.mean_of("train_s")),
+        ties_text(board, r))] for r in board.rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [headers, *rows]]
     return "\n".join(lines)
@@ -575,10 +638,9 @@ def console_table(board: Board) -> str:
 def write_leaderboard(out: Path) -> Board:
     out = Path(out)
     board = build(out)
-    atomic_write_text(out / "leaderboard.md", render_md(board))
-    atomic_write_text(out / "leaderboard.csv", render_csv(board))
-    atomic_write_text(out / "runs.csv", render_runs_csv(board))
-    atomic_write_text(out / "leaderboard.html", render_html(board))
+    for name, render in (("leaderboard.md", render_md), ("leaderboard.csv", render_csv), ("runs.csv", render_runs_csv),
+                         ("leaderboard.html", render_html)):
+        atomic_write_bytes(out / name, render(board).encode("utf-8", "replace"))
     return board
 
 

@@ -7,6 +7,10 @@ import threading
 from pathlib import Path
 from typing import IO, Iterable
 
+from harness.text import clean
+
+LINE_CHARS = 1000  # a tail line, cleaned, at most
+
 
 class LogSink:
     """Appends a stream of bytes to a file, stops writing at `limit` bytes, keeps the tail."""
@@ -46,9 +50,11 @@ class LogSink:
             self._tail.append(line[-1000:].decode("utf-8", "replace"))
 
     def tail(self) -> list[str]:
+        """The last lines, each cleaned (harness.text): no escapes or control characters, at most
+        LINE_CHARS characters. A line's trailing carriage return (CRLF output) is dropped."""
         with self._lock:
-            rest = [self._partial.decode("utf-8", "replace")] if self._partial else []
-            return list(self._tail) + rest
+            lines = list(self._tail) + ([self._partial.decode("utf-8", "replace")] if self._partial else [])
+        return [clean(line.rstrip("\r"), LINE_CHARS) for line in lines]
 
     def close(self) -> None:
         with self._lock:

@@ -56,6 +56,9 @@ class PhaseResult:
     log_tail: list[str] = field(default_factory=list)
     detail: str = ""
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # name, bytes, sha256
+    checkpoint_files: int = 0  # all files found; `checkpoints` lists at most the first few
+    last_checkpoint_write_s: Optional[float] = None  # latest change the harness saw in HAET_CHECKPOINTS
+    late_checkpoints: list[str] = field(default_factory=list)  # written after the deadline: never scored
 
 
 @dataclass
@@ -107,7 +110,9 @@ class DataInfo:
     eval_per_class: int
     train_count: int
     eval_count: int
-    index_hash: str  # sha256 over the source fingerprint and the chosen indices
+    index_hash: str  # sha256 of the chosen train and held-out images and labels, in the seed's order
+    heldout_public: bool = False  # the held-out images come from a published split (e.g. CIFAR-10's test set)
+    heldout_order_key: Optional[str] = None  # secret: with the seed, reproduces the held-out order
 
 
 @dataclass
@@ -123,6 +128,20 @@ class Environment:
     driver: Optional[str] = None
     image: Optional[str] = None
     hostname: str = ""
+    isolated: bool = True  # False under the local runner: the entry ran on the host, unsandboxed
+
+
+@dataclass
+class BuildInfo:
+    """An entry's own Dockerfile, built before the clock starts (untimed, so bounded)."""
+
+    outcome: str  # built | reused | failed | timed_out
+    seconds: float
+    network: bool  # True only when the organizer allowed networked builds
+    image: Optional[str] = None  # tag
+    image_id: Optional[str] = None  # the resulting image's digest (sha256:...)
+    log: Optional[str] = None  # file name in the run directory
+    detail: str = ""
 
 
 @dataclass
@@ -154,6 +173,7 @@ class RunResult:
     total: Optional[int] = None
     score: Optional[Score] = None
     warnings: list[str] = field(default_factory=list)
+    build: Optional[BuildInfo] = None
     schema_version: int = SCHEMA_VERSION
     kind: str = "run"
 

@@ -5,10 +5,15 @@ Inputs (what the orchestrator leaves in `runs/<run-id>/`): the `RunResult` itsel
 events), `train.log` / `predict.log` (fallback for log tails). Every one of the files
 may be missing, truncated or malformed; the report says so instead of failing.
 
-Everything that comes from the submission (its name, logs, event names and values,
-class-folder names) is untrusted: the HTML escapes all text with `html.escape`, the
-Markdown escapes HTML-special characters and table pipes and fences logs with a fence
-longer than any backtick run inside them, and plot labels are made mathtext-safe.
+Everything that comes from the submission (its name, commands, logs, event names and
+values, checkpoint names, reasons, class-folder names) is untrusted and escaped by the one
+escaping module, harness.text: control characters, lone surrogates and bidi overrides are
+escaped (`text.clean`), HTML text goes through `text.html`, Markdown cells through
+`text.md`, logs are fenced with a fence longer than any backtick run inside them
+(`text.md_code`), and plot labels are made mathtext-safe. Output is bounded: at most
+MAX_CHECKPOINT_ROWS checkpoint rows, LOG_TAIL_LINES log lines of LOG_LINE_CHARS each,
+MAX_EVENT_FIELDS event fields, CELL_CHARS per cell; the files are written as UTF-8 with
+anything unencodable replaced, so no input can stop the report being written.
 
 Plots are PNGs drawn with matplotlib's Agg canvas (no pyplot, no global backend state)
 and embedded as base64 `data:` URIs: the HTML is one file with no external assets or JS.
@@ -36,12 +41,16 @@ import html
 import io
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from harness.files import atomic_write_text
+from harness import events as events_mod
+from harness import text
+from harness.files import atomic_write_bytes
 from harness.model import (
     GpuSummary,
     Outcome,
@@ -52,11 +61,17 @@ from harness.model import (
 )
 
 MAX_EVENTS_BYTES = 32 * 2**20  # events.jsonl is written by the submission: read at most this
-MAX_EVENT_LINES = 200_000
+MAX_EVENT_LINES = 100_000
+MAX_EVENT_FIELDS = 64  # distinct numeric fields plotted and tabled; the rest are counted
+MAX_EVENT_T_S = 1e7  # an event stamped further than this from the start (s) is not plotted
+MAX_EVENT_VALUE = 1e15  # nor a value larger than this (a plot's range must stay finite)
+MAX_CHECKPOINT_ROWS = 20  # checkpoint files listed per phase; the rest are counted
+LOG_LINE_CHARS = 300  # a log tail line in the report, at most
+CELL_CHARS = 2000  # any one escaped value, at most
 MAX_METRICS_BYTES = 64 * 2**20
 MAX_SERIES_PER_GROUP = 10
 MAX_PLOT_POINTS = 4000
-LOG_TAIL_LINES = 40
+LOG_TAIL_LINES = 20
 DPI = 100
 NO_GPU_TEXT = "No GPU was visible to the harness; GPU metrics are not available."
 
@@ -164,10 +179,10 @@ def signals_text(phase: PhaseResult) -> str:
 
 def outcome_text(phase: PhaseResult) -> str:
     o = _val(phase.outcome)
-    text = f"{o}: {OUTCOME_TEXT.get(o, '')}".rstrip(": ")
+    out = f"{o}: {OUTCOME_TEXT.get(o, '')}".rstrip(": ")
     if phase.phase == "train" and o == Outcome.KILLED_AT_DEADLINE.value:
-        text += f" ({TRAIN_DEADLINE_NOTE})"
-    return text
+        out += f" ({TRAIN_DEADLINE_NOTE})"
+    return out
 
 
 def _sigterm_at(phase: PhaseResult) -> Optional[float]:
@@ -259,10 +274,10 @@ class Metrics:
 
 
 def read_metrics(path: Path) -> Optional[Metrics]:
-    text = _read_limited(path, MAX_METRICS_BYTES)
-    if not text:
+    content = _read_limited(path, MAX_METRICS_BYTES)
+    if not content:
         return None
-    rows = csv.reader(io.StringIO(text))
+    rows = csv.reader(io.StringIO(content))
     try:
         header = [h.strip() for h in next(rows)]
     except (StopIteration, csv.Error):
@@ -306,22 +321,36 @@ class Events:
     events: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
     truncated: bool = False
+    fields_dropped: int = 0  # numeric fields past MAX_EVENT_FIELDS (known after series())
+    points_outside: int = 0  # events or values past MAX_EVENT_T_S / MAX_EVENT_VALUE (known after series())
 
     def series(self) -> dict[str, tuple[list[float], list[float]]]:
         """label -> (t_s values, field values) for every numeric field over time."""
         raw: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+        dropped: set[tuple[str, str]] = set()
+        outside = 0
         for ev in self.events:
             t = _num(ev.get("t_s"))
             if t is None:
                 continue
-            name = str(ev.get("event", ""))
+            if abs(t) > MAX_EVENT_T_S:  # a `time` of its own far from the run: no plot can show it
+                outside += 1
+                continue
+            name = text.clean(ev.get("event", ""), 60)
             for k, v in ev.items():
                 if k in EVENT_EXCLUDED:
                     continue
                 x = _num(v)
                 if x is None:
                     continue
-                ts, xs = raw.setdefault((name, str(k)), ([], []))
+                if abs(x) > MAX_EVENT_VALUE:
+                    outside += 1
+                    continue
+                key = (name, text.clean(k, 100))
+                if key not in raw and len(raw) >= MAX_EVENT_FIELDS:
+                    dropped.add(key)
+                    continue
+                ts, xs = raw.setdefault(key, ([], []))
                 ts.append(t)
                 xs.append(x)
         names_per_field: dict[str, int] = {}
@@ -331,6 +360,8 @@ class Events:
         for (name, k), v in raw.items():
             label = k if names_per_field[k] == 1 or not name else f"{k} ({name})"
             out[label] = v
+        self.fields_dropped = len(dropped)
+        self.points_outside = outside
         return out
 
     def epochs(self) -> Optional[int]:
@@ -348,38 +379,58 @@ class Events:
 
 
 def read_events(path: Path) -> Events:
-    text = _read_limited(path, MAX_EVENTS_BYTES + 1)
+    """events.jsonl, streamed line by line under the bounds of harness.events (each line parsed by
+    events.parse_event: size, depth, values, strings made UTF-8-safe), at most MAX_EVENTS_BYTES
+    and MAX_EVENT_LINES lines, at most events.MAX_VALUES values in all."""
     out = Events()
-    if not text:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
         return out
-    if len(text) > MAX_EVENTS_BYTES:
-        out.truncated = True
-    for i, line in enumerate(text.splitlines()):
-        if i >= MAX_EVENT_LINES:
-            out.truncated = True
-            break
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            out.skipped += 1
-            continue
-        if isinstance(obj, dict):
-            out.events.append(obj)
-        else:
-            out.skipped += 1
+    values = 0
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return out
+        read = lines = 0
+        while True:
+            line = f.readline(events_mod.MAX_LINE + 2)
+            if not line:
+                break
+            read += len(line)
+            lines += 1
+            if read > MAX_EVENTS_BYTES or lines > MAX_EVENT_LINES:
+                out.truncated = True
+                break
+            if not line.endswith(b"\n") and len(line) > events_mod.MAX_LINE:
+                while (more := f.readline(2**20)) and not more.endswith(b"\n"):  # skip the rest of it
+                    read += len(more)
+                read += len(more)
+                out.skipped += 1
+                continue
+            if not line.strip():
+                continue
+            budget = events_mod._Budget(min(events_mod.MAX_VALUES_PER_EVENT, events_mod.MAX_VALUES - values))
+            try:
+                event = events_mod.parse_event(line.strip(), budget)
+            except Exception:  # noqa: BLE001 - EventError, or anything else: the line is skipped
+                out.skipped += 1
+                continue
+            values += budget.used
+            out.events.append(event)
     return out
 
 
 def _log_tail(run_dir: Path, phase: PhaseResult) -> list[str]:
+    """The phase's last LOG_TAIL_LINES lines, each cleaned and cut to LOG_LINE_CHARS."""
     if phase.log_tail:
-        return [str(x) for x in phase.log_tail][-LOG_TAIL_LINES:]
-    text = _read_limited(run_dir / f"{phase.phase}.log", 64 * 1024, tail=True)
-    if not text:
-        return []
-    return text.splitlines()[-LOG_TAIL_LINES:]
+        lines = list(phase.log_tail)[-LOG_TAIL_LINES:]
+    else:
+        content = _read_limited(run_dir / f"{phase.phase}.log", 64 * 1024, tail=True)
+        lines = content.split("\n")[-LOG_TAIL_LINES - 1:] if content else []
+        if lines and lines[-1] == "":
+            lines.pop()
+        lines = lines[-LOG_TAIL_LINES:]
+    return [text.clean(str(x).rstrip("\r"), LOG_LINE_CHARS) for x in lines]
 
 
 # --- plots ---------------------------------------------------------------------------------
@@ -387,7 +438,7 @@ def _log_tail(run_dir: Path, phase: PhaseResult) -> list[str]:
 
 def _safe_label(s: Any, limit: int = 40) -> str:
     """A label matplotlib draws literally: no mathtext, not hidden by a leading '_'."""
-    s = str(s)
+    s = text.clean(s)
     if len(s) > limit:
         s = s[: limit - 1] + "…"
     s = s.replace("$", r"\$")
@@ -657,9 +708,9 @@ footer{color:#57606a;font-size:12px;text-align:center;margin-top:20px}
 """
 
 
-def e(x: Any) -> str:
-    """Escape any text for HTML (body or attribute)."""
-    return html.escape("" if x is None else str(x), quote=True)
+def e(x: Any, limit: int = CELL_CHARS) -> str:
+    """Any text for HTML (body or attribute): cleaned, cut, escaped (harness.text.html)."""
+    return text.html(x, limit)
 
 
 def _badge(value: str) -> str:
@@ -690,7 +741,7 @@ def _img(uri: Optional[str], alt: str) -> str:
 
 
 def _pre(lines: Sequence[str]) -> str:
-    return "<pre>" + e("\n".join(lines)) + "</pre>"
+    return "<pre>" + text.html_lines(list(lines), LOG_LINE_CHARS) + "</pre>"
 
 
 def _guarded(title: str, fn: Callable[[], str]) -> str:
@@ -699,7 +750,7 @@ def _guarded(title: str, fn: Callable[[], str]) -> str:
         return fn()
     except Exception as exc:  # noqa: BLE001 - the report must still be written
         return (f'<section><h2>{e(title)}</h2><div class="err">This section could not be '
-                f"rendered: {e(type(exc).__name__)}: {e(exc)}</div></section>")
+                f"rendered: {e(type(exc).__name__)}: {e(exc, 300)}</div></section>")
 
 
 def _page(title: str, body: str) -> str:
@@ -761,16 +812,42 @@ def _html_headline(c: _Ctx) -> str:
             f"</header><section>{hero}{_warnings_html(_all_warnings(r))}{_kv_table(rows)}</section>")
 
 
-def _checkpoints_html(phase: PhaseResult) -> str:
-    if not phase.checkpoints:
-        return ""
+def _checkpoint_rows(phase: PhaseResult) -> tuple[list[tuple[str, str, str]], int]:
+    """(name, size, sha256 prefix) of the first MAX_CHECKPOINT_ROWS checkpoints, as plain text,
+    and how many more files there are."""
+    listed = [ck for ck in (phase.checkpoints or []) if isinstance(ck, dict)]
+    total = max(len(listed), _int(getattr(phase, "checkpoint_files", 0)))
     rows = []
-    for ck in phase.checkpoints:
+    for ck in listed[:MAX_CHECKPOINT_ROWS]:
         b = ck.get("bytes")
-        rows.append([e(ck.get("name", "")),
-                     e(fmt_bytes(b) if isinstance(b, (int, float)) else "—"),
-                     f"<code>{e(str(ck.get('sha256', ''))[:16])}</code>"])
-    return "<h3>Checkpoints</h3>" + _grid(["name", "size", "sha256"], rows, num=(1,))
+        rows.append((text.clean(ck.get("name", ""), 200),
+                     fmt_bytes(b) if isinstance(b, (int, float)) and not isinstance(b, bool) else "—",
+                     text.clean(ck.get("sha256") or "", 80)[:16]))
+    return rows, total - len(rows)
+
+
+def _int(x: Any) -> int:
+    return x if isinstance(x, int) and not isinstance(x, bool) else 0
+
+
+def _late_text(phase: PhaseResult) -> str:
+    late = list(getattr(phase, "late_checkpoints", None) or [])
+    if not late:
+        return ""
+    shown = ", ".join(text.clean(x, 100) for x in late[:5])
+    return f"{len(late)} file(s) written after the deadline, not scored: {shown}" + (
+        f" and {len(late) - 5} more" if len(late) > 5 else "")
+
+
+def _checkpoints_html(phase: PhaseResult) -> str:
+    rows, more = _checkpoint_rows(phase)
+    if not rows:
+        return ""
+    cells = [[e(name), e(size), f"<code>{e(sha)}</code>"] for name, size, sha in rows]
+    out = "<h3>Checkpoints</h3>" + _grid(["name", "size", "sha256"], cells, num=(1,))
+    if more > 0:
+        out += f'<p class="sub">and {more} more file(s)</p>'
+    return out
 
 
 def _phase_html(c: _Ctx, phase: PhaseResult) -> str:
@@ -784,6 +861,8 @@ def _phase_html(c: _Ctx, phase: PhaseResult) -> str:
     ]
     if phase.detail:
         rows.append(("detail", e(phase.detail)))
+    if _late_text(phase):
+        rows.append(("late checkpoints", e(_late_text(phase))))
     out = f"<h3>{e(phase.phase.capitalize())}</h3>{_kv_table(rows)}{_checkpoints_html(phase)}"
     tail = _log_tail(c.run_dir, phase)
     if tail:
@@ -895,9 +974,15 @@ def _html_events(c: _Ctx) -> str:
             parts.append(_grid(["field", "group", "last", "min", "max", "points"],
                                [[e(s[0]), e(s[1]), e(s[2]), e(s[3]), e(s[4]), e(s[5])] for s in stats],
                                num=(2, 3, 4, 5)))
+        if ev.fields_dropped:
+            parts.append(f'<p class="sub">{ev.fields_dropped} more numeric field(s) not shown '
+                         f"(at most {MAX_EVENT_FIELDS}).</p>")
+        if ev.points_outside:
+            parts.append(f'<p class="sub">{ev.points_outside} event time(s) or value(s) far out of range '
+                         "not plotted.</p>")
         last = ev.last() or {}
         parts.append("<h3>Last event</h3>" + _kv_table(
-            (e(k), e(_fmt_event_value(v))) for k, v in list(last.items())[:30]))
+            (e(k, 100), e(_fmt_event_value(v))) for k, v in list(last.items())[:30]))
     return f'<section id="events"><h2>Training curves (the submission\'s events)</h2>{"".join(parts)}</section>'
 
 
@@ -984,11 +1069,10 @@ def render_html(c: _Ctx) -> str:
 # --- Markdown --------------------------------------------------------------------------------
 
 
-def md(x: Any) -> str:
-    """Escape text for a Markdown paragraph or table cell (no raw HTML, no broken tables)."""
-    s = ("" if x is None else str(x)).replace("\r", " ").replace("\n", " ")
-    s = re.sub(r"([\\`|\[\]])", r"\\\1", s)
-    return html.escape(s, quote=False)
+def md(x: Any, limit: int = CELL_CHARS) -> str:
+    """Any text for a Markdown paragraph or table cell (harness.text.md): one clean line, no raw
+    HTML, no broken tables."""
+    return "" if x is None else text.md(x, limit)
 
 
 def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[int] = ()) -> str:
@@ -1004,10 +1088,7 @@ def md_kv(rows: Iterable[tuple[str, Any]]) -> str:
 
 
 def md_code(lines: Sequence[str]) -> str:
-    text = "\n".join(lines)
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}\n"
+    return text.md_code(list(lines), LOG_LINE_CHARS)
 
 
 def _md_phase(c: _Ctx, phase: PhaseResult) -> str:
@@ -1020,11 +1101,14 @@ def _md_phase(c: _Ctx, phase: PhaseResult) -> str:
     ]
     if phase.detail:
         rows.append(("detail", phase.detail))
-    out = f"### {phase.phase.capitalize()}\n\n{md_kv(rows)}\n"
-    if phase.checkpoints:
-        out += "Checkpoints:\n\n" + md_table(["name", "size", "sha256"], [
-            [ck.get("name", ""), fmt_bytes(ck["bytes"]) if isinstance(ck.get("bytes"), (int, float)) else "—",
-             str(ck.get("sha256", ""))[:16]] for ck in phase.checkpoints], right=(1,)) + "\n"
+    if _late_text(phase):
+        rows.append(("late checkpoints", _late_text(phase)))
+    out = f"### {md(phase.phase.capitalize())}\n\n{md_kv(rows)}\n"
+    checkpoints, more = _checkpoint_rows(phase)
+    if checkpoints:
+        out += "Checkpoints:\n\n" + md_table(["name", "size", "sha256"], checkpoints, right=(1,)) + "\n"
+        if more > 0:
+            out += f"and {more} more file(s)\n\n"
     if _phase_failed(c.result, phase):
         tail = _log_tail(c.run_dir, phase)
         out += (f"Last lines of {phase.phase}.log:\n\n{md_code(tail)}\n" if tail
@@ -1036,7 +1120,7 @@ def _md_section(title: str, fn: Callable[[], str]) -> str:
     try:
         return fn()
     except Exception as exc:  # noqa: BLE001
-        return f"## {title}\n\nThis section could not be rendered: {md(type(exc).__name__)}: {md(exc)}\n\n"
+        return f"## {title}\n\nThis section could not be rendered: {md(type(exc).__name__)}: {md(exc, 300)}\n\n"
 
 
 def render_md(c: _Ctx) -> str:
@@ -1092,6 +1176,12 @@ def render_md(c: _Ctx) -> str:
                                 right=(2, 3, 4, 5)) + "\n"
         if ev.skipped:
             out += f"{ev.skipped} malformed line(s) of events.jsonl skipped.\n\n"
+        if ev.fields_dropped:
+            out += f"{ev.fields_dropped} more numeric field(s) not shown (at most {MAX_EVENT_FIELDS}).\n\n"
+        if ev.points_outside:
+            out += f"{ev.points_outside} event time(s) or value(s) far out of range not plotted.\n\n"
+        if ev.truncated:
+            out += "events.jsonl is very large; only its beginning was read.\n\n"
         return out
 
     def score() -> str:
@@ -1138,8 +1228,13 @@ def _context(run_dir: Path, result: RunResult) -> _Ctx:
 def write_report(run_dir: Path, result: RunResult) -> None:
     """Write `report.md` and `report.html` for one graded run into `run_dir`, atomically."""
     c = _context(Path(run_dir), result)
-    atomic_write_text(Path(run_dir) / "report.md", render_md(c))
-    atomic_write_text(Path(run_dir) / "report.html", render_html(c))
+    _write(Path(run_dir) / "report.md", render_md(c))
+    _write(Path(run_dir) / "report.html", render_html(c))
+
+
+def _write(path: Path, content: str) -> None:
+    """UTF-8, atomically; anything unencodable (a lone surrogate that escaped the escaping) is replaced."""
+    atomic_write_bytes(path, content.encode("utf-8", "replace"))
 
 
 def repeat_dir_names(series: SeriesResult, repeat_dirs: Optional[Sequence[str]] = None) -> list[str]:
@@ -1206,9 +1301,15 @@ def render_series_html(run_dir: Path, series: SeriesResult, dirs: list[str]) -> 
         ("wall time", e(fmt_s(series.wall_seconds))),
         ("submission sha256", f"<code>{e(series.submission.sha256)}</code>"),
     ])
-    table = _grid(
-        ["#", "seed", "status", "accuracy", "95% CI", "train outcome", "train s", "epochs", "GPU energy", "report"],
-        [[e(rr.index), e(rr.result.seed),
+    def row(rr: _RepeatRow) -> list[str]:
+        try:
+            return html_row(rr)
+        except Exception as exc:  # noqa: BLE001 - one unreadable repeat is a row saying so
+            return [e(rr.index), "—", e(f"could not be shown: {type(exc).__name__}: {exc}", 300)] + ["—"] * 6 + [
+                f'<a href="{e(_url_path(rr.dir))}/report.html">{e(rr.dir)}</a>']
+
+    def html_row(rr: _RepeatRow) -> list[str]:
+        return [e(rr.index), e(rr.result.seed),
           _badge(_val(rr.result.status)) + (f'<div class="sub" style="white-space:normal;max-width:220px">{e(rr.result.reason)}</div>'
                                             if rr.result.reason and _val(rr.result.status) != "scored" else ""),
           e(fmt_pct(rr.result.accuracy) if rr.result.accuracy is not None else "—")
@@ -1220,7 +1321,10 @@ def render_series_html(run_dir: Path, series: SeriesResult, dirs: list[str]) -> 
           e(fmt_energy(rr.energy_j) if rr.energy_j is not None else "no GPU" if rr.result.monitor.gpus is None
             else "—"),
           f'<a href="{e(_url_path(rr.dir))}/report.html">{e(rr.dir)}</a>']
-         for rr in rows],
+
+    table = _grid(
+        ["#", "seed", "status", "accuracy", "95% CI", "train outcome", "train s", "epochs", "GPU energy", "report"],
+        [row(rr) for rr in rows],
         num=(0, 1, 3, 4, 6, 7, 8),
     )
     img = ""
@@ -1245,7 +1349,7 @@ def render_series_html(run_dir: Path, series: SeriesResult, dirs: list[str]) -> 
 def _url_path(d: str) -> str:
     from urllib.parse import quote
 
-    return quote(d.replace("\\", "/"), safe="/")
+    return quote(text.utf8(d).replace("\\", "/"), safe="/")
 
 
 def render_series_md(run_dir: Path, series: SeriesResult, dirs: list[str]) -> str:
@@ -1258,15 +1362,22 @@ def render_series_md(run_dir: Path, series: SeriesResult, dirs: list[str]) -> st
         ("wall time", fmt_s(series.wall_seconds)),
     ]) + "\n## Repeats\n\n"
     head = ["#", "seed", "status", "accuracy", "95% CI", "train outcome", "train s", "epochs", "GPU energy"]
-    lines = md_table(head, [[
-        rr.index, rr.result.seed, _val(rr.result.status),
-        (fmt_pct(rr.result.accuracy) + f" ({rr.result.correct}/{rr.result.total})")
-        if rr.result.accuracy is not None else "—",
-        _ci_text(rr.result), _val(rr.result.train.outcome),
-        f"{rr.result.train.seconds:.1f} / {rr.result.train.budget_s:.0f}",
-        rr.epochs if rr.epochs is not None else "—",
-        fmt_energy(rr.energy_j) if rr.energy_j is not None else "no GPU" if rr.result.monitor.gpus is None else "—",
-    ] for rr in rows], right=(0, 1, 6, 7)).splitlines()
+    def row(rr: _RepeatRow) -> list[Any]:
+        try:
+            return [
+                rr.index, rr.result.seed, _val(rr.result.status),
+                (fmt_pct(rr.result.accuracy) + f" ({rr.result.correct}/{rr.result.total})")
+                if rr.result.accuracy is not None else "—",
+                _ci_text(rr.result), _val(rr.result.train.outcome),
+                f"{rr.result.train.seconds:.1f} / {rr.result.train.budget_s:.0f}",
+                rr.epochs if rr.epochs is not None else "—",
+                fmt_energy(rr.energy_j) if rr.energy_j is not None else "no GPU" if rr.result.monitor.gpus is None
+                else "—",
+            ]
+        except Exception as exc:  # noqa: BLE001 - one unreadable repeat is a row saying so
+            return [rr.index, "—", text.clean(f"could not be shown: {type(exc).__name__}: {exc}", 300)] + ["—"] * 6
+
+    lines = md_table(head, [row(rr) for rr in rows], right=(0, 1, 6, 7)).splitlines()
     # link each row to its repeat's report (a link, so not escaped as a cell)
     head_line, sep = lines[:2]
     head_line = head_line[:-1] + "| report |"
@@ -1287,8 +1398,8 @@ def write_series_report(run_dir: Path, series: SeriesResult,
     `series.repeats`; default as described in the module docstring (`repeat-01`, ...).
     """
     dirs = repeat_dir_names(series, repeat_dirs)
-    atomic_write_text(Path(run_dir) / "report.md", render_series_md(Path(run_dir), series, dirs))
-    atomic_write_text(Path(run_dir) / "report.html", render_series_html(Path(run_dir), series, dirs))
+    _write(Path(run_dir) / "report.md", render_series_md(Path(run_dir), series, dirs))
+    _write(Path(run_dir) / "report.html", render_series_html(Path(run_dir), series, dirs))
 
 
 # --- console summary -------------------------------------------------------------------------
@@ -1305,8 +1416,8 @@ def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Se
 
 
 def _console_safe(s: Any) -> str:
-    """No control characters from the submission on the operator's terminal."""
-    return re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", str(s))
+    """No control characters from the submission on the operator's terminal (harness.text.clean)."""
+    return text.clean(s, CELL_CHARS)
 
 
 def _run_summary(r: RunResult) -> str:

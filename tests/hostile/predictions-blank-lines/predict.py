@@ -1,0 +1,6 @@
+"""Valid predictions followed by 16 MiB of blank lines: refused by size, never read whole."""
+import os, numpy as np
+n = len(np.load(os.path.join(os.environ["HAET_DATA"], "test.npz"))["images"])
+with open(os.path.join(os.environ["HAET_OUTPUT"], "predictions.csv"), "w") as f:
+    f.write("index,label\n" + "".join(f"{i},0\n" for i in range(n)))
+    f.write("\n" * (16 * 2**20))

@@ -1,0 +1,2 @@
+import os, numpy as np
+np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"), np.zeros(3))
