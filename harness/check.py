@@ -163,8 +163,9 @@ def add_parser(commands) -> None:
     p.add_argument("--submission", type=Path, help="submission directory (default: the baseline's, else submission)")
     p.add_argument("--out", type=Path, default=Path("check-results"),
                    help="where summary.md, junit.xml and the runs go (default: check-results)")
-    p.add_argument("--runner", choices=["auto", "local", "docker"], default=None,
-                   help="default: the runner the baseline was made with, else auto")
+    p.add_argument("--runner", choices=["auto", "local", "docker"], default="auto",
+                   help="default: docker when an engine answers, else refuse; --runner local runs the "
+                        "submission on this host, not isolated")
     p.add_argument("--image", help="runtime image for the docker runner")
     p.add_argument("--gpu", help="the GPU to use (default: 0)")
     p.add_argument("--cache-dir", type=Path, default=None)
@@ -197,7 +198,7 @@ def cmd_check(args, progress: Progress) -> int:
     options = run_options(args, baseline)
     submission = args.submission or Path((baseline or {}).get("submission", "submission"))
     out_runs = Path(args.out) / "runs"
-    runner = args.runner or (baseline or {}).get("environment", {}).get("runner") or "auto"
+    runner = args.runner  # never the baseline's: running on the host takes an explicit --runner local
     grade_args = argparse.Namespace(**{**options, "runner": runner, "image": args.image, "gpu": args.gpu,
                                        "gpus": args.gpu, "cache_dir": args.cache_dir, "runs_dir": out_runs,
                                        "monitor_interval": args.monitor_interval})

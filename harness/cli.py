@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from harness import __version__
+from harness import __version__, text
 from harness.clock import Interrupted
 from harness.console import Progress
 from harness.contract import ContractError, load_submission, missing_script
@@ -48,8 +48,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="what HAET_DEVICE says (default: cuda when NVML sees a GPU, else cpu)")
     parser.add_argument("--gpu", help="the one GPU to use, by index or UUID (default: 0)")
     parser.add_argument("--runner", choices=["auto", "local", "docker"], default="auto",
-                        help="where the submission runs (default: docker when an engine answers, else local)")
+                        help="where the submission runs (default: docker when an engine answers; `run` then falls "
+                             "back to local, the organizer commands refuse)")
     parser.add_argument("--image", help="runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)")
+    parser.add_argument("--build-network", action="store_true",
+                        help="let an entry's own Dockerfile use the network while it builds (default: no network; "
+                             "recorded in the result and the leaderboard)")
+    parser.add_argument("--build-timeout", type=float, default=None,
+                        help="seconds an entry's own Dockerfile may take to build (default: 600)")
     parser.add_argument("--repeats", type=int, default=1, help="independent seeds; reports mean and std (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--train-per-class", type=int, default=500)
@@ -130,17 +136,38 @@ def options_from_args(args: argparse.Namespace, submission: Path) -> RunOptions:
     )
 
 
-def make_runner_from_args(args: argparse.Namespace, device: str, progress: Progress):
+NO_ISOLATION = ("no isolated runner is available: no Docker engine answers. Start one (bash docker/start-engine.sh, "
+                "or point DOCKER_HOST at it), or pass --runner local to run the entry on this host without isolation "
+                "(it can then read and write what you can)")
+
+
+def runner_name(requested: str, *, isolation_required: bool) -> str:
+    """`auto` -> the most isolated runner that works here.
+
+    Organizer commands (`isolation_required`) never fall back to running an entry on the host:
+    that takes an explicit --runner local.
+    """
+    if requested != "auto":
+        return requested
+    if docker_answers():
+        return "docker"
+    if isolation_required:
+        raise UsageError(NO_ISOLATION)
+    return "local"
+
+
+def make_runner_from_args(args: argparse.Namespace, device: str, progress: Progress, *,
+                          isolation_required: bool = False):
     from harness.runners import make_runner
 
-    name = args.runner
-    if name == "auto":
-        name = "docker" if docker_answers() else "local"
-        if name == "local":
-            progress.say("runner: no Docker engine answers; using the local runner (not a sandbox)")
+    name = runner_name(args.runner, isolation_required=isolation_required)
+    if name == "local" and args.runner == "auto":
+        progress.say("runner: no Docker engine answers; using the local runner (not a sandbox)")
     if name == "docker":
         # haet-runtime:cuda / haet-runtime:cpu, as the Dockerfile and `make image-cpu` tag them
-        return make_runner("docker", image=args.image or os.environ.get("HAET_IMAGE") or f"haet-runtime:{device}")
+        return make_runner("docker", image=args.image or os.environ.get("HAET_IMAGE") or f"haet-runtime:{device}",
+                           build_network=getattr(args, "build_network", False) or None,
+                           build_timeout_s=getattr(args, "build_timeout", None))
     return make_runner("local")
 
 
@@ -181,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         handler = getattr(args, "handler", None) or {"run": cmd_run}[args.command]
         return handler(args, progress)
     except (ContractError, DataError, UsageError, RunnerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {text.clean(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (KeyboardInterrupt, Interrupted):
         print("\ninterrupted: the submission's processes were stopped; files already written are kept",

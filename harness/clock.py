@@ -2,6 +2,10 @@
 
 Time counts from the moment the command starts. SIGTERM goes out at
 budget - grace, SIGKILL at the budget; the phase's seconds are measured here.
+
+The clock's loop does nothing but wait and signal: reading the entry's events,
+sampling and progress run on other threads (`harness.run.Watcher`, the monitor),
+so nothing an entry writes can keep the loop busy past a deadline.
 """
 
 from __future__ import annotations
@@ -9,12 +13,10 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 from harness.model import Signal
 from harness.runners.base import PhaseHandle
-
-TICK_S = 0.5  # how often `on_tick` (progress, events) runs while waiting
 
 
 @dataclass
@@ -32,15 +34,12 @@ class Interrupted(Exception):
     """The operator asked the harness to stop (Ctrl-C or SIGTERM to the harness)."""
 
 
-def supervise(
-    handle: PhaseHandle,
-    budget_s: float,
-    grace_s: float,
-    on_tick: Callable[[float], None] = lambda elapsed: None,
-) -> ClockResult:
+def supervise(handle: PhaseHandle, budget_s: float, grace_s: float) -> ClockResult:
     """Wait for the phase to exit, signalling it at its deadlines.
 
-    On Ctrl-C the phase is killed at once and `Interrupted` propagates.
+    A signal's `at_s` is when it left (before the runner delivers it), so a slow delivery
+    shows up as lateness instead of hiding in it. On Ctrl-C the phase is killed at once
+    and `Interrupted` propagates.
     """
     start = handle.started_monotonic
     deadlines = [
@@ -48,21 +47,18 @@ def supervise(
         (start + budget_s, signal.SIGKILL, handle.kill),
     ]
     sent: list[Signal] = []
-    next_tick = start + TICK_S
     try:
         while True:
-            now = time.monotonic()
-            while deadlines and now >= deadlines[0][0]:
+            if deadlines and time.monotonic() >= deadlines[0][0]:
                 _, sig, send = deadlines.pop(0)
+                left = time.monotonic()
                 send()
-                sent.append(Signal(sig.name, round(time.monotonic() - start, 3)))
-            wake = min([next_tick] + [d[0] for d in deadlines])
-            code = handle.wait(max(wake - time.monotonic(), 0.0))
+                sent.append(Signal(sig.name, round(left - start, 3)))
+                continue
+            wait = deadlines[0][0] - time.monotonic() if deadlines else 1.0
+            code = handle.wait(max(wait, 0.0))
             if code is not None:
                 return ClockResult(code, time.monotonic() - start, sent)
-            if time.monotonic() >= next_tick:
-                on_tick(time.monotonic() - start)
-                next_tick += TICK_S
     except KeyboardInterrupt:
         handle.kill()
         handle.wait(10.0)

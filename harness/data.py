@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import pickle
+import secrets
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -280,7 +281,8 @@ def _read_cifar10(batches: Path) -> Pool:
 # --- sampling ----------------------------------------------------------------
 
 
-def _take_per_class(labels: np.ndarray, n_classes: int, per_class: int, rng, exclude=None, what="") -> np.ndarray:
+def _take_per_class(labels: np.ndarray, n_classes: int, per_class: int, rng, exclude=None, *, what: str,
+                    flag: str) -> np.ndarray:
     chosen = []
     for c in range(n_classes):
         candidates = np.flatnonzero(labels == c)
@@ -289,12 +291,17 @@ def _take_per_class(labels: np.ndarray, n_classes: int, per_class: int, rng, exc
         if len(candidates) < per_class:
             raise DataError(
                 f"{what}: class {c} has {len(candidates)} images, fewer than the {per_class} asked for; "
-                f"lower --{what.split()[0]}-per-class or bring more data"
+                f"lower {flag} or bring more data"
             )
         chosen.append(rng.choice(candidates, size=per_class, replace=False))
     picked = np.concatenate(chosen)
-    rng.shuffle(picked)  # never class-sorted: an index must not reveal a label
+    rng.shuffle(picked)  # never class-sorted (the held-out set is reordered in secret on top)
     return picked
+
+
+def secret_order(order_key: str, n: int) -> np.ndarray:
+    """The permutation of the held-out set that `order_key` (recorded in result.json) stands for."""
+    return np.random.default_rng(int(order_key, 16)).permutation(n)
 
 
 def draw(
@@ -310,27 +317,34 @@ def draw(
     """The seeded, class-balanced, disjoint train and held-out sets of one repeat."""
     n = len(pool.classes)
     rng = np.random.default_rng(seed)
-    train_idx = _take_per_class(pool.train.labels, n, train_per_class, rng, what=f"train set of {source}")
+    train_idx = _take_per_class(pool.train.labels, n, train_per_class, rng, what=f"train set of {source}",
+                                flag="--train-per-class")
     if eval_pool is not None:
         if eval_pool.classes != pool.classes:
             raise DataError(
                 f"--eval-data classes {eval_pool.classes} differ from the training classes {pool.classes}"
             )
         held_out = eval_pool.test or eval_pool.train
-        eval_idx = _take_per_class(held_out.labels, n, eval_per_class, rng, what=f"eval set of {eval_source}")
+        eval_idx = _take_per_class(held_out.labels, n, eval_per_class, rng, what=f"eval set of {eval_source}",
+                                   flag="--eval-per-class")
     elif pool.test is not None:
         held_out = pool.test
-        eval_idx = _take_per_class(held_out.labels, n, eval_per_class, rng, what=f"eval set of {source}")
+        eval_idx = _take_per_class(held_out.labels, n, eval_per_class, rng, what=f"eval set of {source}",
+                                   flag="--eval-per-class")
     else:  # no test split: hold out images the train set did not take
         held_out = pool.train
         eval_idx = _take_per_class(
-            held_out.labels, n, eval_per_class, rng, exclude=train_idx, what=f"eval set of {source}"
-        )
+            held_out.labels, n, eval_per_class, rng, exclude=train_idx, what=f"eval set of {source}",
+            flag="--eval-per-class")
     train = Split(pool.train.images[train_idx], pool.train.labels[train_idx])
-    evaluation = Split(held_out.images[eval_idx], held_out.labels[eval_idx])
-    digest = hashlib.sha256()
-    for array in (train.images, train.labels, evaluation.images, evaluation.labels):
+    digest = hashlib.sha256()  # over the seed's order: every entry graded on this seed gets the same hash
+    for array in (train.images, train.labels, held_out.images[eval_idx], held_out.labels[eval_idx]):
         digest.update(np.ascontiguousarray(array).tobytes())
+    # The held-out order comes from secret randomness: the seed, the counts and the harness's code
+    # are all visible to an entry, and any order they determine hands it the labels.
+    order_key = secrets.token_hex(16)
+    eval_idx = eval_idx[secret_order(order_key, len(eval_idx))]
+    evaluation = Split(held_out.images[eval_idx], held_out.labels[eval_idx])
     info = DataInfo(
         source=source,
         eval_source=eval_source,
@@ -341,6 +355,8 @@ def draw(
         train_count=len(train.labels),
         eval_count=len(evaluation.labels),
         index_hash=digest.hexdigest(),
+        heldout_public=eval_source == "cifar10",
+        heldout_order_key=order_key,
     )
     return GradedSets(list(pool.classes), train, evaluation, info)
 

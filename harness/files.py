@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,3 +39,19 @@ def atomic_copy(src: Path, dst: Path, limit: int | None = None) -> None:
     with open(src, "rb") as f:
         data = f.read() if limit is None else f.read(limit)
     atomic_write_bytes(dst, data)
+
+
+def change_times(root: Path) -> dict[str, float]:
+    """Each regular file's ctime by relative name: the kernel sets it on every write, rename or
+    utime, and nothing an unprivileged entry does can set it back."""
+    times = {}
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath) / name
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                times[str(path.relative_to(root))] = st.st_ctime
+    return times

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.cli import UsageError
+from harness import text
 from harness.console import Progress
 from harness.contract import ContractError, load_submission, submission_digest
 from harness.files import atomic_write_json
@@ -46,7 +47,8 @@ from harness.files import atomic_write_json
 PLAN_FILE = "grading.json"
 LOCK_FILE = ".grading.lock"
 PLAN_KEYS = ("data", "eval_data", "budget", "grace", "predict_budget", "device", "runner", "image",
-             "train_per_class", "eval_per_class", "seed", "repeats")
+             "train_per_class", "eval_per_class", "seed", "repeats", "build_network")
+ADDED_PLAN_KEYS = {"build_network": False}  # what a plan written before the key existed meant
 PR_SET_PDEATHSIG = 1
 
 
@@ -114,8 +116,9 @@ def make_plan(out: Path, options: dict, entry_dirs: list[Path], reference: Optio
         plan = {"kind": "grading", "schema_version": 1, "created_at": now(), "options": options,
                 "seeds": [options["seed"] + i for i in range(options["repeats"])], "entries": []}
     else:
-        changed = [f"--{k.replace('_', '-')} {plan['options'].get(k)!r} -> {options.get(k)!r}"
-                   for k in PLAN_KEYS if plan["options"].get(k) != options.get(k)]
+        before = {k: plan["options"].get(k, ADDED_PLAN_KEYS.get(k)) for k in PLAN_KEYS}
+        changed = [f"--{k.replace('_', '-')} {before[k]!r} -> {options.get(k)!r}"
+                   for k in PLAN_KEYS if before[k] != options.get(k)]
         if changed:
             raise GradeError(f"{out} was graded with other options ({'; '.join(changed)}); resume with the same "
                              "options, or grade into a new --out directory")
@@ -129,7 +132,7 @@ def make_plan(out: Path, options: dict, entry_dirs: list[Path], reference: Optio
             continue
         try:
             base = load_submission(Path(directory)).name
-        except ContractError:
+        except Exception:  # an unreadable entry still gets an id, and its reason in entry.json
             base = slug(Path(path).name)
         entry_id, n = base, 2
         while entry_id in taken or entry_id in (PLAN_FILE, "leaderboard"):
@@ -154,9 +157,11 @@ def check_entry(entry: Entry, runner: str) -> None:
         check_commands(Path(entry.path), runner)
         entry.invalid = None
     except ContractError as exc:
-        entry.invalid = str(exc)
+        entry.invalid = text.clean(exc, limit=500)
     except OSError as exc:
-        entry.invalid = f"cannot read the submission: {exc}"
+        entry.invalid = text.clean(f"cannot read the submission: {exc}", limit=500)
+    except Exception as exc:  # whatever one entry's files do, the others are still graded
+        entry.invalid = text.clean(f"the harness could not read this entry ({type(exc).__name__}: {exc})", limit=500)
 
 
 # --- run directories ---------------------------------------------------------------
@@ -258,6 +263,10 @@ class Grader:
             cmd += ["--eval-data", o["eval_data"]]
         if o.get("image"):
             cmd += ["--image", o["image"]]
+        if o.get("build_network"):
+            cmd += ["--build-network"]
+        if o.get("build_timeout"):
+            cmd += ["--build-timeout", repr(o["build_timeout"])]
         if gpu is not None:
             cmd += ["--gpu", gpu]
         return cmd
@@ -399,20 +408,20 @@ def add_parser(commands) -> None:
 
 
 def resolved_options(args, progress: Progress) -> dict:
-    from harness.cli import default_cache_dir, detect_device, docker_answers, options_from_args
+    from harness.cli import default_cache_dir, options_from_args, runner_name
 
     if args.gpus and args.device == "auto":
         args.device = "cuda"
     run_options = options_from_args(args, Path("."))  # validates the numbers; resolves device auto
-    runner = args.runner
-    if runner == "auto":
-        runner = "docker" if docker_answers() else "local"
+    runner = runner_name(args.runner, isolation_required=True)
     data = args.data
     return {
         "data": data, "eval_data": args.eval_data, "budget": args.budget, "grace": args.grace,
         "predict_budget": args.predict_budget, "device": run_options.device, "runner": runner,
         "image": args.image, "train_per_class": args.train_per_class, "eval_per_class": args.eval_per_class,
         "seed": args.seed, "repeats": args.repeats, "monitor_interval": args.monitor_interval,
+        "build_network": bool(getattr(args, "build_network", False)),
+        "build_timeout": getattr(args, "build_timeout", None),
         "cache_dir": str(Path(args.cache_dir or default_cache_dir()).resolve()),
     }
 

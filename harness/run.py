@@ -14,19 +14,19 @@ import platform
 import shutil
 import socket
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from harness import __version__, data, report, scoring
+from harness import __version__, data, report, scoring, text
 from harness.clock import Interrupted, supervise
 from harness.console import Progress
 from harness.contract import PREDICTIONS_FILE, Submission, load_submission, submission_digest
 from harness.events import EventTail, describe
 from harness.files import atomic_copy, atomic_write_json
 from harness.model import (
-    DataInfo,
     Environment,
     MonitorSummary,
     Outcome,
@@ -41,6 +41,12 @@ from harness.monitor import Gpus, Monitor
 from harness.runners import PhaseSpec, Runner
 
 HASHED_CHECKPOINT_LIMIT = 2**30  # bigger checkpoints are listed without a sha256
+LISTED_CHECKPOINTS = 100  # result.json names at most this many checkpoint files; the count covers all
+TICK_S = 0.5  # how often the watcher reads events and redraws progress
+PUBLIC_HELDOUT = ("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
+                  "for a real competition pass --eval-data with a secret set")
+NOT_ISOLATED = "the local runner ran the entry on this host without isolation (not a sandbox)"
+FILE_CLOCK_SLACK_S = 0.02  # file times come from the kernel's coarse clock (one tick late at most)
 
 
 @dataclass
@@ -96,6 +102,7 @@ def environment(runner: Runner, options: RunOptions) -> Environment:
         torch=torch_version,
         image=runner.describe().get("image"),
         hostname=socket.gethostname(),
+        isolated=runner.isolated,
     )
     gpus, _ = Gpus.open(options.gpu or "0", options.nvml) if options.device == "cuda" else (None, "")
     if gpus:
@@ -130,27 +137,22 @@ class PhaseRunner:
             else:
                 note = "The run used --device cpu; GPUs were not monitored"
         handle = self.runner.start(spec)
-        events = EventTail(spec.events_file, handle.deadline_unix - spec.budget_s)
+        events = EventTail(spec.events_file, handle.started_unix)
         monitor = None
         if monitored:
             monitor = Monitor(handle.sample, gpus, note, self.options.monitor_interval_s,
                               run_dir / "metrics.csv", claims_cuda=self.options.device == "cuda")
             monitor.start(handle.started_monotonic)
-
-        def tick(elapsed: float) -> None:
-            events.poll()
-            latest = monitor.latest if monitor else None
-            util = latest.gpus[0]["util"] if latest and latest.gpus else None
-            self.progress.update(spec.phase, elapsed, spec.budget_s, describe(events.last),
-                                 latest.cpu_percent if latest else None, latest.rss_bytes if latest else None, util)
+        watcher = Watcher(spec, handle.started_monotonic, events, monitor, self.progress).start()
 
         interrupted = False
         try:
-            clock = supervise(handle, spec.budget_s, spec.grace_s, tick)
+            clock = supervise(handle, spec.budget_s, spec.grace_s)
         except Interrupted:
             interrupted, clock = True, None
         finally:
             exit_info = handle.finish()
+            watcher.stop()
             summary = monitor.stop() if monitor else None
             if gpus:
                 gpus.close()
@@ -167,6 +169,8 @@ class PhaseRunner:
             stray_processes_killed=exit_info.stray_processes_killed,
             log_tail=tail[-20:],
         )
+        if exit_info.checkpoint_times is not None:
+            drop_late_checkpoints(result, exit_info.checkpoint_times, spec.checkpoints_dir, handle.started_unix)
         if interrupted:
             result.detail = "the operator interrupted the harness; the phase was killed"
             raise PhaseInterrupted(result, summary)
@@ -180,11 +184,42 @@ class PhaseRunner:
             result.outcome, result.detail = Outcome.CRASHED, f"exited with code {clock.exit_code}"
         else:
             result.outcome = Outcome.COMPLETED
-        notes = list(exit_info.notes)
+        notes = list(exit_info.notes) + events.notes
         if exit_info.stray_processes_killed:
             notes.append(f"{exit_info.stray_processes_killed} process(es) outlived the command and were killed")
         result.detail = "; ".join([result.detail, *notes] if result.detail else notes)
         return result, summary
+
+
+class Watcher:
+    """Everything the clock must never wait for: the entry's events and the progress line.
+
+    Runs on its own thread; the entry controls how much there is to read, so none of it
+    may run in the clock's loop (harness.clock).
+    """
+
+    def __init__(self, spec: PhaseSpec, started_monotonic: float, events: EventTail, monitor: Optional[Monitor],
+                 progress: Progress):
+        self.spec, self.started, self.events, self.monitor, self.progress = spec, started_monotonic, events, monitor, progress
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"watch:{spec.phase}", daemon=True)
+
+    def start(self) -> "Watcher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(TICK_S):
+            self.events.poll()
+            latest = self.monitor.latest if self.monitor else None
+            util = latest.gpus[0]["util"] if latest and latest.gpus else None
+            self.progress.update(self.spec.phase, time.monotonic() - self.started, self.spec.budget_s,
+                                 describe(self.events.last), latest.cpu_percent if latest else None,
+                                 latest.rss_bytes if latest else None, util)
 
 
 class PhaseInterrupted(Exception):
@@ -193,9 +228,26 @@ class PhaseInterrupted(Exception):
         self.phase, self.monitor = phase, monitor
 
 
-def list_checkpoints(directory: Path) -> list[dict]:
+def list_checkpoints(directory: Path) -> tuple[list[dict], int]:
+    """The first LISTED_CHECKPOINTS regular files by name (size, sha256) and how many there are.
+
+    Names are the entry's choice, in any bytes: they are listed escaped (harness.text).
+    """
+    def files():
+        for dirpath, _, filenames in os.walk(directory):
+            for name in filenames:
+                path = Path(dirpath) / name
+                if path.is_file() and not path.is_symlink():
+                    yield path
+
+    count, first = 0, []
+    for path in files():  # keeps at most 2 x LISTED_CHECKPOINTS names, however many files there are
+        count += 1
+        first.append(path)
+        if len(first) > 2 * LISTED_CHECKPOINTS:
+            first = sorted(first)[:LISTED_CHECKPOINTS]
     found = []
-    for file in sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink()):
+    for file in sorted(first)[:LISTED_CHECKPOINTS]:
         size = file.stat().st_size
         sha = None
         if size <= HASHED_CHECKPOINT_LIMIT:
@@ -204,8 +256,24 @@ def list_checkpoints(directory: Path) -> list[dict]:
                 while chunk := f.read(2**20):
                     digest.update(chunk)
             sha = digest.hexdigest()
-        found.append({"name": str(file.relative_to(directory)), "bytes": size, "sha256": sha})
-    return found
+        found.append({"name": text.file_name(file.relative_to(directory)), "bytes": size, "sha256": sha})
+    return found, count
+
+
+def drop_late_checkpoints(phase: PhaseResult, times: dict[str, float], checkpoints: Path, started_unix: float) -> None:
+    """A checkpoint written after the deadline is never scored: it is removed before predict.
+
+    `times` are the files' ctimes (harness.runners.local.change_times): the kernel's clock,
+    which an entry cannot set back.
+    """
+    if not times:
+        return
+    phase.last_checkpoint_write_s = round(max(times.values()) - started_unix, 3)
+    cutoff = started_unix + phase.budget_s + FILE_CLOCK_SLACK_S
+    late = sorted(name for name, changed in times.items() if changed > cutoff)
+    for name in late:
+        (checkpoints / name).unlink(missing_ok=True)
+    phase.late_checkpoints = [text.file_name(name) for name in late[:LISTED_CHECKPOINTS]]
 
 
 def not_started(phase: str, budget: float) -> PhaseResult:
@@ -219,6 +287,7 @@ def not_started(phase: str, budget: float) -> PhaseResult:
 def run_once(
     run_dir: Path,
     submission: Submission,
+    info: SubmissionInfo,
     sets: data.GradedSets,
     runner: Runner,
     options: RunOptions,
@@ -255,8 +324,7 @@ def run_once(
         run_id=run_id,
         status=Status.FAILED,
         reason="",
-        submission=SubmissionInfo(submission.name, str(submission.path), submission.train_text,
-                                  submission.predict_text, submission_digest(submission.path)),
+        submission=info,
         data=sets.info,
         train=not_started("train", options.budget_s),
         predict=not_started("predict", options.predict_budget_s),
@@ -267,16 +335,28 @@ def run_once(
         wall_seconds=0.0,
         seed=seed,
     )
+    result.warnings += [PUBLIC_HELDOUT] if sets.info.heldout_public else []
+    result.warnings += [] if runner.isolated else [NOT_ISOLATED]
     try:
+        result.build = runner.prepare(submission.path, run_dir)
+        if result.build and result.build.outcome not in ("built", "reused"):
+            result.reason = f"the entry's Dockerfile did not build ({result.build.outcome}): {result.build.detail}"
+            finish(result, run_dir, t0, keep_work=False)
+            return result
         # Train: the clock runs from the command's start; killing it at the deadline is normal.
         progress.say(f"[{result.run_id}] train: {submission.train_text} (budget {options.budget_s:g}s, seed {seed})")
         result.train, result.monitor = phases.run(spec("train", options.budget_s, dirs["train-data"], None),
                                                   run_dir, monitored=True)
         result.environment = environment(runner, options)  # now naming the image the entry really ran in
-        result.train.checkpoints = list_checkpoints(dirs["checkpoints"])
+        result.train.checkpoints, result.train.checkpoint_files = list_checkpoints(dirs["checkpoints"])
+        if result.train.late_checkpoints:
+            result.warnings.append(
+                f"{len(result.train.late_checkpoints)} checkpoint file(s) were written after the deadline and "
+                "were not scored: " + ", ".join(result.train.late_checkpoints[:5]))
         if result.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE) and not result.train.checkpoints:
             result.train.outcome = Outcome.NO_CHECKPOINT
-            result.train.detail = "nothing was saved in HAET_CHECKPOINTS, so there is no model to score"
+            result.train.detail = "nothing was saved in HAET_CHECKPOINTS, so there is no model to score" + (
+                " before the deadline" if result.train.late_checkpoints else "")
         result.warnings += result.monitor.warnings
         if result.train.stray_processes_killed:
             result.warnings.append(result.train.detail)
@@ -308,7 +388,7 @@ def judge(result: RunResult, predictions: Path, run_dir: Path, sets: data.Graded
         result.reason = f"predict {result.predict.outcome.value}: {result.predict.detail}"
         return
     if predictions.is_file():
-        atomic_copy(predictions, run_dir / PREDICTIONS_FILE, limit=scoring.MAX_BYTES + 1)
+        atomic_copy(predictions, run_dir / PREDICTIONS_FILE, limit=scoring.byte_limit(len(sets.eval.labels)) + 1)
     try:
         predicted = scoring.read_predictions(predictions, len(sets.eval.labels), len(sets.classes))
     except scoring.InvalidPredictions as exc:
@@ -333,6 +413,8 @@ def finish(result: RunResult, run_dir: Path, t0: float, keep_work: bool) -> None
 
 def graded_run(options: RunOptions, runner: Runner, progress: Progress) -> RunResult | SeriesResult:
     submission = load_submission(options.submission)
+    info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
+                          submission_digest(submission.path))  # before any run directory: it may refuse the entry
     progress.say(f"data: {options.data}" + (f", held-out set from {options.eval_data}" if options.eval_data else ""))
     pool = data.load_pool(options.data, options.cache_dir)
     eval_pool = data.load_pool(options.eval_data, options.cache_dir) if options.eval_data else None
@@ -345,24 +427,26 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress) -> RunRe
     ]
     run_dir = new_run_dir(Path(options.runs_dir).resolve(), submission.name, options.run_id)
     progress.say(f"run directory: {run_dir}")
+    for warning in ([PUBLIC_HELDOUT] if sets[0].info.heldout_public else []) + ([] if runner.isolated else [NOT_ISOLATED]):
+        progress.say(f"warning: {warning}")
 
     if options.repeats == 1:
-        return run_once(run_dir, submission, sets[0], runner, options, progress, seeds[0], run_dir.name)
+        return run_once(run_dir, submission, info, sets[0], runner, options, progress, seeds[0], run_dir.name)
 
     started_at, t0, results = utc_now(), time.monotonic(), []
     try:
         for i, seed in enumerate(seeds):
             repeat_dir = run_dir / f"repeat-{i + 1:02d}"
             repeat_dir.mkdir()
-            results.append(run_once(repeat_dir, submission, sets[i], runner, options, progress, seed,
+            results.append(run_once(repeat_dir, submission, info, sets[i], runner, options, progress, seed,
                                     f"{run_dir.name}/{repeat_dir.name}"))
     except Interrupted:
-        write_series(run_dir, submission, results, started_at, t0, interrupted=True)
+        write_series(run_dir, info, results, started_at, t0, interrupted=True)
         raise
-    return write_series(run_dir, submission, results, started_at, t0, interrupted=False)
+    return write_series(run_dir, info, results, started_at, t0, interrupted=False)
 
 
-def write_series(run_dir: Path, submission: Submission, results: list[RunResult], started_at: str,
+def write_series(run_dir: Path, info: SubmissionInfo, results: list[RunResult], started_at: str,
                  t0: float, interrupted: bool) -> SeriesResult:
     accuracies = [r.accuracy if r.status is Status.SCORED and r.accuracy is not None else 0.0 for r in results]
     failed = [r for r in results if r.status is not Status.SCORED]
@@ -377,9 +461,7 @@ def write_series(run_dir: Path, submission: Submission, results: list[RunResult]
         run_id=run_dir.name,
         status=status,
         reason=reason,
-        submission=results[0].submission if results else SubmissionInfo(
-            submission.name, str(submission.path), submission.train_text, submission.predict_text,
-            submission_digest(submission.path)),
+        submission=info,
         accuracy_mean=mean,
         accuracy_std=statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
         accuracies=accuracies,

@@ -6,12 +6,14 @@ import os
 
 import pytest
 
-from organizer_helpers import CENTROID, copy_entry, entry, harness
 import json
 
+from organizer_helpers import CENTROID, copy_entry, entry, harness
+from tests.docker_support import docker_client, runtime_image  # noqa: F401
 
-def validate_json(entry, *extra):
-    proc = harness("validate", entry, "--json", "--smoke-budget", "8", *extra)
+
+def validate_json(entry, *extra, runner="local"):
+    proc = harness("validate", entry, "--json", "--smoke-budget", "8", "--runner", runner, *extra)
     assert proc.returncode in (0, 1), proc.stderr
     report = json.loads(proc.stdout)
     return proc.returncode, report, {c["id"]: c for c in report["checks"]}
@@ -26,8 +28,15 @@ def test_correct_entry_passes_every_check():
     assert checks["network"]["status"] == "skip"  # the local runner cannot prove it
 
 
+@pytest.mark.docker
+def test_docker_validation_proves_no_network_on_the_cpu_image(runtime_image):
+    code, report, checks = validate_json(CENTROID, runner="docker")  # no --image: the CPU image is chosen
+    assert code == 0 and report["ok"], report
+    assert checks["network"]["status"] == "pass", checks["network"]
+
+
 def test_checklist_text_names_each_failure_and_its_fix(tmp_path):
-    proc = harness("validate", entry("missing-script", tmp_path))
+    proc = harness("validate", entry("missing-script", tmp_path), "--runner", "local")
     assert proc.returncode == 1
     assert "[FAIL] train and predict commands exist" in proc.stdout
     assert "infer.py" in proc.stdout and "fix: add the missing script" in proc.stdout

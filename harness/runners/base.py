@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from harness.logs import LogSink
+from harness.model import BuildInfo
 
 
 class RunnerError(RuntimeError):
@@ -49,10 +50,14 @@ class ExitInfo:
     oom_killed: bool = False
     stray_processes_killed: int = 0
     notes: list[str] = field(default_factory=list)  # what the runner saw, e.g. a full checkpoint volume
+    # Train only: when each checkpoint file last changed (its ctime, wall clock), by relative name,
+    # read where the entry wrote it; None where the runner cannot see that (see docs/security.md).
+    checkpoint_times: Optional[dict[str, float]] = None
 
 
 class PhaseHandle(Protocol):
     started_monotonic: float  # when the command started: the clock's zero
+    started_unix: float  # the same moment on the wall clock (file times, event stamps)
     deadline_unix: float  # HAET_DEADLINE as given to the submission
     sink: LogSink  # the phase's log; its tail goes into the result
 
@@ -74,6 +79,10 @@ class PhaseHandle(Protocol):
 
 class Runner(Protocol):
     name: str
+    isolated: bool  # False: the entry runs on the host with the harness's rights (recorded in every result)
+
+    def prepare(self, submission_dir: Path, run_dir: Path) -> Optional[BuildInfo]:
+        """Untimed set-up before the train phase (building an entry's own image); None if none."""
 
     def start(self, spec: PhaseSpec) -> PhaseHandle: ...
 

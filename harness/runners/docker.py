@@ -31,11 +31,11 @@ own containers and volumes.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import os
 import re
 import shutil
+import signal
 import socket
 import tarfile
 import tempfile
@@ -49,7 +49,10 @@ import docker.errors
 import psutil
 from docker.types import DeviceRequest, Mount, Ulimit
 
-from harness.contract import phase_environment
+from harness import text
+from harness.contract import phase_environment, submission_digest
+from harness.files import atomic_write_text, change_times
+from harness.model import BuildInfo
 from harness.logs import LogSink
 from harness.runners.base import ExitInfo, PhaseSpec, RunnerError
 
@@ -64,6 +67,8 @@ C_CHECKPOINTS = "/checkpoints"
 C_OUTPUT = "/output"
 C_EVENTS = "/haet/events.jsonl"
 
+BUILD_LOG_LIMIT = 16 * 2**20
+MAX_FILES = 10_000  # files and folders in a capped volume (tmpfs nr_inodes); copy-out stops there too
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
 
@@ -264,8 +269,16 @@ class DockerHandle:
         self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
         self.container.start()
         self.started_monotonic = time.monotonic()
-        self._started_unix = time.time()
+        self.started_unix = time.time()
         self._cgroup = _CgroupReader.find(self.container.id)
+        self._init_pid = 0  # docker-init: it forwards signals itself, and must not get SIGTERM twice over
+        if self._cgroup and not r.owner["haet.owner.container"]:  # host pids mean something only on the host
+            try:
+                self.container.reload()
+                self._init_pid = int(self.container.attrs["State"]["Pid"])
+            except (docker.errors.APIError, KeyError, TypeError, ValueError):
+                pass
+        self._signals_by_pid = self._init_pid in (self._cgroup.processes() or []) if self._cgroup else False
         self._cpu_prev: Optional[tuple[str, float, float]] = None  # source, stamp, CPU ns
 
         # Own connections without a read timeout: a phase may be quiet for many minutes.
@@ -277,7 +290,8 @@ class DockerHandle:
     def _capped_volume(self, path: str, host_dir: Path, cap: int, labels: dict[str, str]) -> Mount:
         volume = self.client.volumes.create(
             driver="local",
-            driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={cap},uid={UID},gid={GID},mode=0750"},
+            driver_opts={"type": "tmpfs", "device": "tmpfs",
+                         "o": f"size={cap},nr_inodes={MAX_FILES},uid={UID},gid={GID},mode=0750"},
             labels={**labels, "haet.mount": path},
         )
         self._volumes.append(volume)
@@ -320,7 +334,23 @@ class DockerHandle:
             self.kill()
 
     def terminate(self) -> None:
-        _ignore_gone(self.container.kill, signal="SIGTERM")
+        """SIGTERM to every process of the container: from its cgroup where this host shows it
+        (a `setsid` child is reached too), else through the engine to docker-init's process group."""
+        if not self._signals_by_pid:
+            _ignore_gone(self.container.kill, signal="SIGTERM")
+            return
+        signalled: set[int] = {self._init_pid}
+        end = time.monotonic() + 0.05
+        while time.monotonic() < end:  # again for children forked while it is sent
+            fresh = [p for p in (self._cgroup.processes() or []) if p not in signalled]
+            if not fresh:
+                break
+            for pid in fresh:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+            signalled.update(fresh)
 
     def kill(self) -> None:
         _ignore_gone(self.container.kill, signal="SIGKILL")
@@ -373,6 +403,7 @@ class DockerHandle:
                 pass
             self._pump.join(timeout=5)
             self._watch_events()  # a flood can hit the file-size limit between two checks
+            times = self._checkpoint_times()
             for path, (_, host_dir, cap) in self._capped.items():
                 self._copy_out(path, host_dir, cap)
             for note in self.notes:
@@ -386,7 +417,20 @@ class DockerHandle:
                     c.close()
                 except Exception:
                     pass
-        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes))
+        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times)
+
+    def _checkpoint_times(self) -> Optional[dict[str, float]]:
+        """The checkpoint files' ctimes, read on the host side of their volume before the copy
+        (which would reset them); None where the harness cannot see the engine's volumes."""
+        if C_CHECKPOINTS not in self._capped:
+            return None
+        try:
+            mountpoint = self.client.api.inspect_volume(self._capped[C_CHECKPOINTS][0])["Mountpoint"]
+        except (docker.errors.APIError, KeyError):
+            return None
+        if self.runner.owner["haet.owner.container"] or not os.path.isdir(mountpoint):
+            return None
+        return change_times(Path(mountpoint))
 
     def _copy_out(self, path: str, host_dir: Path, cap: int) -> None:
         """The holder's view of a capped tmpfs volume -> the run directory (links and devices refused)."""
@@ -396,7 +440,7 @@ class DockerHandle:
         except docker.errors.APIError as exc:
             self.notes.append(f"could not copy {path} out of the container: {exc.explanation or exc}")
             return
-        total, skipped = 0, []
+        total, files, skipped, over = 0, 0, [], []
         staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=host_dir.parent))
         try:
             with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks), 2**20), mode="r|") as tar:
@@ -404,6 +448,12 @@ class DockerHandle:
                     target = _safe_target(staging, member.name)
                     if target is None or not (member.isfile() or member.isdir()):
                         skipped.append(member.name)  # links, devices, fifos, odd names
+                        continue
+                    files += 1
+                    # Apparent sizes count: a sparse file takes no room in the tmpfs, but its copy
+                    # would take every byte on the host.
+                    if files > MAX_FILES or (member.isfile() and total + member.size > cap):
+                        over.append(member.name)
                         continue
                     if member.isdir():
                         target.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -420,7 +470,13 @@ class DockerHandle:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if skipped:
-            self.notes.append(f"not copied from {path} (only regular files count): {', '.join(skipped[:5])}")
+            self.notes.append(f"not copied from {path} (only regular files count): "
+                              + ", ".join(text.file_name(n) for n in skipped[:5]))
+        if over:
+            self.notes.append(
+                f"not copied from {path}: {len(over)} file(s) past its cap of {cap} bytes (apparent size, so "
+                f"sparse files count in full) or {MAX_FILES} files, e.g. "
+                + ", ".join(text.file_name(n) for n in over[:3]))
         if total >= cap - 2 * 2**20:
             self.notes.append(
                 f"{path} is full: it holds {total} bytes of its {cap}-byte cap; writes past the cap failed "
@@ -462,6 +518,14 @@ class _CgroupReader:
 
     def __init__(self, cpu_file: Path, cpu_v2: bool, mem_usage: Path, mem_stat: Path):
         self.cpu_file, self.cpu_v2, self.mem_usage, self.mem_stat = cpu_file, cpu_v2, mem_usage, mem_stat
+        self.procs_file = mem_usage.parent / "cgroup.procs"
+
+    def processes(self) -> Optional[list[int]]:
+        """Host pids of every process in the container; None when this host does not show them."""
+        try:
+            return [int(line) for line in self.procs_file.read_text().split()]
+        except (OSError, ValueError):
+            return None
 
     @classmethod
     def find(cls, cid: str) -> Optional["_CgroupReader"]:
@@ -514,6 +578,8 @@ class DockerRunner:
     checkpoint_limit  size of /checkpoints in train (default 2g; tmpfs, counts against memory)
     output_limit      size of /output in predict (default 64m)
     events_limit      size of the events file before the phase is killed (default 16m)
+    build_network     let an entry's own Dockerfile use the network while it builds (default False)
+    build_timeout_s   seconds an entry's build may take before it is cancelled (default 600)
     path_map          {path seen by the harness: path on the engine's host} for bind mounts when the
                       harness itself runs in a container (default from $HAET_DOCKER_PATH_MAP,
                       "inside=host[,inside=host]"); not needed when paths are mounted 1:1
@@ -522,6 +588,7 @@ class DockerRunner:
     """
 
     name = "docker"
+    isolated = True
 
     def __init__(
         self,
@@ -534,6 +601,8 @@ class DockerRunner:
         checkpoint_limit: int | str | None = None,
         output_limit: int | str | None = None,
         events_limit: int | str | None = None,
+        build_network: Optional[bool] = None,
+        build_timeout_s: Optional[float] = None,
         path_map: Optional[dict[str, str]] = None,
         cleanup: bool = True,
         client: Optional[docker.DockerClient] = None,
@@ -565,6 +634,8 @@ class DockerRunner:
         self.checkpoint_limit = parse_size(option(checkpoint_limit, "checkpoint_limit", "2g"))
         self.output_limit = parse_size(option(output_limit, "output_limit", "64m"))
         self.events_limit = parse_size(option(events_limit, "events_limit", "16m"))
+        self.build_network = str(option(build_network, "build_network", False)).lower() in ("1", "true", "yes")
+        self.build_timeout_s = float(option(build_timeout_s, "build_timeout_s", 600.0))
         self.path_map = path_map if path_map is not None else _parse_path_map(os.environ.get("HAET_DOCKER_PATH_MAP", ""))
         self.owner = {
             "haet.owner.host": socket.gethostname(),
@@ -620,31 +691,68 @@ class DockerRunner:
 
     # --- images -----------------------------------------------------------------
 
-    def image_for(self, spec: PhaseSpec) -> str:
-        """The runtime image, or the entry's own image when it brings a Dockerfile (built once, untimed)."""
-        directory = Path(spec.submission_dir)
+    def prepare(self, submission_dir: Path, run_dir: Path) -> Optional[BuildInfo]:
+        """Build the entry's own Dockerfile, if it brings one: before the clock, so bounded.
+
+        No network unless the organizer allowed it (`build_network`), at most `build_timeout_s`
+        seconds (the connection is cut, which makes the engine cancel the build), the memory
+        limit of a phase, and its log in the run directory. The tag carries the files' digest
+        and the network setting, so an image is reused only for the same files built the same way.
+        """
+        directory = Path(submission_dir)
         if not (directory / "Dockerfile").is_file():
-            return self.image
-        key = str(directory.resolve())
-        if key not in self._built:
-            digest = hashlib.sha256()
-            for f in sorted(p for p in directory.rglob("*") if p.is_file()):
-                digest.update(str(f.relative_to(directory)).encode() + b"\0" + f.read_bytes())
-            tag = f"haet-entry-{re.sub(r'[^a-z0-9-]', '-', directory.name.lower()) or 'entry'}:{digest.hexdigest()[:12]}"
-            log = spec.log_path.parent / "build.log"
+            return None
+        name = re.sub(r"[^a-z0-9-]", "-", directory.name.lower()) or "entry"
+        tag = f"haet-entry-{name}:{submission_digest(directory)[:12]}" + ("-net" if self.build_network else "")
+        log = run_dir / "build.log"
+        try:
+            image = self.client.images.get(tag)
+            atomic_write_text(log, f"reused {tag}: built earlier from the same files\n")
+            info = BuildInfo("reused", 0.0, self.build_network, tag, image.id, log.name)
+        except docker.errors.ImageNotFound:
+            info = self._build(directory, tag, log)
+        if info.outcome in ("built", "reused"):
+            self._built[str(directory.resolve())] = tag
+        return info
+
+    def _build(self, directory: Path, tag: str, log: Path) -> BuildInfo:
+        api = _BuildClient(base_url=self.base_url, timeout=None)
+        sink = LogSink(log, BUILD_LOG_LIMIT)
+        timer = threading.Timer(self.build_timeout_s, api.cut)
+        t0 = time.monotonic()
+        outcome, detail = "built", ""
+        timer.start()
+        try:
+            for chunk in api.build(path=str(directory), tag=tag, rm=True, forcerm=True, pull=False, decode=True,
+                                   network_mode="default" if self.build_network else "none",
+                                   container_limits={"memory": self.memory, "memswap": self.memory},
+                                   labels={LABEL: "1", "haet.role": "entry"}):
+                if isinstance(chunk, dict) and "error" in chunk:
+                    outcome, detail = "failed", text.clean(chunk["error"], limit=300)
+                sink.write(str(chunk.get("stream", chunk.get("error", "")) if isinstance(chunk, dict) else chunk)
+                           .encode("utf-8", "replace"))
+        except Exception as exc:  # the cut connection, or the engine refusing the build
+            outcome, detail = "failed", text.clean(exc, limit=300)
+        finally:
+            timer.cancel()
+            api.close()
+        seconds = round(time.monotonic() - t0, 3)
+        if api.was_cut:
+            outcome, detail = "timed_out", f"the build ran past its {self.build_timeout_s:g}s limit and was cancelled"
+        image_id = None
+        if outcome == "built":
             try:
-                self.client.images.get(tag)
-                log.write_text(f"reused {tag}: built earlier from the same files\n")
+                image_id = self.client.images.get(tag).id
             except docker.errors.ImageNotFound:
-                try:
-                    _, lines = self.client.images.build(path=str(directory), tag=tag, rm=True, forcerm=True,
-                                                        pull=False, labels={LABEL: "1", "haet.role": "entry"})
-                    log.write_text("".join(str(x.get("stream", "")) for x in lines))
-                except docker.errors.BuildError as exc:
-                    log.write_text("".join(str(x.get("stream", x.get("error", ""))) for x in exc.build_log))
-                    raise RunnerError(f"the entry's Dockerfile did not build: {exc.msg} (see {log})") from None
-            self._built[key] = tag
-        return self._built[key]
+                outcome, detail = "failed", "the engine reported no error but made no image"
+        sink.write(f"\n[harness] build {outcome} in {seconds:g}s (network {'on' if self.build_network else 'off'})"
+                   f"{': ' + detail if detail else ''}\n".encode())
+        sink.close()
+        return BuildInfo(outcome, seconds, self.build_network, tag, image_id, log.name, detail)
+
+    def image_for(self, spec: PhaseSpec) -> str:
+        """The entry's own image when `prepare` built one, else the runtime image."""
+        return self._built.get(str(Path(spec.submission_dir).resolve()), self.image)
 
     def host_path(self, path: Path) -> str:
         """A path as the engine's host sees it (differs when the harness runs in a container)."""
@@ -662,6 +770,27 @@ class DockerRunner:
     def describe(self) -> dict[str, Optional[str]]:
         tags = ", ".join(sorted(set(self._built.values())))
         return {"image": f"{self.image} ({self._image_id})" + (f"; entry image {tags}" if tags else "")}
+
+
+class _BuildClient(docker.APIClient):
+    """An API client whose streaming build can be cut from another thread.
+
+    The engine cancels a build whose client goes away, and nothing but shutting the socket
+    interrupts a read that is waiting on a silent `RUN sleep`."""
+
+    response = None
+    was_cut = False
+
+    def _stream_helper(self, response, decode=False):
+        self.response = response
+        return super()._stream_helper(response, decode)
+
+    def cut(self) -> None:
+        self.was_cut = True
+        try:
+            self._get_raw_response_socket(self.response)._sock.shutdown(socket.SHUT_RDWR)
+        except Exception:  # no response yet, or already closed: closing is all that is left
+            self.close()
 
 
 def _pid_alive(labels: dict[str, str]) -> bool:

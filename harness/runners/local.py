@@ -23,6 +23,7 @@ from typing import Optional
 import psutil
 
 from harness.contract import phase_environment
+from harness.files import change_times
 from harness.logs import LogSink
 from harness.runners.base import ExitInfo, PhaseSpec
 
@@ -43,21 +44,59 @@ def _phase_processes() -> list[psutil.Process]:
 
     The harness runs one phase at a time per process, and as a subreaper it
     inherits orphans, so this set also holds processes that escaped their parent.
+    Processes come and go while the list is read: one that vanishes is left out,
+    never the whole list.
     """
     try:
-        return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+        children = psutil.Process().children(recursive=True)
     except psutil.Error:
         return []
+    alive = []
+    for p in children:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.Error:
+            pass
+    return alive
 
 
-def _signal_all(sig: int) -> int:
-    procs = _phase_processes()
+def _send(procs: list[psutil.Process], sig: int) -> None:
     for p in procs:
         try:
             p.send_signal(sig)
         except psutil.Error:
             pass
-    return len(procs)
+
+
+def _terminate_all(sweep_s: float = 0.05) -> None:
+    """SIGTERM to every process of the phase, including those forked while it is sent."""
+    signalled: set[int] = set()
+    end = time.monotonic() + sweep_s
+    while True:
+        fresh = [p for p in _phase_processes() if p.pid not in signalled]
+        if not fresh or time.monotonic() > end:
+            return
+        _send(fresh, signal.SIGTERM)
+        signalled.update(p.pid for p in fresh)
+
+
+def _kill_all(rounds: int = 200) -> set[int]:
+    """SIGKILL the phase's whole tree, however fast it forks; the pids that were killed.
+
+    Each round stops every process it finds (a stopped process cannot fork), then kills
+    them; rounds repeat until a listing finds none left. Zombies are left for `finish` to
+    reap: the command's own exit status belongs to `wait`.
+    """
+    killed: set[int] = set()
+    for _ in range(rounds):
+        procs = _phase_processes()
+        if not procs:
+            break
+        _send(procs, signal.SIGSTOP)
+        _send(procs, signal.SIGKILL)
+        killed.update(p.pid for p in procs)
+    return killed
 
 
 def _reap_orphans() -> None:
@@ -112,8 +151,10 @@ class LocalHandle:
             start_new_session=True,
         )
         self.started_monotonic = time.monotonic()
+        self.started_unix = time.time()
         self._pump = self.sink.drain(self.process.stdout)
         self._cpu: dict[int, psutil.Process] = {}
+        self._killed: set[int] = set()  # by the clock at the deadline: not strays
 
     def wait(self, timeout: float) -> Optional[int]:
         try:
@@ -122,10 +163,10 @@ class LocalHandle:
             return None
 
     def terminate(self) -> None:
-        _signal_all(signal.SIGTERM)
+        _terminate_all()
 
     def kill(self) -> None:
-        _signal_all(signal.SIGKILL)
+        self._killed.update(_kill_all())
 
     def sample(self) -> tuple[Optional[float], Optional[int]]:
         cpu, rss, alive = 0.0, 0, {}
@@ -142,29 +183,26 @@ class LocalHandle:
 
     def finish(self) -> ExitInfo:
         """Kill whatever outlived the command, close the log, restore write access."""
-        strays: set[int] = set()
-        for _ in range(50):  # a fork bomb keeps forking while we kill: stop, then kill, repeatedly
-            procs = _phase_processes()
-            if not procs:
-                break
-            strays.update(p.pid for p in procs)
-            _signal_all(signal.SIGSTOP)
-            _signal_all(signal.SIGKILL)
-            time.sleep(0.02)
-            _reap_orphans()
+        strays = _kill_all() - self._killed - {self.process.pid}
         _reap_orphans()
         self._pump.join(timeout=5)
         self.process.stdout.close()
         self.sink.close()
+        # Before any chmod: that too would move every file's ctime to now.
+        times = change_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else None
         _set_writable(self.spec.checkpoints_dir, True)
-        return ExitInfo(oom_killed=False, stray_processes_killed=len(strays))
+        return ExitInfo(oom_killed=False, stray_processes_killed=len(strays), checkpoint_times=times)
 
 
 class LocalRunner:
     name = "local"
+    isolated = False  # the entry runs as the harness's user, on this host
 
     def __init__(self) -> None:
         self.subreaper = become_subreaper()
+
+    def prepare(self, submission_dir: Path, run_dir: Path) -> None:
+        return None  # entries run on this machine as they are: nothing to build
 
     def start(self, spec: PhaseSpec) -> LocalHandle:
         return LocalHandle(spec)
