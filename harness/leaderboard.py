@@ -55,6 +55,9 @@ class SeedRun:
     directory: str = ""
     index_hash: Optional[str] = None
     sha256: Optional[str] = None
+    isolated: bool = True  # False: the entry ran on the organizer's host (--runner local)
+    heldout_public: bool = False  # the held-out images were a published split
+    build_network: bool = False  # the entry's own Dockerfile was built with the network
 
     @property
     def finished(self) -> bool:
@@ -212,6 +215,9 @@ def _seed_run(directory: Path, seed: int, invalid: Optional[str], default_total:
             directory=str(directory),
             index_hash=_str(data.get("index_hash"), 100),
             sha256=_str(_dict(result.get("submission")).get("sha256"), 100),
+            isolated=_dict(result.get("environment")).get("isolated") is not False,
+            heldout_public=data.get("heldout_public") is True,
+            build_network=_dict(result.get("build")).get("network") is True,
         )
     error = _read_json(directory / "harness-error.json")
     if error is not None and result is None:
@@ -220,6 +226,25 @@ def _seed_run(directory: Path, seed: int, invalid: Optional[str], default_total:
         return SeedRun(seed, "harness_error", 0.0, 0, default_total, directory=str(directory),
                        reason=f"the harness failed (exit {_str(error.get('exit_code'), 20)}): {_str(last, 500)}")
     return SeedRun(seed, "pending", directory=str(directory))
+
+
+def verdict_warnings(rows: list[Row]) -> list[str]:
+    """What weakens trust in these scores, said on the leaderboard itself."""
+    def entries(flag) -> str:
+        ids = sorted({row.id for row in rows for r in row.runs if r.finished and flag(r)})
+        return ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+    found = []
+    if names := entries(lambda r: not r.isolated):
+        found.append(f"not isolated: {names} ran on the organizer's host (--runner local), where an entry can read "
+                     "and write what the harness can")
+    if names := entries(lambda r: r.build_network):
+        found.append(f"networked build: {names} built their own Dockerfile with the network (--build-network), "
+                     "untimed")
+    if entries(lambda r: r.heldout_public):
+        found.append("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
+                     "grade a real competition with --eval-data and a secret set")
+    return found
 
 
 def build(out: Path) -> Board:
@@ -262,6 +287,7 @@ def build(out: Path) -> Board:
             warnings.append(f"seed {seed}: the entries were not graded on the same images (data changed?); "
                             "the comparison for this seed is not paired")
 
+    warnings += verdict_warnings(rows)
     rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), r.id))
     for i, row in enumerate(rows, start=1):
         row.rank = i
@@ -632,7 +658,7 @@ def console_table(board: Board) -> str:
         ties_text(board, r))] for r in board.rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [headers, *rows]]
-    return "\n".join(lines)
+    return "\n".join(lines + [f"warning: {text.clean(w)}" for w in board.warnings])
 
 
 def write_leaderboard(out: Path) -> Board:

@@ -1022,10 +1022,20 @@ def _env_rows(r: RunResult) -> list[tuple[str, str]]:
     env = r.environment
     return [
         ("harness", env.harness), ("python", env.python), ("platform", env.platform),
-        ("torch", env.torch or "—"), ("CUDA", env.cuda or "—"), ("runner", env.runner),
+        ("torch", env.torch or "—"), ("CUDA", env.cuda or "—"),
+        ("runner", env.runner + ("" if env.isolated else " (not isolated: the entry ran on this host)")),
+        ("entry build", _build_text(r.build)),
         ("device", env.device), ("GPUs", ", ".join(env.gpus) if env.gpus else "none"),
         ("driver", env.driver or "—"), ("image", env.image or "—"), ("hostname", env.hostname or "—"),
     ]
+
+
+def _build_text(build) -> str:
+    if build is None:
+        return "none (the runtime image)"
+    return (f"{build.outcome} in {build.seconds:g}s, network {'on' if build.network else 'off'}, "
+            f"{build.image or '—'} {build.image_id or ''}; log {build.log or '—'}"
+            + (f": {build.detail}" if build.detail else ""))
 
 
 def _data_rows(r: RunResult) -> list[tuple[str, str]]:
@@ -1036,6 +1046,7 @@ def _data_rows(r: RunResult) -> list[tuple[str, str]]:
         ("train", f"{d.train_count} images ({d.train_per_class} per class)"),
         ("eval", f"{d.eval_count} images ({d.eval_per_class} per class)"),
         ("seed", str(d.seed)), ("index hash", d.index_hash),
+        ("held-out order", "secret (key in result.json)" + ("; the images are a public split" if d.heldout_public else "")),
     ]
 
 
