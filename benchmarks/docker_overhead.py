@@ -67,7 +67,7 @@ def deadline(runner: DockerRunner) -> float:
     with tempfile.TemporaryDirectory() as d:
         s = spec(Path(d), "train", STUBBORN, budget=3.0, grace=1.0)
         handle = runner.start(s)
-        result = supervise(handle, s.budget_s, s.grace_s)
+        result = supervise(handle)
         handle.finish()
         return result.seconds - s.budget_s
 

@@ -113,7 +113,7 @@ def bench_monitor(tmp: Path, steps: int = 20000, rounds: int = 5) -> None:
         handle = runner.start(spec)
         monitor = Monitor(handle.sample, None, "", 0.1, tmp / "metrics.csv", False) if monitored else None
         if monitor:
-            monitor.start(handle.started_monotonic)
+            monitor.start(handle.deadline.started_monotonic)
         handle.wait(600)
         if monitor:
             monitor.stop()

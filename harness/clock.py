@@ -13,10 +13,47 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from harness.model import Signal
-from harness.runners.base import PhaseHandle
+
+if TYPE_CHECKING:
+    from harness.runners.base import PhaseHandle
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A phase's clock, made once, the moment before its command or container is created.
+
+    Everything times the phase from here: SIGTERM and SIGKILL, `HAET_DEADLINE` (the SIGKILL on
+    the wall clock, as the entry is told), event stamps and the checkpoints' file times. Starting
+    a container takes a fraction of a second; it is the phase's, the same for every entry.
+    """
+
+    started_monotonic: float
+    started_unix: float
+    budget_s: float
+    grace_s: float
+
+    @classmethod
+    def start(cls, budget_s: float, grace_s: float) -> "Deadline":
+        return cls(time.monotonic(), time.time(), budget_s, grace_s)
+
+    @property
+    def term_monotonic(self) -> float:
+        return self.started_monotonic + max(self.budget_s - self.grace_s, 0.0)
+
+    @property
+    def kill_monotonic(self) -> float:
+        return self.started_monotonic + self.budget_s
+
+    @property
+    def kill_unix(self) -> float:
+        """HAET_DEADLINE."""
+        return self.started_unix + self.budget_s
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_monotonic
 
 
 @dataclass
@@ -34,17 +71,18 @@ class Interrupted(Exception):
     """The operator asked the harness to stop (Ctrl-C or SIGTERM to the harness)."""
 
 
-def supervise(handle: PhaseHandle, budget_s: float, grace_s: float) -> ClockResult:
+def supervise(handle: "PhaseHandle") -> ClockResult:
     """Wait for the phase to exit, signalling it at its deadlines.
 
     A signal's `at_s` is when it left (before the runner delivers it), so a slow delivery
     shows up as lateness instead of hiding in it. On Ctrl-C the phase is killed at once
     and `Interrupted` propagates.
     """
-    start = handle.started_monotonic
+    deadline = handle.deadline
+    start = deadline.started_monotonic
     deadlines = [
-        (start + max(budget_s - grace_s, 0.0), signal.SIGTERM, handle.terminate),
-        (start + budget_s, signal.SIGKILL, handle.kill),
+        (deadline.term_monotonic, signal.SIGTERM, handle.terminate),
+        (deadline.kill_monotonic, signal.SIGKILL, handle.kill),
     ]
     sent: list[Signal] = []
     try:

@@ -20,6 +20,7 @@ import yaml
 from harness.text import clean
 
 if TYPE_CHECKING:
+    from harness.clock import Deadline
     from harness.runners.base import PhaseSpec
 
 CONTRACT_VERSION = "1.0"
@@ -326,7 +327,7 @@ def submission_digest(path: Path) -> str:
 
 
 def phase_environment(
-    spec: "PhaseSpec", deadline_unix: float, *, data: str, checkpoints: str, events: str, output: str
+    spec: "PhaseSpec", deadline: "Deadline", *, data: str, checkpoints: str, events: str, output: str
 ) -> dict[str, str]:
     """The HAET_* variables of a phase, with paths as the submission sees them."""
     env = {
@@ -334,9 +335,9 @@ def phase_environment(
         "HAET_DATA": data,
         "HAET_CHECKPOINTS": checkpoints,
         "HAET_EVENTS": events,
-        "HAET_BUDGET_S": f"{spec.budget_s:g}",
-        "HAET_GRACE_S": f"{spec.grace_s:g}",
-        "HAET_DEADLINE": f"{deadline_unix:.3f}",
+        "HAET_BUDGET_S": f"{deadline.budget_s:g}",
+        "HAET_GRACE_S": f"{deadline.grace_s:g}",
+        "HAET_DEADLINE": f"{deadline.kill_unix:.3f}",
         "HAET_SEED": str(spec.seed),
         "HAET_DEVICE": spec.device,
     }

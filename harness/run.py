@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness import __version__, data, report, scoring, text
-from harness.clock import Interrupted, supervise
+from harness.clock import Deadline, Interrupted, supervise
 from harness.console import Progress
 from harness.contract import PREDICTIONS_FILE, Submission, load_submission, submission_digest
 from harness.events import EventTail, describe
@@ -137,17 +137,18 @@ class PhaseRunner:
             else:
                 note = "The run used --device cpu; GPUs were not monitored"
         handle = self.runner.start(spec)
-        events = EventTail(spec.events_file, handle.started_unix)
+        deadline = handle.deadline
+        events = EventTail(spec.events_file, deadline.started_unix)
         monitor = None
         if monitored:
             monitor = Monitor(handle.sample, gpus, note, self.options.monitor_interval_s,
                               run_dir / "metrics.csv", claims_cuda=self.options.device == "cuda")
-            monitor.start(handle.started_monotonic)
-        watcher = Watcher(spec, handle.started_monotonic, events, monitor, self.progress).start()
+            monitor.start(deadline.started_monotonic)
+        watcher = Watcher(spec, deadline, events, monitor, self.progress).start()
 
         interrupted = False
         try:
-            clock = supervise(handle, spec.budget_s, spec.grace_s)
+            clock = supervise(handle)
         except Interrupted:
             interrupted, clock = True, None
         finally:
@@ -162,7 +163,7 @@ class PhaseRunner:
         result = PhaseResult(
             phase=spec.phase,
             outcome=Outcome.INTERRUPTED,
-            seconds=round(clock.seconds if clock else time.monotonic() - handle.started_monotonic, 3),
+            seconds=round(clock.seconds if clock else deadline.elapsed(), 3),
             budget_s=spec.budget_s,
             exit_code=clock.exit_code if clock else None,
             signals=clock.signals if clock else [],
@@ -170,7 +171,7 @@ class PhaseRunner:
             log_tail=tail[-20:],
         )
         if exit_info.checkpoint_times is not None:
-            drop_late_checkpoints(result, exit_info.checkpoint_times, spec.checkpoints_dir, handle.started_unix)
+            drop_late_checkpoints(result, exit_info.checkpoint_times, spec.checkpoints_dir, deadline)
         if interrupted:
             result.detail = "the operator interrupted the harness; the phase was killed"
             raise PhaseInterrupted(result, summary)
@@ -198,9 +199,9 @@ class Watcher:
     may run in the clock's loop (harness.clock).
     """
 
-    def __init__(self, spec: PhaseSpec, started_monotonic: float, events: EventTail, monitor: Optional[Monitor],
+    def __init__(self, spec: PhaseSpec, deadline: Deadline, events: EventTail, monitor: Optional[Monitor],
                  progress: Progress):
-        self.spec, self.started, self.events, self.monitor, self.progress = spec, started_monotonic, events, monitor, progress
+        self.spec, self.deadline, self.events, self.monitor, self.progress = spec, deadline, events, monitor, progress
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"watch:{spec.phase}", daemon=True)
 
@@ -217,7 +218,7 @@ class Watcher:
             self.events.poll()
             latest = self.monitor.latest if self.monitor else None
             util = latest.gpus[0]["util"] if latest and latest.gpus else None
-            self.progress.update(self.spec.phase, time.monotonic() - self.started, self.spec.budget_s,
+            self.progress.update(self.spec.phase, self.deadline.elapsed(), self.spec.budget_s,
                                  describe(self.events.last), latest.cpu_percent if latest else None,
                                  latest.rss_bytes if latest else None, util)
 
@@ -260,7 +261,7 @@ def list_checkpoints(directory: Path) -> tuple[list[dict], int]:
     return found, count
 
 
-def drop_late_checkpoints(phase: PhaseResult, times: dict[str, float], checkpoints: Path, started_unix: float) -> None:
+def drop_late_checkpoints(phase: PhaseResult, times: dict[str, float], checkpoints: Path, deadline: Deadline) -> None:
     """A checkpoint written after the deadline is never scored: it is removed before predict.
 
     `times` are the files' ctimes (harness.runners.local.change_times): the kernel's clock,
@@ -268,8 +269,8 @@ def drop_late_checkpoints(phase: PhaseResult, times: dict[str, float], checkpoin
     """
     if not times:
         return
-    phase.last_checkpoint_write_s = round(max(times.values()) - started_unix, 3)
-    cutoff = started_unix + phase.budget_s + FILE_CLOCK_SLACK_S
+    phase.last_checkpoint_write_s = round(max(times.values()) - deadline.started_unix, 3)
+    cutoff = deadline.kill_unix + FILE_CLOCK_SLACK_S
     late = sorted(name for name, changed in times.items() if changed > cutoff)
     for name in late:
         (checkpoints / name).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
 
+from harness.clock import Deadline
 from harness.logs import LogSink
 from harness.model import BuildInfo
 
@@ -56,9 +57,7 @@ class ExitInfo:
 
 
 class PhaseHandle(Protocol):
-    started_monotonic: float  # when the command started: the clock's zero
-    started_unix: float  # the same moment on the wall clock (file times, event stamps)
-    deadline_unix: float  # HAET_DEADLINE as given to the submission
+    deadline: Deadline  # the phase's clock, started just before its command
     sink: LogSink  # the phase's log; its tail goes into the result
 
     def wait(self, timeout: float) -> Optional[int]:

@@ -50,6 +50,7 @@ import psutil
 from docker.types import DeviceRequest, Mount, Ulimit
 
 from harness import text
+from harness.clock import Deadline
 from harness.contract import phase_environment, submission_digest
 from harness.files import atomic_write_text, change_times
 from harness.model import BuildInfo
@@ -213,7 +214,7 @@ class DockerHandle:
                 log_config={"type": "none"}, entrypoint=[],
             )
 
-        self.deadline_unix = time.time() + spec.budget_s
+        self.deadline = Deadline.start(spec.budget_s, spec.grace_s)  # the container's start-up is the phase's
         env = {
             "HOME": "/tmp",
             "USER": "haet",
@@ -232,7 +233,7 @@ class DockerHandle:
         env.update(
             phase_environment(
                 spec,
-                self.deadline_unix,
+                self.deadline,
                 data=C_DATA,
                 checkpoints=C_CHECKPOINTS,
                 events=C_EVENTS,
@@ -268,8 +269,6 @@ class DockerHandle:
         )
         self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
         self.container.start()
-        self.started_monotonic = time.monotonic()
-        self.started_unix = time.time()
         self._cgroup = _CgroupReader.find(self.container.id)
         self._init_pid = 0  # docker-init: it forwards signals itself, and must not get SIGTERM twice over
         if self._cgroup and not r.owner["haet.owner.container"]:  # host pids mean something only on the host
@@ -723,7 +722,9 @@ class DockerRunner:
         outcome, detail = "built", ""
         timer.start()
         try:
+            # nocache: a cached layer may come from any earlier build, one with the network included.
             for chunk in api.build(path=str(directory), tag=tag, rm=True, forcerm=True, pull=False, decode=True,
+                                   nocache=True,
                                    network_mode="default" if self.build_network else "none",
                                    container_limits={"memory": self.memory, "memswap": self.memory},
                                    labels={LABEL: "1", "haet.role": "entry"}):

@@ -22,6 +22,7 @@ from typing import Optional
 
 import psutil
 
+from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.files import change_times
 from harness.logs import LogSink
@@ -73,12 +74,14 @@ def _terminate_all(sweep_s: float = 0.05) -> None:
     """SIGTERM to every process of the phase, including those forked while it is sent."""
     signalled: set[int] = set()
     end = time.monotonic() + sweep_s
-    while True:
+    while True:  # the first listing is always sent to, however long it took
         fresh = [p for p in _phase_processes() if p.pid not in signalled]
-        if not fresh or time.monotonic() > end:
+        if not fresh:
             return
         _send(fresh, signal.SIGTERM)
         signalled.update(p.pid for p in fresh)
+        if time.monotonic() > end:
+            return
 
 
 def _kill_all(rounds: int = 200) -> set[int]:
@@ -122,25 +125,26 @@ class LocalHandle:
         self.spec = spec
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         _set_writable(spec.checkpoints_dir, spec.writable_checkpoints)
-        self.deadline_unix = time.time() + spec.budget_s
+        self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
+        self.deadline = Deadline.start(spec.budget_s, spec.grace_s)
         env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
         # `python` in a submission's command means the interpreter running the harness.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")])
         env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # the entry's folder stays as it was (no __pycache__)
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the same GPU numbering as NVML
         env["CUDA_VISIBLE_DEVICES"] = (spec.gpu or "0") if spec.device == "cuda" else ""
         env.update(spec.extra_env)
         env.update(
             phase_environment(
                 spec,
-                self.deadline_unix,
+                self.deadline,
                 data=str(spec.data_dir),
                 checkpoints=str(spec.checkpoints_dir),
                 events=str(spec.events_file),
                 output=str(spec.output_dir),
             )
         )
-        self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
         self.process = subprocess.Popen(
             spec.command,
             cwd=spec.submission_dir,
@@ -150,8 +154,6 @@ class LocalHandle:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.started_monotonic = time.monotonic()
-        self.started_unix = time.time()
         self._pump = self.sink.drain(self.process.stdout)
         self._cpu: dict[int, psutil.Process] = {}
         self._killed: set[int] = set()  # by the clock at the deadline: not strays
