@@ -10,13 +10,16 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import yaml
 
+from harness.errors import ContractError
 from harness.text import clean
 
 if TYPE_CHECKING:
@@ -38,8 +41,6 @@ QUOTE_CHARS = 60  # how much of a bad value an error message quotes (escaped)
 DIGEST_CHUNK = 2**20
 
 
-class ContractError(ValueError):
-    """A submission does not follow the contract; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ class Submission:
     name: str
     train: list[str]
     predict: list[str]
-    has_dockerfile: bool
 
     @property
     def train_text(self) -> str:
@@ -200,8 +200,24 @@ def load_submission(path: Path) -> Submission:
         name=name,
         train=commands["train"],
         predict=commands["predict"],
-        has_dockerfile=(path / "Dockerfile").is_file(),
     )
+
+
+def check_commands(submission: Submission, runner_name: str) -> None:
+    """Fail before any work when a command cannot start (local runner: on this machine)."""
+    for phase, command in (("train", submission.train), ("predict", submission.predict)):
+        script = missing_script(submission, command)
+        if script:
+            raise ContractError(f"the {phase} command names {clean(script, 100)}, which is not in "
+                                f"{clean(submission.path, 300)}")
+        if runner_name == "local" and not local_command_exists(submission, command):
+            raise ContractError(f"the {phase} command {quote(command[0])} is not installed on this machine (PATH)")
+
+
+def local_command_exists(submission: Submission, command: list[str]) -> bool:
+    """Whether the local runner can start `command` (`python` is the harness's own interpreter)."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return shutil.which(command[0], path=path) is not None or (submission.path / command[0]).is_file()
 
 
 def missing_script(submission: Submission, command: list[str]) -> str | None:

@@ -25,6 +25,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from harness.errors import DataError
 from harness.files import atomic_write_bytes
 from harness.model import DataInfo
 
@@ -33,10 +34,6 @@ SPLITS = ("train", "test")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CACHE_FORMAT = 1  # bump when the cached array layout changes
-
-
-class DataError(ValueError):
-    """A data source cannot be used; the message names the file and the fix."""
 
 
 @dataclass

@@ -29,6 +29,14 @@ class Outcome(str, enum.Enum):
     NOT_STARTED = "not_started"  # an earlier phase failed
 
 
+class GpuStatus(str, enum.Enum):
+    """Whether the GPUs were monitored, and if not, why."""
+
+    MONITORED = "monitored"
+    CPU_RUN = "cpu_run"  # --device cpu: no GPU was asked for
+    NOT_VISIBLE = "not_visible"  # --device cuda, but NVML could not open the GPU (the note says why)
+
+
 class Status(str, enum.Enum):
     """The verdict of a whole graded run."""
 
@@ -97,6 +105,7 @@ class MonitorSummary:
     rss_peak_bytes: Optional[int] = None
     gpus: Optional[list[GpuSummary]] = None  # None: no GPU visible to the harness
     gpu_note: str = ""
+    gpu_status: Optional[GpuStatus] = None  # None in results written before schema 2
     warnings: list[str] = field(default_factory=list)
 
 

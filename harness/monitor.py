@@ -37,9 +37,13 @@ class Gpus:
         self.nvml = nvml
         self.handles = handles
         self.info = [self._describe(i, h) for i, h in enumerate(handles)]
-        self._energy_start = [self._energy_mj(h) for h in handles]
-        self._power_energy_j = [0.0] * len(handles)  # integrated power, where no energy counter exists
-        self._last: list[Optional[tuple[float, float]]] = [None] * len(handles)
+        self.start_energy()
+
+    def start_energy(self) -> None:
+        """Count energy from now on (the GPUs are opened once per run, monitored per phase)."""
+        self._energy_start = [self._energy_mj(h) for h in self.handles]
+        self._power_energy_j = [0.0] * len(self.handles)  # integrated power, where no energy counter exists
+        self._last: list[Optional[tuple[float, float]]] = [None] * len(self.handles)
 
     @classmethod
     def open(cls, selector: Optional[str], nvml: Any = None) -> tuple[Optional["Gpus"], str]:
@@ -137,14 +141,12 @@ class Monitor:
         gpu_note: str,
         interval_s: float,
         csv_path: Path,
-        claims_cuda: bool,
     ):
         self.sample_tree = sample_tree
         self.gpus = gpus
         self.gpu_note = gpu_note
         self.interval_s = interval_s
         self.csv_path = Path(csv_path)
-        self.claims_cuda = claims_cuda
         self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="monitor", daemon=True)
@@ -156,6 +158,8 @@ class Monitor:
 
     def start(self, started_monotonic: float) -> "Monitor":
         self._start = started_monotonic
+        if self.gpus:
+            self.gpus.start_energy()
         self._thread.start()
         return self
 
@@ -206,7 +210,7 @@ class Monitor:
         if self.gpus:
             summary.gpus = [self._gpu_summary(i) for i in range(len(self.gpus.handles))]
             for gpu in summary.gpus:
-                if self.claims_cuda and gpu.util_mean is not None and gpu.util_mean < IDLE_GPU_PERCENT:
+                if gpu.util_mean is not None and gpu.util_mean < IDLE_GPU_PERCENT:  # GPUs are opened for cuda runs only
                     summary.warnings.append(
                         f"the run claims cuda but GPU {gpu.index} ({gpu.name}) stayed idle "
                         f"(mean utilization {gpu.util_mean:.1f}%)"

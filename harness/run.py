@@ -16,9 +16,9 @@ import socket
 import statistics
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from harness import __version__, data, report, scoring, text
 from harness.clock import Deadline, Interrupted, supervise
@@ -28,6 +28,7 @@ from harness.events import EventTail, describe
 from harness.files import atomic_copy, atomic_write_json
 from harness.model import (
     Environment,
+    GpuStatus,
     MonitorSummary,
     Outcome,
     PhaseResult,
@@ -38,6 +39,7 @@ from harness.model import (
     to_dict,
 )
 from harness.monitor import Gpus, Monitor
+from harness.options import RunOptions
 from harness.runners import PhaseSpec, Runner
 
 HASHED_CHECKPOINT_LIMIT = 2**30  # bigger checkpoints are listed without a sha256
@@ -47,27 +49,6 @@ PUBLIC_HELDOUT = ("the held-out images are a public split (CIFAR-10's test set):
                   "for a real competition pass --eval-data with a secret set")
 NOT_ISOLATED = "the local runner ran the entry on this host without isolation (not a sandbox)"
 FILE_CLOCK_SLACK_S = 0.02  # file times come from the kernel's coarse clock (one tick late at most)
-
-
-@dataclass
-class RunOptions:
-    submission: Path
-    data: str = "cifar10"
-    eval_data: Optional[str] = None
-    budget_s: float = 600.0
-    grace_s: float = 10.0
-    predict_budget_s: float = 120.0
-    device: str = "cpu"
-    gpu: Optional[str] = None
-    repeats: int = 1
-    seed: int = 0
-    train_per_class: int = 500
-    eval_per_class: int = 100
-    monitor_interval_s: float = 0.5
-    runs_dir: Path = Path("runs")
-    cache_dir: Path = Path.home() / ".cache" / "haet"
-    run_id: Optional[str] = None
-    nvml: object = field(default=None, repr=False)  # a stand-in NVML module, for tests without a GPU
 
 
 def utc_now() -> str:
@@ -88,7 +69,7 @@ def new_run_dir(runs_dir: Path, name: str, run_id: Optional[str] = None) -> Path
     raise RuntimeError(f"could not create a new run directory under {runs_dir}")
 
 
-def environment(runner: Runner, options: RunOptions) -> Environment:
+def environment(runner: Runner, options: RunOptions, gpus: Optional[Gpus]) -> Environment:
     try:
         torch_version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
@@ -104,7 +85,6 @@ def environment(runner: Runner, options: RunOptions) -> Environment:
         hostname=socket.gethostname(),
         isolated=runner.isolated,
     )
-    gpus, _ = Gpus.open(options.gpu or "0", options.nvml) if options.device == "cuda" else (None, "")
     if gpus:
         env.gpus = [f"{g['index']}: {g['name']} ({g['uuid']})" for g in gpus.info]
         env.driver = gpus.driver()
@@ -112,10 +92,29 @@ def environment(runner: Runner, options: RunOptions) -> Environment:
         try:
             version = cuda() if cuda else None
             env.cuda = f"{version // 1000}.{version % 1000 // 10}" if version else None
-        except Exception:
+        except Exception:  # an old driver without the call
             env.cuda = None
-        gpus.close()
     return env
+
+
+@dataclass
+class Devices:
+    """The run's GPUs, opened once through NVML (cuda runs only), and why none are monitored."""
+
+    gpus: Optional[Gpus]
+    status: GpuStatus
+    note: str = ""
+
+    @classmethod
+    def open(cls, options: RunOptions, open_gpus: Callable[[str], tuple[Optional[Gpus], str]]) -> "Devices":
+        if options.device != "cuda":
+            return cls(None, GpuStatus.CPU_RUN, "The run used --device cpu; GPUs were not monitored")
+        gpus, note = open_gpus(options.gpu_selector)
+        return cls(gpus, GpuStatus.MONITORED if gpus else GpuStatus.NOT_VISIBLE, note)
+
+    def close(self) -> None:
+        if self.gpus:
+            self.gpus.close()
 
 
 # --- phases ------------------------------------------------------------------
@@ -124,25 +123,17 @@ def environment(runner: Runner, options: RunOptions) -> Environment:
 class PhaseRunner:
     """Starts one phase, watches it, and turns what happened into a PhaseResult."""
 
-    def __init__(self, runner: Runner, options: RunOptions, progress: Progress):
-        self.runner = runner
-        self.options = options
-        self.progress = progress
+    def __init__(self, runner: Runner, options: RunOptions, progress: Progress, devices: "Devices"):
+        self.runner, self.options, self.progress, self.devices = runner, options, progress, devices
 
     def run(self, spec: PhaseSpec, run_dir: Path, monitored: bool) -> tuple[PhaseResult, MonitorSummary | None]:
-        gpus, note = (None, "")
-        if monitored:
-            if self.options.device == "cuda":
-                gpus, note = Gpus.open(self.options.gpu or "0", self.options.nvml)
-            else:
-                note = "The run used --device cpu; GPUs were not monitored"
         handle = self.runner.start(spec)
         deadline = handle.deadline
         events = EventTail(spec.events_file, deadline.started_unix)
         monitor = None
         if monitored:
-            monitor = Monitor(handle.sample, gpus, note, self.options.monitor_interval_s,
-                              run_dir / "metrics.csv", claims_cuda=self.options.device == "cuda")
+            monitor = Monitor(handle.sample, self.devices.gpus, self.devices.note, self.options.monitor_interval_s,
+                              run_dir / "metrics.csv")
             monitor.start(deadline.started_monotonic)
         watcher = Watcher(spec, deadline, events, monitor, self.progress).start()
 
@@ -155,8 +146,8 @@ class PhaseRunner:
             exit_info = handle.finish()
             watcher.stop()
             summary = monitor.stop() if monitor else None
-            if gpus:
-                gpus.close()
+            if summary:
+                summary.gpu_status = self.devices.status
             if monitored:
                 events.write(run_dir / "events.jsonl")
         tail = handle.sink.tail()
@@ -293,6 +284,7 @@ def run_once(
     runner: Runner,
     options: RunOptions,
     progress: Progress,
+    devices: Devices,
     seed: int,
     run_id: str,
 ) -> RunResult:
@@ -302,7 +294,7 @@ def run_once(
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     data.write_phase_data(sets, dirs["train-data"], dirs["test-data"])
-    phases = PhaseRunner(runner, options, progress)
+    phases = PhaseRunner(runner, options, progress, devices)
 
     def spec(phase: str, budget: float, data_dir: Path, output: Optional[Path]) -> PhaseSpec:
         return PhaseSpec(
@@ -330,7 +322,7 @@ def run_once(
         train=not_started("train", options.budget_s),
         predict=not_started("predict", options.predict_budget_s),
         monitor=MonitorSummary(interval_s=options.monitor_interval_s, samples=0),
-        environment=environment(runner, options),
+        environment=environment(runner, options, devices.gpus),
         started_at=started_at,
         finished_at=started_at,
         wall_seconds=0.0,
@@ -342,13 +334,13 @@ def run_once(
         result.build = runner.prepare(submission.path, run_dir)
         if result.build and result.build.outcome not in ("built", "reused"):
             result.reason = f"the entry's Dockerfile did not build ({result.build.outcome}): {result.build.detail}"
-            finish(result, run_dir, t0, keep_work=False)
+            finish(result, run_dir, t0)
             return result
         # Train: the clock runs from the command's start; killing it at the deadline is normal.
         progress.say(f"[{result.run_id}] train: {submission.train_text} (budget {options.budget_s:g}s, seed {seed})")
         result.train, result.monitor = phases.run(spec("train", options.budget_s, dirs["train-data"], None),
                                                   run_dir, monitored=True)
-        result.environment = environment(runner, options)  # now naming the image the entry really ran in
+        result.environment = environment(runner, options, devices.gpus)  # now naming the image the entry really ran in
         result.train.checkpoints, result.train.checkpoint_files = list_checkpoints(dirs["checkpoints"])
         if result.train.late_checkpoints:
             result.warnings.append(
@@ -375,9 +367,9 @@ def run_once(
         if stop.monitor:
             result.monitor = stop.monitor
         result.status, result.reason = Status.INTERRUPTED, f"interrupted during the {stop.phase.phase} phase"
-        finish(result, run_dir, t0, keep_work=False)
+        finish(result, run_dir, t0)
         raise Interrupted() from None
-    finish(result, run_dir, t0, keep_work=False)
+    finish(result, run_dir, t0)
     return result
 
 
@@ -400,11 +392,10 @@ def judge(result: RunResult, predictions: Path, run_dir: Path, sets: data.Graded
     result.status, result.reason = Status.SCORED, ""
 
 
-def finish(result: RunResult, run_dir: Path, t0: float, keep_work: bool) -> None:
+def finish(result: RunResult, run_dir: Path, t0: float) -> None:
     result.finished_at = utc_now()
     result.wall_seconds = round(time.monotonic() - t0, 3)
-    if not keep_work:
-        shutil.rmtree(run_dir / ".work", ignore_errors=True)
+    shutil.rmtree(run_dir / ".work", ignore_errors=True)
     atomic_write_json(run_dir / "result.json", to_dict(result))
     report.write_report(run_dir, result)
 
@@ -412,7 +403,9 @@ def finish(result: RunResult, run_dir: Path, t0: float, keep_work: bool) -> None
 # --- the whole command ---------------------------------------------------------
 
 
-def graded_run(options: RunOptions, runner: Runner, progress: Progress) -> RunResult | SeriesResult:
+def graded_run(options: RunOptions, runner: Runner, progress: Progress,
+               open_gpus: Callable[[str], tuple[Optional[Gpus], str]] = Gpus.open) -> RunResult | SeriesResult:
+    """The whole command. `open_gpus` reads the GPUs (NVML); tests without a GPU pass a stand-in."""
     submission = load_submission(options.submission)
     info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
                           submission_digest(submission.path))  # before any run directory: it may refuse the entry
@@ -431,20 +424,24 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress) -> RunRe
     for warning in ([PUBLIC_HELDOUT] if sets[0].info.heldout_public else []) + ([] if runner.isolated else [NOT_ISOLATED]):
         progress.say(f"warning: {warning}")
 
-    if options.repeats == 1:
-        return run_once(run_dir, submission, info, sets[0], runner, options, progress, seeds[0], run_dir.name)
-
-    started_at, t0, results = utc_now(), time.monotonic(), []
+    devices = Devices.open(options, open_gpus)
     try:
-        for i, seed in enumerate(seeds):
-            repeat_dir = run_dir / f"repeat-{i + 1:02d}"
-            repeat_dir.mkdir()
-            results.append(run_once(repeat_dir, submission, info, sets[i], runner, options, progress, seed,
-                                    f"{run_dir.name}/{repeat_dir.name}"))
-    except Interrupted:
-        write_series(run_dir, info, results, started_at, t0, interrupted=True)
-        raise
-    return write_series(run_dir, info, results, started_at, t0, interrupted=False)
+        if options.repeats == 1:
+            return run_once(run_dir, submission, info, sets[0], runner, options, progress, devices, seeds[0],
+                            run_dir.name)
+        started_at, t0, results = utc_now(), time.monotonic(), []
+        try:
+            for i, seed in enumerate(seeds):
+                repeat_dir = run_dir / f"repeat-{i + 1:02d}"
+                repeat_dir.mkdir()
+                results.append(run_once(repeat_dir, submission, info, sets[i], runner, options, progress, devices,
+                                        seed, f"{run_dir.name}/{repeat_dir.name}"))
+        except Interrupted:
+            write_series(run_dir, info, results, started_at, t0, interrupted=True)
+            raise
+        return write_series(run_dir, info, results, started_at, t0, interrupted=False)
+    finally:
+        devices.close()
 
 
 def write_series(run_dir: Path, info: SubmissionInfo, results: list[RunResult], started_at: str,

@@ -15,7 +15,6 @@ def test_loads_the_bundled_fixture():
     sub = load_submission(CENTROID)
     assert sub.name == "centroid"
     assert sub.train == ["python", "train.py"] and sub.predict == ["python", "predict.py"]
-    assert not sub.has_dockerfile
 
 
 @pytest.mark.parametrize(

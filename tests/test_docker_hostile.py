@@ -13,7 +13,8 @@ import pytest
 
 from harness.console import Progress
 from harness.model import Outcome, Status
-from harness.run import RunOptions, graded_run
+from harness.options import RunOptions
+from harness.run import graded_run
 from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
 
 pytestmark = pytest.mark.docker

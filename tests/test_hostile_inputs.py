@@ -285,7 +285,7 @@ def test_series_report_survives_a_repeat_of_the_wrong_shape(tmp_path):
 
 
 def test_leaderboard_survives_results_of_any_shape(tmp_path):
-    from harness import leaderboard
+    from harness.organizer import leaderboard
     from harness.files import atomic_write_json
 
     shapes = [
@@ -321,7 +321,8 @@ def test_leaderboard_survives_results_of_any_shape(tmp_path):
 def test_docker_runner_keeps_the_console_and_report_clean(name, tmp_path, synthetic_npz, docker_client,
                                                           runtime_image):
     from harness.console import Progress
-    from harness.run import RunOptions, graded_run
+    from harness.options import RunOptions
+    from harness.run import graded_run
 
     run_id = f"{name}-{uuid.uuid4().hex[:6]}"
     console = io.StringIO()

@@ -13,7 +13,8 @@ import time
 
 from harness.console import Progress
 from harness.model import Outcome, Status
-from harness.run import RunOptions, graded_run
+from harness.options import RunOptions
+from harness.run import graded_run
 from harness.runners.local import LocalRunner
 
 KILL_DELAY_S = 1.5

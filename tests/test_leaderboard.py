@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard, stats
+from harness.organizer import leaderboard, stats
 from harness.files import atomic_write_json
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")

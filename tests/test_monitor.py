@@ -11,8 +11,8 @@ from harness.runners.local import LocalRunner
 from tests.fake_nvml import FakeNvml
 
 
-def run_monitor(tmp_path, gpus, note="", claims_cuda=True, seconds=0.35, sample=lambda: (150.0, 2**30)):
-    monitor = Monitor(sample, gpus, note, 0.05, tmp_path / "metrics.csv", claims_cuda)
+def run_monitor(tmp_path, gpus, note="", seconds=0.35, sample=lambda: (150.0, 2**30)):
+    monitor = Monitor(sample, gpus, note, 0.05, tmp_path / "metrics.csv")
     monitor.start(time.monotonic())
     time.sleep(seconds)
     return monitor.stop()
@@ -80,7 +80,7 @@ def test_the_local_runner_measures_a_busy_process_tree(tmp_path):
                      events_file=tmp_path / "events.jsonl", output_dir=None, log_path=tmp_path / "train.log",
                      budget_s=10, grace_s=1, seed=0, device="cpu")
     handle = LocalRunner().start(spec)
-    summary = run_monitor(tmp_path, None, claims_cuda=False, seconds=1.2, sample=handle.sample)
+    summary = run_monitor(tmp_path, None, seconds=1.2, sample=handle.sample)
     handle.wait(5)
     handle.finish()
     assert summary.cpu_percent_max > 20  # other work shares this machine's cores: no tighter bound
@@ -109,14 +109,23 @@ def test_a_cuda_run_records_gpu_metrics_in_its_result(tmp_path, synthetic_npz):
     import json
 
     from harness.console import Progress
-    from harness.run import RunOptions, graded_run
+    from harness.options import RunOptions
+    from harness.run import graded_run
     from tests.conftest import CENTROID
 
     fake = FakeNvml(util=0.0)
     options = RunOptions(submission=CENTROID, data=synthetic_npz, budget_s=20, grace_s=2, device="cuda",
                          train_per_class=20, eval_per_class=10, runs_dir=tmp_path / "runs",
-                         cache_dir=tmp_path / "cache", monitor_interval_s=0.05, nvml=fake)
-    result = graded_run(options, LocalRunner(), Progress(quiet=True))
+                         cache_dir=tmp_path / "cache", monitor_interval_s=0.05)
+    opened = []
+
+    def open_gpus(selector):
+        opened.append(selector)
+        return Gpus.open(selector, fake)
+
+    result = graded_run(options, LocalRunner(), Progress(quiet=True), open_gpus=open_gpus)
+    assert opened == ["0"], "NVML is opened once per run, for the default GPU"
+    assert result.monitor.gpu_status.value == "monitored"
     assert result.status.value == "scored"
     assert result.environment.gpus == ["0: NVIDIA Fake 100 (GPU-fake-0)"] and result.environment.driver == "999.1"
     assert result.environment.cuda == "13.0"

@@ -34,7 +34,8 @@ import pytest
 
 from harness import data
 from harness.console import Progress
-from harness.run import RunOptions, graded_run
+from harness.options import RunOptions
+from harness.run import graded_run
 from tests.conftest import CENTROID, run_harness, synthetic_arrays
 from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
 

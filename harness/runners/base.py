@@ -11,12 +11,9 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from harness.clock import Deadline
+from harness.errors import RunnerError  # noqa: F401 - runners raise it from here
 from harness.logs import LogSink
 from harness.model import BuildInfo
-
-
-class RunnerError(RuntimeError):
-    """A runner cannot work here (no engine, no image, a bad option); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,6 @@ class PhaseSpec:
     device: str  # "cuda" | "cpu"
     gpu: Optional[str] = None  # index or UUID of the one GPU this phase may use
     log_limit_bytes: int = 50 * 2**20
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def writable_checkpoints(self) -> bool:

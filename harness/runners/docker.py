@@ -229,7 +229,6 @@ class DockerHandle:
             env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
-        env.update(spec.extra_env)
         env.update(
             phase_environment(
                 spec,

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from harness import events as events_mod
-from harness import stats, text
+from harness import text
+from harness.errors import UsageError
+from harness.organizer import stats
 from harness.files import atomic_write_bytes
 from harness.scoring import wilson_interval
 
@@ -678,8 +680,6 @@ def add_parser(commands) -> None:
 
 
 def cmd_leaderboard(args, progress) -> int:
-    from harness.cli import UsageError
-
     if not (Path(args.grading_dir) / "grading.json").is_file():
         raise UsageError(f"{args.grading_dir} is not a grading directory (no grading.json); run `harness grade` first")
     board = write_leaderboard(args.grading_dir)

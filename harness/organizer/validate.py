@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Optional
 
 from harness.console import Progress
+from harness.errors import UsageError
+from harness.errors import DataError
+from harness.options import RunOptions
+from harness.runners import runner_for, runner_name
 from harness.contract import MANIFEST, ContractError, load_submission, missing_script
 from harness.model import Outcome, Status
 
@@ -138,24 +142,20 @@ def static_checks(result: Validation, root: Path, runner: str, max_size_mb: floa
     return submission
 
 
-def smoke_checks(result: Validation, root: Path, runner_name: str, budget_s: float, work: Path,
+def smoke_checks(result: Validation, root: Path, runner: str, budget_s: float, work: Path,
                  image: Optional[str], progress: Progress) -> None:
     from harness.clock import Interrupted
-    from harness.data import DataError
-    from harness.runners import make_runner
-    from harness.run import RunOptions, graded_run
+    from harness.run import graded_run
     from harness.synthetic import write_synthetic_npz
 
     data = write_synthetic_npz(work / "synthetic.npz", train_per_class=100, test_per_class=30)
     options = RunOptions(submission=root, data=f"npz:{data}", budget_s=budget_s, grace_s=min(5.0, budget_s / 4),
                          predict_budget_s=max(20.0, budget_s), device="cpu", repeats=1, seed=0,
                          train_per_class=100, eval_per_class=30, runs_dir=work / "runs",
-                         cache_dir=work / "cache", run_id="smoke")
-    # The smoke run is on CPU, so the Docker runner's image is the CPU one unless told otherwise.
-    runner = make_runner(runner_name, **({"image": image or os.environ.get("HAET_IMAGE") or "haet-runtime:cpu"}
-                                         if runner_name == "docker" else {}))
+                         cache_dir=work / "cache", run_id="smoke", runner=runner,
+                         image=image)  # the smoke run is on CPU: the image defaults to the CPU one
     try:
-        run = graded_run(options, runner, progress)
+        run = graded_run(options, runner_for(options), progress)
     except (ContractError, DataError) as exc:
         result.add(Check("smoke", "smoke run", FAIL, str(exc), "fix the error above and validate again"))
         return
@@ -221,7 +221,7 @@ def smoke_checks(result: Validation, root: Path, runner_name: str, budget_s: flo
     if run.train.stray_processes_killed:
         result.add(Check("processes", "leaves no processes behind", WARN, run.train.detail,
                          "wait for worker processes (e.g. DataLoader workers) before exiting"))
-    if runner_name == "local":
+    if runner == "local":
         result.add(Check("network", "runs without network", SKIP,
                          "the local runner does not cut the network", "validate with --runner docker to prove it"))
     else:
@@ -232,8 +232,6 @@ def validate(root: Path, *, runner: str = "auto", smoke: bool = True, smoke_budg
              max_size_mb: float = DEFAULT_MAX_SIZE_MB, weights_limit_mb: float = DEFAULT_WEIGHTS_LIMIT_MB,
              keep: Optional[Path] = None, image: Optional[str] = None,
              progress: Optional[Progress] = None) -> Validation:
-    from harness.cli import runner_name
-
     progress = progress or Progress(quiet=True)
     if smoke:  # the smoke run runs the entry: never on the host unless asked (--runner local)
         runner = runner_name(runner, isolation_required=True)
@@ -305,8 +303,6 @@ def add_parser(commands) -> None:
 
 def cmd_validate(args, progress: Progress) -> int:
     if args.smoke_budget <= 0:
-        from harness.cli import UsageError
-
         raise UsageError("--smoke-budget must be a positive number of seconds")
     result = validate(args.submission, runner=args.runner, smoke=not args.no_smoke, smoke_budget_s=args.smoke_budget,
                       max_size_mb=args.max_size_mb, weights_limit_mb=args.weights_limit_mb, keep=args.keep,

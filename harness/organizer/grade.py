@@ -24,6 +24,7 @@ resumed grading waits until every run of the killed one has stopped.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import datetime as dt
 import errno
 import fcntl
@@ -38,10 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from harness.cli import UsageError
 from harness import text
 from harness.console import Progress
-from harness.contract import ContractError, load_submission, submission_digest
+from harness.contract import check_commands, load_submission, submission_digest
+from harness.errors import ContractError, UsageError
+from harness.options import GRADING_REPEATS, RunOptions, add_arguments
+from harness.options import from_args as options_from_args
+from harness.runners import runner_name
 from harness.files import atomic_write_json
 
 PLAN_FILE = "grading.json"
@@ -109,8 +113,9 @@ def read_plan(out: Path) -> Optional[dict]:
         raise GradeError(f"{path} is damaged ({exc}); grade into a new --out directory") from None
 
 
-def make_plan(out: Path, options: dict, entry_dirs: list[Path], reference: Optional[Path]) -> dict:
+def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], reference: Optional[Path]) -> dict:
     """Create or extend grading.json; on resume, refuse options that would break the pairing."""
+    options = run_options.record()
     plan = read_plan(out)
     if plan is None:
         plan = {"kind": "grading", "schema_version": 1, "created_at": now(), "options": options,
@@ -148,13 +153,11 @@ def make_plan(out: Path, options: dict, entry_dirs: list[Path], reference: Optio
 
 
 def check_entry(entry: Entry, runner: str) -> None:
-    from harness.cli import check_commands
-
     try:
         submission = load_submission(Path(entry.path))
         entry.name = submission.name
         entry.digest = submission_digest(submission.path)
-        check_commands(Path(entry.path), runner)
+        check_commands(submission, runner)
         entry.invalid = None
     except ContractError as exc:
         entry.invalid = text.clean(exc, limit=500)
@@ -230,7 +233,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 class Grader:
-    def __init__(self, out: Path, plan: dict, options: dict, gpus: list[Optional[str]], progress: Progress,
+    def __init__(self, out: Path, plan: dict, options: RunOptions, gpus: list[Optional[str]], progress: Progress,
                  python: str = sys.executable):
         self.out, self.plan, self.options, self.progress, self.python = out, plan, options, progress, python
         self.gpus = gpus
@@ -251,25 +254,11 @@ class Grader:
         return order
 
     def command(self, job: Job, gpu: Optional[str]) -> list[str]:
-        o = self.options
-        cmd = [self.python, "-m", "harness", "run", "--submission", job.entry.path,
-               "--runs-dir", str(self.out.resolve() / job.entry.id), "--run-id", f"seed-{job.seed}",
-               "--seed", str(job.seed), "--repeats", "1", "--quiet",
-               "--data", o["data"], "--budget", repr(o["budget"]), "--grace", repr(o["grace"]),
-               "--predict-budget", repr(o["predict_budget"]), "--device", o["device"], "--runner", o["runner"],
-               "--train-per-class", str(o["train_per_class"]), "--eval-per-class", str(o["eval_per_class"]),
-               "--monitor-interval", repr(o["monitor_interval"]), "--cache-dir", o["cache_dir"]]
-        if o.get("eval_data"):
-            cmd += ["--eval-data", o["eval_data"]]
-        if o.get("image"):
-            cmd += ["--image", o["image"]]
-        if o.get("build_network"):
-            cmd += ["--build-network"]
-        if o.get("build_timeout"):
-            cmd += ["--build-timeout", repr(o["build_timeout"])]
-        if gpu is not None:
-            cmd += ["--gpu", gpu]
-        return cmd
+        """The child `run` of one job: exactly the plan's options, for this seed (and GPU)."""
+        options = dataclasses.replace(self.options, seed=job.seed, repeats=1, gpu=gpu)
+        return [self.python, "-m", "harness", "run", "--submission", job.entry.path,
+                "--runs-dir", str(self.out.resolve() / job.entry.id), "--run-id", f"seed-{job.seed}", "--quiet",
+                *options.to_argv()]
 
     def run(self, on_progress=None) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -281,7 +270,7 @@ class Grader:
 
     def _prepare(self) -> list[Job]:
         for entry in self.entries:
-            check_entry(entry, self.options["runner"])
+            check_entry(entry, self.options.runner)
             atomic_write_json(self.out / entry.id / "entry.json", {
                 "id": entry.id, "path": entry.path, "name": entry.name, "reference": entry.reference,
                 "sha256": entry.digest, "invalid": entry.invalid, "checked_at": now()})
@@ -395,53 +384,42 @@ def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
 
 
 def add_parser(commands) -> None:
-    from harness.cli import add_run_options
-
     p = commands.add_parser("grade", help="grade many entries (paired seeds, resumable) into a leaderboard")
     p.add_argument("entries", nargs="*", type=Path, metavar="DIR", help="submission directories")
     p.add_argument("--queue", type=Path, help="also grade every subdirectory of this folder")
     p.add_argument("--out", type=Path, required=True, help="grading directory (resumed when it exists)")
     p.add_argument("--reference", type=Path, help="a reference entry, run first in every seed round (drift)")
     p.add_argument("--gpus", help="run in parallel, one run per GPU, e.g. 0,1 (implies --device cuda)")
-    add_run_options(p)
-    p.set_defaults(repeats=5, handler=cmd_grade)
+    add_arguments(p, repeats=GRADING_REPEATS)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(handler=cmd_grade)
 
 
-def resolved_options(args, progress: Progress) -> dict:
-    from harness.cli import default_cache_dir, options_from_args, runner_name
-
-    if args.gpus and args.device == "auto":
-        args.device = "cuda"
-    run_options = options_from_args(args, Path("."))  # validates the numbers; resolves device auto
-    runner = runner_name(args.runner, isolation_required=True)
-    data = args.data
-    return {
-        "data": data, "eval_data": args.eval_data, "budget": args.budget, "grace": args.grace,
-        "predict_budget": args.predict_budget, "device": run_options.device, "runner": runner,
-        "image": args.image, "train_per_class": args.train_per_class, "eval_per_class": args.eval_per_class,
-        "seed": args.seed, "repeats": args.repeats, "monitor_interval": args.monitor_interval,
-        "build_network": bool(getattr(args, "build_network", False)),
-        "build_timeout": getattr(args, "build_timeout", None),
-        "cache_dir": str(Path(args.cache_dir or default_cache_dir()).resolve()),
-    }
+def resolve(options: RunOptions) -> RunOptions:
+    """What every child run must agree on, made explicit: the runner (never the host unless asked)
+    and an absolute cache."""
+    return dataclasses.replace(options, runner=runner_name(options.runner, isolation_required=True),
+                               cache_dir=Path(options.cache_dir).resolve())
 
 
 def cmd_grade(args, progress: Progress) -> int:
     from harness import data as data_mod
-    from harness import leaderboard
+    from harness.organizer import leaderboard
 
     entry_dirs = find_entries(args.entries, args.queue)
     if not entry_dirs and not read_plan(args.out):
         raise GradeError("nothing to grade: pass submission directories and/or --queue DIR")
     gpus = parse_gpus(args.gpus)
-    options = resolved_options(args, progress)
-    plan = make_plan(args.out, options, entry_dirs, args.reference)
+    device = "cuda" if args.gpus and args.device == "auto" else args.device  # --gpus implies cuda
+    run_options = resolve(options_from_args(args, device=device))
+    plan = make_plan(args.out, run_options, entry_dirs, args.reference)
     # Decode the data once here, so parallel runs find it cached instead of racing to build it.
-    progress.say(f"data: {options['data']}")
-    data_mod.load_pool(options["data"], Path(options["cache_dir"]))
-    if options["eval_data"]:
-        data_mod.load_pool(options["eval_data"], Path(options["cache_dir"]))
-    grader = Grader(args.out, plan, options, gpus, progress)
+    progress.say(f"data: {run_options.data}" + (f", held-out set from {run_options.eval_data}"
+                                                 if run_options.eval_data else ""))
+    data_mod.load_pool(run_options.data, run_options.cache_dir)
+    if run_options.eval_data:
+        data_mod.load_pool(run_options.eval_data, run_options.cache_dir)
+    grader = Grader(args.out, plan, run_options, gpus, progress)
 
     def publish() -> None:
         leaderboard.write_leaderboard(args.out)

@@ -23,7 +23,7 @@ on a regression, 0 otherwise. `--update-baseline` rewrites the baseline file
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import statistics
 from dataclasses import dataclass
@@ -31,15 +31,19 @@ from pathlib import Path
 from typing import Optional
 from xml.sax.saxutils import escape, quoteattr
 
-from harness import __version__, stats
-from harness.cli import UsageError
+from harness import __version__
+from harness.organizer import stats
 from harness.console import Progress
+from harness.errors import UsageError
 from harness.files import atomic_write_json, atomic_write_text
+from harness.options import OPTIONS, RunOptions, add_arguments, detect_device
 
 EXIT_PASS, EXIT_REGRESSION = 0, 1
 DEFAULT_TOLERANCES = {"accuracy_drop": 0.01, "alpha": 0.05, "throughput_drop": 0.25}
-RUN_DEFAULTS = {"data": "cifar10", "eval_data": None, "budget": 600.0, "grace": None, "predict_budget": 120.0,
-                "device": "auto", "train_per_class": 500, "eval_per_class": 100, "seed": 0, "repeats": 3}
+# The run options a baseline fixes (record keys); the rest (runner, image, GPU, cache) are this machine's.
+CHECKED = ("data", "eval_data", "budget", "grace", "predict_budget", "device", "train_per_class", "eval_per_class",
+           "seed", "repeats")
+CHECK_REPEATS = 3
 
 
 @dataclass
@@ -64,20 +68,25 @@ def load_baseline(path: Path) -> Optional[dict]:
     return data
 
 
-def run_options(args, baseline: Optional[dict]) -> dict:
-    recorded = (baseline or {}).get("options", {})
-    options = {}
-    for key, default in RUN_DEFAULTS.items():
-        given = getattr(args, key, None)
-        if given is not None and key in recorded and key != "data" and given != recorded[key] and not args.update_baseline:
-            raise UsageError(f"--{key.replace('_', '-')} {given!r} differs from the baseline's {recorded[key]!r}; "
+def run_options(args, baseline: Optional[dict]) -> RunOptions:
+    """The baseline's options, with what the command line says on top; a check grades the way its
+    baseline did, so a different value is refused (the data source may move: same data elsewhere)."""
+    recorded = {k: v for k, v in (baseline or {}).get("options", {}).items() if k in CHECKED}
+    given = {o.key: getattr(args, o.field) for o in OPTIONS if o.key in CHECKED and getattr(args, o.field) is not None}
+    for key, value in given.items():
+        if key in recorded and key != "data" and value != recorded[key] and not args.update_baseline:
+            raise UsageError(f"--{key.replace('_', '-')} {value!r} differs from the baseline's {recorded[key]!r}; "
                              "a check must grade the way the baseline did (or pass --update-baseline)")
-        options[key] = given if given is not None else recorded.get(key, default)
-    return options
+    chosen = {"repeats": CHECK_REPEATS, "device": "auto", **recorded, **given}
+    device = chosen.pop("device")
+    options = RunOptions.from_record(chosen, runner=args.runner, image=args.image, gpu=args.gpu,
+                                     monitor_interval_s=args.monitor_interval_s, cache_dir=args.cache_dir,
+                                     build_network=args.build_network, build_timeout_s=args.build_timeout_s)
+    return dataclasses.replace(options, device=detect_device() if device == "auto" else device).validate()
 
 
 def measure(grading_dir: Path) -> dict:
-    from harness import leaderboard
+    from harness.organizer import leaderboard
 
     board = leaderboard.build(grading_dir)
     row = board.rows[0]
@@ -104,7 +113,6 @@ def compare(baseline: dict, current: dict) -> list[Verdict]:
                             "every seed must score", "; ".join(failed + current["reasons"][:3])))
     b, c = baseline["accuracy"], current["accuracy"]
     p = stats.two_proportion_test(c["correct"], c["total"], b["correct"], b["total"], margin=tol["accuracy_drop"])
-    drop = b["mean"] - c["mean"]
     verdicts.append(Verdict(
         "accuracy", p >= tol["alpha"],
         f"{b['mean']:.2%} ({b['correct']}/{b['total']})", f"{c['mean']:.2%} ({c['correct']}/{c['total']})",
@@ -163,54 +171,36 @@ def add_parser(commands) -> None:
     p.add_argument("--submission", type=Path, help="submission directory (default: the baseline's, else submission)")
     p.add_argument("--out", type=Path, default=Path("check-results"),
                    help="where summary.md, junit.xml and the runs go (default: check-results)")
-    p.add_argument("--runner", choices=["auto", "local", "docker"], default="auto",
-                   help="default: docker when an engine answers, else refuse; --runner local runs the "
-                        "submission on this host, not isolated")
-    p.add_argument("--image", help="runtime image for the docker runner")
-    p.add_argument("--gpu", help="the GPU to use (default: 0)")
-    p.add_argument("--cache-dir", type=Path, default=None)
-    p.add_argument("--monitor-interval", type=float, default=0.5)
     p.add_argument("--quiet", action="store_true")
-    group = p.add_argument_group("run options (default: as recorded in the baseline)")
-    group.add_argument("--data", help="data source (may differ from the baseline's path: same data elsewhere)")
-    group.add_argument("--eval-data")
-    group.add_argument("--budget", type=float)
-    group.add_argument("--grace", type=float)
-    group.add_argument("--predict-budget", type=float)
-    group.add_argument("--device", choices=["auto", "cuda", "cpu"])
-    group.add_argument("--train-per-class", type=int)
-    group.add_argument("--eval-per-class", type=int)
-    group.add_argument("--seed", type=int)
-    group.add_argument("--repeats", type=int, help="seeds (default: the baseline's, else 3)")
+    add_arguments(p.add_argument_group("this machine"),
+                  include=("runner", "image", "gpu", "cache_dir", "monitor_interval_s", "build_network", "build_timeout_s"))
+    add_arguments(p.add_argument_group("run options (default: as recorded in the baseline, else as for run; "
+                                       f"--repeats {CHECK_REPEATS})"),
+                  include=tuple(o.field for o in OPTIONS if o.key in CHECKED), unset=True)
     p.set_defaults(handler=cmd_check)
 
 
 def cmd_check(args, progress: Progress) -> int:
     import time
 
-    from harness import grade
+    from harness.organizer import grade
     from harness.run import new_run_dir
 
     t0 = time.monotonic()
     baseline = load_baseline(args.baseline)
     if baseline is None and not args.update_baseline:
         raise UsageError(f"baseline {args.baseline} does not exist; create it with --update-baseline")
-    options = run_options(args, baseline)
+    # The runner is never the baseline's: running on the host takes an explicit --runner local.
+    resolved = grade.resolve(run_options(args, baseline))
     submission = args.submission or Path((baseline or {}).get("submission", "submission"))
-    out_runs = Path(args.out) / "runs"
-    runner = args.runner  # never the baseline's: running on the host takes an explicit --runner local
-    grade_args = argparse.Namespace(**{**options, "runner": runner, "image": args.image, "gpu": args.gpu,
-                                       "gpus": args.gpu, "cache_dir": args.cache_dir, "runs_dir": out_runs,
-                                       "monitor_interval": args.monitor_interval})
-    resolved = grade.resolved_options(grade_args, progress)
     out = Path(args.out)
     grading = new_run_dir(out / "runs", "check")
     plan = grade.make_plan(grading, resolved, [submission], None)
     from harness import data as data_mod
 
-    data_mod.load_pool(resolved["data"], Path(resolved["cache_dir"]))
+    data_mod.load_pool(resolved.data, resolved.cache_dir)
     grade.Grader(grading, plan, resolved, grade.parse_gpus(args.gpu), progress).run()
-    from harness import leaderboard
+    from harness.organizer import leaderboard
 
     leaderboard.write_leaderboard(grading)
     current = measure(grading)
@@ -223,7 +213,7 @@ def cmd_check(args, progress: Progress) -> int:
             "kind": "haet-baseline", "schema_version": 1,
             "description": (baseline or {}).get("description", f"regression baseline for {submission}"),
             "submission": str(submission),
-            "options": {k: resolved[k] for k in RUN_DEFAULTS if k in resolved} | {"data": options["data"]},
+            "options": {k: v for k, v in resolved.record().items() if k in CHECKED},
             "accuracy": current["accuracy"], "throughput": current["throughput"],
             "train_seconds": current["train_seconds"],
             "tolerances": {**DEFAULT_TOLERANCES, **(baseline or {}).get("tolerances", {})},
@@ -246,8 +236,8 @@ def cmd_check(args, progress: Progress) -> int:
     return EXIT_PASS if all(v.passed for v in verdicts) else EXIT_REGRESSION
 
 
-def _environment(grading: Path, options: dict) -> dict:
-    env = {"device": options["device"], "runner": options["runner"], "harness": __version__}
+def _environment(grading: Path, options: RunOptions) -> dict:
+    env = {"device": options.device, "runner": options.runner, "harness": __version__}
     for result in sorted(grading.glob("*/seed-*/result.json")):
         try:
             e = json.loads(result.read_text()).get("environment", {})

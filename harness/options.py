@@ -1,0 +1,200 @@
+"""The options of a graded run: the one place for their defaults and rules.
+
+`RunOptions` is what `run` executes. The command line (`add_arguments`, `from_args`), the plan a
+grading keeps (`record`, `from_record`) and the argv a grader, a check or a cluster task hands
+to a child `run` (`to_argv`) are all derived from the table OPTIONS below, so a default, a flag
+or a rule is written once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from harness.errors import UsageError
+
+DEFAULT_GPU = "0"  # the GPU a run uses when none is named (NVML's and CUDA's index, PCI bus order)
+GRADING_REPEATS = 5  # the competition's mean of 5 runs: what `grade` does unless told otherwise
+
+
+def default_grace(budget_s: float) -> float:
+    """SIGTERM 10 s before the deadline, or a quarter of a shorter budget."""
+    return min(10.0, budget_s / 4)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("HAET_CACHE", Path.home() / ".cache" / "haet"))
+
+
+def runtime_image(device: str) -> str:
+    """haet-runtime:cuda / haet-runtime:cpu, as the Dockerfile and `make image-cpu` tag them."""
+    return os.environ.get("HAET_IMAGE") or f"haet-runtime:{device}"
+
+
+@dataclass
+class RunOptions:
+    submission: Path = Path("submission")
+    data: str = "cifar10"
+    eval_data: Optional[str] = None
+    budget_s: float = 600.0
+    grace_s: Optional[float] = None  # None: default_grace(budget_s)
+    predict_budget_s: float = 120.0
+    device: str = "cpu"  # cuda | cpu ("auto" is resolved by from_args)
+    gpu: Optional[str] = None  # index or UUID; None: DEFAULT_GPU
+    runner: str = "auto"  # auto | local | docker
+    image: Optional[str] = None  # None: runtime_image(device)
+    build_network: bool = False
+    build_timeout_s: Optional[float] = None  # None: the Docker runner's default
+    repeats: int = 1
+    seed: int = 0
+    train_per_class: int = 500
+    eval_per_class: int = 100
+    monitor_interval_s: float = 0.5
+    runs_dir: Path = Path("runs")
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    run_id: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.grace_s is None:
+            self.grace_s = default_grace(self.budget_s)
+
+    @property
+    def gpu_selector(self) -> str:
+        return self.gpu or DEFAULT_GPU
+
+    @property
+    def runtime_image(self) -> str:
+        return self.image or runtime_image(self.device)
+
+    def validate(self) -> "RunOptions":
+        """The rules every command enforces before any work; UsageError says which and how to fix it."""
+        if self.budget_s <= 0 or self.predict_budget_s <= 0:
+            raise UsageError("--budget and --predict-budget must be positive numbers of seconds")
+        if not 0 <= self.grace_s < self.budget_s:
+            raise UsageError(f"--grace must be at least 0 and less than --budget ({self.budget_s:g}s)")
+        if self.repeats < 1:
+            raise UsageError("--repeats must be at least 1")
+        if self.train_per_class < 1 or self.eval_per_class < 1:
+            raise UsageError("--train-per-class and --eval-per-class must be at least 1")
+        if self.monitor_interval_s <= 0:
+            raise UsageError("--monitor-interval must be positive")
+        if self.build_timeout_s is not None and self.build_timeout_s <= 0:
+            raise UsageError("--build-timeout must be a positive number of seconds")
+        return self
+
+    # --- a child `run`, and a grading's plan ---------------------------------------------
+
+    def to_argv(self) -> list[str]:
+        """`run` arguments that make a child run exactly these options (repr: floats round-trip)."""
+        argv = []
+        for option in OPTIONS:
+            value = getattr(self, option.field)
+            if option.flag is None or value is None or value is False:
+                continue
+            argv += [option.flag] if value is True else [option.flag, repr(value) if isinstance(value, float) else str(value)]
+        return argv
+
+    def record(self) -> dict[str, Any]:
+        """The options as a grading plan and a baseline keep them (keys as the flags name them)."""
+        return {o.key: _plain(getattr(self, o.field)) for o in OPTIONS if o.recorded}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], **overrides: Any) -> "RunOptions":
+        known = {o.key: o for o in OPTIONS}
+        values = {known[k].field: known[k].parse(v) for k, v in record.items() if k in known and v is not None}
+        return cls(**{**values, **overrides})
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+# --- the table: each option once ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    field: str  # the RunOptions attribute
+    flag: Optional[str]  # the command-line flag; None: not a flag of its own
+    help: str
+    parse: Callable[[str], Any] = str
+    recorded: bool = True  # part of a grading's plan (what must not change on resume)
+    boolean: bool = False
+
+    @property
+    def key(self) -> str:
+        return (self.flag or "--" + self.field).lstrip("-").replace("-", "_")
+
+    @property
+    def default(self) -> Any:
+        spec = RunOptions.__dataclass_fields__[self.field]
+        return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+
+
+OPTIONS = [
+    Option("data", "--data", "cifar10 (download), tar:FILE, imagefolder:DIR or npz:FILE"),
+    Option("eval_data", "--eval-data", "a secret held-out set (imagefolder:DIR or npz:FILE) instead of the test split"),
+    Option("budget_s", "--budget", "training seconds", float),
+    Option("grace_s", "--grace", "SIGTERM this many seconds before the deadline (default: 10, or a quarter of a "
+                                 "shorter budget)", float),
+    Option("predict_budget_s", "--predict-budget", "prediction seconds", float),
+    Option("device", "--device", "what HAET_DEVICE says: cuda, cpu, or auto (cuda when NVML sees a GPU)"),
+    Option("gpu", "--gpu", f"the one GPU to use, by index or UUID (default: {DEFAULT_GPU})", recorded=False),
+    Option("runner", "--runner", "where the entry runs: docker, local (on this host, not isolated), or auto "
+                                 "(docker when an engine answers; `run` then falls back to local, the organizer "
+                                 "commands refuse)"),
+    Option("image", "--image", "runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)"),
+    Option("build_network", "--build-network", "let an entry's own Dockerfile use the network while it builds "
+                                               "(recorded in the result and the leaderboard)", boolean=True),
+    Option("build_timeout_s", "--build-timeout", "seconds an entry's own Dockerfile may take to build "
+                                                 "(default: 600)", float),
+    Option("repeats", "--repeats", "independent seeds; reports mean and std", int),
+    Option("seed", "--seed", "first seed", int),
+    Option("train_per_class", "--train-per-class", "training images per class", int),
+    Option("eval_per_class", "--eval-per-class", "held-out images per class", int),
+    Option("monitor_interval_s", "--monitor-interval", "seconds between samples", float),
+    Option("cache_dir", "--cache-dir", "prepared data cache (default: $HAET_CACHE or ~/.cache/haet)", Path),
+]
+CHOICES = {"device": ["auto", "cuda", "cpu"], "runner": ["auto", "local", "docker"]}
+
+
+def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude: tuple[str, ...] = (),
+                  unset: bool = False, **defaults: Any) -> None:
+    """The run options as flags (`include`/`exclude` by field name); `defaults` overrides a default for
+    one command (grade's repeats); `unset` leaves every default None, to tell what was given."""
+    for option in OPTIONS:
+        if (include is not None and option.field not in include) or option.field in exclude:
+            continue
+        default = None if unset else defaults.get(option.field, "auto" if option.field == "device" else option.default)
+        shown = "" if default in (None, False) or option.field in ("grace_s", "cache_dir") else f" (default: {default})"
+        if option.boolean:
+            parser.add_argument(option.flag, dest=option.field, action="store_true", help=option.help)
+            continue
+        parser.add_argument(option.flag, dest=option.field, type=option.parse, default=default,
+                            choices=CHOICES.get(option.field), help=option.help + shown)
+
+
+def from_args(args: argparse.Namespace, **overrides: Any) -> RunOptions:
+    """RunOptions from parsed flags, `auto` device resolved, every rule checked."""
+    values = {o.field: getattr(args, o.field) for o in OPTIONS if hasattr(args, o.field)}
+    values.update({k: getattr(args, k) for k in ("submission", "run_id", "runs_dir") if hasattr(args, k)})
+    values.update(overrides)
+    if values.get("device") == "auto":
+        values["device"] = detect_device()
+    if values.get("cache_dir") is None:
+        values.pop("cache_dir", None)
+    return RunOptions(**values).validate()
+
+
+def detect_device() -> str:
+    from harness.monitor import Gpus
+
+    gpus, _ = Gpus.open(None)
+    if gpus:
+        gpus.close()
+        return "cuda"
+    return "cpu"

@@ -1,0 +1,1 @@
+"""The organizer's commands: validate entries, grade many of them, check against a baseline, rank them."""
