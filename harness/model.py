@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: build, isolation, held-out secrecy, late checkpoints, gpu_status (all added; 1 still reads)
 
 
 class Outcome(str, enum.Enum):
@@ -44,6 +44,9 @@ class Status(str, enum.Enum):
     INVALID_PREDICTIONS = "invalid_predictions"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    # A grading's verdicts for a seed that has no run of its own (the leaderboard):
+    INVALID_ENTRY = "invalid_entry"  # the entry could not be graded at all (its files break the contract)
+    HARNESS_ERROR = "harness_error"  # the harness failed for this run; it runs again on resume
 
 
 @dataclass

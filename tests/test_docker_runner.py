@@ -139,7 +139,7 @@ def test_graded_run_on_the_shared_cifar10_tarball(tmp_path, docker_client, runti
 
 def test_engine_stats_stamps_keep_their_fraction():
     """CPU % divides CPU time by the engine's own clock, never by the harness's call time."""
-    from harness.runners.docker import _engine_time
+    from harness.runners.docker.handle import _engine_time
 
     assert _engine_time("2026-11-25T19:43:54.5Z") - _engine_time("2026-11-25T19:43:53.25Z") == pytest.approx(1.25)
     assert _engine_time("2026-11-25T19:43:54.123456789Z") - _engine_time("2026-11-25T19:43:54Z") == pytest.approx(

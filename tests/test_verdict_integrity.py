@@ -87,7 +87,9 @@ def local_run(tmp_path: Path, submission: Path, data_source: str, *extra: str, t
 
 def docker_run(tmp_path: Path, image: str, submission: Path, data_source: str, client, **options):
     run_id = f"{submission.name}-{uuid.uuid4().hex[:6]}"
-    runner_options = {k: options.pop(k) for k in list(options) if k not in RunOptions.__dataclass_fields__}
+    # The runner is made here, so what configures it (its build included) goes to it, the rest to the run.
+    runner_options = {k: options.pop(k) for k in list(options)
+                      if k not in RunOptions.__dataclass_fields__ or k in ("build_network", "build_timeout_s")}
     runner = small_runner(image, **runner_options)
     run_options = RunOptions(submission=submission, data=data_source, device="cpu", runs_dir=tmp_path / "runs",
                              cache_dir=tmp_path / "cache", run_id=run_id, **options)

@@ -1,0 +1,268 @@
+"""The Docker runner: each phase of a submission in its own locked-down container.
+
+Talks to the engine through the Docker SDK for Python (the engine's API), never the CLI.
+
+Isolation of a phase container (docs/security.md):
+  - no network (network_mode none), read-only root filesystem, tmpfs /tmp;
+  - uid 10001, every capability dropped, no-new-privileges, the engine's seccomp profile;
+  - memory limit with swap equal to it, CPU quota, shm size, pids limit, file-size limit;
+  - mounts: the submission read-only at /submission, the phase's data read-only at /data,
+    checkpoints at /checkpoints (writable in train, read-only in predict), /output in predict
+    only, and the events file at /haet/events.jsonl. Nothing else of the host; never labels.
+
+Writable places are capped so a submission cannot fill the host's disk:
+  - /checkpoints (train) and /output (predict) are size-limited tmpfs volumes, kept alive
+    across the phase by a small "holder" container and copied out to the run directory when
+    the phase ends; writing past the cap fails with ENOSPC inside the container;
+  - the events file is a single bind-mounted file, stopped at `events_limit` by a watchdog
+    (and at the file-size ulimit by the kernel);
+  - the logs go through the json-file driver with rotation; the harness keeps `log_limit_bytes`.
+
+The phase's clock (harness.clock.Deadline) starts just before the container is created, so its
+start-up counts against the budget, the same for every entry. SIGTERM goes to every process in
+the container's cgroup where this host shows it (else through the engine to docker-init's
+process group); SIGKILL stops the container and with it every process.
+
+An entry's own Dockerfile is built before the clock starts, bounded (harness.runners.docker.build).
+
+Modules: this one (the runner: options, labels, leftovers, images), `handle` (one phase in one
+container), `volumes` (capped writable places and their copy-out), `build`, `cgroup`.
+
+Cleanup: every container and volume carries the labels `haet.harness=1`, `haet.run`,
+`haet.phase` and the owner (host, pid, process start time, container). A runner removes, on
+start, the leftovers of harness processes that no longer exist; `finish()` removes a phase's
+own containers and volumes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Optional
+
+import docker
+import docker.errors
+import psutil
+
+from harness.errors import RunnerError
+from harness.model import BuildInfo
+from harness.options import runtime_image
+from harness.runners.base import PhaseSpec
+from harness.runners.docker.build import build_entry_image
+from harness.runners.docker.handle import DockerHandle, _ignore_gone
+
+LABEL = "haet.harness"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: int | str) -> int:
+    """`12g`, `256m`, `2GiB` or a number of bytes -> bytes."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise RunnerError(f"not a size: {value!r} (use e.g. 512m, 12g or a number of bytes)")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    return int(number * 1024 ** " kmgt".index(unit or " "))
+
+
+def _owner_start_time() -> str:
+    try:
+        return f"{psutil.Process().create_time():.2f}"
+    except psutil.Error:
+        return "0"
+
+
+def _own_container_id() -> str:
+    """The id of the container the harness runs in, '' on a plain host.
+
+    Found from the engine's per-container files (/etc/hostname, /etc/hosts) in mountinfo;
+    /.dockerenv alone is not trusted (VM images built from container images keep it)."""
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            found = re.search(r"/containers/([0-9a-f]{64})/", line)
+            if found:
+                return found.group(1)
+    except OSError:
+        pass
+    return ""
+
+
+class DockerRunner:
+    """Options (all keyword, all optional; each also read from $HAET_DOCKER_<OPTION>, e.g.
+    HAET_DOCKER_MEMORY=256m, when not given):
+
+    image             runtime image for entries without a Dockerfile (default $HAET_IMAGE or haet-runtime:cuda)
+    memory            memory limit, swap equal to it (default 12g, the competition host's RAM)
+    cpus              CPU quota in cores (default: min(8, the engine's CPUs))
+    shm_size          /dev/shm size (default 2g)
+    pids_limit        processes and threads in the container (default 4096)
+    tmp_size          tmpfs /tmp size (default 1g; counts against memory)
+    checkpoint_limit  size of /checkpoints in train (default 2g; tmpfs, counts against memory)
+    output_limit      size of /output in predict (default 64m)
+    events_limit      size of the events file before the phase is killed (default 16m)
+    build_network     let an entry's own Dockerfile use the network while it builds (default False)
+    build_timeout_s   seconds an entry's build may take before it is cancelled (default 600)
+    path_map          {path seen by the harness: path on the engine's host} for bind mounts when the
+                      harness itself runs in a container (default from $HAET_DOCKER_PATH_MAP,
+                      "inside=host[,inside=host]"); not needed when paths are mounted 1:1
+    cleanup           remove leftovers of dead harness processes on start (default True)
+    client            a docker.DockerClient (default docker.from_env())
+    """
+
+    name = "docker"
+    isolated = True
+
+    def __init__(
+        self,
+        image: Optional[str] = None,
+        memory: int | str | None = None,
+        cpus: Optional[float] = None,
+        shm_size: int | str | None = None,
+        pids_limit: Optional[int] = None,
+        tmp_size: int | str | None = None,
+        checkpoint_limit: int | str | None = None,
+        output_limit: int | str | None = None,
+        events_limit: int | str | None = None,
+        build_network: Optional[bool] = None,
+        build_timeout_s: Optional[float] = None,
+        path_map: Optional[dict[str, str]] = None,
+        cleanup: bool = True,
+        client: Optional[docker.DockerClient] = None,
+    ):
+        def option(value, name: str, default):
+            """An explicit option, else $HAET_DOCKER_<NAME>, else the default."""
+            if value is not None:
+                return value
+            return os.environ.get(f"HAET_DOCKER_{name.upper()}") or default
+
+        try:
+            self.client = client or docker.from_env(timeout=120)
+            self.client.ping()
+            info = self.client.info()
+        except Exception as exc:
+            raise RunnerError(
+                f"no Docker engine answers ({exc}); start one (bash docker/start-engine.sh) "
+                "or use --runner local") from None
+        self.base_url = self.client.api.base_url
+        if self.base_url.startswith("http+docker://localhost"):
+            self.base_url = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        self.image = image or runtime_image("cuda")
+        self.memory = parse_size(option(memory, "memory", "12g"))
+        engine_cpus = float(info.get("NCPU") or os.cpu_count() or 1)
+        self.cpus = min(float(option(cpus, "cpus", 8.0)), engine_cpus)
+        self.shm_size = parse_size(option(shm_size, "shm_size", "2g"))
+        self.pids_limit = int(option(pids_limit, "pids_limit", 4096))
+        self.tmp_size = parse_size(option(tmp_size, "tmp_size", "1g"))
+        self.checkpoint_limit = parse_size(option(checkpoint_limit, "checkpoint_limit", "2g"))
+        self.output_limit = parse_size(option(output_limit, "output_limit", "64m"))
+        self.events_limit = parse_size(option(events_limit, "events_limit", "16m"))
+        self.build_network = str(option(build_network, "build_network", False)).lower() in ("1", "true", "yes")
+        self.build_timeout_s = float(option(build_timeout_s, "build_timeout_s", 600.0))
+        self.path_map = path_map if path_map is not None else _parse_path_map(os.environ.get("HAET_DOCKER_PATH_MAP", ""))
+        self.owner = {
+            "haet.owner.host": socket.gethostname(),
+            "haet.owner.pid": str(os.getpid()),
+            "haet.owner.started": _owner_start_time(),
+            "haet.owner.container": _own_container_id(),
+        }
+        self._built: dict[str, str] = {}
+        try:
+            self._image_id = self.client.images.get(self.image).short_id
+        except docker.errors.ImageNotFound:
+            raise RunnerError(
+                f"the runtime image {self.image!r} is not on this engine: build it with "
+                f"`docker build -t {self.image} .` (GPU host) or `make image-cpu` and pass "
+                "--image haet-runtime:cpu (offline CPU)") from None
+        if cleanup:
+            self.removed_leftovers = self.remove_leftovers()
+
+    # --- labels and leftovers ----------------------------------------------------
+
+    def labels(self, phase: str, run: str) -> dict[str, str]:
+        return {LABEL: "1", "haet.run": run, "haet.phase": phase, **self.owner}
+
+    def _owner_alive(self, labels: dict[str, str]) -> bool:
+        container = labels.get("haet.owner.container", "")
+        if container:
+            if container == self.owner["haet.owner.container"]:
+                return labels.get("haet.owner.pid") == self.owner["haet.owner.pid"] or _pid_alive(labels)
+            try:
+                return self.client.containers.get(container).status == "running"
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError:
+                return True
+        if labels.get("haet.owner.host") != self.owner["haet.owner.host"] or self.owner["haet.owner.container"]:
+            return True  # another machine's harness (or we cannot see its processes): leave it alone
+        return _pid_alive(labels)
+
+    def remove_leftovers(self) -> int:
+        """Containers and volumes of harness processes that are gone (a crash, kill -9)."""
+        removed = 0
+        for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+            if not self._owner_alive(container.labels):
+                _ignore_gone(container.remove, force=True, v=True)
+                removed += 1
+        for volume in self.client.volumes.list(filters={"label": f"{LABEL}=1"}):
+            if not self._owner_alive(volume.attrs.get("Labels") or {}):
+                try:
+                    volume.remove(force=True)
+                except docker.errors.APIError:
+                    pass
+        return removed
+
+    # --- images -----------------------------------------------------------------
+
+    def prepare(self, submission_dir: Path, run_dir: Path) -> Optional[BuildInfo]:
+        """Build the entry's own Dockerfile, if it brings one (harness.runners.docker.build)."""
+        directory = Path(submission_dir)
+        if not (directory / "Dockerfile").is_file():
+            return None
+        info = build_entry_image(self.client, self.base_url, directory, run_dir, network=self.build_network,
+                                 timeout_s=self.build_timeout_s, memory=self.memory,
+                                 labels={LABEL: "1", "haet.role": "entry"})
+        if info.outcome in ("built", "reused"):
+            self._built[str(directory.resolve())] = info.image
+        return info
+
+    def image_for(self, spec: PhaseSpec) -> str:
+        """The entry's own image when `prepare` built one, else the runtime image."""
+        return self._built.get(str(Path(spec.submission_dir).resolve()), self.image)
+
+    def host_path(self, path: Path) -> str:
+        """A path as the engine's host sees it (differs when the harness runs in a container)."""
+        resolved = str(Path(path).resolve())
+        for inside, host in sorted(self.path_map.items(), key=lambda kv: -len(kv[0])):
+            if resolved == inside or resolved.startswith(inside.rstrip("/") + "/"):
+                return host.rstrip("/") + resolved[len(inside.rstrip("/")):]
+        return resolved
+
+    # --- the Runner interface ------------------------------------------------------
+
+    def start(self, spec: PhaseSpec) -> DockerHandle:
+        return DockerHandle(self, spec)
+
+    def describe(self) -> dict[str, Optional[str]]:
+        tags = ", ".join(sorted(set(self._built.values())))
+        return {"image": f"{self.image} ({self._image_id})" + (f"; entry image {tags}" if tags else "")}
+
+
+def _pid_alive(labels: dict[str, str]) -> bool:
+    try:
+        process = psutil.Process(int(labels.get("haet.owner.pid", "0")))
+        return f"{process.create_time():.2f}" == labels.get("haet.owner.started")
+    except (psutil.Error, ValueError):
+        return False
+
+
+def _parse_path_map(text: str) -> dict[str, str]:
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        inside, sep, host = item.partition("=")
+        if not sep:
+            raise RunnerError(f"HAET_DOCKER_PATH_MAP: {item!r} is not inside=host")
+        pairs[inside] = host
+    return pairs
