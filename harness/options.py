@@ -149,7 +149,7 @@ OPTIONS = [
                                  "commands refuse)"),
     Option("image", "--image", "runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)"),
     Option("build_network", "--build-network", "let an entry's own Dockerfile use the network while it builds "
-                                               "(recorded in the result and the leaderboard)", boolean=True),
+                                               "(recorded in the result and the leaderboard)", bool, boolean=True),
     Option("build_timeout_s", "--build-timeout", "seconds an entry's own Dockerfile may take to build "
                                                  "(default: 600)", float),
     Option("repeats", "--repeats", "independent seeds; reports mean and std", int),
@@ -160,6 +160,8 @@ OPTIONS = [
     Option("cache_dir", "--cache-dir", "prepared data cache (default: $HAET_CACHE or ~/.cache/haet)", Path),
 ]
 CHOICES = {"device": ["auto", "cuda", "cpu"], "runner": ["auto", "local", "docker"]}
+# Flags whose default is decided later than parsing: the device by NVML, grace from the budget, the cache by $HAET_CACHE.
+PARSER_DEFAULTS = {"device": "auto", "grace_s": None, "cache_dir": None}
 
 
 def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude: tuple[str, ...] = (),
@@ -169,8 +171,8 @@ def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude:
     for option in OPTIONS:
         if (include is not None and option.field not in include) or option.field in exclude:
             continue
-        default = None if unset else defaults.get(option.field, "auto" if option.field == "device" else option.default)
-        shown = "" if default in (None, False) or option.field in ("grace_s", "cache_dir") else f" (default: {default})"
+        default = None if unset else defaults.get(option.field, PARSER_DEFAULTS.get(option.field, option.default))
+        shown = "" if default in (None, False) else f" (default: {default})"
         if option.boolean:
             parser.add_argument(option.flag, dest=option.field, action="store_true", help=option.help)
             continue

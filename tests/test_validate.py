@@ -91,3 +91,26 @@ def test_size_limit(tmp_path):
 def test_missing_directory():
     proc = harness("validate", "/nonexistent/entry")
     assert proc.returncode == 1 and "[FAIL] submission directory exists" in proc.stdout
+
+
+def test_a_learner_cut_short_by_the_smoke_budget_is_told_to_raise_it(tmp_path):
+    """An entry still training at the smoke deadline gets the --smoke-budget hint, not "broken"."""
+    slow = copy_entry(CENTROID, tmp_path / "slow")
+    (slow / "train.py").write_text(
+        "import os, time, numpy as np\n"
+        "np.save(os.path.join(os.environ['HAET_CHECKPOINTS'], 'model.npy'), np.zeros((10, 3072), np.float32))\n"
+        "time.sleep(600)  # a heavy recipe: two steps in the smoke budget\n")
+    code, report, checks = validate_json(slow, "--smoke-budget", "4")
+    assert checks["learns"]["status"] == "warn", checks["learns"]
+    assert "still running at the 4s deadline" in checks["learns"]["detail"]
+    assert "--smoke-budget 60" in checks["learns"]["fix"]
+
+
+def test_a_quick_entry_that_does_not_learn_is_pointed_at_its_predictions(tmp_path):
+    lazy = copy_entry(CENTROID, tmp_path / "lazy")
+    (lazy / "train.py").write_text(
+        "import os, numpy as np\n"
+        "np.save(os.path.join(os.environ['HAET_CHECKPOINTS'], 'model.npy'), np.zeros((10, 3072), np.float32))\n")
+    code, report, checks = validate_json(lazy)
+    assert checks["learns"]["status"] == "warn", checks["learns"]
+    assert "check that predictions use the trained checkpoint" in checks["learns"]["fix"]

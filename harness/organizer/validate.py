@@ -214,10 +214,16 @@ def smoke_checks(result: Validation, root: Path, runner: str, budget_s: float, w
     result.add(Check("predictions", "writes valid predictions", PASS, f"{run.total} rows, all valid"))
     chance = 1 / max(1, len(run.data.classes))
     learned = run.accuracy is not None and run.accuracy > 2 * chance
+    # An entry still training at the deadline may just need more than the smoke budget to learn.
+    short_budget = run.train.outcome is Outcome.KILLED_AT_DEADLINE
     result.add(Check("learns", "learns (beats chance on the synthetic set)", PASS if learned else WARN,
-                     f"accuracy {run.accuracy:.1%} vs chance {chance:.0%}",
-                     "" if learned else "not a contract failure, but a model that learns scores well above chance "
-                     "on this easy set; check that predictions use the trained checkpoint"))
+                     f"accuracy {run.accuracy:.1%} vs chance {chance:.0%}"
+                     + (f"; train was still running at the {budget_s:g}s deadline" if short_budget else ""),
+                     "" if learned else
+                     f"the smoke budget may be too short for this entry: validate again with --smoke-budget "
+                     f"{max(60, 3 * budget_s):g}" if short_budget else
+                     "not a contract failure, but a model that learns scores well above chance on this easy set; "
+                     "check that predictions use the trained checkpoint"))
     if run.train.stray_processes_killed:
         result.add(Check("processes", "leaves no processes behind", WARN, run.train.detail,
                          "wait for worker processes (e.g. DataLoader workers) before exiting"))
@@ -286,8 +292,9 @@ def add_parser(commands) -> None:
     p.add_argument("submission", type=Path, metavar="SUBMISSION_DIR")
     p.add_argument("--json", action="store_true", help="print the checklist as JSON on stdout")
     p.add_argument("--runner", choices=["auto", "local", "docker"], default="auto",
-                   help="where the smoke run happens (default: docker, which also proves the entry needs no "
-                        "network; local runs the entry on this host, not isolated, and only when asked)")
+                   help="where the smoke run happens: docker (which also proves the entry needs no network), or "
+                        "local (on this host, not isolated: only when asked); auto is docker, or a refusal when "
+                        "no engine answers (default: auto)")
     p.add_argument("--image", help="runtime image for the docker runner")
     p.add_argument("--smoke-budget", type=float, default=20.0, help="training seconds of the smoke run (default: 20)")
     p.add_argument("--no-smoke", action="store_true", help="static checks only")
