@@ -37,3 +37,9 @@ ablation: setup
 # Harness benchmarks (docs/benchmarks.md).
 bench: setup
 	$(BIN)/python benchmarks/harness_overhead.py
+
+# GPU truth in one command, on a GPU host's own Python (no venv, no Docker): docs/gpu.md.
+GPU_CHECK_OUT ?= gpu-check
+.PHONY: gpu-check
+gpu-check:
+	$(PYTHON) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT)

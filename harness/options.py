@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -55,12 +55,14 @@ class RunOptions:
     eval_per_class: int = 100
     monitor_interval_s: float = 0.5
     runs_dir: Path = Path("runs")
-    cache_dir: Path = field(default_factory=default_cache_dir)
+    cache_dir: Optional[Path] = None  # None: default_cache_dir()
     run_id: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.grace_s is None:
             self.grace_s = default_grace(self.budget_s)
+        if self.cache_dir is None:
+            self.cache_dir = default_cache_dir()
 
     @property
     def gpu_selector(self) -> str:
@@ -161,7 +163,7 @@ OPTIONS = [
 ]
 CHOICES = {"device": ["auto", "cuda", "cpu"], "runner": ["auto", "local", "docker"]}
 # Flags whose default is decided later than parsing: the device by NVML, grace from the budget, the cache by $HAET_CACHE.
-PARSER_DEFAULTS = {"device": "auto", "grace_s": None, "cache_dir": None}
+PARSER_DEFAULTS = {"device": "auto"}
 
 
 def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude: tuple[str, ...] = (),
@@ -187,8 +189,6 @@ def from_args(args: argparse.Namespace, **overrides: Any) -> RunOptions:
     values.update(overrides)
     if values.get("device") == "auto":
         values["device"] = detect_device()
-    if values.get("cache_dir") is None:
-        values.pop("cache_dir", None)
     return RunOptions(**values).validate()
 
 
