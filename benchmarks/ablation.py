@@ -30,7 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness import events  # noqa: E402
 from harness.files import atomic_write_text  # noqa: E402
+from harness.model import SeriesResult  # noqa: E402
+from harness.report import read_result  # noqa: E402
 
 PRESETS = ["baseline", "ip", "sam", "sam-ip", "gc", "meta", "all", "default"]  # the paper's rows, then ours
 RESULTS = ROOT / "docs" / "results.md"
@@ -55,16 +58,17 @@ def grade_preset(preset: str, args, scratch: Path) -> dict:
 
 def summarize(preset: str, run_dir: Path, args) -> dict:
     """One table row from a graded run directory (its result.json and each repeat's events)."""
-    series = json.loads((run_dir / "result.json").read_text())
-    repeats = series["repeats"] if series.get("kind") == "series" else [series]
+    result = read_result(run_dir / "result.json")
+    repeats = result.repeats if isinstance(result, SeriesResult) else [result]
     epochs, per_epoch = [], []
-    for repeat, directory in zip(repeats, sorted(run_dir.glob("repeat-*")) or [run_dir]):
-        events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines() if line]
-        epoch_events = [e for e in events if e.get("event") == "epoch"]
-        if epoch_events:
-            epochs.append(max(e.get("epoch", 0) for e in epoch_events))
-            per_epoch.append(epoch_events[-1]["t_s"] / max(epochs[-1], 1))
-    accuracies = [r["accuracy"] or 0.0 for r in repeats]
+    for _, directory in zip(repeats, sorted(run_dir.glob("repeat-*")) or [run_dir]):
+        log = events.read(directory / "events.jsonl")  # the harness's one reader of events.jsonl
+        reached, last = events.epochs(log.events), events.last_epoch(log.events)
+        if reached:
+            epochs.append(reached)
+        if last:
+            per_epoch.append(last[1] / last[0])  # time of the last epoch event / its epoch
+    accuracies = [r.accuracy or 0.0 for r in repeats]
     return {
         "preset": preset,
         "run": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir),
@@ -73,7 +77,7 @@ def summarize(preset: str, run_dir: Path, args) -> dict:
         "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
         "epochs": statistics.fmean(epochs) if epochs else None,
         "s_per_epoch": statistics.fmean(per_epoch) if per_epoch else None,
-        "statuses": [r["status"] for r in repeats],
+        "statuses": [r.status.value for r in repeats],
         "setting": (f"runner `{args.runner}`, {args.seeds} seeds (from {args.seed}), data `{_shown(args.data)}`, "
                     f"{platform.machine()} with {_cores()} cores{_gpu_note(args)}"),
         "measured": datetime.date.today().isoformat(),

@@ -162,10 +162,9 @@ def grade(step: Step, device: str, data: str, budget: float, runs: Path, cache: 
 
 
 def _epochs(run: Path) -> Optional[int]:
-    epochs = [json.loads(line).get("epoch") for line in (run / "events.jsonl").read_text().splitlines()
-              if '"epoch"' in line] if (run / "events.jsonl").is_file() else []
-    numbers = [e for e in epochs if isinstance(e, (int, float))]
-    return int(max(numbers)) if numbers else None
+    from harness import events
+
+    return events.epochs(events.read(run / "events.jsonl").events)
 
 
 def deadline(step: Step, device: str, data: str, budget: float, runs: Path, cache: Path) -> None:

@@ -12,20 +12,11 @@ import sys
 import time
 from typing import Optional, TextIO
 
+from harness.formatting import fmt_bytes
 from harness.text import clean
 
 PLAIN_EVERY_S = 10.0
 EVENT_CHARS = 120  # the entry's latest event on the progress line, at most
-
-
-def human_bytes(n: Optional[float]) -> str:
-    if n is None:
-        return "n/a"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 class Progress:
@@ -60,7 +51,7 @@ class Progress:
             filled = int(20 * min(elapsed / budget, 1.0)) if budget else 0
             parts[0] += " [" + "#" * filled + "-" * (20 - filled) + "]"
         if cpu is not None:
-            parts.append(f"CPU {cpu:.0f}% RSS {human_bytes(rss)}")
+            parts.append(f"CPU {cpu:.0f}% RSS {fmt_bytes(rss, missing='n/a')}")
         parts.append(f"GPU {gpu_util:.0f}%" if gpu_util is not None else "GPU n/a")
         if event:
             parts.append(clean(event, EVENT_CHARS))

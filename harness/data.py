@@ -351,7 +351,7 @@ def draw(
         eval_per_class=eval_per_class,
         train_count=len(train.labels),
         eval_count=len(evaluation.labels),
-        index_hash=digest.hexdigest(),
+        data_sha256=digest.hexdigest(),
         heldout_public=eval_source == "cifar10",
         heldout_order_key=order_key,
     )

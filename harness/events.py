@@ -12,6 +12,11 @@ harness or stop it:
     read is parsed, so that `last` still follows the run.
 Every problem is counted and recorded once in `notes` ("events: 3 lines over 64 KiB
 skipped"); nothing the entry writes raises out of poll().
+
+The one reader of a recorded events.jsonl is `read` (the report, the leaderboard, the
+regression check and the ablation benchmark all use it), under the same bounds and the one
+byte cap MAX_BYTES; `epochs`, `last_epoch` and `throughput` are what the harness derives
+from the events.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import re
 import stat
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,7 +36,7 @@ import numpy as np
 from harness.files import atomic_write_text
 from harness.text import clean, cut, utf8
 
-MAX_BYTES = 10 * 2**20  # read at most this much of the file
+MAX_BYTES = 10 * 2**20  # read at most this much of an events file: live (EventTail) or recorded (read)
 POLL_BYTES = 2**20  # read per poll(), at most
 POLL_LINES = 10_000  # lines parsed per poll(), at most (the rest waits for the next call)
 MAX_LINE = 64 * 1024  # bytes of one event line
@@ -352,3 +358,108 @@ def describe(event: Optional[dict[str, Any]], limit: int = 60) -> str:
         return clean(name + " " + " ".join(fields), limit)
     except Exception:  # noqa: BLE001 - a progress line is never worth a crash
         return ""
+
+
+# --- a recorded events.jsonl ---------------------------------------------------------------
+
+
+@dataclass
+class EventLog:
+    """The events of a finished run, as `read` found them."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0  # non-blank lines that are not kept events (malformed, too long, too deep, too many values)
+    truncated: bool = False  # the file passed MAX_BYTES or MAX_LINES (or failed mid-read): the rest was not read
+
+
+def read(path: Path) -> EventLog:
+    """An events.jsonl file, streamed line by line under the bounds of a live tail: at most
+    MAX_BYTES read and MAX_LINES non-blank lines looked at, each line parsed by parse_event
+    (size, depth, values per event, strings made UTF-8-safe), at most MAX_VALUES values kept in
+    all. A missing file, a FIFO or a folder is an empty log; nothing in the file raises."""
+    out = EventLog()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the reader
+    except OSError:
+        return out
+    values = read_bytes = lines = 0
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return out
+            while line := f.readline(MAX_LINE + 2):
+                read_bytes += len(line)
+                if read_bytes > MAX_BYTES:
+                    out.truncated = True
+                    break
+                if not line.endswith(b"\n") and len(line) > MAX_LINE:  # too long: skip the rest of it
+                    while (more := f.readline(2**20)) and not more.endswith(b"\n"):
+                        read_bytes += len(more)
+                    read_bytes += len(more)
+                    out.skipped += 1
+                    continue
+                line = line.strip()
+                if not line:
+                    continue
+                lines += 1
+                if lines > MAX_LINES:
+                    out.truncated = True
+                    break
+                budget = _Budget(min(MAX_VALUES_PER_EVENT, MAX_VALUES - values))
+                try:
+                    event = parse_event(line, budget)
+                except Exception:  # noqa: BLE001 - EventError, or anything else: the line is skipped
+                    out.skipped += 1
+                    continue
+                values += budget.used
+                out.events.append(event)
+    except OSError:
+        out.truncated = True
+    return out
+
+
+def _number(x: Any) -> Optional[float]:
+    """A finite float from an int or float (not a bool), else None."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    try:
+        x = float(x)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _epoch_pool(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The submission's `epoch` events, or all its events when it names none so."""
+    named = [e for e in events if e.get("event") == "epoch"]
+    return named or events
+
+
+def epochs(events: list[dict[str, Any]]) -> Optional[int]:
+    """Epochs reached as the submission reported them: distinct `epoch` values in its `epoch`
+    events (or in any events when it has none), else the count of `epoch` events."""
+    named = [e for e in events if e.get("event") == "epoch"]
+    for pool in (named, events):
+        found = {_number(e.get("epoch")) for e in pool} - {None}
+        if found:
+            return len(found)
+    return len(named) or None
+
+
+def last_epoch(events: list[dict[str, Any]]) -> Optional[tuple[float, float]]:
+    """(epoch, t_s) of the latest `epoch` event (any event when there is none) that carries a
+    positive epoch and a positive time since the start."""
+    for event in reversed(_epoch_pool(events)):
+        epoch, t_s = _number(event.get("epoch")), _number(event.get("t_s"))
+        if epoch is not None and t_s is not None and epoch > 0 and t_s > 0:
+            return epoch, t_s
+    return None
+
+
+def throughput(events: list[dict[str, Any]], train_count: Optional[int]) -> Optional[float]:
+    """Training images per second from the epoch events: epochs x training images / time of the
+    last epoch event. None without a training set size or without such an event."""
+    last = last_epoch(events)
+    if not train_count or last is None:
+        return None
+    return last[0] * train_count / last[1]

@@ -25,6 +25,7 @@ class Outcome(str, enum.Enum):
     CRASHED = "crashed"  # exited non-zero on its own
     OOM = "oom"  # killed by the kernel for exceeding its memory limit
     NO_CHECKPOINT = "no_checkpoint"  # train ended but left nothing in HAET_CHECKPOINTS
+    NO_PREDICTIONS = "no_predictions"  # predict exited 0 without writing predictions.csv
     INTERRUPTED = "interrupted"  # the operator stopped the harness (Ctrl-C, SIGTERM)
     NOT_STARTED = "not_started"  # an earlier phase failed
 
@@ -122,7 +123,7 @@ class DataInfo:
     eval_per_class: int
     train_count: int
     eval_count: int
-    index_hash: str  # sha256 of the chosen train and held-out images and labels, in the seed's order
+    data_sha256: str  # of the chosen train and held-out images and labels, in the seed's order (index_hash in 1)
     heldout_public: bool = False  # the held-out images come from a published split (e.g. CIFAR-10's test set)
     heldout_order_key: Optional[str] = None  # secret: with the seed, reproduces the held-out order
 
@@ -255,4 +256,14 @@ def from_dict(data: dict[str, Any]) -> RunResult | SeriesResult:
             f"understands ({SCHEMA_VERSION}); upgrade the harness"
         )
     cls = SeriesResult if data.get("kind") == "series" else RunResult
-    return _build(cls, data)
+    return _build(cls, _upgrade(data))
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 result in version 2's names: `data.index_hash` became `data.data_sha256`."""
+    runs = data.get("repeats") if data.get("kind") == "series" else [data]
+    for run in runs if isinstance(runs, list) else []:
+        facts = run.get("data") if isinstance(run, dict) else None
+        if isinstance(facts, dict) and "index_hash" in facts:
+            facts.setdefault("data_sha256", facts.pop("index_hash"))
+    return data

@@ -26,6 +26,7 @@ from harness.console import Progress
 from harness.contract import PREDICTIONS_FILE, Submission, load_submission, submission_digest
 from harness.events import EventTail, describe
 from harness.files import atomic_copy, atomic_write_json
+from harness.formatting import utc_now
 from harness.model import (
     Environment,
     GpuStatus,
@@ -49,10 +50,6 @@ PUBLIC_HELDOUT = ("the held-out images are a public split (CIFAR-10's test set):
                   "for a real competition pass --eval-data with a secret set")
 NOT_ISOLATED = "the local runner ran the entry on this host without isolation (not a sandbox)"
 FILE_CLOCK_SLACK_S = 0.02  # file times come from the kernel's coarse clock (one tick late at most)
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def new_run_dir(runs_dir: Path, name: str, run_id: Optional[str] = None) -> Path:
@@ -380,7 +377,9 @@ def judge(result: RunResult, predictions: Path, run_dir: Path, sets: data.Graded
     if result.predict.outcome is not Outcome.COMPLETED:
         result.reason = f"predict {result.predict.outcome.value}: {result.predict.detail}"
         return
-    if predictions.is_file():
+    if not predictions.is_file():
+        result.predict.outcome = Outcome.NO_PREDICTIONS
+    else:
         atomic_copy(predictions, run_dir / PREDICTIONS_FILE, limit=scoring.byte_limit(len(sets.eval.labels)) + 1)
     try:
         predicted = scoring.read_predictions(predictions, len(sets.eval.labels), len(sets.classes))

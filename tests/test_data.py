@@ -65,7 +65,7 @@ def test_sampling_is_balanced_seeded_and_hashed(synthetic_npz, tmp_path):
     a, b, c = draw(pool, seed=1), draw(pool, seed=1), draw(pool, seed=2)
     assert np.bincount(a.train.labels).tolist() == [5] * 10
     assert np.bincount(a.eval.labels).tolist() == [2] * 10
-    assert a.info.index_hash == b.info.index_hash != c.info.index_hash
+    assert a.info.data_sha256 == b.info.data_sha256 != c.info.data_sha256
     np.testing.assert_array_equal(a.train.images, b.train.images)
     assert not np.array_equal(a.train.images, c.train.images)
     assert not np.all(np.diff(a.eval.labels) >= 0), "held-out order must not reveal the labels"

@@ -28,7 +28,7 @@ def results(out: Path) -> list[Path]:
 
 def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path):
     out = tmp_path / "grading"
-    entries = [CENTROID, ENTRIES / "colour-mean", ENTRIES / "crash"]
+    entries = [CENTROID, ROOT / "examples" / "minimal", ENTRIES / "crash"]
     args = grade_args(tmp_path, out, *entries)
     synthetic_data(tmp_path)  # written before the grader starts, identical on resume
     grader = subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT,
@@ -71,7 +71,7 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
 
     # Paired: the same images for every entry on a given seed.
     for seed in range(3):
-        hashes = {read_json(out / e / f"seed-{seed}" / "result.json")["data"]["index_hash"]
+        hashes = {read_json(out / e / f"seed-{seed}" / "result.json")["data"]["data_sha256"]
                   for e in ("centroid", "colour-mean", "crash")}
         assert len(hashes) == 1
 
@@ -97,10 +97,10 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
 
 def test_relative_out_and_resume_with_other_options_is_refused(tmp_path):
     out = Path("grading")  # relative to the working directory, like `--out grading`
-    first = harness(*grade_args(tmp_path, out, ENTRIES / "colour-mean", repeats=1), cwd=tmp_path)
+    first = harness(*grade_args(tmp_path, out, ROOT / "examples" / "minimal", repeats=1), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert read_json(tmp_path / "grading" / "colour-mean" / "seed-0" / "result.json")["status"] == "scored"
-    other = harness(*grade_args(tmp_path, out, ENTRIES / "colour-mean", repeats=1, extra=["--budget", "7"]),
+    other = harness(*grade_args(tmp_path, out, ROOT / "examples" / "minimal", repeats=1, extra=["--budget", "7"]),
                     cwd=tmp_path)
     assert other.returncode == 2
     assert "--budget 6.0 -> 7.0" in other.stderr and "new --out" in other.stderr
@@ -115,7 +115,7 @@ def test_parallel_slots_run_at_the_same_time(tmp_path):
         "time.sleep(2)\n" + train)
     (slow / "submission.yaml").write_text("name: slow\ntrain: python train.py\npredict: python predict.py\n")
     out = tmp_path / "grading"
-    proc = harness(*grade_args(tmp_path, out, slow, ENTRIES / "colour-mean", repeats=2,
+    proc = harness(*grade_args(tmp_path, out, slow, ROOT / "examples" / "minimal", repeats=2,
                                extra=["--gpus", "0,1", "--reference", CENTROID]))
     assert proc.returncode == 0, proc.stderr
     assert "on GPU 0" in proc.stderr and "on GPU 1" in proc.stderr

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.organizer import leaderboard, stats
 from harness.files import atomic_write_json
+from harness.model import Outcome, to_dict
+from harness.organizer import leaderboard, stats
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
                  if os.access(p, os.X_OK)), None)
@@ -40,15 +41,22 @@ def test_paired_tests():
 
 
 def fake_run(directory: Path, seed: int, status: str, accuracy: float | None, reason: str = "", energy=None):
-    result = {
-        "kind": "run", "schema_version": 1, "status": status, "reason": reason, "seed": seed,
+    """A whole result.json, as the harness writes it (the leaderboard reads it through the typed model)."""
+    from tests.test_report import make_result
+
+    scored = status == "scored"
+    result = to_dict(make_result(scored=scored, gpu=bool(energy), seed=seed,
+                                 train_outcome=Outcome.KILLED_AT_DEADLINE if scored else Outcome.CRASHED))
+    result.update({
+        "status": status, "reason": reason, "score": None,
         "accuracy": accuracy, "correct": None if accuracy is None else round(accuracy * 1000), "total": 1000,
         "started_at": f"2026-01-01T00:0{seed}:00+00:00",
-        "data": {"index_hash": f"hash-{seed}", "train_count": 5000, "eval_count": 1000},
-        "train": {"seconds": 600.0 - seed, "outcome": "killed_at_deadline" if status == "scored" else "crashed"},
-        "monitor": {"gpus": [{"energy_j": energy}] if energy else None},
-        "submission": {"sha256": "abc"},
-    }
+    })
+    result["data"].update({"data_sha256": f"hash-{seed}", "train_count": 5000, "eval_count": 1000})
+    result["train"].update({"seconds": 600.0 - seed, "outcome": "killed_at_deadline" if scored else "crashed"})
+    if energy:
+        result["monitor"]["gpus"][0]["energy_j"] = energy
+    result["submission"]["sha256"] = "abc"
     atomic_write_json(directory / "result.json", result)
     (directory / "events.jsonl").write_text(json.dumps({"event": "epoch", "epoch": 10, "t_s": 500.0}) + "\n")
 

@@ -30,7 +30,7 @@ def test_completed_run_is_scored_with_every_file(tmp_path, synthetic_npz):
     assert result["status"] == "scored" and result["train"]["outcome"] == "completed"
     assert result["accuracy"] == result["correct"] / result["total"] and result["total"] == 100
     assert result["accuracy"] > 0.5, "the synthetic classes are easy for nearest-mean"
-    assert result["data"]["index_hash"] and result["environment"]["python"]
+    assert result["data"]["data_sha256"] and result["environment"]["python"]
     for name in ("result.json", "events.jsonl", "train.log", "predict.log", "metrics.csv",
                  "predictions.csv", "report.md", "report.html"):
         assert (run / name).is_file(), name
@@ -148,6 +148,7 @@ def test_predictions_never_written(tmp_path, synthetic_npz, make_submission):
     sub = make_submission("mute", TRAIN_OK, predict="print('forgot to write')\n")
     _, _, result = grade(tmp_path, sub, synthetic_npz, "--budget", "10")
     assert result["status"] == "invalid_predictions" and result["reason"] == "predictions.csv was not written"
+    assert result["predict"]["outcome"] == "no_predictions"
 
 
 def test_predict_past_its_budget_fails(tmp_path, synthetic_npz, make_submission):
@@ -179,7 +180,7 @@ def test_repeats_report_mean_and_std_over_different_subsets(tmp_path, synthetic_
     assert result["accuracy_mean"] == pytest.approx(sum(accuracies) / 3)
     assert result["accuracy_std"] >= 0 and result["accuracy"] == result["accuracy_mean"]
     assert [r["seed"] for r in result["repeats"]] == [5, 6, 7]
-    assert len({r["data"]["index_hash"] for r in result["repeats"]}) == 3
+    assert len({r["data"]["data_sha256"] for r in result["repeats"]}) == 3
     for i in (1, 2, 3):
         assert (run / f"repeat-{i:02d}" / "result.json").is_file()
     assert (run / "report.html").is_file()

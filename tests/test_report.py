@@ -7,7 +7,6 @@ import json
 import math
 import random
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -34,10 +33,10 @@ from harness.report import (
     read_metrics,
     repeat_dir_names,
     summary_table,
-    wilson,
     write_report,
     write_series_report,
 )
+from harness.scoring import wilson_interval as wilson
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 EVIL = "<script>alert(1)</script>"
@@ -111,7 +110,7 @@ def make_result(
                                   predict="python predict.py", sha256="f00d" * 16),
         data=DataInfo(source="tar:../shared/data/cifar10-jpeg.tar.gz", eval_source="test split",
                       classes=CLASSES, seed=seed, train_per_class=500, eval_per_class=100,
-                      train_count=5000, eval_count=1000, index_hash="9c1e" * 16),
+                      train_count=5000, eval_count=1000, data_sha256="9c1e" * 16),
         train=train, predict=predict, monitor=monitor,
         environment=Environment(
             harness="0.1.0", python="3.11.7", platform="Linux-6.1-x86_64", runner="local",
@@ -221,7 +220,7 @@ def test_scored_gpu_run_report(tmp_path: Path) -> None:
     assert "91.70% (917/1000, 95% CI" in md_text
     assert "SIGTERM at 590.01 s" in md_text and "247,300 J (68.69 Wh)" in md_text
     assert "| airplane | 95 | 100 | 95.0% |" in md_text
-    assert "## Environment" in md_text and "## Data" in md_text and "index hash" in md_text
+    assert "## Environment" in md_text and "## Data" in md_text and "data sha256" in md_text
     assert "data:image" not in md_text
 
 
@@ -337,14 +336,11 @@ def test_readers(tmp_path: Path) -> None:
     assert read_events(tmp_path / "missing.jsonl").events == []
 
 
-def test_report_for_a_long_run_is_fast(tmp_path: Path) -> None:
-    # 600 s at 0.5 s sampling; generous bound so a loaded CI machine does not flake
+def test_report_for_a_long_run(tmp_path: Path) -> None:
+    # 600 s at 0.5 s sampling; how long it takes is measured by benchmarks/, not asserted here
     write_metrics(tmp_path, rows=1200, gpus=1)
     write_events(tmp_path, epochs=60)
-    write_report(tmp_path, make_result())  # warm matplotlib's imports and font cache
-    start = time.perf_counter()
     write_report(tmp_path, make_result())
-    assert time.perf_counter() - start < 10
 
 
 # --- series and console ------------------------------------------------------------------------
@@ -468,3 +464,33 @@ def test_a_cpu_run_does_not_claim_no_gpu_was_visible(tmp_path: Path) -> None:
     write_report(tmp_path, result)
     html_text = (tmp_path / "report.html").read_text()
     assert "GPUs were not monitored" in html_text and NO_GPU_TEXT not in html_text
+
+
+def test_the_gpu_sentence_comes_from_the_monitors_status_field(tmp_path: Path) -> None:
+    from harness.model import GpuStatus
+
+    result = make_result(gpu=False)
+    result.environment.device = "cuda"  # the field wins over what the environment suggests
+    result.monitor.gpu_status, result.monitor.gpu_note = GpuStatus.CPU_RUN, ""
+    write_report(tmp_path, result)
+    assert "GPUs were not monitored" in (tmp_path / "report.md").read_text()
+    assert NO_GPU_TEXT not in (tmp_path / "report.html").read_text()
+
+    result.environment.device = "cpu"
+    result.monitor.gpu_status, result.monitor.gpu_note = GpuStatus.NOT_VISIBLE, "NVML: driver not loaded"
+    write_report(tmp_path, result)
+    for name in ("report.md", "report.html"):
+        page = (tmp_path / name).read_text()
+        assert NO_GPU_TEXT in page and "driver not loaded" in page and "not monitored" not in page
+
+
+def test_report_rebuilt_from_result_json_or_saying_why_not(tmp_path: Path) -> None:
+    from harness.report import rebuild_report
+
+    (tmp_path / "result.json").write_text(json.dumps(to_dict(make_result())))
+    assert rebuild_report(tmp_path) is True
+    assert "91.70%" in (tmp_path / "report.html").read_text()
+    (tmp_path / "result.json").write_text(json.dumps({"status": "scored", "accuracy": "high", "data": []}))
+    assert rebuild_report(tmp_path) is False
+    for name in ("report.md", "report.html"):
+        assert "no readable result" in (tmp_path / name).read_text()

@@ -2,7 +2,7 @@
 
 1. Held-out labels cannot be computed without seeing any: `replay-sampler` replays the harness's
    sampler from HAET_SEED, `seed-oracle` tries every seed-derived order it can think of; both must
-   score near chance. data.draw: the same seed gives the same held-out images (and index_hash) in
+   score near chance. data.draw: the same seed gives the same held-out images (and data_sha256) in
    a secret, different order.
 2. The deadline cannot be pushed back: under event, log, process and disk storms SIGTERM and
    SIGKILL leave within 0.1 s of their times, reach every process, and nothing the entry wrote
@@ -139,13 +139,13 @@ def test_same_seed_gives_the_same_images_in_a_secret_order():
     assert len(a.eval.labels) == 500
     assert _keyed(a.eval) == _keyed(b.eval), "the same seed must hold out the same images, with their labels"
     assert _keyed(a.train) == _keyed(b.train), "the same seed must train on the same images"
-    assert a.info.index_hash == b.info.index_hash, "graders pair entries by index_hash: it must not depend on the order"
+    assert a.info.data_sha256 == b.info.data_sha256, "graders pair entries by data_sha256: it must not depend on the order"
     same_order = bool(np.array_equal(a.eval.labels, b.eval.labels))
     assert not same_order, (
         "two draws of one seed put the same labels at the same held-out positions: the order follows from the seed")
     assert a.info.heldout_order_key and b.info.heldout_order_key, "the secret order key is recorded"
     assert a.info.heldout_order_key != b.info.heldout_order_key
-    assert _draw(pool, seed=4).info.index_hash != a.info.index_hash, "another seed, other images"
+    assert _draw(pool, seed=4).info.data_sha256 != a.info.data_sha256, "another seed, other images"
 
 
 @pytest.mark.parametrize("layout", ["test-split", "no-test-split", "eval-data"])

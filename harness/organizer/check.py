@@ -36,6 +36,7 @@ from harness.organizer import stats
 from harness.console import Progress
 from harness.errors import UsageError
 from harness.files import atomic_write_json, atomic_write_text
+from harness.formatting import Md, md_table, utc_now
 from harness.options import OPTIONS, RunOptions, add_arguments, detect_device
 
 EXIT_PASS, EXIT_REGRESSION = 0, 1
@@ -132,16 +133,16 @@ def compare(baseline: dict, current: dict) -> list[Verdict]:
 
 
 def summary_md(baseline_path: Path, baseline: dict, current: dict, verdicts: list[Verdict], grading: Path) -> str:
+
     ok = all(v.passed for v in verdicts)
     o = baseline.get("options", {})
     lines = [f"# Regression check: {'PASS' if ok else 'REGRESSION'}", "",
              f"Baseline `{baseline_path}` ({baseline.get('environment', {}).get('device', '?')}, "
              f"updated {baseline.get('updated_at', '?')}); submission `{baseline.get('submission', '?')}`; "
              f"data {o.get('data')}, budget {o.get('budget')} s, seeds {', '.join(map(str, current['seeds']))}.", "",
-             "| Check | Result | Baseline | Current | Rule | Detail |", "| --- | --- | --- | --- | --- | --- |"]
-    for v in verdicts:
-        cells = [v.name, "pass" if v.passed else "**FAIL**", v.baseline, v.current, v.rule, v.detail]
-        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+             md_table(["Check", "Result", "Baseline", "Current", "Rule", "Detail"],
+                      [[v.name, "pass" if v.passed else Md("**FAIL**"), v.baseline, v.current, v.rule, v.detail]
+                       for v in verdicts])]
     lines += ["", "Per seed: " + ", ".join(
         f"seed {s}: {a:.2%}" + (f" ({t:,.0f} img/s)" if t else "")
         for s, a, t in zip(current["seeds"], current["accuracy"]["per_seed"], current["throughput"]["per_seed"])),
@@ -218,7 +219,7 @@ def cmd_check(args, progress: Progress) -> int:
             "train_seconds": current["train_seconds"],
             "tolerances": {**DEFAULT_TOLERANCES, **(baseline or {}).get("tolerances", {})},
             "environment": _environment(grading, resolved),
-            "updated_at": grade.now(),
+            "updated_at": utc_now(),
         }
         atomic_write_json(args.baseline, record)
         progress.say(f"baseline {args.baseline} updated: accuracy {current['accuracy']['mean']:.2%}, "

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import datetime as dt
 import errno
 import fcntl
 import json
@@ -47,6 +46,7 @@ from harness.options import GRADING_REPEATS, RunOptions, add_arguments
 from harness.options import from_args as options_from_args
 from harness.runners import runner_name
 from harness.files import atomic_write_json
+from harness.formatting import utc_now
 
 PLAN_FILE = "grading.json"
 LOCK_FILE = ".grading.lock"
@@ -84,10 +84,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "entry"
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 # --- entries and the plan ---------------------------------------------------------
 
 
@@ -118,7 +114,7 @@ def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], refere
     options = run_options.record()
     plan = read_plan(out)
     if plan is None:
-        plan = {"kind": "grading", "schema_version": 1, "created_at": now(), "options": options,
+        plan = {"kind": "grading", "schema_version": 1, "created_at": utc_now(), "options": options,
                 "seeds": [options["seed"] + i for i in range(options["repeats"])], "entries": []}
     else:
         before = {k: plan["options"].get(k, ADDED_PLAN_KEYS.get(k)) for k in PLAN_KEYS}
@@ -146,7 +142,7 @@ def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], refere
         record = {"id": entry_id, "path": path, "reference": is_reference}
         plan["entries"].append(record)
         known[path] = record
-    plan["updated_at"] = now()
+    plan["updated_at"] = utc_now()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / PLAN_FILE, plan)
     return plan
@@ -273,7 +269,7 @@ class Grader:
             check_entry(entry, self.options.runner)
             atomic_write_json(self.out / entry.id / "entry.json", {
                 "id": entry.id, "path": entry.path, "name": entry.name, "reference": entry.reference,
-                "sha256": entry.digest, "invalid": entry.invalid, "checked_at": now()})
+                "sha256": entry.digest, "invalid": entry.invalid, "checked_at": utc_now()})
             if entry.invalid:
                 self.progress.say(f"{entry.id}: not gradable, every seed counts as 0: {entry.invalid}")
         pending = []
@@ -365,7 +361,7 @@ class Grader:
         except OSError:
             pass
         atomic_write_json(directory / "harness-error.json", {
-            "exit_code": code, "log_tail": tail, "at": now(),
+            "exit_code": code, "log_tail": tail, "at": utc_now(),
             "note": "the harness itself failed for this run; it counts as 0 now and runs again on resume"})
         self.counts["ran"] += 1
         self.progress.say(f"{job.key}: the harness failed (exit {code}): {tail[-1] if tail else 'no output'}")

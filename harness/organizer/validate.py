@@ -19,6 +19,7 @@ from typing import Optional
 
 from harness.console import Progress
 from harness.errors import UsageError
+from harness.formatting import fmt_bytes
 from harness.errors import DataError
 from harness.options import RunOptions
 from harness.runners import runner_for, runner_name
@@ -59,10 +60,6 @@ class Validation:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _mb(n: float) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def _files(root: Path):
@@ -118,7 +115,7 @@ def static_checks(result: Validation, root: Path, runner: str, max_size_mb: floa
             size = path.stat().st_size
             total += size
             if path.name.lower().endswith(WEIGHT_SUFFIXES) and size > weights_limit_mb * 2**20:
-                big_weights.append(f"{rel} ({_mb(size)})")
+                big_weights.append(f"{rel} ({fmt_bytes(size)})")
     if escaping:
         result.add(Check("symlinks", "no symbolic links leave the directory", FAIL,
                          "links pointing outside the submission or nowhere: " + ", ".join(escaping),
@@ -128,7 +125,7 @@ def static_checks(result: Validation, root: Path, runner: str, max_size_mb: floa
         result.add(Check("symlinks", "no symbolic links leave the directory", PASS))
     limit = max_size_mb * 2**20
     result.add(Check("size", f"total size within {max_size_mb:g} MiB", PASS if total <= limit else FAIL,
-                     f"{_mb(total)} in files",
+                     f"{fmt_bytes(total)} in files",
                      "" if total <= limit else "remove datasets, caches, logs and checkpoints from the directory "
                      "(the harness supplies the data; training starts from scratch)"))
     if big_weights:

@@ -1,0 +1,76 @@
+"""The leaderboard of a grading directory: `leaderboard.md`, `.csv`, `.html` and `runs.csv`.
+
+Built from the files alone (grading.json, <entry>/entry.json, <entry>/seed-<k>/result.json),
+so it can be rebuilt at any time, also while a grading is still running.
+
+Scores: a seed that failed in any way (crash, no checkpoint, invalid predictions,
+an entry that is not gradable at all) counts as accuracy 0, as in the competition;
+a seed not yet run is `pending` and left out (the entry is marked incomplete).
+Ranking by the mean over seeds. Statistics: see harness/organizer/stats.py.
+  * 95% interval: Student-t interval of the mean across seeds (main figure);
+    pooled Wilson interval over all held-out predictions (secondary, CSV and HTML).
+  * "Within noise of": a two-sided paired t-test on the per-seed differences over
+    the seeds both entries finished, p >= 0.05 (no multiple-comparison correction).
+Everything a submission controls (names, paths, reasons, log lines) is escaped by the one
+escaping module, harness.text, through the shared writers of harness.formatting: `html` in
+HTML, `md` / `md_table` in Markdown, and in CSV the text as it is (lone surrogates replaced)
+behind a formula guard. Every run is read on its own, through the typed model
+(harness.model.from_dict): a result.json that does not parse into it is that seed's
+`harness_error` with the reason. The training throughput comes from the run's events.jsonl
+through harness.events (its one reader and cap).
+
+    board.py   reading the grading directory and ranking: build() -> Board
+    tables.py  the cells every output shares; leaderboard.md, leaderboard.csv, runs.csv, the console
+    page.py    leaderboard.html
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.files import atomic_write_bytes
+from harness.organizer.leaderboard.board import (
+    ALPHA,
+    FAILED_STATUSES,
+    PENDING,
+    Board,
+    Row,
+    SeedRun,
+    build,
+    seed_run,
+    training_throughput,
+    verdict_warnings,
+)
+from harness.organizer.leaderboard.page import render_html
+from harness.organizer.leaderboard.tables import console_table, render_csv, render_md, render_runs_csv
+
+__all__ = [
+    "ALPHA", "FAILED_STATUSES", "PENDING", "Board", "Row", "SeedRun", "add_parser", "build", "cmd_leaderboard",
+    "console_table", "render_csv", "render_html", "render_md", "render_runs_csv", "seed_run", "training_throughput",
+    "verdict_warnings", "write_leaderboard",
+]
+
+
+def write_leaderboard(out: Path) -> Board:
+    out = Path(out)
+    board = build(out)
+    for name, render in (("leaderboard.md", render_md), ("leaderboard.csv", render_csv), ("runs.csv", render_runs_csv),
+                         ("leaderboard.html", render_html)):
+        atomic_write_bytes(out / name, render(board).encode("utf-8", "replace"))
+    return board
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("leaderboard", help="rebuild leaderboard.{md,csv,html} of a grading directory")
+    p.add_argument("grading_dir", type=Path, metavar="GRADING_DIR")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=cmd_leaderboard)
+
+
+def cmd_leaderboard(args, progress) -> int:
+    if not (Path(args.grading_dir) / "grading.json").is_file():
+        raise UsageError(f"{args.grading_dir} is not a grading directory (no grading.json); run `harness grade` first")
+    board = write_leaderboard(args.grading_dir)
+    print(console_table(board))
+    return 0

@@ -1,0 +1,259 @@
+"""The board of a grading directory: every seed of every entry read from its files (through the
+typed model), then the means, intervals, ranks and ties (see harness.organizer.leaderboard)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from harness import events, text
+from harness.formatting import finite, gpu_energy_j, utc_now
+from harness.model import RunResult, Status, from_dict
+from harness.organizer import stats
+from harness.scoring import wilson_interval
+
+ALPHA = 0.05
+MAX_JSON_BYTES = 16 * 2**20  # a result.json bigger than this is not read (the harness writes a few KiB)
+PENDING = "pending"  # a seed not run yet, or interrupted: it runs (again) when the grading resumes
+FAILED_STATUSES = tuple(s.value for s in (Status.FAILED, Status.INVALID_PREDICTIONS, Status.INVALID_ENTRY,
+                                          Status.HARNESS_ERROR))
+
+
+@dataclass
+class SeedRun:
+    seed: int
+    status: str  # a harness.model.Status value (not interrupted), or PENDING
+    accuracy: Optional[float] = None  # the counted value: 0.0 for failures, None when pending
+    correct: Optional[int] = None
+    total: Optional[int] = None
+    train_s: Optional[float] = None
+    train_outcome: Optional[str] = None
+    energy_j: Optional[float] = None
+    images_per_s: Optional[float] = None
+    started_at: Optional[str] = None
+    reason: str = ""
+    directory: str = ""
+    data_sha256: Optional[str] = None
+    sha256: Optional[str] = None
+    isolated: bool = True  # False: the entry ran on the organizer's host (--runner local)
+    heldout_public: bool = False  # the held-out images were a published split
+    build_network: bool = False  # the entry's own Dockerfile was built with the network
+
+    @property
+    def finished(self) -> bool:
+        return self.status != PENDING
+
+
+@dataclass
+class Row:
+    id: str
+    path: str
+    reference: bool
+    invalid: Optional[str]
+    runs: list[SeedRun]
+    rank: int = 0
+    mean: Optional[float] = None
+    ci: Optional[stats.Interval] = None
+    std: Optional[float] = None
+    wilson: Optional[tuple[float, float]] = None
+    tied_with: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> list[SeedRun]:
+        return [r for r in self.runs if r.finished]
+
+    @property
+    def complete(self) -> bool:
+        return all(r.finished for r in self.runs)
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for r in self.runs if r.status in FAILED_STATUSES)
+
+    def mean_of(self, attr: str) -> Optional[float]:
+        values = [getattr(r, attr) for r in self.runs if getattr(r, attr) is not None]
+        return sum(values) / len(values) if values else None
+
+
+@dataclass
+class Board:
+    out: str
+    options: dict
+    seeds: list[int]
+    rows: list[Row]
+    pvalues: dict[tuple[str, str], Optional[float]]
+    warnings: list[str]
+    generated_at: str
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    """A JSON object from a file of at most MAX_JSON_BYTES, or None (missing, too big, not an object)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            return None
+        obj = json.loads(data)
+        return obj if isinstance(obj, dict) else None
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _dict(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def _int(x: Any) -> Optional[int]:
+    v = finite(x)
+    return int(v) if v is not None else None
+
+
+def _str(x: Any, limit: int = 1000) -> Optional[str]:
+    return None if x is None else text.utf8(text.cut(str(x), limit))
+
+
+def training_throughput(run_dir: Path, train_count: Optional[int]) -> Optional[float]:
+    """Training images per second from the submission's own epoch events (harness.events.throughput:
+    epochs x images / time of the last epoch event), its events.jsonl read by harness.events.read."""
+    if not train_count:
+        return None
+    return events.throughput(events.read(Path(run_dir) / "events.jsonl").events, train_count)
+
+
+def seed_run(directory: Path, seed: int, invalid: Optional[str], default_total: int) -> SeedRun:
+    """One seed of one entry from its files; a result.json that does not parse into the model is a
+    failed seed (harness_error) with the reason, never an exception."""
+    try:
+        return _seed_run(directory, seed, invalid, default_total)
+    except Exception as exc:  # noqa: BLE001 - one unreadable run must not stop the leaderboard
+        return SeedRun(seed, Status.HARNESS_ERROR.value, 0.0, 0, default_total, directory=str(directory),
+                       reason=f"its result.json could not be read ({type(exc).__name__}: {text.clean(exc, 200)})")
+
+
+def _seed_run(directory: Path, seed: int, invalid: Optional[str], default_total: int) -> SeedRun:
+    if invalid:
+        return SeedRun(seed, Status.INVALID_ENTRY.value, 0.0, 0, default_total, reason=f"not gradable: {invalid}")
+    raw = _read_json(directory / "result.json")
+    # the completion marker, as the grader reads it: a result with no status or `interrupted` runs again
+    if raw is not None and raw.get("status") not in (None, Status.INTERRUPTED.value):
+        result = from_dict(raw)
+        if not isinstance(result, RunResult):
+            raise TypeError("a series of repeats, not one graded run")
+        return _from_result(result, seed, directory, default_total)
+    error = _read_json(directory / "harness-error.json")
+    if error is not None and raw is None:
+        tail = error.get("log_tail")
+        last = tail[-1] if isinstance(tail, list) and tail else ""
+        return SeedRun(seed, Status.HARNESS_ERROR.value, 0.0, 0, default_total, directory=str(directory),
+                       reason=f"the harness failed (exit {_str(error.get('exit_code'), 20)}): {_str(last, 500)}")
+    return SeedRun(seed, PENDING, directory=str(directory))
+
+
+def _from_result(r: RunResult, seed: int, directory: Path, default_total: int) -> SeedRun:
+    """A seed from its typed result. The model types the shape; a value may still be of any kind
+    (from_dict does not check scalars), so numbers go through `finite` and text through `_str`."""
+    accuracy = finite(r.accuracy)
+    scored = r.status is Status.SCORED and accuracy is not None
+    data, train = r.data, r.train
+    return SeedRun(
+        seed=seed,
+        status=r.status.value,
+        accuracy=accuracy if scored and accuracy is not None else 0.0,
+        correct=(_int(r.correct) or 0) if scored else 0,
+        total=_int(r.total) or _int(data.eval_count) or default_total,
+        train_s=finite(train.seconds),
+        train_outcome=_str(train.outcome.value, 40),
+        energy_j=gpu_energy_j(r.monitor),
+        images_per_s=training_throughput(directory, _int(data.train_count)),
+        started_at=_str(r.started_at, 40),
+        reason=_str(r.reason or "") or "",
+        directory=str(directory),
+        data_sha256=_str(data.data_sha256, 100),
+        sha256=_str(r.submission.sha256, 100),
+        isolated=r.environment.isolated is not False,
+        heldout_public=data.heldout_public is True,
+        build_network=r.build is not None and r.build.network is True,
+    )
+
+
+def verdict_warnings(rows: list[Row]) -> list[str]:
+    """What weakens trust in these scores, said on the leaderboard itself."""
+    def entries(flag) -> str:
+        ids = sorted({row.id for row in rows for r in row.runs if r.finished and flag(r)})
+        return ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+    found = []
+    if names := entries(lambda r: not r.isolated):
+        found.append(f"not isolated: {names} ran on the organizer's host (--runner local), where an entry can read "
+                     "and write what the harness can")
+    if names := entries(lambda r: r.build_network):
+        found.append(f"networked build: {names} built their own Dockerfile with the network (--build-network), "
+                     "untimed")
+    if entries(lambda r: r.heldout_public):
+        found.append("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
+                     "grade a real competition with --eval-data and a secret set")
+    return found
+
+
+def build(out: Path) -> Board:
+    out = Path(out)
+    plan = _read_json(out / "grading.json")
+    if plan is None:
+        raise ValueError(f"{out} is not a grading directory (no grading.json)")
+    options = _dict(plan.get("options"))
+    seeds = [s for s in (plan.get("seeds") if isinstance(plan.get("seeds"), list) else []) if _int(s) is not None]
+    default_total = (_int(options.get("eval_per_class")) or 100) * 10
+    rows = []
+    warnings = []
+    for e in plan.get("entries") if isinstance(plan.get("entries"), list) else []:
+        if not isinstance(e, dict) or not isinstance(e.get("id"), str) or not e["id"]:
+            warnings.append(f"grading.json lists an entry without an id ({text.clean(e, 100)}); left out")
+            continue
+        info = _read_json(out / e["id"] / "entry.json") or {}
+        invalid = _str(info.get("invalid"))
+        runs = [seed_run(out / e["id"] / f"seed-{s}", s, invalid, default_total) for s in seeds]
+        rows.append(Row(e["id"], str(e.get("path", "")), bool(e.get("reference")), invalid, runs))
+
+    for row in rows:
+        done = row.finished
+        values = [r.accuracy for r in done]
+        row.ci = stats.t_interval(values)
+        if row.ci.low is not None:  # accuracy is bounded: the interval is clamped to 0..100%
+            row.ci.low, row.ci.high = max(0.0, row.ci.low), min(1.0, row.ci.high)
+        row.mean = row.ci.mean if values else None
+        row.std = (math.sqrt(sum((v - row.mean) ** 2 for v in values) / (len(values) - 1))
+                   if len(values) > 1 else None)
+        correct = sum(r.correct or 0 for r in done)
+        total = sum(r.total or 0 for r in done)
+        row.wilson = wilson_interval(correct, total) if total else None
+        digests = {r.sha256 for r in done if r.sha256}
+        if len(digests) > 1:
+            warnings.append(f"{row.id}: its files changed between seeds ({len(digests)} different versions graded)")
+    for seed_index, seed in enumerate(seeds):
+        hashes = {r.runs[seed_index].data_sha256 for r in rows if r.runs[seed_index].data_sha256}
+        if len(hashes) > 1:
+            warnings.append(f"seed {seed}: the entries were not graded on the same images (data changed?); "
+                            "the comparison for this seed is not paired")
+
+    warnings += verdict_warnings(rows)
+    rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), r.id))
+    for i, row in enumerate(rows, start=1):
+        row.rank = i
+    pvalues: dict[tuple[str, str], Optional[float]] = {}
+    for a in rows:
+        for b in rows:
+            if a is b:
+                continue
+            pairs = [(x.accuracy, y.accuracy) for x, y in zip(a.runs, b.runs) if x.finished and y.finished]
+            test = stats.paired_t_test([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
+            p = test.p if test else None
+            pvalues[(a.id, b.id)] = p
+            if a.mean is not None and b.mean is not None and (p is None or p >= ALPHA):
+                a.tied_with.append(b.id)
+    return Board(str(out), options, seeds, rows, pvalues, warnings, utc_now())

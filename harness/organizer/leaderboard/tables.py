@@ -1,0 +1,194 @@
+"""The leaderboard as text: the cells every output shares, leaderboard.md, leaderboard.csv,
+runs.csv and the console table. Entry text is escaped by harness.formatting's writers
+(`md_table`, `md`, `text_table`); CSV keeps it as it is behind a formula guard."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Optional
+
+from harness import text
+from harness.formatting import DASH, fmt_interval, fmt_kj, fmt_pct, fmt_s, md, md_table, text_table
+from harness.model import Status
+from harness.organizer import stats
+from harness.organizer.leaderboard.board import FAILED_STATUSES, PENDING, Board, Row, SeedRun
+
+# --- cells every output shares -------------------------------------------------------------
+
+
+def ci_text(interval: Optional[stats.Interval | tuple[float, float]]) -> str:
+    """A 95% interval of accuracy, one decimal: '79.6–83.4%'."""
+    if interval is None:
+        return DASH
+    low, high = (interval.low, interval.high) if isinstance(interval, stats.Interval) else interval
+    return fmt_interval(low, high, 1)
+
+
+def seed_cell(run: SeedRun) -> str:
+    if run.status == PENDING:
+        return PENDING
+    if run.status == Status.SCORED.value:
+        return fmt_pct(run.accuracy, 1)
+    return f"0 ({run.status.replace('_', ' ')})"
+
+
+def ties_text(board: Board, row: Row) -> str:
+    ranks = {r.id: r.rank for r in board.rows}
+    tied = sorted(row.tied_with, key=lambda i: ranks[i])
+    return ", ".join(f"#{ranks[i]} {i}" for i in tied) if tied else "none"
+
+
+def status_text(row: Row) -> str:
+    if row.invalid:
+        return "not gradable"
+    done = len(row.finished)
+    out = "complete" if row.complete else f"incomplete ({done}/{len(row.runs)} seeds)"
+    if row.failures:
+        out += f", {row.failures} failed"
+    return out
+
+
+def _num(x: Optional[float], fmt: str = "{:.6f}") -> str:
+    return "" if x is None else fmt.format(x)
+
+
+# --- Markdown ---------------------------------------------------------------------------
+
+
+def options_line(board: Board) -> str:
+    o = board.options
+    return (f"data {o.get('data')}" + (f", held-out {o.get('eval_data')}" if o.get("eval_data") else "")
+            + f"; budget {o.get('budget'):g} s; {o.get('train_per_class')} train / {o.get('eval_per_class')} "
+            f"held-out images per class; seeds {', '.join(map(str, board.seeds))}; runner {o.get('runner')}; "
+            f"device {o.get('device')}")
+
+
+METHODS = (
+    "Ranked by mean top-1 accuracy over the shared seeds; a failed seed counts as 0. "
+    "**95% CI**: Student-t interval of the mean across seeds (mean ± t(0.975, n−1)·sd/√n, clamped to 0–100%). "
+    "**Pooled Wilson**: binomial interval over all held-out predictions together (ignores training noise). "
+    "**Within noise of**: two-sided paired t-test on per-seed differences (same training images and held-out "
+    "images per seed), p ≥ 0.05, no multiple-comparison correction."
+)
+
+
+def render_md(board: Board) -> str:
+    seeds = board.seeds
+    out = ["# Leaderboard", "", md(options_line(board)), "", f"Generated {md(board.generated_at)}.", ""]
+    headers = ["Rank", "Entry", "Mean accuracy", "95% CI (t)", *[f"seed {s}" for s in seeds],
+               "Train time (mean)", "GPU energy / run", "Within noise of", "Status"]
+    rows = []
+    for r in board.rows:
+        name = r.id + (" (reference)" if r.reference else "")
+        rows.append([str(r.rank), name, fmt_pct(r.mean), ci_text(r.ci),
+                     *[seed_cell(x) for x in r.runs], fmt_s(r.mean_of("train_s")), fmt_kj(r.mean_of("energy_j")),
+                     ties_text(board, r), status_text(r)])
+    out += [md_table(headers, rows, right=(0, 2, *range(4, 4 + len(seeds) + 2))), "", METHODS, ""]
+    if board.warnings:
+        out += ["## Warnings", ""] + [f"- {md(w)}" for w in board.warnings] + [""]
+    if len(board.rows) > 1:
+        out += ["## Paired t-test p-values", "",
+                md_table(["", *[r.id for r in board.rows]],
+                          [[a.id, *["—" if a is b else p_text(board.pvalues.get((a.id, b.id))) for b in board.rows]]
+                           for a in board.rows]), ""]
+    failures = grouped_failures(board)
+    if failures:
+        out += ["## Failed runs (counted as 0)", ""]
+        out += [f"- {md(entry)} seed{'s' if len(seeds_) > 1 else ''} {', '.join(map(str, seeds_))}: {md(status)}: "
+                f"{md(reason, 300)}" for entry, seeds_, status, reason in failures] + [""]
+    drift = drift_runs(board)
+    if drift:
+        out += ["## Machine drift (reference entry, in the order it ran)", "",
+                md_table(["Started", "Seed", "Accuracy", "Train time", "Training images/s"],
+                          [[x.started_at or "—", str(x.seed), seed_cell(x), fmt_s(x.train_s), ips_text(x.images_per_s)]
+                           for x in drift], right=(1, 2, 3, 4)), ""]
+    out += ["## Entries", ""] + [f"- {md(r.id)}: {md(r.path)}" + (f" — not gradable: {md(r.invalid)}" if r.invalid else "")
+                                 for r in board.rows]
+    return "\n".join(out) + "\n"
+
+
+def p_text(p: Optional[float]) -> str:
+    return "n/a" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def ips_text(x: Optional[float]) -> str:
+    return DASH if x is None else f"{x:,.0f}"
+
+
+def grouped_failures(board: Board) -> list[tuple[str, list[int], str, str]]:
+    """(entry, seeds, status, reason) for failed runs, seeds with the same failure together."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for r in board.rows:
+        for x in r.runs:
+            if x.status in FAILED_STATUSES:
+                groups.setdefault((r.id, x.status, x.reason), []).append(x.seed)
+    return [(entry, seeds, status, reason) for (entry, status, reason), seeds in groups.items()]
+
+
+def drift_runs(board: Board) -> list[SeedRun]:
+    runs = [x for r in board.rows if r.reference for x in r.runs if x.started_at]
+    return sorted(runs, key=lambda x: x.started_at or "")
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+def _cell(x: Any) -> str:
+    """A CSV cell: the text as it is (UTF-8-safe), a leading formula character guarded with a quote."""
+    value = "" if x is None else text.utf8(x)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(value) else value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False
+
+
+def render_csv(board: Board) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    seeds = board.seeds
+    w.writerow(["rank", "entry", "reference", "status", "accuracy_mean", "ci95_low_t", "ci95_high_t", "accuracy_std",
+                "wilson_low_pooled", "wilson_high_pooled", "seeds_finished", "seeds_failed",
+                *[f"accuracy_seed_{s}" for s in seeds], "train_seconds_mean",
+                *[f"train_seconds_seed_{s}" for s in seeds], "gpu_energy_j_mean",
+                *[f"gpu_energy_j_seed_{s}" for s in seeds], "within_noise_of", "path"])
+    for r in board.rows:
+        w.writerow([r.rank, _cell(r.id), int(r.reference), _cell(status_text(r)), _num(r.mean),
+                    _num(r.ci.low if r.ci else None), _num(r.ci.high if r.ci else None), _num(r.std),
+                    _num(r.wilson[0] if r.wilson else None), _num(r.wilson[1] if r.wilson else None),
+                    len(r.finished), r.failures, *[_num(x.accuracy) for x in r.runs], _num(r.mean_of("train_s"), "{:.3f}"),
+                    *[_num(x.train_s, "{:.3f}") for x in r.runs], _num(r.mean_of("energy_j"), "{:.1f}"),
+                    *[_num(x.energy_j, "{:.1f}") for x in r.runs], _cell(";".join(r.tied_with)), _cell(r.path)])
+    return buf.getvalue()
+
+
+def render_runs_csv(board: Board) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["entry", "seed", "status", "accuracy_counted", "correct", "total", "train_outcome", "train_seconds",
+                "gpu_energy_j", "training_images_per_s", "started_at", "data_sha256", "submission_sha256", "reason",
+                "run_dir"])
+    for r in board.rows:
+        for x in r.runs:
+            w.writerow([_cell(r.id), x.seed, x.status, _num(x.accuracy), _num(x.correct, "{}"), _num(x.total, "{}"),
+                        x.train_outcome or "", _num(x.train_s, "{:.3f}"), _num(x.energy_j, "{:.1f}"),
+                        _num(x.images_per_s, "{:.1f}"), x.started_at or "", x.data_sha256 or "", x.sha256 or "",
+                        _cell(x.reason), _cell(x.directory)])
+    return buf.getvalue()
+
+
+# --- console -------------------------------------------------------------------------------
+
+
+def console_table(board: Board) -> str:
+    headers = ["#", "entry", "mean", "95% CI (t)", "seeds", "train s", "within noise of"]
+    rows = [[text.clean(c, 200) for c in (
+        str(r.rank), r.id + (" (ref)" if r.reference else ""), fmt_pct(r.mean), ci_text(r.ci),
+        " ".join(seed_cell(x).split(" ")[0] for x in r.runs), fmt_s(r.mean_of("train_s")),
+        ties_text(board, r))] for r in board.rows]
+    return "\n".join([text_table(headers, rows, rule=False)] + [f"warning: {text.clean(w)}" for w in board.warnings])
