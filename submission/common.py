@@ -22,11 +22,13 @@ from torch import nn  # noqa: E402
 
 
 def require_env(name):
-    """The value of a HAET_* variable, or a clear error naming it."""
+    """The value of a HAET_* variable, or a clear error naming it. The harness sets every one the
+    submission contract lists (docs/submission-contract.md), so a missing one means a run by hand."""
     value = os.environ.get(name)
     if value is None or value == "":
-        raise SystemExit(f"error: environment variable {name} is not set "
-                         f"(this script is meant to be run by the HAET harness)")
+        raise SystemExit(f"error: environment variable {name} is not set (the HAET harness sets it, as the "
+                         f"submission contract guarantees; to run this script by hand, set every HAET_* "
+                         f"variable the contract lists)")
     return value
 
 

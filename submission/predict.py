@@ -8,15 +8,17 @@ import torch
 import torch.nn.functional as F
 
 
-def views(x, flip, shift):
-    """Test-time views: the image, its mirror (flip), and both moved `shift` pixels up, down,
+def views(x, tta, tta_shift):
+    """Test-time views (the checkpoint's `tta` and `tta_shift`, from the HP of train.py): the
+    image and, with tta, its mirror; with tta_shift, also both moved that many pixels up, down,
     left and right (reflect-padded, as the training crops are)."""
-    out = [x, x.flip(3)] if flip else [x]
-    if shift:
-        xp = F.pad(x, (shift,) * 4, mode="reflect")
-        for dy, dx in ((0, shift), (0, -shift), (shift, 0), (-shift, 0)):
-            moved = xp[:, :, shift + dy:shift + dy + 32, shift + dx:shift + dx + 32]
-            out += [moved, moved.flip(3)] if flip else [moved]
+    out = [x, x.flip(3)] if tta else [x]
+    if tta_shift:
+        xp = F.pad(x, (tta_shift,) * 4, mode="reflect")
+        for dy, dx in ((0, tta_shift), (0, -tta_shift), (tta_shift, 0), (-tta_shift, 0)):
+            top, left = tta_shift + dy, tta_shift + dx
+            moved = xp[:, :, top:top + 32, left:left + 32]
+            out += [moved, moved.flip(3)] if tta else [moved]
     return out
 
 

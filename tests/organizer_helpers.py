@@ -50,7 +50,7 @@ def entry(name: str, tmp: Path) -> Path:
     """A fixture entry: one under tests/entries, or a broken variant of colour-mean written into tmp."""
     if name not in BROKEN:
         return ENTRIES / name
-    directory = copy_entry(ENTRIES / "colour-mean", tmp / name)
+    directory = copy_entry(ROOT / "examples" / "minimal", tmp / name)
     for file, text in BROKEN[name].items():
         (directory / file).write_text(text)
     return directory

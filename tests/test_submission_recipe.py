@@ -4,6 +4,7 @@ The submission is a standalone folder (participants copy it out), so it is impor
 not as part of the harness package.
 """
 import copy
+import json
 import os
 import signal
 import sys
@@ -257,3 +258,57 @@ def test_set_reads_exponent_numbers_and_refuses_text_for_numbers():
     assert sub_train.make_config(["--set", "width=auto"])["width"] == "auto"  # a str default stays free
     with pytest.raises(SystemExit, match="lr must be a number"):
         sub_train.make_config(["--set", "lr=fast"])
+
+
+# ---- Schedule, checkpointer, width probe, contract ----
+def test_lr_at_warms_up_linearly_then_decays_to_zero():
+    cfg = {"lr": 0.4, "warmup_frac": 0.2}
+    assert sub_train.lr_at(0.0, cfg) == 0.0
+    assert sub_train.lr_at(0.1, cfg) == pytest.approx(0.2)
+    assert sub_train.lr_at(0.2, cfg) == pytest.approx(0.4)  # the peak, at the end of the warm-up
+    assert sub_train.lr_at(0.6, cfg) == pytest.approx(0.2)
+    assert sub_train.lr_at(1.0, cfg) == 0.0 and sub_train.lr_at(1.5, cfg) == 0.0  # never negative
+    lrs = [sub_train.lr_at(f / 100, cfg) for f in range(101)]
+    assert max(lrs) == lrs[20] and lrs[:21] == sorted(lrs[:21]) and lrs[20:] == sorted(lrs[20:], reverse=True)
+
+
+def test_checkpointer_numbers_saves_keeps_two_and_reports_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAET_EVENTS", str(tmp_path / "events.jsonl"))
+    (tmp_path / "ckpt").mkdir()
+    net = sub_common.build_model(ARCH)
+    ckpt = sub_train.Checkpointer(str(tmp_path / "ckpt"), {"arch": ARCH, "mean": [0.5] * 3, "std": [0.25] * 3},
+                                  every_s=3600, t_start=0.0)
+    assert not ckpt.due()
+    for step in (5, 10, 15):
+        ckpt.save(net, epoch=step // 5, step=step)
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["ckpt-000002.pt", "ckpt-000003.pt"]
+    model, meta = sub_common.load_latest(str(tmp_path / "ckpt"))
+    assert (meta["epoch"], meta["step"], meta["arch"]) == (3, 15, ARCH) and meta["elapsed_s"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), net.state_dict().values()))
+    lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["seq"], e["step"]) for e in lines] == [("checkpoint", 1, 5), ("checkpoint", 2, 10),
+                                                                  ("checkpoint", 3, 15)]
+    ckpt.every_s = 0
+    assert ckpt.due()
+
+
+def test_width_probe_builds_the_training_network(monkeypatch):
+    built = []
+    real_build = sub_common.build_model
+    monkeypatch.setattr(sub_common, "build_model", lambda arch: built.append(arch) or real_build(arch))
+    cfg = sub_train.make_config(["--preset", "ip", "--set", "auto_widths=[0.125, 0.25]"])
+    width = sub_train.plan_width(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s=1e9, n=5000)
+    assert width == 0.25  # an unlimited time fits the widest candidate
+    assert built == [sub_train.model_arch(cfg, 0.125, 10)]  # only the narrowest is timed, built as in training
+    assert built[0]["whiten"] and built[0]["act"] == "celu"
+
+
+def test_grace_comes_from_the_contract_variable(monkeypatch):
+    for name in ("HAET_PRESET", "HAET_GRACE_S"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in [("HAET_DATA", "/nonexistent"), ("HAET_CHECKPOINTS", "/nonexistent"),
+                        ("HAET_BUDGET_S", "8"), ("HAET_DEADLINE", "0"), ("HAET_SEED", "0"), ("HAET_DEVICE", "cpu")]:
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match="HAET_GRACE_S is not set"):  # no fallback of our own
+        sub_train.main([])
+    assert "grace_s" not in sub_train.HP
