@@ -38,6 +38,16 @@ def synthetic_arrays(train_per_class: int, test_per_class: int, seed: int = 0, n
                 test_labels=test_labels, classes=np.array(CLASSES))
 
 
+def colour_images(per_class: int, n_classes: int = len(CLASSES), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Easy images, class by class: each class its own mean colour (the same in every call) plus noise."""
+    colours = np.random.default_rng(12345).integers(30, 225, size=(n_classes, 3))
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_classes), per_class)
+    noise = rng.normal(0, 25, size=(len(labels), 32, 32, 3))
+    images = np.clip(colours[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+    return images, labels.astype(np.int64)
+
+
 def write_synthetic_npz(path: Path, train_per_class: int = 100, test_per_class: int = 50, seed: int = 0,
                         noise: float = 60.0) -> Path:
     """Write the dataset atomically; use it as `--data npz:PATH`."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_TARBALL, only_run_dir, read_result, run_harness
+from tests.helpers import ROOT, SHARED_TARBALL, only_run_dir, read_json, run_harness
 
 
 @pytest.mark.slow
@@ -16,7 +16,7 @@ def test_bundled_submission_is_scored_on_cpu(tmp_path, synthetic_npz):
                        "--cache-dir", str(tmp_path / "cache"), *([] if SHARED_TARBALL.exists() else
                        ["--train-per-class", "60", "--eval-per-class", "20"]), timeout=600)
     run = only_run_dir(tmp_path / "runs")
-    result = read_result(run)
+    result = read_json(run / "result.json")
     assert proc.returncode == 0, (result["reason"], (run / "train.log").read_text()[-3000:])
     assert result["status"] == "scored"
     assert result["train"]["outcome"] in ("completed", "killed_at_deadline")

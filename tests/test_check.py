@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from organizer_helpers import CENTROID, ROOT, SHARED_TARBALL, harness, read_json, synthetic_data
+from tests.helpers import CENTROID, ROOT, SHARED_TARBALL, read_json, run_harness, synthetic_data
 
 CPU_BASELINE = ROOT / "benchmarks" / "baselines" / "cpu-centroid.json"
 
 
 def check(baseline, out, *extra):
-    return harness("check", "--baseline", baseline, "--out", out, "--runner", "local", *extra)
+    return run_harness("check", "--baseline", baseline, "--out", out, "--runner", "local", *extra)
 
 
 @pytest.mark.skipif(not SHARED_TARBALL.is_file(), reason=f"shared CIFAR-10 tarball {SHARED_TARBALL} is absent")

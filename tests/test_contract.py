@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from harness.contract import ContractError, load_submission, phase_environment, submission_digest
-from tests.conftest import CENTROID, run_harness
+from tests.helpers import CENTROID, run_harness
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -6,7 +6,8 @@ from PIL import Image
 
 from harness import data
 from harness.data import DataError
-from tests.conftest import SHARED_TARBALL, synthetic_arrays, write_image_tree, write_tar
+from harness.synthetic import colour_images
+from tests.helpers import SHARED_TARBALL, write_image_tree, write_tar
 
 
 def draw(pool, seed=0, train=5, evaluation=2, eval_pool=None):
@@ -72,7 +73,7 @@ def test_sampling_is_balanced_seeded_and_hashed(synthetic_npz, tmp_path):
 
 
 def test_without_a_test_split_the_held_out_set_is_disjoint(tmp_path):
-    images, labels = synthetic_arrays(12)
+    images, labels = colour_images(12)
     images[:, 0, 0, 0] = np.arange(len(images))  # make every image unique
     np.savez(tmp_path / "train-only.npz", train_images=images, train_labels=labels)
     pool = data.load_pool(f"npz:{tmp_path / 'train-only.npz'}", tmp_path / "cache")
@@ -89,7 +90,7 @@ def test_eval_data_replaces_the_test_split_and_must_share_classes(synthetic_npz,
     other = data.load_pool(f"imagefolder:{tmp_path / 'secret'}", tmp_path)
     with pytest.raises(DataError, match="classes"):
         draw(pool, eval_pool=other)
-    images, labels = synthetic_arrays(3, seed=9)
+    images, labels = colour_images(3, seed=9)
     np.savez(tmp_path / "secret.npz", images=images, labels=labels, classes=np.array(pool.classes))
     secret = data.load_pool(f"npz:{tmp_path / 'secret.npz'}", tmp_path)
     sets = draw(pool, eval_pool=secret, evaluation=3)
@@ -110,7 +111,7 @@ def test_cifar10_batches_are_read_in_their_published_format(tmp_path):
     """The downloader cannot run offline; the reader runs on batches in the real pickle layout."""
     batches = tmp_path / "cifar10" / "cifar-10-batches-py"
     batches.mkdir(parents=True)
-    images, labels = synthetic_arrays(2)
+    images, labels = colour_images(2)
     rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # CIFAR stores CHW rows
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         with open(batches / name, "wb") as f:

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from harness.synthetic import write_synthetic_npz
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytest.importorskip("torch")  # the bundled submission trains with torch
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import re
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from organizer_helpers import CENTROID, ENTRIES, ROOT, copy_entry, harness, read_json, synthetic_data
+from tests.helpers import CENTROID, ENTRIES, MINIMAL, ROOT, copy_entry, read_json, run_harness, synthetic_data
 
 
 def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 3, extra=()) -> list[str]:
@@ -28,7 +27,7 @@ def results(out: Path) -> list[Path]:
 
 def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path):
     out = tmp_path / "grading"
-    entries = [CENTROID, ROOT / "examples" / "minimal", ENTRIES / "crash"]
+    entries = [CENTROID, MINIMAL, ENTRIES / "crash"]
     args = grade_args(tmp_path, out, *entries)
     synthetic_data(tmp_path)  # written before the grader starts, identical on resume
     grader = subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT,
@@ -50,7 +49,7 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
     before = {p: p.read_bytes() for p in results(out) if read_json(p)["status"] != "interrupted"}
     assert 2 <= len(before) < 9
 
-    resumed = harness(*args)
+    resumed = run_harness(*args)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(before)} run(s) already done" in resumed.stderr
     assert "an unfinished earlier attempt was kept" in resumed.stderr
@@ -90,17 +89,17 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
     assert "<html" in (out / "leaderboard.html").read_text()
 
     # A third invocation has nothing left to do.
-    again = harness(*args)
+    again = run_harness(*args)
     assert again.returncode == 0 and "9 run(s) already done, 0 to run" in again.stderr
     assert len(results(out)) == 9
 
 
 def test_relative_out_and_resume_with_other_options_is_refused(tmp_path):
     out = Path("grading")  # relative to the working directory, like `--out grading`
-    first = harness(*grade_args(tmp_path, out, ROOT / "examples" / "minimal", repeats=1), cwd=tmp_path)
+    first = run_harness(*grade_args(tmp_path, out, MINIMAL, repeats=1), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert read_json(tmp_path / "grading" / "colour-mean" / "seed-0" / "result.json")["status"] == "scored"
-    other = harness(*grade_args(tmp_path, out, ROOT / "examples" / "minimal", repeats=1, extra=["--budget", "7"]),
+    other = run_harness(*grade_args(tmp_path, out, MINIMAL, repeats=1, extra=["--budget", "7"]),
                     cwd=tmp_path)
     assert other.returncode == 2
     assert "--budget 6.0 -> 7.0" in other.stderr and "new --out" in other.stderr
@@ -115,7 +114,7 @@ def test_parallel_slots_run_at_the_same_time(tmp_path):
         "time.sleep(2)\n" + train)
     (slow / "submission.yaml").write_text("name: slow\ntrain: python train.py\npredict: python predict.py\n")
     out = tmp_path / "grading"
-    proc = harness(*grade_args(tmp_path, out, slow, ROOT / "examples" / "minimal", repeats=2,
+    proc = run_harness(*grade_args(tmp_path, out, slow, MINIMAL, repeats=2,
                                extra=["--gpus", "0,1", "--reference", CENTROID]))
     assert proc.returncode == 0, proc.stderr
     assert "on GPU 0" in proc.stderr and "on GPU 1" in proc.stderr

@@ -32,7 +32,7 @@ import pytest
 
 from harness import text
 from harness.contract import MAX_ENTRY_BYTES, MAX_ENTRY_FILES, ContractError, submission_digest
-from tests.conftest import CENTROID, ROOT
+from tests.helpers import CENTROID, ROOT
 from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
 
 HOSTILE = Path(__file__).parent / "hostile"

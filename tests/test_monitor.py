@@ -1,5 +1,4 @@
 import csv
-import os
 import subprocess
 import sys
 import time
@@ -111,7 +110,7 @@ def test_a_cuda_run_records_gpu_metrics_in_its_result(tmp_path, synthetic_npz):
     from harness.console import Progress
     from harness.options import RunOptions
     from harness.run import graded_run
-    from tests.conftest import CENTROID
+    from tests.helpers import CENTROID
 
     fake = FakeNvml(util=0.0)
     options = RunOptions(submission=CENTROID, data=synthetic_npz, budget_s=20, grace_s=2, device="cuda",

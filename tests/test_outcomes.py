@@ -5,12 +5,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from harness.model import from_dict
-from tests.conftest import CENTROID, ROOT, only_run_dir, pid_alive, read_result, run_harness
+from tests.helpers import CENTROID, ROOT, only_run_dir, pid_alive, read_json, run_harness
 
 TRAIN_OK = (CENTROID / "train.py").read_text()
 
@@ -21,7 +20,7 @@ def grade(tmp_path, submission, data, *extra):
                        "--data", data, "--train-per-class", "20", "--eval-per-class", "10",
                        "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "cache"), *extra)
     run = only_run_dir(runs)
-    return proc, run, read_result(run)
+    return proc, run, read_json(run / "result.json")
 
 
 def test_completed_run_is_scored_with_every_file(tmp_path, synthetic_npz):
@@ -220,7 +219,7 @@ while True:
     assert harness.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert not pid_alive(worker)
-    result = read_result(only_run_dir(runs))
+    result = read_json(only_run_dir(runs) / "result.json")
     assert result["status"] == "interrupted" and result["train"]["outcome"] == "interrupted"
     assert (only_run_dir(runs) / "train.log").is_file()
 

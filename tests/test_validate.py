@@ -8,12 +8,12 @@ import pytest
 
 import json
 
-from organizer_helpers import CENTROID, copy_entry, entry, harness
+from tests.helpers import CENTROID, copy_entry, entry, run_harness
 from tests.docker_support import docker_client, runtime_image  # noqa: F401
 
 
 def validate_json(entry, *extra, runner="local"):
-    proc = harness("validate", entry, "--json", "--smoke-budget", "8", "--runner", runner, *extra)
+    proc = run_harness("validate", entry, "--json", "--smoke-budget", "8", "--runner", runner, *extra)
     assert proc.returncode in (0, 1), proc.stderr
     report = json.loads(proc.stdout)
     return proc.returncode, report, {c["id"]: c for c in report["checks"]}
@@ -36,7 +36,7 @@ def test_docker_validation_proves_no_network_on_the_cpu_image(runtime_image):
 
 
 def test_checklist_text_names_each_failure_and_its_fix(tmp_path):
-    proc = harness("validate", entry("missing-script", tmp_path), "--runner", "local")
+    proc = run_harness("validate", entry("missing-script", tmp_path), "--runner", "local")
     assert proc.returncode == 1
     assert "[FAIL] train and predict commands exist" in proc.stdout
     assert "infer.py" in proc.stdout and "fix: add the missing script" in proc.stdout
@@ -89,7 +89,7 @@ def test_size_limit(tmp_path):
 
 
 def test_missing_directory():
-    proc = harness("validate", "/nonexistent/entry")
+    proc = run_harness("validate", "/nonexistent/entry")
     assert proc.returncode == 1 and "[FAIL] submission directory exists" in proc.stdout
 
 

@@ -36,7 +36,8 @@ from harness import data
 from harness.console import Progress
 from harness.options import RunOptions
 from harness.run import graded_run
-from tests.conftest import CENTROID, run_harness, synthetic_arrays
+from harness.synthetic import colour_images
+from tests.helpers import CENTROID, run_harness
 from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -58,9 +59,9 @@ def heldout_data(tmp_path_factory) -> dict[str, str]:
     """10 classes; 100 train and 40 test images per class, and a separate eval-only file."""
     root = tmp_path_factory.mktemp("heldout")
     classes = np.array([f"class{i}" for i in range(10)])
-    train_x, train_y = synthetic_arrays(100, seed=11)
-    test_x, test_y = synthetic_arrays(40, seed=12)
-    eval_x, eval_y = synthetic_arrays(40, seed=13)
+    train_x, train_y = colour_images(100, seed=11)
+    test_x, test_y = colour_images(40, seed=12)
+    eval_x, eval_y = colour_images(40, seed=13)
     np.savez(root / "pool.npz", train_images=train_x, train_labels=train_y, test_images=test_x,
              test_labels=test_y, classes=classes)
     np.savez(root / "eval.npz", images=eval_x, labels=eval_y, classes=classes)
@@ -68,7 +69,7 @@ def heldout_data(tmp_path_factory) -> dict[str, str]:
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return run_harness(*args, timeout=timeout, env={**os.environ, **(env or {})})
+    return run_harness(*args, timeout=timeout, env=env)
 
 
 def local_run(tmp_path: Path, submission: Path, data_source: str, *extra: str, timeout: float = 240):
@@ -117,8 +118,8 @@ def _sampler():
 
 
 def _pool(test: bool = True, per_train: int = 120, per_test: int = 100) -> data.Pool:
-    train_x, train_y = synthetic_arrays(per_train, seed=21)
-    test_x, test_y = synthetic_arrays(per_test, seed=22)
+    train_x, train_y = colour_images(per_train, seed=21)
+    test_x, test_y = colour_images(per_test, seed=22)
     return data.Pool([f"class{i}" for i in range(10)], data.Split(train_x, train_y),
                      data.Split(test_x, test_y) if test else None)
 

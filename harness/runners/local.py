@@ -46,14 +46,46 @@ def become_subreaper() -> bool:
         return False
 
 
-def _phase_processes() -> list[psutil.Process]:
+def _phase_pids() -> list[int]:
     """Every live descendant of the harness: during a phase, the phase's whole tree.
 
-    The harness runs one phase at a time per process, and as a subreaper it
-    inherits orphans, so this set also holds processes that escaped their parent.
-    Processes come and go while the list is read: one that vanishes is left out,
-    never the whole list.
+    The harness runs one phase at a time per process, and as a subreaper it inherits orphans,
+    so this set also holds processes that escaped their parent. It is read by walking each
+    process's `children` files down from the harness, which touches only the phase's processes
+    (a scan of the whole process table takes hundreds of reads while an entry may be storming).
+    Processes come and go while the tree is read: one that vanishes is left out, never the rest.
     """
+    if not _CHILDREN_FILES:
+        return _phase_pids_by_table()
+    found: list[int] = []
+    stack = [os.getpid()]
+    while stack:
+        parent = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    children = [int(pid) for pid in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            stack += children
+            found += children
+    return [pid for pid in dict.fromkeys(found) if not _zombie(pid)]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True  # gone
+
+
+def _phase_pids_by_table() -> list[int]:
+    """The same through psutil's scan of the process table, where /proc has no children files."""
     try:
         children = psutil.Process().children(recursive=True)
     except psutil.Error:
@@ -62,17 +94,22 @@ def _phase_processes() -> list[psutil.Process]:
     for p in children:
         try:
             if p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p)
+                alive.append(p.pid)
         except psutil.Error:
             pass
     return alive
 
 
-def _send(procs: list[psutil.Process], sig: int) -> None:
-    for p in procs:
+_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _send(pids: list[int], sig: int) -> None:
+    # Plain kill(2): a descendant's pid cannot be reused while the harness has not reaped it,
+    # and the sweep reaps nothing.
+    for pid in pids:
         try:
-            p.send_signal(sig)
-        except psutil.Error:
+            os.kill(pid, sig)
+        except OSError:
             pass
 
 
@@ -81,11 +118,11 @@ def _terminate_all(sweep_s: float = 0.05) -> None:
     signalled: set[int] = set()
     end = time.monotonic() + sweep_s
     while True:  # the first listing is always sent to, however long it took
-        fresh = [p for p in _phase_processes() if p.pid not in signalled]
+        fresh = [pid for pid in _phase_pids() if pid not in signalled]
         if not fresh:
             return
         _send(fresh, signal.SIGTERM)
-        signalled.update(p.pid for p in fresh)
+        signalled.update(fresh)
         if time.monotonic() > end:
             return
 
@@ -99,12 +136,12 @@ def _kill_all(rounds: int = 200) -> set[int]:
     """
     killed: set[int] = set()
     for _ in range(rounds):
-        procs = _phase_processes()
-        if not procs:
+        pids = _phase_pids()
+        if not pids:
             break
-        _send(procs, signal.SIGSTOP)
-        _send(procs, signal.SIGKILL)
-        killed.update(p.pid for p in procs)
+        _send(pids, signal.SIGSTOP)
+        _send(pids, signal.SIGKILL)
+        killed.update(pids)
     return killed
 
 
@@ -177,12 +214,15 @@ class LocalHandle:
 
     def sample(self) -> tuple[Optional[float], Optional[int]]:
         cpu, rss, alive = 0.0, 0, {}
-        for p in _phase_processes():
-            known = self._cpu.get(p.pid, p)
+        for pid in _phase_pids():
+            try:
+                known = self._cpu.get(pid) or psutil.Process(pid)
+            except psutil.Error:
+                continue
             try:
                 cpu += known.cpu_percent()  # 0.0 on a process's first sample
                 rss += known.memory_info().rss
-                alive[p.pid] = known
+                alive[pid] = known
             except psutil.Error:
                 pass
         self._cpu = alive

@@ -1,0 +1,103 @@
+"""What the tests share: paths, the harness as a real process, fixture entries, small data files.
+
+Fixtures live in conftest.py; everything else here, imported as `from tests.helpers import ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from PIL import Image
+
+from harness.synthetic import colour_images, write_synthetic_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+CENTROID = ROOT / "tests" / "submissions" / "centroid"
+MINIMAL = ROOT / "examples" / "minimal"
+ENTRIES = ROOT / "tests" / "entries"
+
+
+def run_harness(*args, cwd: Path = ROOT, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m harness ARGS` in a real child process, as a user runs it; `env` adds to this one's."""
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def only_run_dir(runs: Path) -> Path:
+    (run,) = [p for p in runs.iterdir() if p.is_dir()]
+    return run
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split(")")[-1].split()[0] == "Z")
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def synthetic_data(tmp: Path, noise: float = 500.0) -> str:
+    """A learnable-but-not-trivial dataset: centroid scores ~70%, the minimal entry ~25%."""
+    return f"npz:{write_synthetic_npz(tmp / 'synthetic.npz', 60, 30, seed=0, noise=noise)}"
+
+
+def write_image_tree(root: Path, per_class: dict[str, int], fmt: str = "PNG") -> None:
+    images, labels = colour_images(max(per_class.values()), n_classes=3)
+    for split, count in per_class.items():
+        for c, name in enumerate(["cat", "dog", "frog"]):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                Image.fromarray(images[labels == c][i]).save(folder / f"{i:04d}.{fmt.lower()}", fmt)
+
+
+def write_tar(path: Path, tree: Path, prefix: str = "set") -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(tree, arcname=prefix)
+    return path
+
+
+# --- entries ------------------------------------------------------------------------------------
+
+
+def copy_entry(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    return dst
+
+
+# Entries broken in exactly one way: colour-mean with one file replaced, so each fails one check.
+BROKEN = {
+    "bad-manifest": {"submission.yaml": "name: My Entry\ntrain: python train.py\n"},
+    "missing-script": {"submission.yaml": "name: missing-script\ntrain: python train.py\npredict: python infer.py\n"},
+    "predict-crash": {  # looks for a checkpoint under another name than train saved
+        "predict.py": "import os\nimport numpy as np\n"
+                      "np.load(os.path.join(os.environ['HAET_CHECKPOINTS'], 'weights.npy'))\n"},
+    "bad-predictions": {  # predictions for only the first 10 images
+        "predict.py": "import os\nwith open(os.path.join(os.environ['HAET_OUTPUT'], 'predictions.csv'), 'w') as f:\n"
+                      "    f.write('index,label\\n' + ''.join(f'{i},0\\n' for i in range(10)))\n"},
+}
+
+
+def entry(name: str, tmp: Path) -> Path:
+    """A fixture entry: one under tests/entries, or a broken variant of colour-mean written into tmp."""
+    if name not in BROKEN:
+        return ENTRIES / name
+    directory = copy_entry(MINIMAL, tmp / name)
+    for file, text in BROKEN[name].items():
+        (directory / file).write_text(text)
+    return directory
