@@ -126,7 +126,10 @@ def main() -> int:
           f"ceiling {mib(RSS_CEILING)} MiB")
     print(f"largest run directory: {mib(worst_disk['allocated'])} MiB allocated ({worst_disk['runner']}, "
           f"{worst_disk['entry']}); ceiling {mib(RUN_BYTES_CEILING)} MiB")
-    missing = [f"{r['runner']}/{r['entry']}" for r in rows if not r["result"]]
+    refused = [f"{r['runner']}/{r['entry']}" for r in rows if not r["result"] and r["exit"] == 2]
+    missing = [f"{r['runner']}/{r['entry']}" for r in rows if not r["result"] and r["exit"] != 2]
+    if refused:
+        print("refused before any run directory, exit 2 (bad input, by design): " + ", ".join(refused))
     if missing:
         print("runs without result.json (the harness failed): " + ", ".join(missing))
     over = worst_rss["rss"] > RSS_CEILING or worst_disk["allocated"] > RUN_BYTES_CEILING or missing

@@ -307,7 +307,7 @@ def run_once(
             grace_s=options.grace_s if phase == "train" else min(options.grace_s, budget / 2),
             seed=seed,
             device=options.device,
-            gpu=options.gpu,
+            gpu=options.gpu_selector,
         )
 
     result = RunResult(

@@ -26,6 +26,7 @@ import psutil
 from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.files import change_times
+from harness.options import DEFAULT_GPU
 from harness.logs import LogSink
 from harness.runners.base import ExitInfo, PhaseSpec
 
@@ -176,7 +177,7 @@ class LocalHandle:
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # the entry's folder stays as it was (no __pycache__)
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the same GPU numbering as NVML
-        env["CUDA_VISIBLE_DEVICES"] = (spec.gpu or "0") if spec.device == "cuda" else ""
+        env["CUDA_VISIBLE_DEVICES"] = (spec.gpu or DEFAULT_GPU) if spec.device == "cuda" else ""
         env.update(
             phase_environment(
                 spec,

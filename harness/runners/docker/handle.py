@@ -22,6 +22,7 @@ from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.files import change_times
 from harness.logs import LogSink
+from harness.options import DEFAULT_GPU
 from harness.runners.base import ExitInfo, PhaseSpec
 from harness.runners.docker.cgroup import CgroupReader
 from harness.runners.docker.volumes import MAX_FILES, copy_out
@@ -134,7 +135,7 @@ class DockerHandle:
         device_requests = None
         if spec.device == "cuda":
             # Exactly one GPU, by index or UUID; inside the container it is device 0.
-            device_requests = [DeviceRequest(device_ids=[str(spec.gpu or "0")], capabilities=[["gpu"]])]
+            device_requests = [DeviceRequest(device_ids=[str(spec.gpu or DEFAULT_GPU)], capabilities=[["gpu"]])]
             env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
