@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import psutil
 
@@ -48,17 +48,26 @@ def become_subreaper() -> bool:
 
 
 def _phase_pids() -> list[int]:
-    """Every live descendant of the harness: during a phase, the phase's whole tree.
+    """Every live descendant of the harness: during a phase, the phase's whole tree."""
+    return list(_walk_phase())
+
+
+def _walk_phase(on_found: Callable[[int], None] = lambda pid: None) -> Iterator[int]:
+    """The phase's live processes, each handed to `on_found` the moment it is found.
 
     The harness runs one phase at a time per process, and as a subreaper it inherits orphans,
-    so this set also holds processes that escaped their parent. It is read by walking each
-    process's `children` files down from the harness, which touches only the phase's processes
-    (a scan of the whole process table takes hundreds of reads while an entry may be storming).
-    Processes come and go while the tree is read: one that vanishes is left out, never the rest.
+    so its descendants are the phase's whole tree, escaped processes included. They are read by
+    walking each process's `children` files down from the harness, which touches only the
+    phase's processes; a kill sweep stops each process as it is found, so a storm calms while
+    the walk goes on (listing 76 busy processes first took 49 ms on 2 cores). Processes come and
+    go while the tree is read: one that vanishes is left out, never the rest.
     """
     if not _CHILDREN_FILES:
-        return _phase_pids_by_table()
-    found: list[int] = []
+        for pid in _phase_pids_by_table():
+            on_found(pid)
+            yield pid
+        return
+    seen: set[int] = set()
     stack = [os.getpid()]
     while stack:
         parent = stack.pop()
@@ -72,9 +81,14 @@ def _phase_pids() -> list[int]:
                     children = [int(pid) for pid in f.read().split()]
             except (OSError, ValueError):
                 continue
-            stack += children
-            found += children
-    return [pid for pid in dict.fromkeys(found) if not _zombie(pid)]
+            for pid in children:
+                if pid in seen:
+                    continue
+                seen.add(pid)
+                stack.append(pid)
+                if not _zombie(pid):
+                    on_found(pid)
+                    yield pid
 
 
 def _zombie(pid: int) -> bool:
@@ -118,13 +132,16 @@ def _terminate_all(sweep_s: float = 0.05) -> None:
     """SIGTERM to every process of the phase, including those forked while it is sent."""
     signalled: set[int] = set()
     end = time.monotonic() + sweep_s
-    while True:  # the first listing is always sent to, however long it took
-        fresh = [pid for pid in _phase_pids() if pid not in signalled]
-        if not fresh:
-            return
-        _send(fresh, signal.SIGTERM)
-        signalled.update(fresh)
-        if time.monotonic() > end:
+    def send(pid: int) -> None:
+        if pid not in signalled:
+            _send([pid], signal.SIGTERM)
+            signalled.add(pid)
+
+    while True:  # the first walk always reaches every process it finds, however long it takes
+        before = len(signalled)
+        for _ in _walk_phase(send):
+            pass
+        if len(signalled) == before or time.monotonic() > end:
             return
 
 
@@ -137,10 +154,9 @@ def _kill_all(rounds: int = 200) -> set[int]:
     """
     killed: set[int] = set()
     for _ in range(rounds):
-        pids = _phase_pids()
+        pids = list(_walk_phase(lambda pid: _send([pid], signal.SIGSTOP)))
         if not pids:
             break
-        _send(pids, signal.SIGSTOP)
         _send(pids, signal.SIGKILL)
         killed.update(pids)
     return killed
