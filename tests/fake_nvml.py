@@ -15,8 +15,12 @@ class FakeNvml:
     NVML_TEMPERATURE_GPU = 0
     NVML_CLOCK_SM = 1
 
-    def __init__(self, util=80.0, power_mw=250_000, energy_counter=True, gpus=1):
-        self.util, self.power_mw, self.energy_counter, self.gpus = util, power_mw, energy_counter, gpus
+    def __init__(self, util=80.0, power_mw=250_000, energy_counter=True, gpus=1, mem_used=10 * 2**30):
+        """`util` and `mem_used` may be lists: each read takes the next value, round and round."""
+        self.power_mw, self.energy_counter, self.gpus = power_mw, energy_counter, gpus
+        self.util = util if isinstance(util, list) else [util]
+        self.mem_used = mem_used if isinstance(mem_used, list) else [mem_used]
+        self.reads = {"util": 0, "mem": 0}
         self.energy_mj = 1_000_000.0
         self.shutdown = False
 
@@ -47,10 +51,12 @@ class FakeNvml:
         return f"GPU-fake-{h}"
 
     def nvmlDeviceGetMemoryInfo(self, h):
-        return SimpleNamespace(total=80 * 2**30, used=10 * 2**30)
+        self.reads["mem"] += 1
+        return SimpleNamespace(total=80 * 2**30, used=self.mem_used[(self.reads["mem"] - 1) % len(self.mem_used)])
 
     def nvmlDeviceGetUtilizationRates(self, h):
-        return SimpleNamespace(gpu=self.util, memory=10)
+        self.reads["util"] += 1
+        return SimpleNamespace(gpu=self.util[(self.reads["util"] - 1) % len(self.util)], memory=10)
 
     def nvmlDeviceGetPowerUsage(self, h):
         return self.power_mw

@@ -18,20 +18,25 @@ def run_monitor(tmp_path, gpus, note="", seconds=0.35, sample=lambda: (150.0, 2*
 
 
 def test_gpu_metrics_are_sampled_and_summarised(tmp_path):
-    gpus, note = Gpus.open("0", FakeNvml(util=80.0, power_mw=250_000))
-    assert note == "" and gpus.driver() == "999.1"
+    """What the harness makes of the readings: means, peaks, energy since the start, units, the CSV."""
+    fake = FakeNvml(util=[20.0, 80.0], mem_used=[2**30, 5 * 2**30, 3 * 2**30], power_mw=250_000)
+    gpus, note = Gpus.open("0", fake)
+    assert note == ""
     summary = run_monitor(tmp_path, gpus)
     assert summary.samples >= 4
     (gpu,) = summary.gpus
-    assert gpu.name == "NVIDIA Fake 100" and gpu.uuid == "GPU-fake-0" and gpu.memory_total_bytes == 80 * 2**30
-    assert gpu.util_mean == 80.0 and gpu.power_mean_w == 250.0 and gpu.temperature_max_c == 65
+    assert gpu.name == "NVIDIA Fake 100", "NVML's bytes are decoded"
+    assert gpu.util_max == 80.0 and 20.0 < gpu.util_mean < 80.0, "a mean and a peak over the changing series"
+    assert gpu.memory_used_peak_bytes == 5 * 2**30, "the peak, not the last reading"
+    assert gpu.power_mean_w == 250.0 and gpu.temperature_max_c == 65  # mW -> W
     assert gpu.energy_j == pytest.approx(summary.samples - 1 + 1, abs=1)  # 1 J per read past the first
     assert summary.cpu_percent_mean == 150.0 and summary.rss_peak_bytes == 2**30
     assert summary.warnings == []
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == summary.samples
-    assert float(rows[-1]["gpu0_power_w"]) == 250.0 and float(rows[-1]["gpu0_util"]) == 80.0
+    assert float(rows[-1]["gpu0_power_w"]) == 250.0
+    assert {float(r["gpu0_util"]) for r in rows} == {20.0, 80.0}, "every sample, not a summary, in the CSV"
 
 
 def test_energy_is_integrated_from_power_without_a_counter(tmp_path):
