@@ -34,6 +34,7 @@ from typing import Any, Optional
 import numpy as np
 
 from harness.files import atomic_write_text
+from harness.formatting import finite
 from harness.text import clean, cut, utf8
 
 MAX_BYTES = 10 * 2**20  # read at most this much of an events file: live (EventTail) or recorded (read)
@@ -418,17 +419,6 @@ def read(path: Path) -> EventLog:
     return out
 
 
-def _number(x: Any) -> Optional[float]:
-    """A finite float from an int or float (not a bool), else None."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    try:
-        x = float(x)
-    except OverflowError:  # an integer too large for a float
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _epoch_pool(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The submission's `epoch` events, or all its events when it names none so."""
     named = [e for e in events if e.get("event") == "epoch"]
@@ -440,7 +430,7 @@ def epochs(events: list[dict[str, Any]]) -> Optional[int]:
     events (or in any events when it has none), else the count of `epoch` events."""
     named = [e for e in events if e.get("event") == "epoch"]
     for pool in (named, events):
-        found = {_number(e.get("epoch")) for e in pool} - {None}
+        found = {finite(e.get("epoch")) for e in pool} - {None}
         if found:
             return len(found)
     return len(named) or None
@@ -450,7 +440,7 @@ def last_epoch(events: list[dict[str, Any]]) -> Optional[tuple[float, float]]:
     """(epoch, t_s) of the latest `epoch` event (any event when there is none) that carries a
     positive epoch and a positive time since the start."""
     for event in reversed(_epoch_pool(events)):
-        epoch, t_s = _number(event.get("epoch")), _number(event.get("t_s"))
+        epoch, t_s = finite(event.get("epoch")), finite(event.get("t_s"))
         if epoch is not None and t_s is not None and epoch > 0 and t_s > 0:
             return epoch, t_s
     return None
