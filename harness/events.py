@@ -419,37 +419,37 @@ def read(path: Path) -> EventLog:
     return out
 
 
-def _epoch_pool(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The submission's `epoch` events, or all its events when it names none so."""
-    named = [e for e in events if e.get("event") == "epoch"]
-    return named or events
+def _epoch_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The contract's end-of-epoch markers: `{"event": "epoch", "epoch": N}` (docs/submission-contract.md).
+    Other events that happen to carry an `epoch` field (a checkpoint's, say) are not epochs."""
+    return [e for e in events if e.get("event") == "epoch" and finite(e.get("epoch")) is not None]
 
 
 def epochs(events: list[dict[str, Any]]) -> Optional[int]:
-    """Epochs reached as the submission reported them: distinct `epoch` values in its `epoch`
-    events (or in any events when it has none), else the count of `epoch` events."""
-    named = [e for e in events if e.get("event") == "epoch"]
-    for pool in (named, events):
-        found = {finite(e.get("epoch")) for e in pool} - {None}
-        if found:
-            return len(found)
-    return len(named) or None
+    """Epochs the submission finished, as its epoch events say; None without any."""
+    found = {finite(e.get("epoch")) for e in _epoch_events(events)}
+    return len(found) or None
 
 
 def last_epoch(events: list[dict[str, Any]]) -> Optional[tuple[float, float]]:
-    """(epoch, t_s) of the latest `epoch` event (any event when there is none) that carries a
-    positive epoch and a positive time since the start."""
-    for event in reversed(_epoch_pool(events)):
+    """(epoch, t_s) of the latest epoch event with a positive epoch and a positive time."""
+    for event in reversed(_epoch_events(events)):
         epoch, t_s = finite(event.get("epoch")), finite(event.get("t_s"))
-        if epoch is not None and t_s is not None and epoch > 0 and t_s > 0:
+        if epoch > 0 and t_s is not None and t_s > 0:
             return epoch, t_s
     return None
 
 
 def throughput(events: list[dict[str, Any]], train_count: Optional[int]) -> Optional[float]:
-    """Training images per second from the epoch events: epochs x training images / time of the
-    last epoch event. None without a training set size or without such an event."""
-    last = last_epoch(events)
-    if not train_count or last is None:
-        return None
-    return last[0] * train_count / last[1]
+    """Training images per second: the latest epoch event's `images` (images processed so far)
+    when it says, else epochs x training images, over its time. None (unknown, not a guess)
+    without an epoch event or a training set size."""
+    for event in reversed(_epoch_events(events)):
+        epoch, t_s, images = finite(event.get("epoch")), finite(event.get("t_s")), finite(event.get("images"))
+        if t_s is None or t_s <= 0:
+            continue
+        if images is not None and images > 0:
+            return images / t_s
+        if epoch > 0 and train_count:
+            return epoch * train_count / t_s
+    return None
