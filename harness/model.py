@@ -62,6 +62,7 @@ class PhaseResult:
     outcome: Outcome
     seconds: float  # command start -> exit, measured by the harness
     budget_s: float
+    grace_s: Optional[float] = None  # SIGTERM is due at budget_s - grace_s (None in results before schema 2)
     exit_code: Optional[int] = None
     signals: list[Signal] = field(default_factory=list)
     stray_processes_killed: int = 0  # processes still alive after the command exited

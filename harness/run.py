@@ -153,6 +153,7 @@ class PhaseRunner:
             outcome=Outcome.INTERRUPTED,
             seconds=round(clock.seconds if clock else deadline.elapsed(), 3),
             budget_s=spec.budget_s,
+            grace_s=spec.grace_s,
             exit_code=clock.exit_code if clock else None,
             signals=clock.signals if clock else [],
             stray_processes_killed=exit_info.stray_processes_killed,

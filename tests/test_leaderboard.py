@@ -122,3 +122,16 @@ def test_leaderboard_html_renders_in_headless_chromium(tmp_path):
         shutil.copy(shot, Path(artifacts) / "leaderboard.png")
         shutil.copy(page, Path(artifacts) / "leaderboard.html")
     print(f"screenshot: {shot}")
+
+
+def test_an_entry_is_shown_with_its_folder_when_that_is_named_otherwise(tmp_path):
+    out = make_grading(tmp_path)
+    plan = json.loads((out / "grading.json").read_text())
+    plan["entries"][0]["path"] = "/submissions/team-7-final"  # yaml name fast-net, folder team-7-final
+    (out / "grading.json").write_text(json.dumps(plan))
+    board = leaderboard.write_leaderboard(out)
+    labels = {r.id: r.label for r in board.rows}
+    assert labels["fast-net"] == "fast-net (team-7-final/)"
+    assert labels["mid-a"] == "mid-a", "a folder named like the entry is not repeated"
+    assert "fast-net (team-7-final/)" in (out / "leaderboard.md").read_text()
+    assert "fast-net (team-7-final/)" in leaderboard.console_table(board)

@@ -494,3 +494,11 @@ def test_report_rebuilt_from_result_json_or_saying_why_not(tmp_path: Path) -> No
     assert rebuild_report(tmp_path) is False
     for name in ("report.md", "report.html"):
         assert "no readable result" in (tmp_path / name).read_text()
+
+
+def test_the_report_marks_when_sigterm_was_due_even_if_the_phase_ended_first(tmp_path: Path) -> None:
+    result = make_result(train_outcome=Outcome.COMPLETED)
+    result.train.signals, result.train.grace_s = [], 10.0
+    write_metrics(tmp_path, rows=25)
+    write_report(tmp_path, result)
+    assert "SIGTERM at 590.0 s" in (tmp_path / "report.md").read_text(), "the moment entries plan for"

@@ -212,9 +212,12 @@ def log_tail(run_dir: Path, phase: PhaseResult) -> list[str]:
 
 
 def _sigterm_at(phase: PhaseResult) -> Optional[float]:
+    """When SIGTERM went out, or when it was due (the moment entries plan for) if the phase ended first."""
     for s in phase.signals:
         if s.name.upper() == "SIGTERM":
             return s.at_s
+    if phase.grace_s is not None and phase.budget_s:
+        return max(phase.budget_s - phase.grace_s, 0.0)
     return None
 
 

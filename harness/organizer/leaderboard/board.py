@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Optional
 
 from harness import events, text
@@ -60,6 +60,12 @@ class Row:
     std: Optional[float] = None
     wilson: Optional[tuple[float, float]] = None
     tied_with: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """The entry's id (its yaml name), and its folder when that is named otherwise."""
+        folder = PurePath(self.path).name
+        return self.id if not folder or folder == self.id else f"{self.id} ({folder}/)"
 
     @property
     def finished(self) -> list[SeedRun]:

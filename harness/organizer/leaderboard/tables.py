@@ -80,7 +80,7 @@ def render_md(board: Board) -> str:
                "Train time (mean)", "GPU energy / run", "Within noise of", "Status"]
     rows = []
     for r in board.rows:
-        name = r.id + (" (reference)" if r.reference else "")
+        name = r.label + (" (reference)" if r.reference else "")
         rows.append([str(r.rank), name, fmt_pct(r.mean), ci_text(r.ci),
                      *[seed_cell(x) for x in r.runs], fmt_s(r.mean_of("train_s")), fmt_kj(r.mean_of("energy_j")),
                      ties_text(board, r), status_text(r)])
@@ -188,7 +188,7 @@ def render_runs_csv(board: Board) -> str:
 def console_table(board: Board) -> str:
     headers = ["#", "entry", "mean", "95% CI (t)", "seeds", "train s", "within noise of"]
     rows = [[text.clean(c, 200) for c in (
-        str(r.rank), r.id + (" (ref)" if r.reference else ""), fmt_pct(r.mean), ci_text(r.ci),
+        str(r.rank), r.label + (" (ref)" if r.reference else ""), fmt_pct(r.mean), ci_text(r.ci),
         " ".join(seed_cell(x).split(" ")[0] for x in r.runs), fmt_s(r.mean_of("train_s")),
         ties_text(board, r))] for r in board.rows]
     return "\n".join([text_table(headers, rows, rule=False)] + [f"warning: {text.clean(w)}" for w in board.warnings])
