@@ -15,7 +15,8 @@ RUN if command -v useradd >/dev/null 2>&1; then \
     else \
         echo 'haet:x:10001:10001::/tmp:/usr/sbin/nologin' >>/etc/passwd && echo 'haet:x:10001:' >>/etc/group; \
     fi
-# The contract promises numpy next to torch; the official image has it, install only if missing.
+# The contract's runtime table (docs/submission-contract.md) promises numpy and PyYAML next to torch;
+# the official image has numpy: install only what is missing.
 RUN python -c "import numpy, yaml" 2>/dev/null || python -m pip install --no-cache-dir numpy pyyaml
 
 COPY submission/ /submission

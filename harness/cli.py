@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from harness import __version__, options, text
+from harness import __version__, options, runtime, text
 from harness.clock import Interrupted
 from harness.console import Progress
 from harness.contract import check_commands, load_submission
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_arguments(run)
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(handler=cmd_run)
-    for module in (validate, grade, leaderboard, check):
+    for module in (validate, grade, leaderboard, check, runtime):
         module.add_parser(commands)
     return parser
 

@@ -1,9 +1,11 @@
+import json
 from pathlib import Path
 
 import pytest
 
 from harness.contract import ContractError, load_submission, phase_environment, submission_digest
-from tests.helpers import CENTROID, run_harness
+from tests.docker_support import docker_client, runtime_image  # noqa: F401
+from tests.helpers import CENTROID, ROOT, run_harness
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -99,3 +101,23 @@ def test_cli_rejects_bad_options(tmp_path, synthetic_npz, args, message):
     proc = run_harness(*base, *args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_local_runtime_is_described(tmp_path):
+    proc = run_harness("runtime", "--json")
+    runtime = json.loads(proc.stdout)
+    assert proc.returncode == 0 and runtime["python"].count(".") == 2
+    assert runtime["packages"]["numpy"] and "torch" in runtime["packages"]
+
+
+@pytest.mark.docker
+def test_the_cpu_image_is_what_the_contract_says(runtime_image):
+    """The runtime table in docs/submission-contract.md against `harness runtime --image`."""
+    rows = [line for line in (ROOT / "docs" / "submission-contract.md").read_text().splitlines()
+            if line.startswith(f"| `{runtime_image}` |")]
+    assert len(rows) == 1, "the contract has a row for the CPU image"
+    python, *packages = [cell.strip() for cell in rows[0].strip("|").split("|")][1:]
+    proc = run_harness("runtime", "--image", runtime_image, "--json", timeout=300)
+    runtime = json.loads(proc.stdout)
+    assert runtime["python"] == python
+    assert [v or "absent" for v in runtime["packages"].values()] == packages

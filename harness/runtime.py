@@ -1,0 +1,68 @@
+"""`python -m harness runtime [--image IMAGE]`: what an entry's Python has, in an image or here.
+
+The runtime is part of the contract (docs/submission-contract.md, "The runtime"): which Python,
+torch and other packages run the entry. This command prints it for a runtime image (a
+throwaway container with no network) or, without --image, for the interpreter the local runner
+uses, so a participant can check before porting a recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Optional
+
+from harness.errors import RunnerError
+
+PACKAGES = ("torch", "torchvision", "numpy", "PIL", "yaml")  # import names, in the contract's order
+NAMES = {"PIL": "Pillow", "yaml": "PyYAML"}  # what the contract calls them
+PROBE = f"""
+import importlib, json, sys
+versions = {{}}
+for name in {PACKAGES!r}:
+    try:
+        versions[name] = getattr(importlib.import_module(name), "__version__", "?")
+    except Exception:
+        versions[name] = None
+print(json.dumps({{"python": sys.version.split()[0], "packages": versions}}))
+"""
+
+
+def describe_local() -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(out.stdout)
+
+
+def describe_image(image: str) -> dict:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=120)
+        output = client.containers.run(image, ["python3", "-c", PROBE], entrypoint=[], network_mode="none",
+                                       remove=True, stdout=True, stderr=False)
+    except Exception as exc:  # no SDK, no engine, no such image
+        raise RunnerError(f"could not run {image!r} to describe it ({exc}); is the engine up and the image built "
+                          "(make image-cpu, or docker build -t haet-runtime:cuda .)?") from None
+    return json.loads(output.decode().strip().splitlines()[-1])
+
+
+def table(runtime: dict) -> str:
+    rows = [("Python", runtime["python"])] + [(NAMES.get(n, n), v or "absent") for n, v in runtime["packages"].items()]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("runtime", help="what an entry's Python has: in a runtime image, or here")
+    p.add_argument("--image", help="a runtime image, e.g. haet-runtime:cpu (default: this host's interpreter, "
+                                   "which the local runner uses)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_runtime)
+
+
+def cmd_runtime(args: argparse.Namespace, progress) -> int:
+    runtime: Optional[dict] = describe_image(args.image) if args.image else describe_local()
+    print(json.dumps(runtime) if args.json else f"{args.image or 'this host (--runner local)'}\n{table(runtime)}")
+    return 0
