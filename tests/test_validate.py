@@ -114,3 +114,17 @@ def test_a_quick_entry_that_does_not_learn_is_pointed_at_its_predictions(tmp_pat
     code, report, checks = validate_json(lazy)
     assert checks["learns"]["status"] == "warn", checks["learns"]
     assert "check that predictions use the trained checkpoint" in checks["learns"]["fix"]
+
+
+@pytest.mark.parametrize("handles, status", [(False, "warn"), (True, "pass")])
+def test_an_entry_that_ignores_sigterm_is_told_to_save_and_exit(tmp_path, handles, status):
+    """A common mistake, caught with its one-line fix: train that does not stop on SIGTERM."""
+    entry = copy_entry(CENTROID, tmp_path / "stubborn")
+    handler = "lambda *_: sys.exit(0)" if handles else "signal.SIG_IGN"
+    (entry / "train.py").write_text(
+        (CENTROID / "train.py").read_text()
+        + f"\nimport signal, sys, time\nsignal.signal(signal.SIGTERM, {handler})\nwhile True:\n    time.sleep(0.1)\n")
+    code, report, checks = validate_json(entry, "--smoke-budget", "4")
+    assert checks["sigterm"]["status"] == status, checks["sigterm"]
+    if not handles:
+        assert "on SIGTERM, save the model and exit" in checks["sigterm"]["fix"]

@@ -169,6 +169,7 @@ def smoke_checks(result: Validation, root: Path, runner: str, budget_s: float, w
                else "finished")
         result.add(Check("trains", "trains on the synthetic set (CPU)", PASS,
                          f"train phase {how} in {run.train.seconds:.1f}s of {budget_s:g}s"))
+        result.add(sigterm_check(run.train))
     else:
         result.add(Check("trains", "trains on the synthetic set (CPU)", FAIL,
                          f"train phase {run.train.outcome.value}: {run.train.detail}" + (f"; log: {tail}" if tail else ""),
@@ -229,6 +230,20 @@ def smoke_checks(result: Validation, root: Path, runner: str, budget_s: float, w
                          "the local runner does not cut the network", "validate with --runner docker to prove it"))
     else:
         result.add(Check("network", "runs without network", PASS, "the smoke run had no network and succeeded"))
+
+
+def sigterm_check(train) -> Check:
+    """A common mistake: an entry that does not stop on SIGTERM loses what it did after its last save."""
+    title = "stops on SIGTERM (saves and exits within HAET_GRACE_S)"
+    sent = [s.name for s in train.signals]
+    if "SIGKILL" in sent:
+        return Check("sigterm", title, WARN, f"still running {train.grace_s or 0:g}s after SIGTERM: killed at the deadline",
+                     "on SIGTERM, save the model and exit (signal.signal(signal.SIGTERM, ...)); work after the "
+                     "last save is lost when SIGKILL comes")
+    if "SIGTERM" in sent:
+        return Check("sigterm", title, PASS, "exited after SIGTERM, before the deadline")
+    return Check("sigterm", title, SKIP, "train finished before SIGTERM was due",
+                 "lower --smoke-budget to see how the entry stops at SIGTERM")
 
 
 def validate(root: Path, *, runner: str = "auto", smoke: bool = True, smoke_budget_s: float = 20.0,
