@@ -128,3 +128,14 @@ def test_an_entry_that_ignores_sigterm_is_told_to_save_and_exit(tmp_path, handle
     assert checks["sigterm"]["status"] == status, checks["sigterm"]
     if not handles:
         assert "on SIGTERM, save the model and exit" in checks["sigterm"]["fix"]
+
+
+def test_predictions_out_of_order_are_pointed_at_the_index(tmp_path):
+    """A common mistake: right labels, wrong rows (here in reverse). It scores at chance, and the fix says why."""
+    shuffled = copy_entry(CENTROID, tmp_path / "shuffled")
+    predict = (CENTROID / "predict.py").read_text().replace("enumerate(labels)", "enumerate(labels[::-1])")
+    assert predict != (CENTROID / "predict.py").read_text()
+    (shuffled / "predict.py").write_text(predict)
+    code, report, checks = validate_json(shuffled)
+    assert checks["learns"]["status"] == "warn", checks["learns"]
+    assert "each row's index is the image's position in test.npz" in checks["learns"]["fix"]

@@ -221,7 +221,8 @@ def smoke_checks(result: Validation, root: Path, runner: str, budget_s: float, w
                      f"the smoke budget may be too short for this entry: validate again with --smoke-budget "
                      f"{max(60, 3 * budget_s):g}" if short_budget else
                      "not a contract failure, but a model that learns scores well above chance on this easy set; "
-                     "check that predictions use the trained checkpoint"))
+                     "check that predictions use the trained checkpoint, and that each row's index is the image's "
+                     "position in test.npz"))
     if run.train.stray_processes_killed:
         result.add(Check("processes", "leaves no processes behind", WARN, run.train.detail,
                          "wait for worker processes (e.g. DataLoader workers) before exiting"))
