@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +20,10 @@ from harness.organizer import leaderboard
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
                  if os.access(p, os.X_OK)), None)
 EVIL = "<script>alert('x')</script>"
+OVERFLOW_PROBE = ("<script>addEventListener('load', () => document.body.setAttribute('data-overflow', "
+                  "[...document.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1 && "
+                  "getComputedStyle(e).overflowX != 'visible').map(e => e.className + ':' + e.scrollWidth)"
+                  ".join(' ')))</script>")
 
 
 def fake_run(directory: Path, seed: int, status: str, accuracy: float | None, reason: str = "", energy=None):
@@ -112,7 +117,13 @@ def test_leaderboard_html_renders_in_headless_chromium(tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "fast-net" in dom.stdout and "<svg" in dom.stdout and "Paired t-test" in dom.stdout
     assert "Uncaught" not in dom.stderr and "CONSOLE" not in dom.stderr
-    run = subprocess.run(base + ["--window-size=1400,1300", f"--screenshot={shot}", page.as_uri()],
+    # At 1200 px nothing scrolls sideways (no column hidden): the page reports any element that does.
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", OVERFLOW_PROBE + "</body>"))
+    dom = subprocess.run(base + ["--window-size=1200,900", "--dump-dom", probe.as_uri()], capture_output=True,
+                         text=True, timeout=120)
+    assert 'data-overflow=""' in dom.stdout, re.findall(r'data-overflow="[^"]*"', dom.stdout)
+    run = subprocess.run(base + ["--window-size=1200,1300", f"--screenshot={shot}", page.as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one

@@ -31,14 +31,14 @@ main{max-width:1500px;margin:0 auto;padding:24px 28px 48px}
 h1{font-size:26px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}
 .meta{color:#56627a;margin:0 0 16px}
 table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.08);margin:6px 0 10px}
-th,td{padding:7px 10px;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}
-th{background:#eef1f5;font-weight:600;font-size:13px;color:#39445a;white-space:nowrap}
+th,td{padding:6px 8px;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}
+th{background:#eef1f5;font-weight:600;font-size:12px;color:#39445a}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.ref td{background:#f3f7ff}
 .rank{font-weight:700;font-size:17px}
 .acc{font-weight:700;font-size:17px}
-.entry{font-weight:600;min-width:190px;white-space:nowrap}.path{color:#6b768c;font-size:12px;overflow-wrap:anywhere}
-td.who{min-width:200px;max-width:320px}.small{display:block;font-size:11px;color:#a01b1b;font-weight:400}
+.entry{font-weight:600;overflow-wrap:anywhere}.path{color:#6b768c;font-size:12px;overflow-wrap:anywhere}
+td.who{min-width:140px;max-width:240px}.small{display:block;font-size:11px;color:#a01b1b;font-weight:400}
 .tag{display:inline-block;white-space:nowrap;padding:1px 7px;border-radius:9px;font-size:12px;font-weight:600;margin-left:4px}
 .tag.ref{background:#dbe7ff;color:#1f4fb3}.tag.bad{background:#fde2e2;color:#a01b1b}
 .tag.inc{background:#fff1cc;color:#7a5a00}.tag.ok{background:#dff5e3;color:#18692d}
