@@ -72,6 +72,7 @@ class PhaseResult:
     checkpoint_files: int = 0  # all files found; `checkpoints` lists at most the first few
     last_checkpoint_write_s: Optional[float] = None  # latest change the harness saw in HAET_CHECKPOINTS
     late_checkpoints: list[str] = field(default_factory=list)  # written after the deadline: never scored
+    rewritten_in_place: list[str] = field(default_factory=list)  # checkpoints saved non-atomically (seen twice)
 
 
 @dataclass

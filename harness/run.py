@@ -7,9 +7,7 @@ timed by the clock; the scorer is the only code that ever sees held-out labels.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata
-import os
 import platform
 import shutil
 import socket
@@ -20,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness import __version__, data, report, scoring, text
+from harness import __version__, data, report, scoring
+from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, drop_late_checkpoints, list_checkpoints
 from harness.clock import Deadline, Interrupted, supervise
 from harness.console import Progress
 from harness.contract import PREDICTIONS_FILE, Submission, load_submission, submission_digest
@@ -43,13 +42,10 @@ from harness.monitor import Gpus, Monitor
 from harness.options import RunOptions
 from harness.runners import PhaseSpec, Runner
 
-HASHED_CHECKPOINT_LIMIT = 2**30  # bigger checkpoints are listed without a sha256
-LISTED_CHECKPOINTS = 100  # result.json names at most this many checkpoint files; the count covers all
 TICK_S = 0.5  # how often the watcher reads events and redraws progress
 PUBLIC_HELDOUT = ("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
                   "for a real competition pass --eval-data with a secret set")
 NOT_ISOLATED = "the local runner ran the entry on this host without isolation (not a sandbox)"
-FILE_CLOCK_SLACK_S = 0.02  # file times come from the kernel's coarse clock (one tick late at most)
 
 
 def new_run_dir(runs_dir: Path, name: str, run_id: Optional[str] = None) -> Path:
@@ -132,7 +128,8 @@ class PhaseRunner:
             monitor = Monitor(handle.sample, self.devices.gpus, self.devices.note, self.options.monitor_interval_s,
                               run_dir / "metrics.csv")
             monitor.start(deadline.started_monotonic)
-        watcher = Watcher(spec, deadline, events, monitor, self.progress).start()
+        saves = SaveWatch(handle.checkpoint_view() if spec.writable_checkpoints else None)
+        watcher = Watcher(spec, deadline, events, monitor, saves, self.progress).start()
 
         interrupted = False
         try:
@@ -159,6 +156,7 @@ class PhaseRunner:
             stray_processes_killed=exit_info.stray_processes_killed,
             log_tail=tail[-20:],
         )
+        result.rewritten_in_place = sorted(saves.in_place)[:LISTED_CHECKPOINTS]
         if exit_info.checkpoint_times is not None:
             drop_late_checkpoints(result, exit_info.checkpoint_times, spec.checkpoints_dir, deadline)
         if interrupted:
@@ -189,8 +187,9 @@ class Watcher:
     """
 
     def __init__(self, spec: PhaseSpec, deadline: Deadline, events: EventTail, monitor: Optional[Monitor],
-                 progress: Progress):
+                 saves: SaveWatch, progress: Progress):
         self.spec, self.deadline, self.events, self.monitor, self.progress = spec, deadline, events, monitor, progress
+        self.saves = saves
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"watch:{spec.phase}", daemon=True)
 
@@ -205,6 +204,7 @@ class Watcher:
     def _loop(self) -> None:
         while not self._stop.wait(TICK_S):
             self.events.poll()
+            self.saves.look()
             latest = self.monitor.latest if self.monitor else None
             util = latest.gpus[0]["util"] if latest and latest.gpus else None
             self.progress.update(self.spec.phase, self.deadline.elapsed(), self.spec.budget_s,
@@ -216,54 +216,6 @@ class PhaseInterrupted(Exception):
     def __init__(self, phase: PhaseResult, monitor: MonitorSummary | None):
         super().__init__("interrupted")
         self.phase, self.monitor = phase, monitor
-
-
-def list_checkpoints(directory: Path) -> tuple[list[dict], int]:
-    """The first LISTED_CHECKPOINTS regular files by name (size, sha256) and how many there are.
-
-    Names are the entry's choice, in any bytes: they are listed escaped (harness.text).
-    """
-    def files():
-        for dirpath, _, filenames in os.walk(directory):
-            for name in filenames:
-                path = Path(dirpath) / name
-                if path.is_file() and not path.is_symlink():
-                    yield path
-
-    count, first = 0, []
-    for path in files():  # keeps at most 2 x LISTED_CHECKPOINTS names, however many files there are
-        count += 1
-        first.append(path)
-        if len(first) > 2 * LISTED_CHECKPOINTS:
-            first = sorted(first)[:LISTED_CHECKPOINTS]
-    found = []
-    for file in sorted(first)[:LISTED_CHECKPOINTS]:
-        size = file.stat().st_size
-        sha = None
-        if size <= HASHED_CHECKPOINT_LIMIT:
-            digest = hashlib.sha256()
-            with open(file, "rb") as f:
-                while chunk := f.read(2**20):
-                    digest.update(chunk)
-            sha = digest.hexdigest()
-        found.append({"name": text.file_name(file.relative_to(directory)), "bytes": size, "sha256": sha})
-    return found, count
-
-
-def drop_late_checkpoints(phase: PhaseResult, times: dict[str, float], checkpoints: Path, deadline: Deadline) -> None:
-    """A checkpoint written after the deadline is never scored: it is removed before predict.
-
-    `times` are the files' ctimes (harness.runners.local.change_times): the kernel's clock,
-    which an entry cannot set back.
-    """
-    if not times:
-        return
-    phase.last_checkpoint_write_s = round(max(times.values()) - deadline.started_unix, 3)
-    cutoff = deadline.kill_unix + FILE_CLOCK_SLACK_S
-    late = sorted(name for name, changed in times.items() if changed > cutoff)
-    for name in late:
-        (checkpoints / name).unlink(missing_ok=True)
-    phase.late_checkpoints = [text.file_name(name) for name in late[:LISTED_CHECKPOINTS]]
 
 
 def not_started(phase: str, budget: float) -> PhaseResult:

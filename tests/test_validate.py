@@ -139,3 +139,28 @@ def test_predictions_out_of_order_are_pointed_at_the_index(tmp_path):
     code, report, checks = validate_json(shuffled)
     assert checks["learns"]["status"] == "warn", checks["learns"]
     assert "each row's index is the image's position in test.npz" in checks["learns"]["fix"]
+
+
+@pytest.mark.parametrize("runner", ["local", pytest.param("docker", marks=pytest.mark.docker)])
+def test_a_checkpoint_rewritten_in_place_is_told_to_save_atomically(tmp_path, runner, request):
+    """A common mistake: saving over the checkpoint in place, so a kill in mid-write leaves half a file."""
+    if runner == "docker":
+        request.getfixturevalue("runtime_image")
+    entry = copy_entry(CENTROID, tmp_path / "in-place")
+    (entry / "train.py").write_text((CENTROID / "train.py").read_text() + (
+        "for _ in range(3):  # save again every second, straight over the file\n"
+        "    time.sleep(1.0)\n"
+        "    with open(target, 'wb') as f:\n"
+        "        np.save(f, means)\n"))
+    code, report, checks = validate_json(entry, runner=runner)
+    assert checks["atomic"]["status"] == "warn", checks.get("atomic")
+    assert "model.npy" in checks["atomic"]["detail"] and "os.replace" in checks["atomic"]["fix"]
+    atomic = copy_entry(CENTROID, tmp_path / "atomic")
+    (atomic / "train.py").write_text((CENTROID / "train.py").read_text() + (
+        "for _ in range(3):  # save again every second, the right way\n"
+        "    time.sleep(1.0)\n"
+        "    with open(target + '.tmp', 'wb') as f:\n"
+        "        np.save(f, means)\n"
+        "    os.replace(target + '.tmp', target)\n"))
+    code, report, checks = validate_json(atomic, runner=runner)
+    assert checks["checkpoint"]["status"] == "pass" and "atomic" not in checks, "atomic saves are not flagged"

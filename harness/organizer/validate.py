@@ -189,6 +189,11 @@ def smoke_checks(result: Validation, root: Path, runner: str, budget_s: float, w
         return
     names = ", ".join(c["name"] for c in run.train.checkpoints[:3])
     result.add(Check("checkpoint", "saves a checkpoint", PASS, f"{len(run.train.checkpoints)} file(s): {names}"))
+    if run.train.rewritten_in_place:
+        result.add(Check("atomic", "saves atomically", WARN,
+                         "rewritten in place: " + ", ".join(run.train.rewritten_in_place[:3]),
+                         "write a temporary file, then os.replace() it over the checkpoint: a kill in mid-write "
+                         "leaves a file in place half written, and predict fails on it"))
 
     if run.predict.outcome is not Outcome.COMPLETED:
         ptail = " | ".join(run.predict.log_tail[-3:])

@@ -65,6 +65,9 @@ class PhaseHandle(Protocol):
     def kill(self) -> None:
         """SIGKILL to every process of the phase."""
 
+    def checkpoint_view(self) -> Optional[Path]:
+        """Where the harness can watch the checkpoints being written (train), None where it cannot."""
+
     def sample(self) -> tuple[Optional[float], Optional[int]]:
         """CPU percent (100 = one core) and resident bytes of the whole phase, now."""
 

@@ -223,6 +223,9 @@ class LocalHandle:
         except subprocess.TimeoutExpired:
             return None
 
+    def checkpoint_view(self) -> Optional[Path]:
+        return self.spec.checkpoints_dir
+
     def terminate(self) -> None:
         _terminate_all()
 

@@ -327,18 +327,21 @@ class DockerHandle:
                     pass
         return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times)
 
+    def checkpoint_view(self) -> Optional[Path]:
+        """The checkpoint volume's host side, where the harness runs on the engine's host."""
+        if C_CHECKPOINTS not in self._capped or self.runner.owner["haet.owner.container"]:
+            return None
+        try:
+            mountpoint = Path(self.client.api.inspect_volume(self._capped[C_CHECKPOINTS][0])["Mountpoint"])
+        except (docker.errors.APIError, KeyError):
+            return None
+        return mountpoint if mountpoint.is_dir() else None
+
     def _checkpoint_times(self) -> Optional[dict[str, float]]:
         """The checkpoint files' ctimes, read on the host side of their volume before the copy
         (which would reset them); None where the harness cannot see the engine's volumes."""
-        if C_CHECKPOINTS not in self._capped:
-            return None
-        try:
-            mountpoint = self.client.api.inspect_volume(self._capped[C_CHECKPOINTS][0])["Mountpoint"]
-        except (docker.errors.APIError, KeyError):
-            return None
-        if self.runner.owner["haet.owner.container"] or not os.path.isdir(mountpoint):
-            return None
-        return change_times(Path(mountpoint))
+        view = self.checkpoint_view()
+        return change_times(view) if view else None
 
     def _remove_all(self) -> None:
         for container in (self.container, self._holder):
