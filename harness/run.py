@@ -45,7 +45,7 @@ from harness.runners import PhaseSpec, Runner
 TICK_S = 0.5  # how often the watcher reads events and redraws progress
 PUBLIC_HELDOUT = ("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
                   "for a real competition pass --eval-data with a secret set")
-NOT_ISOLATED = "the local runner ran the entry on this host without isolation (not a sandbox)"
+NOT_ISOLATED = "not isolated: the local runner runs the entry on this host, with your rights (not a sandbox)"
 
 
 def new_run_dir(runs_dir: Path, name: str, run_id: Optional[str] = None) -> Path:
