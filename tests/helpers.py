@@ -80,6 +80,19 @@ def copy_entry(src: Path, dst: Path) -> Path:
     return dst
 
 
+HOSTILE = ROOT / "tests" / "hostile"
+DEADLINE_KIT = HOSTILE / "deadline-kit.py"  # the witnesses every deadline entry imports as `kit`
+
+
+def stage_hostile(name: str, dst: Path) -> Path:
+    """A hostile entry copied where it can run: with the deadline kit beside it when it imports one
+    (Docker mounts only the entry's folder, so the kit must be inside it)."""
+    copy_entry(HOSTILE / name, dst)
+    if "import kit" in (dst / "train.py").read_text():
+        shutil.copy(DEADLINE_KIT, dst / "kit.py")
+    return dst
+
+
 # Entries broken in exactly one way: colour-mean with one file replaced, so each fails one check.
 BROKEN = {
     "bad-manifest": {"submission.yaml": "name: My Entry\ntrain: python train.py\n"},

@@ -21,7 +21,6 @@ import inspect
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -37,7 +36,7 @@ from harness.console import Progress
 from harness.options import RunOptions
 from harness.run import graded_run
 from harness.synthetic import colour_images
-from tests.helpers import CENTROID, run_harness
+from tests.helpers import CENTROID, run_harness, stage_hostile
 from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -171,9 +170,7 @@ def test_heldout_public_marks_a_published_test_split():
 
 
 def _copy(entry: str, tmp_path: Path) -> Path:
-    target = tmp_path / "entries" / entry
-    shutil.copytree(HOSTILE / entry, target)
-    return target
+    return stage_hostile(entry, tmp_path / "entries" / entry)
 
 
 def _assert_chance(result: dict, run: Path, entry: str) -> None:
@@ -321,7 +318,7 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("entry", DEADLINE_ENTRIES)
 def test_deadline_holds_in_docker(entry, tmp_path, synthetic_npz, runtime_image, docker_client):
-    run, result = docker_run(tmp_path, runtime_image, HOSTILE / entry, synthetic_npz, docker_client,
+    run, result = docker_run(tmp_path, runtime_image, _copy(entry, tmp_path), synthetic_npz, docker_client,
                              budget_s=BUDGET, grace_s=GRACE, predict_budget_s=30.0, train_per_class=20,
                              eval_per_class=10, memory="1g", events_limit="32m")
     assert_deadline_held(result, entry)
