@@ -16,7 +16,7 @@
 Every run is a real `python -m harness run` on a small synthetic set; entries, runs and data live in
 a temporary directory. Each entry ignores SIGTERM in its main process, so the SIGKILL must stop it,
 and its witnesses name checkpoint files alive-<who><seconds since HAET_DEADLINE> until they die
-(tests/hostile/deadline-kit.py, copied into each entry as kit.py). Columns:
+(tests/hostile/shared/kit.py, staged into each entry). Columns:
 
   SIGTERM late, SIGKILL late   a signal's at_s in result.json minus its due time (budget - grace,
                                budget), in ms: max and mean over the runs that recorded it
@@ -38,7 +38,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -51,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.synthetic import write_synthetic_npz  # noqa: E402
+from tests.helpers import stage_hostile  # noqa: E402
 
 HOSTILE = ROOT / "tests" / "hostile"
 ENTRIES = ["quiet-baseline", "late-writer", "event-burst", "event-poison", "log-burst", "process-churn",
@@ -98,8 +98,7 @@ def survivors(pid_file: Path) -> int:
 def one_run(tmp: Path, runner: str, entry: str, index: int, args, data: Path) -> dict:
     run_id = f"{runner}-{entry}-{index}"
     submission = tmp / "entries" / run_id
-    shutil.copytree(HOSTILE / entry, submission)
-    shutil.copy(HOSTILE / "deadline-kit.py", submission / "kit.py")  # Docker mounts only the entry's folder
+    stage_hostile(entry, submission)
     pid_file = tmp / f"{run_id}.pids"
     (submission / "probe.json").write_text(json.dumps({"pids": str(pid_file), "scratch": str(tmp / "scratch")}))
     command = [sys.executable, "-m", "harness", "run", "--submission", str(submission), "--runner", runner,

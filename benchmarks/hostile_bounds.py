@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.synthetic import write_synthetic_npz  # noqa: E402
+from tests.helpers import stage_hostile  # noqa: E402
 
 HOSTILE = ROOT / "tests" / "hostile"
 RSS_CEILING = 400 * 2**20  # the harness's own peak RSS, beside the small data set it loads
@@ -67,19 +67,9 @@ def footprint(directory: Path) -> tuple[int, int, int]:
     return apparent, allocated, files
 
 
-def stage(entry: Path, work: Path) -> Path:
-    """A copy of the entry, with the deadline kit beside it when it imports one (Docker mounts
-    only the entry's folder)."""
-    staged = work / "entries" / entry.name
-    if not staged.exists():
-        shutil.copytree(entry, staged)
-        if (staged / "train.py").is_file() and "import kit" in (staged / "train.py").read_text():
-            shutil.copy(HOSTILE / "deadline-kit.py", staged / "kit.py")
-    return staged
-
-
 def grade(entry: Path, runner: str, data: str, work: Path, budget: float) -> dict:
-    entry = stage(entry, work)
+    staged = work / "entries" / entry.name
+    entry = staged if staged.exists() else stage_hostile(entry.name, staged)
     runs = work / f"runs-{runner}"
     command = [sys.executable, "-m", "harness", "run", "--submission", str(entry), "--runner", runner,
                "--device", "cpu", "--data", data, "--budget", str(budget), "--grace", str(budget / 3),

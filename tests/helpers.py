@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,15 +82,17 @@ def copy_entry(src: Path, dst: Path) -> Path:
 
 
 HOSTILE = ROOT / "tests" / "hostile"
-DEADLINE_KIT = HOSTILE / "deadline-kit.py"  # the witnesses every deadline entry imports as `kit`
+SHARED = HOSTILE / "shared"  # modules several hostile entries import: the deadline witnesses, the sampler copy
 
 
 def stage_hostile(name: str, dst: Path) -> Path:
-    """A hostile entry copied where it can run: with the deadline kit beside it when it imports one
-    (Docker mounts only the entry's folder, so the kit must be inside it)."""
+    """A hostile entry copied where it can run, with each shared module it imports beside it
+    (Docker mounts only the entry's folder, so they must be inside it)."""
     copy_entry(HOSTILE / name, dst)
-    if "import kit" in (dst / "train.py").read_text():
-        shutil.copy(DEADLINE_KIT, dst / "kit.py")
+    code = "\n".join(p.read_text() for p in dst.glob("*.py"))
+    for module in SHARED.glob("*.py"):
+        if re.search(rf"^\s*(import|from) {module.stem}\b", code, re.M):
+            shutil.copy(module, dst / module.name)
     return dst
 
 

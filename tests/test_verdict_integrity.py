@@ -110,7 +110,7 @@ def log(run: Path, phase: str) -> str:
 def _sampler():
     """The carried copy of the harness's sampler that replay-sampler uses (no __pycache__ left in
     tests/hostile: the Docker tests check that the entries' folders never change)."""
-    path = HOSTILE / "replay-sampler" / "sampler.py"
+    path = HOSTILE / "shared" / "sampler.py"
     module = types.ModuleType("replay_sampler")
     exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
     return module
@@ -197,7 +197,7 @@ def test_seed_derived_orders_score_chance_locally(entry, held_out, tmp_path, hel
 @pytest.mark.docker
 @pytest.mark.parametrize("entry", ["replay-sampler", "seed-oracle"])
 def test_seed_derived_orders_score_chance_in_docker(entry, tmp_path, heldout_data, runtime_image, docker_client):
-    run, result = docker_run(tmp_path, runtime_image, HOSTILE / entry, heldout_data["pool"], docker_client,
+    run, result = docker_run(tmp_path, runtime_image, _copy(entry, tmp_path), heldout_data["pool"], docker_client,
                              budget_s=20.0, grace_s=5.0, predict_budget_s=30.0, seed=7, train_per_class=20,
                              eval_per_class=30)
     _assert_chance(result, run, entry)
