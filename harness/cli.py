@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from harness import __version__, options, runtime, text
+from harness import __version__, options, reproduce, runtime, text
 from harness.clock import Interrupted
 from harness.console import Progress
 from harness.contract import check_commands, load_submission
 from harness.errors import BAD_INPUT, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NOT_SCORED, EXIT_SCORED
-from harness.model import Status
+from harness.model import SeriesResult, Status
 from harness.organizer import check, grade, leaderboard, validate
 from harness.report import summary_table
 from harness.run import graded_run
@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default: runs)")
     options.add_arguments(run)
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--reproduce", type=Path, metavar="RUN_DIR",
+                     help="rerun that run (its entry, options, seeds and data) into a new run directory; "
+                          "the other run options are taken from it")
     run.set_defaults(handler=cmd_run)
     for module in (validate, grade, leaderboard, check, runtime):
         module.add_parser(commands)
@@ -43,13 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace, progress: Progress) -> int:
-    run_options = options.from_args(args)
+    original = None
+    if args.reproduce:
+        run_options, original = reproduce.load(args.reproduce, args.runs_dir, args.run_id)
+    else:
+        run_options = options.from_args(args)
     runner = runner_for(run_options)  # the participant's own command: may fall back to the local runner
     if runner.name == "local" and run_options.runner == "auto":
         progress.say("runner: no Docker engine answers; using the local runner (not a sandbox)")
     check_commands(load_submission(run_options.submission), runner.name)
-    result = graded_run(run_options, runner, progress)
+    result = graded_run(run_options, runner, progress, original=original)
     progress.say(summary_table(result))
+    for run in result.repeats if isinstance(result, SeriesResult) else [result]:
+        if run.reproduces:
+            progress.say(f"reproduces {run.reproduces.path}: " + ("; ".join(run.reproduces.differences)
+                                                                 or "no difference in the recorded environment"))
     return EXIT_SCORED if result.status is Status.SCORED else EXIT_NOT_SCORED
 
 

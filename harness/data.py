@@ -59,6 +59,7 @@ class GradedSets:
     train: Split
     eval: Split
     info: DataInfo
+    curve: Optional[Split] = None  # the off-clock curve set (harness.curve): never the held-out images
 
 
 # --- sources -----------------------------------------------------------------
@@ -310,8 +311,10 @@ def draw(
     eval_per_class: int,
     source: str,
     eval_source: str,
+    curve_per_class: int = 0,
 ) -> GradedSets:
-    """The seeded, class-balanced, disjoint train and held-out sets of one repeat."""
+    """The seeded, class-balanced, disjoint train and held-out sets of one repeat (and, with
+    `curve_per_class`, the curve set: see `_draw_curve`)."""
     n = len(pool.classes)
     rng = np.random.default_rng(seed)
     train_idx = _take_per_class(pool.train.labels, n, train_per_class, rng, what=f"train set of {source}",
@@ -355,7 +358,34 @@ def draw(
         heldout_public=eval_source == "cifar10",
         heldout_order_key=order_key,
     )
-    return GradedSets(list(pool.classes), train, evaluation, info)
+    curve = None
+    if curve_per_class:
+        curve = _draw_curve(pool, eval_pool, held_out, seed, train_idx, eval_idx, curve_per_class, source)
+    return GradedSets(list(pool.classes), train, evaluation, info, curve)
+
+
+CURVE_STREAM = 0x637572  # the curve set's own random stream: drawing it never changes the official sets
+
+
+def _draw_curve(pool: Pool, eval_pool: Optional[Pool], held_out: Split, seed: int, train_idx: np.ndarray,
+                eval_idx: np.ndarray, per_class: int, source: str) -> Split:
+    """Seeded, class-balanced images that are neither held-out nor training images.
+
+    From the source's test split when it has one (less the held-out images when those came from it
+    too), else from its training images less the 5000 the entry trains on (and the held-out ones).
+    """
+    rng = np.random.default_rng([seed, CURVE_STREAM])
+    if pool.test is not None:
+        split = pool.test
+        exclude = eval_idx if held_out is pool.test else None
+    else:
+        split = pool.train
+        used = [train_idx] + ([eval_idx] if held_out is pool.train else [])
+        exclude = np.concatenate(used)
+    picked = _take_per_class(split.labels, len(pool.classes), per_class, rng, exclude=exclude,
+                             what=f"curve set of {source} (images that are neither training nor held-out)",
+                             flag="--curve-per-class")
+    return Split(split.images[picked], split.labels[picked])
 
 
 def write_phase_data(sets: GradedSets, train_dir: Path, test_dir: Path) -> None:

@@ -98,6 +98,7 @@ class GpuSummary:
     power_mean_w: Optional[float] = None
     power_max_w: Optional[float] = None
     energy_j: Optional[float] = None
+    energy_method: Optional[str] = None  # "nvml_energy_counter" | "integrated_power" (no counter on this GPU)
     temperature_max_c: Optional[float] = None
     sm_clock_mean_mhz: Optional[float] = None
 
@@ -112,6 +113,8 @@ class MonitorSummary:
     gpus: Optional[list[GpuSummary]] = None  # None: no GPU visible to the harness
     gpu_note: str = ""
     gpu_status: Optional[GpuStatus] = None  # None in results written before schema 2
+    cpu_energy_j: Optional[float] = None  # RAPL package energy over the train phase; None: not readable
+    cpu_energy_note: str = ""
     warnings: list[str] = field(default_factory=list)
 
 
@@ -144,6 +147,59 @@ class Environment:
     image: Optional[str] = None
     hostname: str = ""
     isolated: bool = True  # False under the local runner: the entry ran on the host, unsandboxed
+    # The fingerprint (harness.fingerprint): what a rerun compares against (`run --reproduce`)
+    gpu_details: list[dict[str, Any]] = field(default_factory=list)  # per GPU, read at the run's start
+    cpu_model: Optional[str] = None
+    cpu_cores: Optional[int] = None  # logical
+    kernel: Optional[str] = None
+    packages_file: Optional[str] = None  # in the run directory: name==version, one a line
+    packages_sha256: Optional[str] = None
+    image_digest: Optional[str] = None  # the runtime image's id under Docker
+    git_commit: Optional[str] = None  # the harness's checkout; None when not run from git
+
+
+@dataclass
+class CurvePoint:
+    """One snapshot of the train phase's checkpoints, predicted off the clock (harness.curve)."""
+
+    seconds: float  # when the harness first saw this checkpoint complete, after the train phase's start
+    checkpoint: str  # the snapshot's name; `final` is what the official score used
+    status: str  # scored | failed
+    accuracy: Optional[float] = None  # on the curve set, never the held-out set
+    correct: Optional[int] = None
+    total: Optional[int] = None
+    ci95_low: Optional[float] = None  # Wilson
+    ci95_high: Optional[float] = None
+    gpu_energy_j: Optional[float] = None  # GPU board energy since the train phase started; None: no GPU read
+    cpu_energy_j: Optional[float] = None  # RAPL package energy since the start; None: not readable
+    files: int = 0
+    bytes: int = 0
+    final: bool = False
+    detail: str = ""
+
+
+@dataclass
+class Curve:
+    """Accuracy against time and energy: the snapshots, each predicted on the curve set."""
+
+    per_class: int
+    target: float
+    points: list[CurvePoint] = field(default_factory=list)
+    time_to_target_s: Optional[float] = None  # at the first point at or above `target`; None: never reached
+    gpu_energy_to_target_j: Optional[float] = None
+    cpu_energy_to_target_j: Optional[float] = None
+    snapshots_seen: int = 0  # complete checkpoints the harness copied (thinned to the kept ones)
+    predict_seconds: float = 0.0  # what the curve cost, off the clock
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Reproduction:
+    """`run --reproduce`: the run this one repeats, and what differs between the two."""
+
+    run_id: str
+    path: str
+    differences: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -189,6 +245,9 @@ class RunResult:
     score: Optional[Score] = None
     warnings: list[str] = field(default_factory=list)
     build: Optional[BuildInfo] = None
+    curve: Optional[Curve] = None  # --curve: accuracy against time and energy, off the clock
+    options: dict[str, Any] = field(default_factory=dict)  # RunOptions.record(): what --reproduce reruns
+    reproduces: Optional[Reproduction] = None
     schema_version: int = SCHEMA_VERSION
     kind: str = "run"
 

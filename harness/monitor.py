@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from harness.energy import RAPL_ROOT, Rapl
 from harness.files import atomic_write_text
 from harness.model import GpuSummary, MonitorSummary
 
@@ -82,6 +83,22 @@ class Gpus:
         version = _try(self.nvml.nvmlSystemGetDriverVersion)
         return version.decode() if isinstance(version, bytes) else version
 
+    def energy_method(self, i: int) -> str:
+        """How GPU i's board energy is measured: NVML's counter (Volta and newer), else integrated power."""
+        return "nvml_energy_counter" if self._energy_start[i] is not None else "integrated_power"
+
+    def fingerprint(self) -> list[dict[str, Any]]:
+        """Each GPU as it is now (the run's start): what a rerun compares against."""
+        nvml, out = self.nvml, []
+        for info, h in zip(self.info, self.handles):
+            limit = _try(lambda: nvml.nvmlDeviceGetPowerManagementLimit(h) / 1000.0)
+            out.append({**{k: info[k] for k in ("index", "name", "uuid")},
+                        "power_limit_w": limit,
+                        "sm_clock_mhz": _try(lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM)),
+                        "memory_clock_mhz": _try(lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_MEM)),
+                        "temperature_c": _try(lambda: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU))})
+        return out
+
     def _energy_mj(self, handle) -> Optional[float]:
         return _try(lambda: float(self.nvml.nvmlDeviceGetTotalEnergyConsumption(handle)))
 
@@ -141,6 +158,7 @@ class Monitor:
         gpu_note: str,
         interval_s: float,
         csv_path: Path,
+        rapl_root: Path = RAPL_ROOT,
     ):
         self.sample_tree = sample_tree
         self.gpus = gpus
@@ -151,6 +169,16 @@ class Monitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="monitor", daemon=True)
         self._start = 0.0
+        self.rapl, self.rapl_note = Rapl.open(rapl_root)
+        self._end_gpus: list[dict[str, Optional[float]]] = []
+
+    def energy_so_far(self) -> tuple[Optional[float], Optional[float]]:
+        """(GPU board J, CPU package J) since the phase started: the GPUs as of the latest sample,
+        RAPL read now; None where not measured."""
+        latest = self.latest
+        gpu = [g["energy_j"] for g in latest.gpus] if latest and latest.gpus else []
+        gpu_j = sum(gpu) if gpu and None not in gpu else None
+        return gpu_j, self.rapl.read() if self.rapl else None
 
     @property
     def latest(self) -> Optional[Sample]:
@@ -160,6 +188,8 @@ class Monitor:
         self._start = started_monotonic
         if self.gpus:
             self.gpus.start_energy()
+        if self.rapl:
+            self.rapl.start()
         self._thread.start()
         return self
 
@@ -180,6 +210,8 @@ class Monitor:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        if self.gpus:  # the energy counters read once more at the phase's end
+            self._end_gpus = self.gpus.read(time.monotonic())
         self.write_csv()
         return self.summary()
 
@@ -206,6 +238,8 @@ class Monitor:
             cpu_percent_max=round(max(cpu), 1) if cpu else None,
             rss_peak_bytes=max(rss) if rss else None,
             gpu_note=self.gpu_note,
+            cpu_energy_j=round(cpu_j, 1) if self.rapl and (cpu_j := self.rapl.read()) is not None else None,
+            cpu_energy_note="RAPL package energy" if self.rapl else self.rapl_note,
         )
         if self.gpus:
             summary.gpus = [self._gpu_summary(i) for i in range(len(self.gpus.handles))]
@@ -223,6 +257,8 @@ class Monitor:
 
         util, mem, power = series("util"), series("mem_used_bytes"), series("power_w")
         temp, clock, energy = series("temp_c"), series("sm_clock_mhz"), series("energy_j")
+        end = self._end_gpus[i]["energy_j"] if len(self._end_gpus) > i else None
+        energy += [end] if end is not None else []
         return GpuSummary(
             **self.gpus.info[i],
             util_mean=_mean(util),
@@ -231,6 +267,7 @@ class Monitor:
             power_mean_w=_mean(power),
             power_max_w=max(power) if power else None,
             energy_j=round(energy[-1], 1) if energy else None,
+            energy_method=self.gpus.energy_method(i) if energy else None,
             temperature_max_c=max(temp) if temp else None,
             sm_clock_mean_mhz=_mean(clock),
         )

@@ -54,6 +54,9 @@ class RunOptions:
     train_per_class: int = 500
     eval_per_class: int = 100
     monitor_interval_s: float = 0.5
+    curve: bool = False  # off the clock, but it costs a predict per snapshot (docs/curves.md)
+    curve_per_class: int = 100
+    target: float = 0.85
     runs_dir: Path = Path("runs")
     cache_dir: Optional[Path] = None  # None: default_cache_dir()
     run_id: Optional[str] = None
@@ -84,6 +87,10 @@ class RunOptions:
             raise UsageError("--train-per-class and --eval-per-class must be at least 1")
         if self.monitor_interval_s <= 0:
             raise UsageError("--monitor-interval must be positive")
+        if self.curve_per_class < 1:
+            raise UsageError("--curve-per-class must be at least 1")
+        if not 0 < self.target <= 1:
+            raise UsageError(f"--target is an accuracy between 0 and 1 (e.g. 0.85), not {self.target:g}")
         if self.build_timeout_s is not None and self.build_timeout_s <= 0:
             raise UsageError("--build-timeout must be a positive number of seconds")
         return self
@@ -126,6 +133,7 @@ class Option:
     parse: Callable[[str], Any] = str
     recorded: bool = True  # part of a grading's plan (what must not change on resume)
     boolean: bool = False
+    negatable: bool = False  # a boolean with a --no- form too
 
     @property
     def key(self) -> str:
@@ -159,6 +167,12 @@ OPTIONS = [
     Option("train_per_class", "--train-per-class", "training images per class", int),
     Option("eval_per_class", "--eval-per-class", "held-out images per class", int),
     Option("monitor_interval_s", "--monitor-interval", "seconds between samples", float),
+    Option("curve", "--curve", "after the official score, predict each kept snapshot of the checkpoints on a "
+                               "curve set apart from the held-out images: accuracy against time and energy "
+                               "(off the clock; costs up to 12 extra predict phases)", bool, boolean=True,
+           negatable=True),
+    Option("curve_per_class", "--curve-per-class", "curve-set images per class", int),
+    Option("target", "--target", "accuracy whose time and energy to reach the curve reports", float),
     Option("cache_dir", "--cache-dir", "prepared data cache (default: $HAET_CACHE or ~/.cache/haet)", Path),
 ]
 CHOICES = {"device": ["auto", "cuda", "cpu"], "runner": ["auto", "local", "docker"]}
@@ -176,7 +190,9 @@ def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude:
         default = None if unset else defaults.get(option.field, PARSER_DEFAULTS.get(option.field, option.default))
         shown = "" if default in (None, False) else f" (default: {default})"
         if option.boolean:
-            parser.add_argument(option.flag, dest=option.field, action="store_true", help=option.help)
+            action = argparse.BooleanOptionalAction if option.negatable else "store_true"
+            parser.add_argument(option.flag, dest=option.field, action=action, help=option.help,
+                                **({"default": None if unset else option.default} if option.negatable else {}))
             continue
         parser.add_argument(option.flag, dest=option.field, type=option.parse, default=default,
                             choices=CHOICES.get(option.field), help=option.help + shown)

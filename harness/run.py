@@ -6,11 +6,9 @@ timed by the clock; the scorer is the only code that ever sees held-out labels.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import importlib.metadata
-import platform
 import shutil
-import socket
 import statistics
 import threading
 import time
@@ -18,20 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness import __version__, data, report, scoring
+from harness import curve, data, report, scoring
 from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, drop_late_checkpoints, list_checkpoints
 from harness.clock import Deadline, Interrupted, supervise
 from harness.console import Progress
 from harness.contract import PREDICTIONS_FILE, Submission, load_submission, submission_digest
 from harness.events import EventTail, describe
+from harness.fingerprint import environment
+from harness.reproduce import compare
 from harness.files import atomic_copy, atomic_write_json
 from harness.formatting import utc_now
 from harness.model import (
-    Environment,
+    Curve,
     GpuStatus,
     MonitorSummary,
     Outcome,
     PhaseResult,
+    Reproduction,
     RunResult,
     SeriesResult,
     Status,
@@ -41,6 +42,7 @@ from harness.model import (
 from harness.monitor import Gpus, Monitor
 from harness.options import RunOptions
 from harness.runners import PhaseSpec, Runner
+from harness.snapshots import Snapshots
 
 TICK_S = 0.5  # how often the watcher reads events and redraws progress
 PUBLIC_HELDOUT = ("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
@@ -60,34 +62,6 @@ def new_run_dir(runs_dir: Path, name: str, run_id: Optional[str] = None) -> Path
         except FileExistsError:
             continue
     raise RuntimeError(f"could not create a new run directory under {runs_dir}")
-
-
-def environment(runner: Runner, options: RunOptions, gpus: Optional[Gpus]) -> Environment:
-    try:
-        torch_version = importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        torch_version = None
-    env = Environment(
-        harness=__version__,
-        python=platform.python_version(),
-        platform=platform.platform(),
-        runner=runner.name,
-        device=options.device,
-        torch=torch_version,
-        image=runner.describe().get("image"),
-        hostname=socket.gethostname(),
-        isolated=runner.isolated,
-    )
-    if gpus:
-        env.gpus = [f"{g['index']}: {g['name']} ({g['uuid']})" for g in gpus.info]
-        env.driver = gpus.driver()
-        cuda = getattr(gpus.nvml, "nvmlSystemGetCudaDriverVersion", None)
-        try:
-            version = cuda() if cuda else None
-            env.cuda = f"{version // 1000}.{version % 1000 // 10}" if version else None
-        except Exception:  # an old driver without the call
-            env.cuda = None
-    return env
 
 
 @dataclass
@@ -116,8 +90,10 @@ class Devices:
 class PhaseRunner:
     """Starts one phase, watches it, and turns what happened into a PhaseResult."""
 
-    def __init__(self, runner: Runner, options: RunOptions, progress: Progress, devices: "Devices"):
+    def __init__(self, runner: Runner, options: RunOptions, progress: Progress, devices: "Devices",
+                 snapshot_store: Optional[Path] = None):
         self.runner, self.options, self.progress, self.devices = runner, options, progress, devices
+        self.snapshot_store, self.snapshots = snapshot_store, None  # --curve: train's snapshots land here
 
     def run(self, spec: PhaseSpec, run_dir: Path, monitored: bool) -> tuple[PhaseResult, MonitorSummary | None]:
         handle = self.runner.start(spec)
@@ -129,7 +105,11 @@ class PhaseRunner:
                               run_dir / "metrics.csv")
             monitor.start(deadline.started_monotonic)
         saves = SaveWatch(handle.checkpoint_view() if spec.writable_checkpoints else None)
-        watcher = Watcher(spec, deadline, events, monitor, saves, self.progress).start()
+        if self.snapshot_store and spec.writable_checkpoints:
+            self.snapshots = Snapshots(saves.view, self.snapshot_store, deadline.elapsed,
+                                       monitor.energy_so_far if monitor else lambda: (None, None))
+        watcher = Watcher(spec, deadline, events, monitor, saves, self.progress,
+                          self.snapshots if spec.writable_checkpoints else None).start()
 
         interrupted = False
         try:
@@ -187,9 +167,9 @@ class Watcher:
     """
 
     def __init__(self, spec: PhaseSpec, deadline: Deadline, events: EventTail, monitor: Optional[Monitor],
-                 saves: SaveWatch, progress: Progress):
+                 saves: SaveWatch, progress: Progress, snapshots: Optional[Snapshots] = None):
         self.spec, self.deadline, self.events, self.monitor, self.progress = spec, deadline, events, monitor, progress
-        self.saves = saves
+        self.saves, self.snapshots = saves, snapshots
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"watch:{spec.phase}", daemon=True)
 
@@ -205,6 +185,8 @@ class Watcher:
         while not self._stop.wait(TICK_S):
             self.events.poll()
             self.saves.look()
+            if self.snapshots:
+                self.snapshots.look()
             latest = self.monitor.latest if self.monitor else None
             util = latest.gpus[0]["util"] if latest and latest.gpus else None
             self.progress.update(self.spec.phase, self.deadline.elapsed(), self.spec.budget_s,
@@ -237,6 +219,7 @@ def run_once(
     devices: Devices,
     seed: int,
     run_id: str,
+    original: Optional[tuple[Path, RunResult]] = None,
 ) -> RunResult:
     started_at, t0 = utc_now(), time.monotonic()
     work = run_dir / ".work"
@@ -244,7 +227,7 @@ def run_once(
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     data.write_phase_data(sets, dirs["train-data"], dirs["test-data"])
-    phases = PhaseRunner(runner, options, progress, devices)
+    phases = PhaseRunner(runner, options, progress, devices, work / "snapshots" if options.curve else None)
 
     def spec(phase: str, budget: float, data_dir: Path, output: Optional[Path]) -> PhaseSpec:
         return PhaseSpec(
@@ -272,12 +255,15 @@ def run_once(
         train=not_started("train", options.budget_s),
         predict=not_started("predict", options.predict_budget_s),
         monitor=MonitorSummary(interval_s=options.monitor_interval_s, samples=0),
-        environment=environment(runner, options, devices.gpus),
+        environment=environment(runner, options.device, devices.gpus, run_dir),
         started_at=started_at,
         finished_at=started_at,
         wall_seconds=0.0,
         seed=seed,
+        options=dataclasses.replace(options, seed=seed, repeats=1).record(),
     )
+    if original is not None:
+        result.reproduces = Reproduction(original[1].run_id, str(original[0]))
     result.warnings += [PUBLIC_HELDOUT] if sets.info.heldout_public else []
     result.warnings += [] if runner.isolated else [NOT_ISOLATED]
     try:
@@ -290,7 +276,9 @@ def run_once(
         progress.say(f"[{result.run_id}] train: {submission.train_text} (budget {options.budget_s:g}s, seed {seed})")
         result.train, result.monitor = phases.run(spec("train", options.budget_s, dirs["train-data"], None),
                                                   run_dir, monitored=True)
-        result.environment = environment(runner, options, devices.gpus)  # now naming the image the entry really ran in
+        result.environment = environment(runner, options.device, devices.gpus, run_dir)  # the image it really ran in
+        if result.reproduces:
+            result.reproduces.differences = compare(original[1], result)
         result.train.checkpoints, result.train.checkpoint_files = list_checkpoints(dirs["checkpoints"])
         if result.train.late_checkpoints:
             result.warnings.append(
@@ -312,6 +300,26 @@ def run_once(
 
         # Score: the only place held-out labels are used.
         judge(result, dirs["output"] / PREDICTIONS_FILE, run_dir, sets)
+
+        # Curve: each snapshot predicted like the official predict, off the clock, on the curve set.
+        if phases.snapshots and sets.curve is not None and result.train.outcome in (Outcome.COMPLETED,
+                                                                                  Outcome.KILLED_AT_DEADLINE):
+            def predict(checkpoints: Path, data_dir: Path, output: Path, name: str) -> PhaseResult:
+                point = dataclasses.replace(spec("predict", options.predict_budget_s, data_dir, output),
+                                            checkpoints_dir=checkpoints, log_path=run_dir / "curve-logs" / f"{name}.log")
+                return phases.run(point, run_dir, monitored=False)[0]
+
+            gpu = [g.energy_j for g in result.monitor.gpus or []]
+            phases.snapshots.final(dirs["checkpoints"], result.train.last_checkpoint_write_s or result.train.seconds,
+                                   (sum(gpu) if gpu and None not in gpu else None, result.monitor.cpu_energy_j))
+            result.curve = Curve(per_class=options.curve_per_class, target=options.target)
+            progress.say(f"[{result.run_id}] curve: {len(phases.snapshots.kept)} snapshot(s), off the clock")
+            try:
+                curve.evaluate(result.curve, phases.snapshots, sets.curve, len(sets.classes), work, predict)
+            except PhaseInterrupted:
+                result.curve.notes.append("interrupted: the points before it are kept; the official score stands")
+                finish(result, run_dir, t0)
+                raise Interrupted() from None
     except PhaseInterrupted as stop:
         setattr(result, stop.phase.phase, stop.phase)
         if stop.monitor:
@@ -348,6 +356,8 @@ def finish(result: RunResult, run_dir: Path, t0: float) -> None:
     result.finished_at = utc_now()
     result.wall_seconds = round(time.monotonic() - t0, 3)
     shutil.rmtree(run_dir / ".work", ignore_errors=True)
+    if result.curve:
+        curve.write_csv(run_dir / curve.CURVE_FILE, result.curve)
     atomic_write_json(run_dir / "result.json", to_dict(result))
     report.write_report(run_dir, result)
 
@@ -356,8 +366,10 @@ def finish(result: RunResult, run_dir: Path, t0: float) -> None:
 
 
 def graded_run(options: RunOptions, runner: Runner, progress: Progress,
-               open_gpus: Callable[[str], tuple[Optional[Gpus], str]] = Gpus.open) -> RunResult | SeriesResult:
-    """The whole command. `open_gpus` reads the GPUs (NVML); tests without a GPU pass a stand-in."""
+               open_gpus: Callable[[str], tuple[Optional[Gpus], str]] = Gpus.open,
+               original: Optional[list[tuple[Path, RunResult]]] = None) -> RunResult | SeriesResult:
+    """The whole command. `open_gpus` reads the GPUs (NVML); tests without a GPU pass a stand-in;
+    `original`: the runs this one reproduces, one per repeat (harness.reproduce)."""
     submission = load_submission(options.submission)
     info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
                           submission_digest(submission.path))  # before any run directory: it may refuse the entry
@@ -368,7 +380,8 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
     sets = [  # drawn before anything is written, so a data problem leaves no empty run behind
         data.draw(pool, eval_pool, seed=seed, train_per_class=options.train_per_class,
                   eval_per_class=options.eval_per_class, source=options.data,
-                  eval_source=options.eval_data or options.data)
+                  eval_source=options.eval_data or options.data,
+                  curve_per_class=options.curve_per_class if options.curve else 0)
         for seed in seeds
     ]
     run_dir = new_run_dir(Path(options.runs_dir).resolve(), submission.name, options.run_id)
@@ -380,14 +393,15 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
     try:
         if options.repeats == 1:
             return run_once(run_dir, submission, info, sets[0], runner, options, progress, devices, seeds[0],
-                            run_dir.name)
+                            run_dir.name, original[0] if original else None)
         started_at, t0, results = utc_now(), time.monotonic(), []
         try:
             for i, seed in enumerate(seeds):
                 repeat_dir = run_dir / f"repeat-{i + 1:02d}"
                 repeat_dir.mkdir()
                 results.append(run_once(repeat_dir, submission, info, sets[i], runner, options, progress, devices,
-                                        seed, f"{run_dir.name}/{repeat_dir.name}"))
+                                        seed, f"{run_dir.name}/{repeat_dir.name}",
+                                        original[i] if original and i < len(original) else None))
         except Interrupted:
             write_series(run_dir, info, results, started_at, t0, interrupted=True)
             raise

@@ -14,6 +14,7 @@ class NVMLError(Exception):
 class FakeNvml:
     NVML_TEMPERATURE_GPU = 0
     NVML_CLOCK_SM = 1
+    NVML_CLOCK_MEM = 2
 
     def __init__(self, util=80.0, power_mw=250_000, energy_counter=True, gpus=1, mem_used=10 * 2**30):
         """`util` and `mem_used` may be lists: each read takes the next value, round and round."""
@@ -71,7 +72,10 @@ class FakeNvml:
         return 65
 
     def nvmlDeviceGetClockInfo(self, h, clock):
-        return 1980
+        return 1980 if clock == self.NVML_CLOCK_SM else 2619
+
+    def nvmlDeviceGetPowerManagementLimit(self, h):
+        return 700_000
 
     def nvmlSystemGetDriverVersion(self):
         return "999.1"

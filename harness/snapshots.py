@@ -1,0 +1,202 @@
+"""Snapshots of the train phase's checkpoints, for the off-clock curve (harness.curve).
+
+The watcher thread (harness.run.Watcher) calls `look()` every tick; nothing here runs in the
+clock's loop or in the entry's processes, so a snapshot never stalls the entry nor costs it
+budget (benchmarks/snapshot_overhead.py measures the entry's saves with and without). The copy
+is read from the runner's `checkpoint_view()` (the host side of the mount under Docker) into
+the run's work folder, outside the entry's reach, stamped with the harness's clock.
+
+Complete, never torn:
+  * the folder is copied only once two looks in a row saw the same files (name, inode, size,
+    mtime): a save in progress (a growing temporary file) is never copied;
+  * the copy is stat'ed again afterwards and dropped if anything moved meanwhile;
+  * a snapshot whose file (same name, same inode) changes within the next PROBATION_LOOKS looks,
+    or by the phase's end, caught an in-place rewrite half way (docs/submission-contract.md asks
+    for atomic saves): it is dropped. Later on, a name can come back with a recycled inode after
+    atomic saves, so the check stops there.
+Bounded: at most `limit` snapshots, thinned to stay spread over the run (`thin`), each at most
+`max_bytes / limit` bytes and `WATCHED_FILES` files; the files an entry names are never
+followed out of the folder (symlinks are skipped).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from harness.checkpoints import WATCHED_FILES
+
+DEFAULT_LIMIT = 12
+DEFAULT_MAX_BYTES = 4 * 2**30  # all snapshots together (a ResNet-9 folder of two checkpoints: ~52 MB)
+PROBATION_LOOKS = 4  # 2 s at the watcher's tick
+
+State = tuple[tuple[str, int, int, int], ...]  # (relative name, inode, size, mtime_ns) per file, by name
+
+
+@dataclass
+class Snapshot:
+    name: str  # folder under the store
+    seconds: float  # harness clock: the phase's seconds when this state was first seen
+    state: State
+    gpu_energy_j: Optional[float] = None
+    cpu_energy_j: Optional[float] = None
+    final: bool = False
+    probation: int = PROBATION_LOOKS
+
+    @property
+    def bytes(self) -> int:
+        return sum(f[2] for f in self.state)
+
+
+@dataclass
+class Snapshots:
+    view: Optional[Path]  # where the entry's checkpoints can be read (None: no snapshots)
+    store: Path  # the harness's own folder
+    elapsed: Callable[[], float]  # the phase's clock
+    energy: Callable[[], tuple[Optional[float], Optional[float]]] = lambda: (None, None)
+    limit: int = DEFAULT_LIMIT
+    max_bytes: int = DEFAULT_MAX_BYTES
+    kept: list[Snapshot] = field(default_factory=list)
+    seen: int = 0  # complete states copied, before thinning
+    notes: list[str] = field(default_factory=list)
+    _previous: Optional[State] = None
+    _first_seen: float = 0.0
+    _first_energy: tuple[Optional[float], Optional[float]] = (None, None)
+    _count: int = 0
+
+    @property
+    def per_snapshot_bytes(self) -> int:
+        return self.max_bytes // self.limit
+
+    def look(self) -> None:
+        """One observation; copies the folder when it has stood still since the last one."""
+        if self.view is None:
+            return
+        now = self.elapsed()
+        state = _state(self.view)
+        if state is None:
+            return
+        self._drop_torn(state)
+        if state != self._previous:
+            self._previous, self._first_seen, self._first_energy = state, now, self.energy()
+            return
+        if not state or (self.kept and self.kept[-1].state == state):
+            return
+        if self.kept and any(s.state == state for s in self.kept):
+            return
+        self._copy(self.view, state, self._first_seen, self._first_energy)
+
+    def final(self, directory: Path, seconds: float,
+              energy: tuple[Optional[float], Optional[float]] = (None, None)) -> Optional[Snapshot]:
+        """The folder the official score used (the entry has exited): always kept, as the last point;
+        `energy` is the whole phase's."""
+        state = _state(directory)
+        if not state:
+            return None
+        self._drop_torn(state, ending=True)
+        if self.kept and self.kept[-1].state == state:
+            self.kept[-1].final = True
+            return self.kept[-1]
+        return self._copy(directory, state, seconds, energy, final=True)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _copy(self, source: Path, state: State, seconds: float, energy: tuple[Optional[float], Optional[float]],
+              final: bool = False) -> Optional[Snapshot]:
+        size = sum(f[2] for f in state)
+        if size > self.per_snapshot_bytes:
+            self._note(f"a checkpoint folder of {size} bytes is over the snapshot cap of {self.per_snapshot_bytes} "
+                       "bytes (--curve keeps at most 12 snapshots in 4 GiB); not copied")
+            return None
+        self._count += 1
+        name = f"snapshot-{self._count:03d}"
+        target = self.store / name
+        try:
+            target.mkdir(parents=True)
+            for rel, _, size_, _ in state:
+                destination = target / rel
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                _copy_at_most(source / rel, destination, size_)
+        except OSError as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            self._note(f"a snapshot could not be copied ({exc.__class__.__name__}: {exc.strerror or exc})")
+            return None
+        if _state(source) != state:  # something moved while it was copied: torn, never used
+            shutil.rmtree(target, ignore_errors=True)
+            return None
+        gpu_j, cpu_j = energy
+        snapshot = Snapshot(name, round(seconds, 3), state, gpu_j, cpu_j, final, 0 if final else PROBATION_LOOKS)
+        self.seen += 1
+        self.kept.append(snapshot)
+        for dropped in thin(self.kept, self.limit):
+            shutil.rmtree(self.store / dropped.name, ignore_errors=True)
+        return snapshot
+
+    def _drop_torn(self, state: State, ending: bool = False) -> None:
+        """A snapshot on probation whose file (same name and inode) has changed since was taken mid-rewrite."""
+        now = {f[:2]: f for f in state}
+        for snapshot in list(self.kept):
+            if snapshot.final or snapshot.probation <= 0:
+                continue
+            snapshot.probation -= 1
+            if ending:
+                snapshot.probation = 0
+            if any(f[:2] in now and now[f[:2]][2:] != f[2:] for f in snapshot.state):
+                self.kept.remove(snapshot)
+                shutil.rmtree(self.store / snapshot.name, ignore_errors=True)
+                self._note("a checkpoint was rewritten in place after it was copied: that snapshot was dropped "
+                           "(save to a temporary file and rename it)")
+
+    def _note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
+
+
+def thin(kept: list[Snapshot], limit: int) -> list[Snapshot]:
+    """Drop snapshots until at most `limit` remain, each time the one whose neighbours are closest
+    together (the densest spot), never the first or the newest: the kept set stays spread evenly
+    over the run however many checkpoints the entry writes. Returns those dropped."""
+    dropped = []
+    while len(kept) > max(limit, 2):
+        inner = range(1, len(kept) - 1)
+        i = min(inner, key=lambda j: (kept[j + 1].seconds - kept[j - 1].seconds, j))
+        dropped.append(kept.pop(i))
+    return dropped
+
+
+def _state(root: Path) -> Optional[State]:
+    """The folder's regular files (symlinks skipped), or None when it cannot be read or holds too many."""
+    files, stack = [], [root]
+    try:
+        while stack:
+            folder = stack.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append(Path(entry.path))
+                    elif stat.S_ISREG(st.st_mode):
+                        files.append((os.path.relpath(entry.path, root), st.st_ino, st.st_size, st.st_mtime_ns))
+                        if len(files) > WATCHED_FILES:
+                            return None
+    except OSError:
+        return None
+    return tuple(sorted(files))
+
+
+def _copy_at_most(source: Path, destination: Path, size: int) -> None:
+    """Copy `size` bytes at most (a file growing meanwhile is caught by the state check); never
+    through a symlink swapped in since the listing."""
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as src, open(destination, "wb") as dst:
+        left = size
+        while left > 0:
+            chunk = src.read(min(left, 2**20))
+            if not chunk:
+                break
+            dst.write(chunk)
+            left -= len(chunk)
