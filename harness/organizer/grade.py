@@ -43,6 +43,7 @@ from harness.console import Progress
 from harness.contract import check_commands, load_submission, submission_digest
 from harness.errors import ContractError, UsageError
 from harness.options import GRADING_REPEATS, RunOptions, add_arguments
+from harness.organizer.leaderboard import add_rank_by
 from harness.options import from_args as options_from_args
 from harness.runners import runner_name
 from harness.files import atomic_write_json
@@ -387,6 +388,7 @@ def add_parser(commands) -> None:
     p.add_argument("--reference", type=Path, help="a reference entry, run first in every seed round (drift)")
     p.add_argument("--gpus", help="run in parallel, one run per GPU, e.g. 0,1 (implies --device cuda)")
     add_arguments(p, repeats=GRADING_REPEATS)
+    add_rank_by(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=cmd_grade)
 
@@ -418,10 +420,10 @@ def cmd_grade(args, progress: Progress) -> int:
     grader = Grader(args.out, plan, run_options, gpus, progress)
 
     def publish() -> None:
-        leaderboard.write_leaderboard(args.out)
+        leaderboard.write_leaderboard(args.out, args.rank_by)
 
     grader.run(on_progress=publish)
-    board = leaderboard.write_leaderboard(args.out)
+    board = leaderboard.write_leaderboard(args.out, args.rank_by)
     progress.say(leaderboard.console_table(board))
     progress.say(f"leaderboard: {args.out / 'leaderboard.md'}, .csv, .html")
     return 0

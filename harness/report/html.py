@@ -12,6 +12,7 @@ from harness.formatting import fmt_interval, fmt_pct
 from harness.formatting import html as e
 from harness.model import PhaseResult, SeriesResult, Status
 from harness.report import plots
+from harness.report.curve import CURVE_HEADERS, CURVE_NUMERIC, curve_rows, fingerprint_rows, point_rows, reproduction_lines
 from harness.report.read import LOG_LINE_CHARS, RunFiles, log_tail
 from harness.report.rows import (
     EVENT_STATS_HEADERS,
@@ -264,10 +265,23 @@ def _score(c: RunFiles) -> str:
             f"<div><h3>Per-class accuracy</h3>{table}</div></div></section>")
 
 
+def _curve(c: RunFiles) -> str:
+    curve = c.result.curve
+    if curve is None:
+        return ""
+    parts = [kv_table(curve_rows(curve)),
+             _plot(lambda: plots.plot_curve(curve, c.budget_s, c.sigterm_s), "accuracy against time"),
+             grid(CURVE_HEADERS, point_rows(curve), num=CURVE_NUMERIC)]
+    parts += [sub(note) for note in curve.notes]
+    return f'<section id="curve"><h2>Accuracy against time and energy (curve.csv)</h2>{"".join(parts)}</section>'
+
+
 def _environment(c: RunFiles) -> str:
     r = c.result
-    return (f'<section id="environment"><h2>Environment, data and submission</h2><div class="cols">'
-            f"<div><h3>Environment</h3>{kv_table(env_rows(r))}</div>"
+    lines = reproduction_lines(r)
+    reproduced = f'<div class="note">{e(lines[0])}{"".join(f"<br>{e(x)}" for x in lines[1:])}</div>' if lines else ""
+    return (f'<section id="environment"><h2>Environment, data and submission</h2>{reproduced}<div class="cols">'
+            f"<div><h3>Environment</h3>{kv_table(env_rows(r) + fingerprint_rows(r))}</div>"
             f"<div><h3>Data</h3>{kv_table(data_rows(r))}<h3>Submission</h3>{kv_table(submission_rows(r))}</div>"
             "</div></section>")
 
@@ -275,7 +289,7 @@ def _environment(c: RunFiles) -> str:
 def render_run(c: RunFiles) -> str:
     body = "".join(guarded(title, lambda fn=fn: fn(c)) for title, fn in [
         ("Headline", _headline), ("Phases", _phases), ("Resources", _resources),
-        ("Training curves", _events), ("Score", _score), ("Environment", _environment)])
+        ("Training curves", _events), ("Score", _score), ("Curve", _curve), ("Environment", _environment)])
     return page(f"{c.result.submission.name} · {c.result.run_id}", body)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 from harness import text
 from harness.formatting import Md, fmt_pct, md, md_table
 from harness.model import PhaseResult, SeriesResult
+from harness.report.curve import CURVE_HEADERS, CURVE_NUMERIC, curve_rows, fingerprint_rows, point_rows, reproduction_lines
 from harness.report.read import LOG_LINE_CHARS, RunFiles, log_tail
 from harness.report.rows import (
     EVENT_STATS_HEADERS,
@@ -138,16 +139,25 @@ def _score(c: RunFiles) -> str:
     return out
 
 
+def _curve(c: RunFiles) -> str:
+    curve = c.result.curve
+    if curve is None:
+        return ""
+    return ("## Accuracy against time and energy (curve.csv)\n\n" + kv(curve_rows(curve))
+            + table(CURVE_HEADERS, point_rows(curve), right=CURVE_NUMERIC) + "".join(paragraph(n) for n in curve.notes))
+
+
 def _environment(c: RunFiles) -> str:
     r = c.result
-    return ("## Environment\n\n" + kv(env_rows(r)) + "## Data\n\n" + kv(data_rows(r))
+    return ("## Environment\n\n" + "".join(paragraph(line) for line in reproduction_lines(r))
+            + kv(env_rows(r) + fingerprint_rows(r)) + "## Data\n\n" + kv(data_rows(r))
             + "## Submission\n\n" + kv(submission_rows(r)))
 
 
 def render_run(c: RunFiles) -> str:
     return "".join(guarded(title, lambda fn=fn: fn(c)) for title, fn in [
         ("Headline", _headline), ("Phases", _phases), ("Resources", _resources),
-        ("Training curves", _events), ("Score", _score), ("Environment", _environment)])
+        ("Training curves", _events), ("Score", _score), ("Curve", _curve), ("Environment", _environment)])
 
 
 # --- a series of repeats ----------------------------------------------------------------------------

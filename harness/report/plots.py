@@ -13,7 +13,7 @@ import math
 from typing import Any, Optional, Sequence
 
 from harness import text
-from harness.model import SeriesResult
+from harness.model import Curve, SeriesResult
 from harness.report.read import Events, Metrics
 from harness.report.rows import accuracy_ci, group_of
 
@@ -228,5 +228,46 @@ def plot_series_accuracy(series: SeriesResult) -> Optional[str]:
     ax.set_ylabel("accuracy % (95% CI)")
     ax.grid(True, alpha=0.3)
     _top_legend(ax)
+    fig.tight_layout()
+    return _png_data_uri(fig)
+
+
+def plot_curve(curve: Curve, budget_s: Optional[float], sigterm_s: Optional[float]) -> Optional[str]:
+    """Accuracy on the curve set against the train phase's seconds (Wilson intervals, failed points
+    as red crosses), the target and the deadline marked; energy so far on a second axis."""
+    points = sorted(curve.points, key=lambda p: p.seconds)
+    if not points:
+        return None
+    fig = _new_figure(10, 3.8)
+    ax = fig.subplots()
+    scored = [p for p in points if p.accuracy is not None]
+    if scored:
+        ax.errorbar([p.seconds for p in scored], [100 * p.accuracy for p in scored],
+                    yerr=[[100 * (p.accuracy - (p.ci95_low or p.accuracy)) for p in scored],
+                          [100 * ((p.ci95_high or p.accuracy) - p.accuracy) for p in scored]],
+                    fmt="-o", ms=4, lw=1.4, capsize=3, color="#0969da", label="accuracy (curve set)")
+    failed = [p for p in points if p.accuracy is None]
+    if failed:
+        ax.plot([p.seconds for p in failed], [0.0] * len(failed), "x", ms=9, color="#cf222e", label="predict failed")
+    ax.axhline(100 * curve.target, color="#1a7f37", ls=":", lw=1, label=f"target {curve.target:.0%}")
+    _style(ax, "accuracy %  (95% CI)")
+    ax.set_ylim(0, 100)
+    _mark_deadline(ax, budget_s, sigterm_s, label=True)
+    energy = [(p.seconds, p.gpu_energy_j, p.cpu_energy_j) for p in points]
+    gpu = [(t, j / 1000) for t, j, _ in energy if j is not None]
+    cpu = [(t, j / 1000) for t, _, j in energy if j is not None]
+    if gpu or cpu:
+        twin = ax.twinx()
+        for series, label, colour in ((gpu, "GPU board energy", "#bc4c00"), (cpu, "CPU package energy", "#8250df")):
+            if series:
+                twin.plot(*zip(*series), "--s", ms=3, lw=1, color=colour, label=label)
+        twin.set_ylabel("energy so far (kJ)")
+        twin.set_ylim(bottom=0)
+        handles, labels = twin.get_legend_handles_labels()
+        for h, lab in zip(handles, labels):
+            ax.plot([], [], "--s", ms=3, lw=1, color=h.get_color(), label=lab)
+    _top_legend(ax)
+    ax.set_xlabel("seconds since train start (when the harness saw the checkpoint)")
+    ax.set_title("Accuracy against time, off the clock", fontsize=11, loc="left")
     fig.tight_layout()
     return _png_data_uri(fig)

@@ -34,6 +34,7 @@ from harness.organizer.leaderboard.board import (
     ALPHA,
     FAILED_STATUSES,
     PENDING,
+    RANK_KEYS,
     Board,
     Row,
     SeedRun,
@@ -46,15 +47,15 @@ from harness.organizer.leaderboard.page import render_html
 from harness.organizer.leaderboard.tables import console_table, render_csv, render_md, render_runs_csv
 
 __all__ = [
-    "ALPHA", "FAILED_STATUSES", "PENDING", "Board", "Row", "SeedRun", "add_parser", "build", "cmd_leaderboard",
+    "ALPHA", "FAILED_STATUSES", "PENDING", "RANK_KEYS", "Board", "Row", "SeedRun", "add_parser", "build", "cmd_leaderboard",
     "console_table", "render_csv", "render_html", "render_md", "render_runs_csv", "seed_run", "training_throughput",
     "verdict_warnings", "write_leaderboard",
 ]
 
 
-def write_leaderboard(out: Path) -> Board:
+def write_leaderboard(out: Path, rank_by: str = "accuracy") -> Board:
     out = Path(out)
-    board = build(out)
+    board = build(out, rank_by)
     for name, render in (("leaderboard.md", render_md), ("leaderboard.csv", render_csv), ("runs.csv", render_runs_csv),
                          ("leaderboard.html", render_html)):
         atomic_write_bytes(out / name, render(board).encode("utf-8", "replace"))
@@ -64,13 +65,22 @@ def write_leaderboard(out: Path) -> Board:
 def add_parser(commands) -> None:
     p = commands.add_parser("leaderboard", help="rebuild leaderboard.{md,csv,html} of a grading directory")
     p.add_argument("grading_dir", type=Path, metavar="GRADING_DIR")
+    add_rank_by(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_leaderboard)
+
+
+def add_rank_by(parser) -> None:
+    parser.add_argument("--rank-by", choices=list(RANK_KEYS), default="accuracy",
+                        help="accuracy: the mean final accuracy, the competition's (default); time-to-target / "
+                             "energy-to-target: the mean time or GPU board energy to reach --target on the curve "
+                             "(runs graded with --curve; an entry short of it on any seed ranks after those that "
+                             "reached it)")
 
 
 def cmd_leaderboard(args, progress) -> int:
     if not (Path(args.grading_dir) / "grading.json").is_file():
         raise UsageError(f"{args.grading_dir} is not a grading directory (no grading.json); run `harness grade` first")
-    board = write_leaderboard(args.grading_dir)
+    board = write_leaderboard(args.grading_dir, args.rank_by)
     print(console_table(board))
     return 0

@@ -41,6 +41,8 @@ class SeedRun:
     isolated: bool = True  # False: the entry ran on the organizer's host (--runner local)
     heldout_public: bool = False  # the held-out images were a published split
     build_network: bool = False  # the entry's own Dockerfile was built with the network
+    time_to_target_s: Optional[float] = None  # --curve: first snapshot at or above the target; None: not reached
+    energy_to_target_j: Optional[float] = None  # GPU board energy at that snapshot; None: not reached or no GPU
 
     @property
     def finished(self) -> bool:
@@ -83,6 +85,11 @@ class Row:
         values = [getattr(r, attr) for r in self.runs if getattr(r, attr) is not None]
         return sum(values) / len(values) if values else None
 
+    def mean_to_target(self, attr: str) -> Optional[float]:
+        """The mean over finished seeds, only when every one of them reached the target (else None)."""
+        values = [getattr(r, attr) for r in self.finished]
+        return sum(values) / len(values) if values and None not in values else None
+
 
 @dataclass
 class Board:
@@ -93,6 +100,7 @@ class Board:
     pvalues: dict[tuple[str, str], Optional[float]]
     warnings: list[str]
     generated_at: str
+    rank_by: str = "accuracy"
 
 
 # --- reading ------------------------------------------------------------------------
@@ -185,6 +193,8 @@ def _from_result(r: RunResult, seed: int, directory: Path, default_total: int) -
         isolated=r.environment.isolated is not False,
         heldout_public=data.heldout_public is True,
         build_network=r.build is not None and r.build.network is True,
+        time_to_target_s=finite(r.curve.time_to_target_s) if scored and r.curve else None,
+        energy_to_target_j=finite(r.curve.gpu_energy_to_target_j) if scored and r.curve else None,
     )
 
 
@@ -207,7 +217,31 @@ def verdict_warnings(rows: list[Row]) -> list[str]:
     return found
 
 
-def build(out: Path) -> Board:
+RANK_KEYS = {  # --rank-by: the competition's final accuracy, or DAWNBench-style time / energy to --target
+    "accuracy": None,
+    "time-to-target": "time_to_target_s",
+    "energy-to-target": "energy_to_target_j",
+}
+
+
+def rank_key(rank_by: str):
+    """Sort key: the chosen measure (an entry that did not reach the target on every seed after those
+    that did), then mean accuracy, then the id."""
+    attr = RANK_KEYS[rank_by]
+
+    def key(r: Row):
+        accuracy = (r.mean is None, -(r.mean or 0.0))
+        if attr is None:
+            return (*accuracy, r.id)
+        value = r.mean_to_target(attr)
+        return (value is None, value or 0.0, *accuracy, r.id)
+
+    return key
+
+
+def build(out: Path, rank_by: str = "accuracy") -> Board:
+    if rank_by not in RANK_KEYS:
+        raise ValueError(f"rank_by must be one of {', '.join(RANK_KEYS)}, not {rank_by!r}")
     out = Path(out)
     plan = _read_json(out / "grading.json")
     if plan is None:
@@ -248,7 +282,7 @@ def build(out: Path) -> Board:
                             "the comparison for this seed is not paired")
 
     warnings += verdict_warnings(rows)
-    rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), r.id))
+    rows.sort(key=rank_key(rank_by))
     for i, row in enumerate(rows, start=1):
         row.rank = i
     pvalues: dict[tuple[str, str], Optional[float]] = {}
@@ -262,4 +296,4 @@ def build(out: Path) -> Board:
             pvalues[(a.id, b.id)] = p
             if a.mean is not None and b.mean is not None and (p is None or p >= ALPHA):
                 a.tied_with.append(b.id)
-    return Board(str(out), options, seeds, rows, pvalues, warnings, utc_now())
+    return Board(str(out), options, seeds, rows, pvalues, warnings, utc_now(), rank_by)

@@ -10,16 +10,19 @@ from harness.formatting import fmt_kj, fmt_pct, fmt_s, html
 from harness.model import Status
 from harness.organizer.leaderboard.board import PENDING, Board
 from harness.organizer.leaderboard.tables import (
-    METHODS,
     ci_text,
+    curved,
     drift_runs,
     grouped_failures,
     ips_text,
+    methods,
     options_line,
     p_text,
     seed_cell,
     status_text,
+    target_header,
     ties_text,
+    to_target_cells,
 )
 
 # --- HTML -----------------------------------------------------------------------------------
@@ -102,7 +105,9 @@ def render_html(board: Board) -> str:
     seeds = board.seeds
     head = ("<tr><th class=n>Rank</th><th>Entry</th><th class=n>Mean accuracy</th><th class=n>95% CI (t)</th>"
             + "".join(f"<th class=n>seed {html(s)}</th>" for s in seeds)
-            + "<th class=n>Train time</th><th class=n>GPU energy / run</th><th>Within noise of</th><th>Status</th></tr>")
+            + "<th class=n>Train time</th><th class=n>GPU energy / run</th>"
+            + (f"<th class=n>Time, GPU energy {html(target_header(board))}</th>" if curved(board) else "")
+            + "<th>Within noise of</th><th>Status</th></tr>")
     body = []
     for r in board.rows:
         tags = ""
@@ -129,10 +134,12 @@ def render_html(board: Board) -> str:
             f"<div class=path>Wilson pooled {html(ci_text(r.wilson))}</div></td>"
             + "".join(cells)
             + f"<td class=n>{html(fmt_s(r.mean_of('train_s')))}</td><td class=n>{html(fmt_kj(r.mean_of('energy_j')))}</td>"
-            f"<td>{html(ties_text(board, r))}</td><td><span class='tag st {status_cls}'>{html(status_text(r))}</span></td></tr>")
+            + ("<td class=n>{}<div class=path>{}</div></td>".format(*map(html, to_target_cells(r))) if curved(board)
+               else "")
+            + f"<td>{html(ties_text(board, r))}</td><td><span class='tag st {status_cls}'>{html(status_text(r))}</span></td></tr>")
     sections = [f"<h1>Leaderboard</h1><p class=meta>{html(options_line(board))}<br>Generated {html(board.generated_at)}</p>",
                 f"<div class=wrap><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>",
-                f"<p class=note>{html(METHODS.replace('**', ''))}</p>"]
+                f"<p class=note>{html(methods(board).replace('**', ''))}</p>"]
     plot = _dot_plot(board)
     if plot:
         sections.append("<h2>Per-seed scores</h2><p class=note>Dots: seeds (red: failed, counted as 0); "

@@ -49,6 +49,36 @@ def status_text(row: Row) -> str:
     return out
 
 
+def curved(board: Board) -> bool:
+    """The grading ran with --curve: the board shows time and energy to the target."""
+    return board.options.get("curve") is True
+
+
+def target_header(board: Board) -> str:
+    target = board.options.get("target")
+    return f"to {target:.0%}" if isinstance(target, (int, float)) else "to target"
+
+
+def to_target_cells(row: Row) -> list[str]:
+    """Mean time and GPU board energy to the target over the seeds; '—' unless every seed reached it."""
+    return [fmt_s(row.mean_to_target("time_to_target_s")),
+            fmt_kj(row.mean_to_target("energy_to_target_j"), DASH)]
+
+
+RANKED_BY = {
+    "accuracy": "Ranked by mean top-1 accuracy over the shared seeds; a failed seed counts as 0.",
+    "time-to-target": "Ranked by the mean time to reach the target accuracy on the off-clock curve (--curve); an "
+                      "entry that missed it on a seed ranks after those that reached it on every seed, by accuracy.",
+    "energy-to-target": "Ranked by the mean GPU board energy to reach the target accuracy on the off-clock curve "
+                        "(--curve); an entry that missed it on a seed ranks after those that reached it on every "
+                        "seed, by accuracy.",
+}
+
+
+def methods(board: Board) -> str:
+    return " ".join([RANKED_BY[board.rank_by], *([CURVE_NOTE] if curved(board) else []), METHODS])
+
+
 def _num(x: Optional[float], fmt: str = "{:.6f}") -> str:
     return "" if x is None else fmt.format(x)
 
@@ -64,8 +94,10 @@ def options_line(board: Board) -> str:
             f"device {o.get('device')}")
 
 
+CURVE_NOTE = ("Time and GPU board energy to the target: at the first snapshot of the checkpoints at or above it, "
+              "predicted off the clock on a curve set apart from the held-out images (mean over seeds; — unless "
+              "every seed reached it). The official score is the final accuracy.")
 METHODS = (
-    "Ranked by mean top-1 accuracy over the shared seeds; a failed seed counts as 0. "
     "**95% CI**: Student-t interval of the mean across seeds (mean ± t(0.975, n−1)·sd/√n, clamped to 0–100%). "
     "**Pooled Wilson**: binomial interval over all held-out predictions together (ignores training noise). "
     "**Within noise of**: two-sided paired t-test on per-seed differences (same training images and held-out "
@@ -77,14 +109,17 @@ def render_md(board: Board) -> str:
     seeds = board.seeds
     out = ["# Leaderboard", "", md(options_line(board)), "", f"Generated {md(board.generated_at)}.", ""]
     headers = ["Rank", "Entry", "Mean accuracy", "95% CI (t)", *[f"seed {s}" for s in seeds],
-               "Train time (mean)", "GPU energy / run", "Within noise of", "Status"]
+               "Train time (mean)", "GPU energy / run",
+               *([f"Time {target_header(board)}", f"GPU energy {target_header(board)}"] if curved(board) else []),
+               "Within noise of", "Status"]
     rows = []
     for r in board.rows:
         name = r.label + (" (reference)" if r.reference else "")
         rows.append([str(r.rank), name, fmt_pct(r.mean), ci_text(r.ci),
                      *[seed_cell(x) for x in r.runs], fmt_s(r.mean_of("train_s")), fmt_kj(r.mean_of("energy_j")),
-                     ties_text(board, r), status_text(r)])
-    out += [md_table(headers, rows, right=(0, 2, *range(4, 4 + len(seeds) + 2))), "", METHODS, ""]
+                     *(to_target_cells(r) if curved(board) else []), ties_text(board, r), status_text(r)])
+    numeric = 4 + len(seeds) + (4 if curved(board) else 2)
+    out += [md_table(headers, rows, right=(0, 2, *range(4, numeric))), "", methods(board), ""]
     if board.warnings:
         out += ["## Warnings", ""] + [f"- {md(w)}" for w in board.warnings] + [""]
     if len(board.rows) > 1:
@@ -156,14 +191,17 @@ def render_csv(board: Board) -> str:
                 "wilson_low_pooled", "wilson_high_pooled", "seeds_finished", "seeds_failed",
                 *[f"accuracy_seed_{s}" for s in seeds], "train_seconds_mean",
                 *[f"train_seconds_seed_{s}" for s in seeds], "gpu_energy_j_mean",
-                *[f"gpu_energy_j_seed_{s}" for s in seeds], "within_noise_of", "path"])
+                *[f"gpu_energy_j_seed_{s}" for s in seeds], "time_to_target_s_mean", "gpu_energy_to_target_j_mean",
+                *[f"time_to_target_s_seed_{s}" for s in seeds], "within_noise_of", "path"])
     for r in board.rows:
         w.writerow([r.rank, _cell(r.id), int(r.reference), _cell(status_text(r)), _num(r.mean),
                     _num(r.ci.low if r.ci else None), _num(r.ci.high if r.ci else None), _num(r.std),
                     _num(r.wilson[0] if r.wilson else None), _num(r.wilson[1] if r.wilson else None),
                     len(r.finished), r.failures, *[_num(x.accuracy) for x in r.runs], _num(r.mean_of("train_s"), "{:.3f}"),
                     *[_num(x.train_s, "{:.3f}") for x in r.runs], _num(r.mean_of("energy_j"), "{:.1f}"),
-                    *[_num(x.energy_j, "{:.1f}") for x in r.runs], _cell(";".join(r.tied_with)), _cell(r.path)])
+                    *[_num(x.energy_j, "{:.1f}") for x in r.runs], _num(r.mean_to_target("time_to_target_s"), "{:.3f}"),
+                    _num(r.mean_to_target("energy_to_target_j"), "{:.1f}"),
+                    *[_num(x.time_to_target_s, "{:.3f}") for x in r.runs], _cell(";".join(r.tied_with)), _cell(r.path)])
     return buf.getvalue()
 
 
