@@ -170,7 +170,6 @@ class Monitor:
         self._thread = threading.Thread(target=self._loop, name="monitor", daemon=True)
         self._start = 0.0
         self.rapl, self.rapl_note = Rapl.open(rapl_root)
-        self._end_gpus: list[dict[str, Optional[float]]] = []
 
     def energy_so_far(self) -> tuple[Optional[float], Optional[float]]:
         """(GPU board J, CPU package J) since the phase started: the GPUs as of the latest sample,
@@ -210,8 +209,9 @@ class Monitor:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        if self.gpus:  # the energy counters read once more at the phase's end
-            self._end_gpus = self.gpus.read(time.monotonic())
+        if self.gpus:  # the GPUs read once more at the phase's end: the energy counters' closing value
+            now = time.monotonic()
+            self.samples.append(Sample(round(now - self._start, 3), None, None, self.gpus.read(now)))
         self.write_csv()
         return self.summary()
 
@@ -257,8 +257,6 @@ class Monitor:
 
         util, mem, power = series("util"), series("mem_used_bytes"), series("power_w")
         temp, clock, energy = series("temp_c"), series("sm_clock_mhz"), series("energy_j")
-        end = self._end_gpus[i]["energy_j"] if len(self._end_gpus) > i else None
-        energy += [end] if end is not None else []
         return GpuSummary(
             **self.gpus.info[i],
             util_mean=_mean(util),
