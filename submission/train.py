@@ -71,7 +71,8 @@ HP = {
     "compile": "auto",        # auto: torch.compile only on CUDA with a budget >= compile_min_budget_s
     "compile_min_budget_s": 300,
     "safety_s": 2.0,          # finish this long before SIGTERM (final EMA save, slow steps)
-    "ckpt_every_s": 10,       # checkpoint every this many seconds of training
+    "ckpt_every_s": 10,       # checkpoint every this many seconds of training (at least 12 times in a
+                              # short run: the harness's --curve predicts up to 12 of them)
 }
 
 
@@ -467,7 +468,7 @@ def main(argv=None):
     saved_net = ema.model if ema else model
     ckpt = Checkpointer(ckpt_dir, {"arch": arch, "mean": mean, "std": std, "tta": bool(cfg["tta"]),
                                    "tta_shift": int(cfg["tta_shift"]), "preset": cfg["preset"]},
-                        cfg["ckpt_every_s"], t_start)
+                        min(cfg["ckpt_every_s"], train_s / 12), t_start)
     per_update = 2 if cfg["meta"] else 1  # meta consumes a pair of batches per update
     step, epoch, step_s, lr = 0, 0, 0.0, 0.0
     stopping = STOP["requested"]
