@@ -417,3 +417,24 @@ def test_what_differs_between_two_environments_is_said_in_words():
     said = compare(Run(base), Run(other, sha="b"))
     assert "driver: 550.1 -> 555.2" in said and "gpu 0 power_limit_w at start: 700.0 -> 500.0" in said
     assert said[0].startswith("the entry's files changed")
+
+
+@pytest.mark.gpu
+def test_a_real_gpu_gives_its_energy_counter_and_fingerprint(tmp_path):
+    """Runs only where a GPU is: NVML's total-energy counter (Volta and newer) and the start-of-run facts."""
+    import time
+
+    from harness.monitor import Monitor
+
+    gpus, note = Gpus.open("0")
+    if gpus is None:
+        pytest.skip(f"no GPU here: {note}")
+    (facts,) = gpus.fingerprint()
+    assert facts["name"] and facts["uuid"].startswith("GPU-") and facts["power_limit_w"] > 50
+    assert facts["sm_clock_mhz"] is not None and facts["memory_clock_mhz"] and facts["temperature_c"] is not None
+    monitor = Monitor(lambda: (None, None), gpus, "", 0.1, tmp_path / "metrics.csv")
+    monitor.start(time.monotonic())
+    time.sleep(1.5)
+    (gpu,) = monitor.stop().gpus
+    assert gpu.energy_method == "nvml_energy_counter" and gpu.energy_j is not None and gpu.energy_j > 0
+    gpus.close()
