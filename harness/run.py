@@ -45,6 +45,7 @@ from harness.runners import PhaseSpec, Runner
 from harness.snapshots import Snapshots
 
 TICK_S = 0.5  # how often the watcher reads events and redraws progress
+CURVE_LOG_BYTES = 2**20  # each curve point's predict log (12 of them): enough to say why one failed
 PUBLIC_HELDOUT = ("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
                   "for a real competition pass --eval-data with a secret set")
 NOT_ISOLATED = "not isolated: the local runner runs the entry on this host, with your rights (not a sandbox)"
@@ -306,7 +307,8 @@ def run_once(
                                                                                   Outcome.KILLED_AT_DEADLINE):
             def predict(checkpoints: Path, data_dir: Path, output: Path, name: str) -> PhaseResult:
                 point = dataclasses.replace(spec("predict", options.predict_budget_s, data_dir, output),
-                                            checkpoints_dir=checkpoints, log_path=run_dir / "curve-logs" / f"{name}.log")
+                                            checkpoints_dir=checkpoints, log_limit_bytes=CURVE_LOG_BYTES,
+                                            log_path=run_dir / "curve-logs" / f"{name}.log")
                 return phases.run(point, run_dir, monitored=False)[0]
 
             gpu = [g.energy_j for g in result.monitor.gpus or []]

@@ -68,6 +68,11 @@ class Snapshots:
     _first_energy: tuple[Optional[float], Optional[float]] = (None, None)
     _count: int = 0
 
+    def __post_init__(self) -> None:
+        if self.view is None:
+            self._note("the runner gives the harness no view of the checkpoints while train runs "
+                       "(docs/security.md): the curve has the final point only")
+
     @property
     def per_snapshot_bytes(self) -> int:
         return self.max_bytes // self.limit
@@ -117,10 +122,10 @@ class Snapshots:
         target = self.store / name
         try:
             target.mkdir(parents=True)
-            for rel, _, size_, _ in state:
+            for rel, inode, size_, _ in state:
                 destination = target / rel
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                _copy_at_most(source / rel, destination, size_)
+                _copy_at_most(source / rel, destination, size_, inode)
         except OSError as exc:
             shutil.rmtree(target, ignore_errors=True)
             self._note(f"a snapshot could not be copied ({exc.__class__.__name__}: {exc.strerror or exc})")
@@ -169,13 +174,17 @@ def thin(kept: list[Snapshot], limit: int) -> list[Snapshot]:
 
 
 def _state(root: Path) -> Optional[State]:
-    """The folder's regular files (symlinks skipped), or None when it cannot be read or holds too many."""
-    files, stack = [], [root]
+    """The folder's regular files (symlinks skipped), or None when it cannot be read or holds too many
+    entries (files and folders: an entry's million empty folders must not cost every look)."""
+    files, stack, seen = [], [root], 0
     try:
         while stack:
             folder = stack.pop()
             with os.scandir(folder) as entries:
                 for entry in entries:
+                    seen += 1
+                    if seen > 2 * WATCHED_FILES:
+                        return None
                     st = entry.stat(follow_symlinks=False)
                     if stat.S_ISDIR(st.st_mode):
                         stack.append(Path(entry.path))
@@ -188,10 +197,14 @@ def _state(root: Path) -> Optional[State]:
     return tuple(sorted(files))
 
 
-def _copy_at_most(source: Path, destination: Path, size: int) -> None:
-    """Copy `size` bytes at most (a file growing meanwhile is caught by the state check); never
-    through a symlink swapped in since the listing."""
-    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+def _copy_at_most(source: Path, destination: Path, size: int, inode: int) -> None:
+    """Copy `size` bytes at most (a file growing meanwhile is caught by the state check) of the very
+    file that was listed: a folder swapped for a symlink since the listing would lead the harness
+    (root, under Docker) to a host file, so the opened file's inode must be the listed one."""
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if os.fstat(fd).st_ino != inode or not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(0, "a checkpoint file was replaced while it was copied")
     with os.fdopen(fd, "rb") as src, open(destination, "wb") as dst:
         left = size
         while left > 0:

@@ -160,6 +160,35 @@ def test_symlinks_in_the_checkpoints_are_not_followed(tmp_path):
     assert sorted(p.name for p in (snaps.store / copy.name).iterdir()) == ["model.bin"]
 
 
+def test_a_folder_swapped_for_a_symlink_mid_copy_never_leaks_a_host_file(tmp_path):
+    """The race a hostile entry would run: the listing saw sub/model.bin, then `sub` became a symlink
+    to a host folder with a model.bin of its own. The copy made from the earlier listing (as the
+    watcher would, a moment later) must refuse the host's file: its inode is not the listed one."""
+    from harness.snapshots import _state
+
+    view, snaps, clock = watched(tmp_path)
+    (view / "sub").mkdir()
+    (view / "sub" / "model.bin").write_bytes(b"weights")
+    listed = _state(view)
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "model.bin").write_text("host secret")
+    shutil.rmtree(view / "sub")
+    (view / "sub").symlink_to(host)
+    assert snaps._copy(view, listed, 1.0, (None, None)) is None
+    assert snaps.kept == [] and not any(snaps.store.rglob("model.bin"))
+    assert any("replaced while it was copied" in n for n in snaps.notes)
+
+
+def test_a_million_empty_folders_are_not_walked_at_every_look(tmp_path):
+    from harness.snapshots import _state
+
+    view, snaps, clock = watched(tmp_path)
+    for i in range(2100):
+        (view / f"d{i}").mkdir()
+    assert _state(view) is None
+
+
 # --- the curve set -------------------------------------------------------------------------------------
 
 
