@@ -21,6 +21,7 @@ followed out of the folder (symlinks are skipped).
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import stat
@@ -103,10 +104,10 @@ class Snapshots:
         if not state:
             return None
         self._drop_torn(state, ending=True)
-        if self.kept and self.kept[-1].state == state:
+        if self.kept and self._same(self.kept[-1], directory, state):
             self.kept[-1].final = True
             return self.kept[-1]
-        return self._copy(directory, state, seconds, energy, final=True)
+        return self._copy(directory, state, max([seconds] + [s.seconds for s in self.kept]), energy, final=True)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -140,6 +141,16 @@ class Snapshots:
         for dropped in thin(self.kept, self.limit):
             shutil.rmtree(self.store / dropped.name, ignore_errors=True)
         return snapshot
+
+    def _same(self, snapshot: Snapshot, directory: Path, state: State) -> bool:
+        """The same files with the same bytes (under Docker the scored folder is a copy of the
+        watched volume: other inodes and times, the same checkpoint)."""
+        if [(f[0], f[2]) for f in snapshot.state] != [(f[0], f[2]) for f in state]:
+            return False
+        try:
+            return all(filecmp.cmp(self.store / snapshot.name / f[0], directory / f[0], shallow=False) for f in state)
+        except OSError:
+            return False
 
     def _drop_torn(self, state: State, ending: bool = False) -> None:
         """A snapshot on probation whose file (same name and inode) has changed since was taken mid-rewrite."""

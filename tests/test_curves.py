@@ -28,6 +28,7 @@ from harness.run import Devices, graded_run, run_once
 from harness.runners.local import LocalRunner
 from harness.snapshots import PROBATION_LOOKS, Snapshot, Snapshots, thin
 from tests.fake_nvml import FakeNvml
+from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures
 from tests.helpers import CENTROID, ROOT, read_json, run_harness
 
 STEPWISE = ROOT / "tests" / "submissions" / "stepwise"
@@ -467,3 +468,18 @@ def test_a_real_gpu_gives_its_energy_counter_and_fingerprint(tmp_path):
     (gpu,) = monitor.stop().gpus
     assert gpu.energy_method == "nvml_energy_counter" and gpu.energy_j is not None and gpu.energy_j > 0
     gpus.close()
+
+
+@pytest.mark.docker
+def test_under_docker_snapshots_come_from_the_volumes_host_side(tmp_path, docker_client, runtime_image):
+    """The watcher reads the checkpoint volume from the host; the scored folder (a copy of the volume)
+    is recognised as the last snapshot by its bytes, so the final point is not counted twice."""
+    from tests.docker_support import small_runner
+
+    o = options(tmp_path, STEPWISE, runner="docker", image=runtime_image)
+    result = graded_run(o, small_runner(runtime_image), Progress(quiet=True))
+    assert result.status.value == "scored", result.reason
+    points = result.curve.points
+    assert len(points) >= 3 and all(p.status == "scored" for p in points), [p.detail for p in points]
+    assert points[-1].final and sum(p.final for p in points) == 1
+    assert [p.seconds for p in points] == sorted(p.seconds for p in points)
