@@ -19,7 +19,7 @@ from harness.clock import Interrupted
 from harness.console import Progress
 from harness.contract import check_commands, load_submission
 from harness.errors import BAD_INPUT, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NOT_SCORED, EXIT_SCORED
-from harness.model import SeriesResult, Status
+from harness.model import Status
 from harness.organizer import check, grade, leaderboard, validate
 from harness.report import summary_table
 from harness.run import graded_run
@@ -57,10 +57,6 @@ def cmd_run(args: argparse.Namespace, progress: Progress) -> int:
     check_commands(load_submission(run_options.submission), runner.name)
     result = graded_run(run_options, runner, progress, original=original)
     progress.say(summary_table(result))
-    for run in result.repeats if isinstance(result, SeriesResult) else [result]:
-        if run.reproduces:
-            progress.say(f"reproduces {run.reproduces.path}: " + ("; ".join(run.reproduces.differences)
-                                                                 or "no difference in the recorded environment"))
     return EXIT_SCORED if result.status is Status.SCORED else EXIT_NOT_SCORED
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from harness import text
 from harness.formatting import CELL_CHARS, DASH, fmt_bytes, fmt_energy, fmt_num, fmt_pct, gpu_energy_j, text_table
 from harness.model import RunResult, SeriesResult
+from harness.report.curve import curve_line, reproduction_lines
 from harness.report.rows import accuracy_text, all_warnings, ci_text, mean_std_text, series_warnings, signals_text, val
 
 
@@ -33,6 +34,9 @@ def _run_summary(r: RunResult) -> str:
         rows.append((f"gpu{g.index}", f"util mean {fmt_num(g.util_mean, '{:.0f}', '%')} max "
                                       f"{fmt_num(g.util_max, '{:.0f}', '%')}  peak mem "
                                       f"{fmt_bytes(g.memory_used_peak_bytes)}  energy {fmt_energy(g.energy_j)}"))
+    if r.curve:
+        rows.append(("curve", curve_line(r.curve)))
+    rows += [("reproduces" if i == 0 else "", line) for i, line in enumerate(reproduction_lines(r))]
     warnings = all_warnings(r)
     rows.append(("warnings", warnings[0] if warnings else "none"))
     rows += [("", w) for w in warnings[1:]]
@@ -54,6 +58,8 @@ def _series_summary(s: SeriesResult) -> str:
     out = (f"{_clean(s.submission.name)} · series {_clean(s.run_id)} · {val(s.status)}"
            + (f": {_clean(s.reason)}" if s.reason else "") + "\n")
     out += table + "\n" + f"mean ± std: {mean_std_text(s)}\n"
+    for r in s.repeats[:1]:
+        out += "".join(f"{_clean(line)}\n" for line in reproduction_lines(r))
     warnings = series_warnings(s)
     if warnings:
         out += "warnings:\n" + "".join(f"  {_clean(w)}\n" for w in warnings)

@@ -13,6 +13,15 @@ CURVE_HEADERS = ["seconds", "checkpoint", "accuracy (curve set)", "95% CI (Wilso
 CURVE_NUMERIC = (0, 2, 3, 4, 5)
 
 
+def curve_line(curve: Curve) -> str:
+    """One line for the console: points, failures, time and energy to the target."""
+    failed = sum(p.status == "failed" for p in curve.points)
+    reach = (f"time to {curve.target:.0%}: {fmt_s(curve.time_to_target_s)}, GPU board energy "
+             f"{fmt_energy(curve.gpu_energy_to_target_j)}" if curve.time_to_target_s is not None
+             else f"{curve.target:.0%} not reached")
+    return f"{len(curve.points)} points ({failed} failed) in curve.csv; {reach}"
+
+
 def curve_rows(curve: Curve) -> list[tuple[str, Any]]:
     reached = curve.time_to_target_s is not None
     return [
