@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import os
 import shutil
 from pathlib import Path
@@ -28,7 +27,7 @@ from harness.run import Devices, graded_run, run_once
 from harness.runners.local import LocalRunner
 from harness.snapshots import PROBATION_LOOKS, Snapshot, Snapshots, thin
 from tests.fake_nvml import FakeNvml
-from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures
+from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures the Docker test uses
 from tests.helpers import CENTROID, ROOT, read_json, run_harness
 
 STEPWISE = ROOT / "tests" / "submissions" / "stepwise"
