@@ -10,10 +10,10 @@ Complete, never torn:
   * the folder is copied only once two looks in a row saw the same files (name, inode, size,
     mtime): a save in progress (a growing temporary file) is never copied;
   * the copy is stat'ed again afterwards and dropped if anything moved meanwhile;
-  * a snapshot whose file (same name, same inode) changes within the next PROBATION_LOOKS looks,
-    or by the phase's end, caught an in-place rewrite half way (docs/submission-contract.md asks
-    for atomic saves): it is dropped. Later on, a name can come back with a recycled inode after
-    atomic saves, so the check stops there.
+  * a snapshot whose file (same name, same inode, not replaced in between) changes within the
+    next PROBATION_LOOKS looks, or by the phase's end, caught an in-place rewrite half way
+    (docs/submission-contract.md asks for atomic saves): it is dropped. The check stops there: a
+    slower in-place writer costs a curve point at worst, never the official score.
 Bounded: at most `limit` snapshots, thinned to stay spread over the run (`thin`), each at most
 `max_bytes / limit` bytes and `WATCHED_FILES` files; the files an entry names are never
 followed out of the folder (symlinks are skipped).
@@ -33,7 +33,7 @@ from harness.checkpoints import WATCHED_FILES
 
 DEFAULT_LIMIT = 12
 DEFAULT_MAX_BYTES = 4 * 2**30  # all snapshots together (a ResNet-9 folder of two checkpoints: ~52 MB)
-PROBATION_LOOKS = 4  # 2 s at the watcher's tick
+PROBATION_LOOKS = 10  # 5 s at the watcher's tick
 
 State = tuple[tuple[str, int, int, int], ...]  # (relative name, inode, size, mtime_ns) per file, by name
 
@@ -47,6 +47,7 @@ class Snapshot:
     cpu_energy_j: Optional[float] = None
     final: bool = False
     probation: int = PROBATION_LOOKS
+    replaced: set[str] = field(default_factory=set)  # names since seen gone or on another inode
 
     @property
     def bytes(self) -> int:
@@ -153,15 +154,22 @@ class Snapshots:
             return False
 
     def _drop_torn(self, state: State, ending: bool = False) -> None:
-        """A snapshot on probation whose file (same name and inode) has changed since was taken mid-rewrite."""
-        now = {f[:2]: f for f in state}
+        """A snapshot on probation whose file (same name, same inode, never replaced in between) has
+        changed since was taken mid-rewrite. A name seen gone or on another inode was saved anew
+        (atomically): its old inode may come back later, recycled, and means nothing then."""
+        now = {f[0]: f for f in state}
         for snapshot in list(self.kept):
             if snapshot.final or snapshot.probation <= 0:
                 continue
-            snapshot.probation -= 1
-            if ending:
-                snapshot.probation = 0
-            if any(f[:2] in now and now[f[:2]][2:] != f[2:] for f in snapshot.state):
+            snapshot.probation = 0 if ending else snapshot.probation - 1
+            torn = False
+            for name, inode, *meta in snapshot.state:
+                current = now.get(name)
+                if name in snapshot.replaced or current is None or current[1] != inode:
+                    snapshot.replaced.add(name)
+                elif list(current[2:]) != meta:
+                    torn = True
+            if torn:
                 self.kept.remove(snapshot)
                 shutil.rmtree(self.store / snapshot.name, ignore_errors=True)
                 self._note("a checkpoint was rewritten in place after it was copied: that snapshot was dropped "

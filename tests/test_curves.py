@@ -138,6 +138,24 @@ def test_a_checkpoint_rewritten_in_place_mid_copy_is_dropped(tmp_path):
     assert final is not None and final.final and final.bytes == len(b"first half second half")
 
 
+def test_a_recycled_inode_after_an_atomic_save_is_not_a_tear(tmp_path):
+    """Atomic saves to one name: the name moves to a new inode, and a later save may get the old
+    inode back (here forced with a hard link). That is a new file, not the copied one torn."""
+    view, snaps, clock = watched(tmp_path)
+    save(view, "model.bin", b"one")
+    look_twice(snaps, clock, 1.0)
+    os.link(view / "model.bin", tmp_path / "kept-inode")
+    save(view, "model.bin", b"two, on another inode")
+    clock.t = 2.0
+    snaps.look()
+    with open(tmp_path / "kept-inode", "ab") as f:
+        f.write(b" and more")
+    os.replace(tmp_path / "kept-inode", view / "model.bin")  # the first inode is back, with other bytes
+    clock.t = 2.5
+    snaps.look()
+    assert [s.bytes for s in snaps.kept][:1] == [3] and not snaps.notes
+
+
 def test_the_torn_check_ends_after_its_probation(tmp_path):
     """Atomic saves to one name may recycle an inode later: past the probation that is not a tear."""
     view, snaps, clock = watched(tmp_path)
