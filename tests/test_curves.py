@@ -338,6 +338,8 @@ def test_gpu_energy_and_the_fingerprint_come_from_nvml(tmp_path, counter):
     energies = [p.gpu_energy_j for p in points]
     assert energies == sorted(energies) and energies[0] < energies[-1], "energy so far grows along the curve"
     assert points[-1].gpu_energy_j <= gpu.energy_j + 0.1, "energy when the checkpoint was seen, within the phase's"
+    html = (tmp_path / "runs" / result.run_id / "report.html").read_text()
+    assert "Accuracy against time and energy" in html and "plot failed" not in html
     (details,) = result.environment.gpu_details
     assert details == {"index": 0, "name": "NVIDIA Fake 100", "uuid": "GPU-fake-0", "power_limit_w": 700.0,
                        "sm_clock_mhz": 1980, "memory_clock_mhz": 2619, "temperature_c": 65}

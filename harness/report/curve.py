@@ -16,9 +16,10 @@ CURVE_NUMERIC = (0, 2, 3, 4, 5)
 def curve_line(curve: Curve) -> str:
     """One line for the console: points, failures, time and energy to the target."""
     failed = sum(p.status == "failed" for p in curve.points)
-    reach = (f"time to {curve.target:.0%}: {fmt_s(curve.time_to_target_s)}, GPU board energy "
-             f"{fmt_energy(curve.gpu_energy_to_target_j)}" if curve.time_to_target_s is not None
-             else f"{curve.target:.0%} not reached")
+    energy = curve.gpu_energy_to_target_j
+    reach = (f"time to {curve.target:.0%}: {fmt_s(curve.time_to_target_s)}"
+             + (f", GPU board energy {fmt_energy(energy)}" if energy is not None else "")
+             if curve.time_to_target_s is not None else f"{curve.target:.0%} not reached")
     return f"{len(curve.points)} points ({failed} failed) in curve.csv; {reach}"
 
 
