@@ -248,7 +248,7 @@ def plot_curve(curve: Curve, budget_s: Optional[float], sigterm_s: Optional[floa
                     fmt="-o", ms=4, lw=1.4, capsize=3, color="#0969da", label="accuracy (curve set)")
     failed = [p for p in points if p.accuracy is None]
     if failed:
-        ax.plot([p.seconds for p in failed], [0.0] * len(failed), "x", ms=9, color="#cf222e", label="predict failed")
+        ax.plot([p.seconds for p in failed], [2.0] * len(failed), "x", ms=9, color="#cf222e", label="predict failed")
     ax.axhline(100 * curve.target, color="#1a7f37", ls=":", lw=1, label=f"target {curve.target:.0%}")
     _style(ax, "accuracy %  (95% CI)")
     ax.set_ylim(0, 100)
@@ -266,7 +266,8 @@ def plot_curve(curve: Curve, budget_s: Optional[float], sigterm_s: Optional[floa
         handles, labels = twin.get_legend_handles_labels()
         for h, lab in zip(handles, labels):
             ax.plot([], [], "--s", ms=3, lw=1, color=h.get_color(), label=lab)
-    _top_legend(ax)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, fontsize=8, frameon=False)
     ax.set_xlabel("seconds since train start (when the harness saw the checkpoint)")
     ax.set_title("Accuracy against time, off the clock", fontsize=11, loc="left")
     fig.tight_layout()
