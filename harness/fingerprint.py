@@ -23,7 +23,6 @@ from harness.model import Environment
 
 PACKAGES_FILE = "packages.txt"
 CHECKOUT = Path(__file__).resolve().parents[1]
-IMAGE_ID = re.compile(r"\((sha256:[0-9a-f]{64})\)")
 COMPARED = ("harness", "git_commit", "python", "packages_sha256", "platform", "kernel", "cpu_model", "cpu_cores",
             "runner", "device", "torch", "cuda", "driver", "image_digest", "gpus")
 
@@ -34,13 +33,13 @@ def environment(runner: Any, device: str, gpus: Any, run_dir: Optional[Path] = N
         torch_version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         torch_version = None
-    image = runner.describe().get("image")
-    found = IMAGE_ID.search(image or "")
+    described = runner.describe()
+    image = described.get("image")
     env = Environment(harness=__version__, python=platform.python_version(), platform=platform.platform(),
                       runner=runner.name, device=device, torch=torch_version, image=image,
                       hostname=socket.gethostname(), isolated=runner.isolated, cpu_model=cpu_model(),
                       cpu_cores=os.cpu_count(), kernel=platform.release(), git_commit=git_commit(),
-                      image_digest=found.group(1) if found else None)
+                      image_digest=described.get("image_digest"))
     if run_dir is not None:
         listing = packages()
         atomic_write_text(run_dir / PACKAGES_FILE, listing)

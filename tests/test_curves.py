@@ -505,3 +505,4 @@ def test_under_docker_snapshots_come_from_the_volumes_host_side(tmp_path, docker
     assert len(points) >= 3 and all(p.status == "scored" for p in points), [p.detail for p in points]
     assert points[-1].final and sum(p.final for p in points) == 1
     assert [p.seconds for p in points] == sorted(p.seconds for p in points)
+    assert result.environment.image_digest == docker_client.images.get(runtime_image).id

@@ -85,4 +85,4 @@ class Runner(Protocol):
     def start(self, spec: PhaseSpec) -> PhaseHandle: ...
 
     def describe(self) -> dict[str, Optional[str]]:
-        """Facts for the result's `environment` (e.g. the image)."""
+        """Facts for the result's `environment`: `image` (in words) and, where there is one, `image_digest`."""

@@ -170,7 +170,8 @@ class DockerRunner:
         }
         self._built: dict[str, str] = {}
         try:
-            self._image_id = self.client.images.get(self.image).short_id
+            image = self.client.images.get(self.image)
+            self._image_id, self._image_digest = image.short_id, image.id
         except docker.errors.ImageNotFound:
             raise RunnerError(
                 f"the runtime image {self.image!r} is not on this engine: build it with "
@@ -247,7 +248,8 @@ class DockerRunner:
 
     def describe(self) -> dict[str, Optional[str]]:
         tags = ", ".join(sorted(set(self._built.values())))
-        return {"image": f"{self.image} ({self._image_id})" + (f"; entry image {tags}" if tags else "")}
+        return {"image": f"{self.image} ({self._image_id})" + (f"; entry image {tags}" if tags else ""),
+                "image_digest": self._image_digest}  # the runtime image's full id (an entry's own: build.image_id)
 
 
 def _pid_alive(labels: dict[str, str]) -> bool:
