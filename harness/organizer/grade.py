@@ -52,8 +52,10 @@ from harness.formatting import utc_now
 PLAN_FILE = "grading.json"
 LOCK_FILE = ".grading.lock"
 PLAN_KEYS = ("data", "eval_data", "budget", "grace", "predict_budget", "device", "runner", "image",
-             "train_per_class", "eval_per_class", "seed", "repeats", "build_network")
-ADDED_PLAN_KEYS = {"build_network": False}  # what a plan written before the key existed meant
+             "train_per_class", "eval_per_class", "seed", "repeats", "build_network", "curve", "curve_per_class",
+             "target")
+# what a plan written before the key existed meant
+ADDED_PLAN_KEYS = {"build_network": False, "curve": False, "curve_per_class": 100, "target": 0.85}
 PR_SET_PDEATHSIG = 1
 
 
