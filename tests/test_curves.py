@@ -506,3 +506,16 @@ def test_under_docker_snapshots_come_from_the_volumes_host_side(tmp_path, docker
     assert points[-1].final and sum(p.final for p in points) == 1
     assert [p.seconds for p in points] == sorted(p.seconds for p in points)
     assert result.environment.image_digest == docker_client.images.get(runtime_image).id
+
+
+def test_a_grading_cannot_resume_with_another_target_or_curve(tmp_path):
+    from harness.organizer.grade import GradeError, make_plan
+
+    out = tmp_path / "grading"
+    plan = make_plan(out, RunOptions(curve=True, target=0.9), [CENTROID], None)
+    assert plan["options"]["curve"] is True and plan["options"]["target"] == 0.9
+    assert make_plan(out, RunOptions(curve=True, target=0.9), [CENTROID], None)["entries"] == plan["entries"]
+    with pytest.raises(GradeError, match="--target 0.9 -> 0.85"):
+        make_plan(out, RunOptions(curve=True), [CENTROID], None)
+    with pytest.raises(GradeError, match="--curve True -> False"):
+        make_plan(out, RunOptions(target=0.9), [CENTROID], None)
