@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import os
+import platform
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -448,7 +451,12 @@ def test_reproduce_reruns_the_same_options_seed_and_data_into_a_new_run(tmp_path
     assert b["accuracy"] == a["accuracy"], "the centroid entry is deterministic"
     assert "This run reproduces" in (runs / "again" / "report.md").read_text()
     assert (runs / "again" / "packages.txt").read_text() == (original / "packages.txt").read_text()
-    assert b["environment"]["packages_sha256"] and b["environment"]["git_commit"]
+    env = b["environment"]
+    assert env["packages_sha256"] == hashlib.sha256((runs / "again" / "packages.txt").read_bytes()).hexdigest()
+    assert any(line.startswith("numpy==") for line in (runs / "again" / "packages.txt").read_text().splitlines())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    assert env["git_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert env["cpu_cores"] == os.cpu_count() and env["kernel"] == platform.release() and env["cpu_model"]
 
     missing = run_harness("run", "--reproduce", tmp_path / "nowhere", "--runs-dir", runs)
     assert missing.returncode == 2 and "no result.json" in missing.stderr
