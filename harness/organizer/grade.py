@@ -109,8 +109,10 @@ def read_plan(out: Path) -> Optional[dict]:
         raise GradeError(f"{path} is damaged ({exc}); grade into a new --out directory") from None
 
 
-def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], reference: Optional[Path]) -> dict:
-    """Create or extend grading.json; on resume, refuse options that would break the pairing."""
+def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], reference: Optional[Path],
+              write: bool = True) -> dict:
+    """Create or extend grading.json (`write`: False for a dry run); on resume, refuse options that
+    would break the pairing."""
     options = run_options.record()
     plan = read_plan(out)
     if plan is None:
@@ -143,8 +145,9 @@ def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], refere
         plan["entries"].append(record)
         known[path] = record
     plan["updated_at"] = utc_now()
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / PLAN_FILE, plan)
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / PLAN_FILE, plan)
     return plan
 
 
@@ -264,7 +267,9 @@ class Grader:
         finally:
             os.close(lock)
 
-    def _prepare(self) -> list[Job]:
+    def _prepare(self, active: frozenset[str] | set[str] = frozenset()) -> list[Job]:
+        """Check the entries; the jobs without a final result, their unfinished attempts kept aside.
+        `active`: runs a cluster still queues or runs (left alone, not run twice)."""
         for entry in self.entries:
             check_entry(entry, self.options.runner)
             atomic_write_json(self.out / entry.id / "entry.json", {
@@ -277,6 +282,8 @@ class Grader:
             directory = run_dir(self.out, job)
             if completed_result(directory) is not None:
                 self.counts["done_before"] += 1
+                continue
+            if job.key in active:
                 continue
             moved = set_aside(directory)
             if moved:
@@ -383,11 +390,14 @@ def add_parser(commands) -> None:
     p = commands.add_parser("grade", help="grade many entries (paired seeds, resumable) into a leaderboard")
     p.add_argument("entries", nargs="*", type=Path, metavar="DIR", help="submission directories")
     p.add_argument("--queue", type=Path, help="also grade every subdirectory of this folder")
-    p.add_argument("--out", type=Path, required=True, help="grading directory (resumed when it exists)")
+    p.add_argument("--out", type=Path, help="grading directory (resumed when it exists); required")
     p.add_argument("--reference", type=Path, help="a reference entry, run first in every seed round (drift)")
     p.add_argument("--gpus", help="run in parallel, one run per GPU, e.g. 0,1 (implies --device cuda)")
     add_arguments(p, repeats=GRADING_REPEATS)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    from harness.organizer.slurm import command as slurm_command
+
+    slurm_command.add_arguments(p)
     p.set_defaults(handler=cmd_grade)
 
 
@@ -401,27 +411,43 @@ def resolve(options: RunOptions) -> RunOptions:
 def cmd_grade(args, progress: Progress) -> int:
     from harness import data as data_mod
     from harness.organizer import leaderboard
+    from harness.organizer.slurm import command as slurm_command
 
+    if args.status is not None:
+        return slurm_command.show_status(args.status, progress)
+    if args.out is None:
+        raise GradeError("grade needs --out DIR, the grading directory (or --status DIR to see one)")
+    slurm = args.backend == "slurm"
+    if not slurm:
+        slurm_command.refuse_if_queued(args.out)
     entry_dirs = find_entries(args.entries, args.queue)
     if not entry_dirs and not read_plan(args.out):
         raise GradeError("nothing to grade: pass submission directories and/or --queue DIR")
     gpus = parse_gpus(args.gpus)
     device = "cuda" if args.gpus and args.device == "auto" else args.device  # --gpus implies cuda
     run_options = resolve(options_from_args(args, device=device))
-    plan = make_plan(args.out, run_options, entry_dirs, args.reference)
+    site = slurm_command.site_options(args) if slurm else None
+    plan = make_plan(args.out, run_options, entry_dirs, args.reference, write=not (slurm and args.dry_run))
+    if slurm and args.dry_run:
+        return slurm_command.dry_run(args, plan, run_options, site, progress)
     # Decode the data once here, so parallel runs find it cached instead of racing to build it.
     progress.say(f"data: {run_options.data}" + (f", held-out set from {run_options.eval_data}"
                                                  if run_options.eval_data else ""))
     data_mod.load_pool(run_options.data, run_options.cache_dir)
     if run_options.eval_data:
         data_mod.load_pool(run_options.eval_data, run_options.cache_dir)
-    grader = Grader(args.out, plan, run_options, gpus, progress)
 
     def publish() -> None:
         leaderboard.write_leaderboard(args.out)
 
-    grader.run(on_progress=publish)
+    outcome = "done"
+    if slurm:
+        outcome = slurm_command.grade(args, plan, run_options, site, progress, publish)
+        if outcome == "detached":
+            return 0
+    else:
+        Grader(args.out, plan, run_options, gpus, progress).run(on_progress=publish)
     board = leaderboard.write_leaderboard(args.out)
     progress.say(leaderboard.console_table(board))
     progress.say(f"leaderboard: {args.out / 'leaderboard.md'}, .csv, .html")
-    return 0
+    return 1 if outcome == "incomplete" else 0
