@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import errno
-import fcntl
 import json
 import os
 import re
@@ -41,23 +39,20 @@ from typing import Optional
 from harness import text
 from harness.console import Progress
 from harness.contract import check_commands, load_submission, submission_digest
-from harness.errors import ContractError, UsageError
+from harness.errors import ContractError
 from harness.options import GRADING_REPEATS, RunOptions, add_arguments
 from harness.options import from_args as options_from_args
 from harness.runners import runner_name
 from harness.files import atomic_write_json
 from harness.formatting import utc_now
+from harness.organizer.rundirs import GradeError, acquire_lock, completed_result, run_dir, set_aside
+from harness.organizer.slurm import command as slurm_command
 
 PLAN_FILE = "grading.json"
-LOCK_FILE = ".grading.lock"
 PLAN_KEYS = ("data", "eval_data", "budget", "grace", "predict_budget", "device", "runner", "image",
              "train_per_class", "eval_per_class", "seed", "repeats", "build_network")
 ADDED_PLAN_KEYS = {"build_network": False}  # what a plan written before the key existed meant
 PR_SET_PDEATHSIG = 1
-
-
-class GradeError(UsageError):
-    """Bad input for a grading; the message says what to do (exit code 2)."""
 
 
 @dataclass
@@ -164,59 +159,6 @@ def check_entry(entry: Entry, runner: str) -> None:
         entry.invalid = text.clean(f"cannot read the submission: {exc}", limit=500)
     except Exception as exc:  # whatever one entry's files do, the others are still graded
         entry.invalid = text.clean(f"the harness could not read this entry ({type(exc).__name__}: {exc})", limit=500)
-
-
-# --- run directories ---------------------------------------------------------------
-
-
-def run_dir(out: Path, job: Job) -> Path:
-    return out / job.entry.id / f"seed-{job.seed}"
-
-
-def completed_result(directory: Path) -> Optional[dict]:
-    """The run's result when it finished (any status but interrupted); None otherwise."""
-    try:
-        result = json.loads((directory / "result.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(result, dict) or result.get("status") in (None, "interrupted"):
-        return None
-    return result
-
-
-def set_aside(directory: Path) -> Optional[Path]:
-    """Keep an unfinished attempt under a new name; a rerun never destroys earlier results."""
-    if not directory.exists():
-        return None
-    for n in range(1, 10000):
-        target = directory.with_name(f"{directory.name}.stale-{n}")
-        if not target.exists():
-            os.rename(directory, target)
-            return target
-    raise GradeError(f"too many stale attempts next to {directory}")
-
-
-# --- the lock ----------------------------------------------------------------------
-
-
-def acquire_lock(out: Path, progress: Progress, wait_s: float = 300.0) -> int:
-    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline, told = time.monotonic() + wait_s, False
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-        if time.monotonic() > deadline:
-            os.close(fd)
-            raise GradeError(f"another grading of {out} is still running (it holds {out / LOCK_FILE}); "
-                             "wait for it or stop it first")
-        if not told:
-            progress.say(f"waiting for the runs of an earlier grading of {out} to stop...")
-            told = True
-        time.sleep(0.5)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -395,8 +337,6 @@ def add_parser(commands) -> None:
     p.add_argument("--gpus", help="run in parallel, one run per GPU, e.g. 0,1 (implies --device cuda)")
     add_arguments(p, repeats=GRADING_REPEATS)
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    from harness.organizer.slurm import command as slurm_command
-
     slurm_command.add_arguments(p)
     p.set_defaults(handler=cmd_grade)
 
@@ -411,10 +351,13 @@ def resolve(options: RunOptions) -> RunOptions:
 def cmd_grade(args, progress: Progress) -> int:
     from harness import data as data_mod
     from harness.organizer import leaderboard
-    from harness.organizer.slurm import command as slurm_command
 
     if args.status is not None:
-        return slurm_command.show_status(args.status, progress)
+        plan = read_plan(args.status)
+        if plan is None:
+            raise GradeError(f"{args.status} is not a grading directory (no grading.json)")
+        return slurm_command.show_status(Grader(args.status, plan, RunOptions.from_record(plan["options"]), [None],
+                                                progress))
     if args.out is None:
         raise GradeError("grade needs --out DIR, the grading directory (or --status DIR to see one)")
     slurm = args.backend == "slurm"
@@ -429,7 +372,7 @@ def cmd_grade(args, progress: Progress) -> int:
     site = slurm_command.site_options(args) if slurm else None
     plan = make_plan(args.out, run_options, entry_dirs, args.reference, write=not (slurm and args.dry_run))
     if slurm and args.dry_run:
-        return slurm_command.dry_run(args, plan, run_options, site, progress)
+        return slurm_command.dry_run(args, Grader(args.out, plan, run_options, [None], progress), site)
     # Decode the data once here, so parallel runs find it cached instead of racing to build it.
     progress.say(f"data: {run_options.data}" + (f", held-out set from {run_options.eval_data}"
                                                  if run_options.eval_data else ""))
@@ -442,7 +385,7 @@ def cmd_grade(args, progress: Progress) -> int:
 
     outcome = "done"
     if slurm:
-        outcome = slurm_command.grade(args, plan, run_options, site, progress, publish)
+        outcome = slurm_command.grade(args, Grader(args.out, plan, run_options, [None], progress), site, publish)
         if outcome == "detached":
             return 0
     else:

@@ -13,28 +13,36 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from harness.organizer.grade import Grader, Job, completed_result, run_dir, set_aside
-from harness.organizer.slurm import client, script, state as store
 from harness.formatting import utc_now
+from harness.organizer.rundirs import completed_result, run_dir, set_aside
+from harness.organizer.slurm import client, script, state as store
+
+if TYPE_CHECKING:
+    from harness.organizer.grade import Grader, Job
 
 DEFAULT_RETRIES = 2
 POLL_S = float(os.environ.get("HAET_SLURM_POLL_S", "2"))
 
 
-class SlurmGrader(Grader):
-    """The local Grader's plan, entries, order and child command; Slurm instead of child processes."""
+class SlurmGrader:
+    """The local Grader's plan, entries, order, resume rule and child command; Slurm instead of
+    child processes."""
 
-    def __init__(self, *args, site: script.SiteOptions, retries: int = DEFAULT_RETRIES, **kwargs):
-        super().__init__(*args, gpus=[None], **kwargs)
-        self.site, self.retries = site, retries
+    def __init__(self, grader: "Grader", site: script.SiteOptions, retries: int = DEFAULT_RETRIES):
+        self.grader, self.site, self.retries = grader, site, retries
+        self.out, self.options, self.progress = grader.out, grader.options, grader.progress
         self.state = store.load(self.out)
+        self.counts = grader.counts
         self.counts.update(submitted=0, requeued=0, gave_up=0)
+
+    def jobs(self) -> list["Job"]:
+        return self.grader.jobs()
 
     # --- what is where --------------------------------------------------------------------
 
-    def by_key(self) -> dict[str, Job]:
+    def by_key(self) -> dict[str, "Job"]:
         return {job.key: job for job in self.jobs()}
 
     def refresh(self) -> dict[str, client.TaskState]:
@@ -64,16 +72,16 @@ class SlurmGrader(Grader):
 
     # --- submitting ------------------------------------------------------------------------
 
-    def scripts(self, jobs: list[Job]) -> list[tuple[list[Job], str]]:
+    def scripts(self, jobs: "list[Job]") -> list[tuple["list[Job]", str]]:
         """The batch script(s) for these runs, split below the cluster's MaxArraySize."""
         limit = client.max_array_size() if jobs else None
         # Each task runs the local grader's command (no GPU named: the script adds Slurm's allocation).
         return [([jobs[i] for i in part],
-                 script.batch_script([self.command(jobs[i], None) for i in part], [jobs[i].key for i in part],
+                 script.batch_script([self.grader.command(jobs[i], None) for i in part], [jobs[i].key for i in part],
                                      self.out, Path.cwd(), self.options, self.site))
                 for part in script.split(len(jobs), limit)]
 
-    def submit(self, jobs: list[Job]) -> list[str]:
+    def submit(self, jobs: "list[Job]") -> list[str]:
         dirs = store.directories(self.out)
         submitted, previous = [], None
         for part, text in self.scripts(jobs):
@@ -102,7 +110,7 @@ class SlurmGrader(Grader):
         job_id = task.split("_")[0]
         return any(a["job_id"] == job_id and a.get("cancelled_by_organizer") for a in self.state["arrays"])
 
-    def collect(self, key: str, job: Job, info: Optional[client.TaskState]) -> Optional[Job]:
+    def collect(self, key: str, job: "Job", info: Optional[client.TaskState]) -> "Optional[Job]":
         """A task that ended: its result is the run's; without one it is a platform failure, and the
         job is returned when it should run again."""
         record = self.state["runs"][key]
@@ -147,7 +155,7 @@ class SlurmGrader(Grader):
 
     # --- the whole --------------------------------------------------------------------------
 
-    def start(self, on_progress: Optional[Callable[[], None]] = None) -> list[Job]:
+    def start(self, on_progress: Optional[Callable[[], None]] = None) -> "list[Job]":
         """Resume: collect what ended while nobody watched, keep tasks still queued or running,
         submit the rest. Returns the runs now in Slurm's hands."""
         found = self.refresh()
@@ -156,8 +164,8 @@ class SlurmGrader(Grader):
         for key, record in self.state["runs"].items():
             if key in jobs and not record.get("ended") and key not in active:
                 self.collect(key, jobs[key], found.get(record.get("task") or ""))
-        pending = [j for j in self._prepare(active=active) if not self.exhausted(j.key)]
-        self.progress.say(f"grading {len(self.entries)} entries x {len(self.seeds)} seeds on Slurm into {self.out}: "
+        pending = [j for j in self.grader._prepare(active=active) if not self.exhausted(j.key)]
+        self.progress.say(f"grading {len(self.grader.entries)} entries x {len(self.grader.seeds)} seeds on Slurm into {self.out}: "
                           f"{self.counts['done_before']} run(s) already done, {len(active)} still in Slurm's queue, "
                           f"{len(pending)} to submit")
         if pending:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from harness.organizer.grade import GradeError, Grader, completed_result, read_plan, run_dir
+from harness.organizer.rundirs import GradeError, acquire_lock, completed_result, run_dir
 from harness.organizer.slurm import client, script, state as store
 from harness.organizer.slurm.backend import DEFAULT_RETRIES, SlurmGrader, ask_cancel_or_detach
-from harness.organizer.grade import acquire_lock
-from harness.options import RunOptions
+
+if TYPE_CHECKING:
+    from harness.organizer.grade import Grader
 
 
 def add_arguments(p) -> None:
@@ -48,13 +48,9 @@ def site_options(args) -> script.SiteOptions:
                               args.max_parallel, args.cpus_per_task, args.mem).check()
 
 
-def _grader(args, plan: dict, options: RunOptions, site: script.SiteOptions, progress) -> SlurmGrader:
-    return SlurmGrader(args.out, plan, options, progress=progress, site=site, retries=args.retries)
-
-
-def dry_run(args, plan: dict, options: RunOptions, site: script.SiteOptions, progress) -> int:
+def dry_run(args, grader: "Grader", site: script.SiteOptions) -> int:
     """The batch script(s) of the runs without a final result; nothing written, nothing submitted."""
-    grader = _grader(args, plan, options, site, progress)
+    progress, options = grader.progress, grader.options
     jobs = [j for j in grader.jobs() if completed_result(run_dir(args.out, j)) is None]
     try:
         limit = client.max_array_size()
@@ -70,16 +66,16 @@ def dry_run(args, plan: dict, options: RunOptions, site: script.SiteOptions, pro
     return 0
 
 
-def grade(args, plan: dict, options: RunOptions, site: script.SiteOptions, progress,
-          publish: Callable[[], None]) -> str:
+def grade(args, local: "Grader", site: script.SiteOptions, publish: Callable[[], None]) -> str:
     """Submit, then watch until every run ended ("done"; "incomplete" when a run exhausted its
     retries), or return "detached"."""
+    progress = local.progress
     reason = client.available()
     if reason:
         raise GradeError(f"no Slurm cluster answers: {reason}")
     lock = acquire_lock(args.out, progress, wait_s=10)
     try:
-        grader = _grader(args, plan, options, site, progress)
+        grader = SlurmGrader(local, site, args.retries)
         grader.start(on_progress=publish)
         if args.detach:
             progress.say(f"detached: `python -m harness grade --status {args.out}` shows the runs; the same grade "
@@ -123,13 +119,9 @@ def refuse_if_queued(out: Path) -> None:
                          "collect them with `grade --backend slurm`, or scancel them first")
 
 
-def show_status(out: Path, progress) -> int:
+def show_status(grader: "Grader") -> int:
     """Counts of queued, running, done and failed runs, and an estimate of the time left."""
-    plan = read_plan(out)
-    if plan is None:
-        raise GradeError(f"{out} is not a grading directory (no grading.json)")
-    options = RunOptions.from_record(plan["options"])
-    grader = Grader(out, plan, options, [None], progress)
+    out, options = grader.out, grader.options
     state = store.load(out)
     try:
         found = client.tasks(sorted({r["task"].split("_")[0] for r in state["runs"].values()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from harness.errors import UsageError
 from harness.options import RunOptions
 
 SETUP_MARGIN_S = 600  # start-up, data preparation, scoring and writing reports, on a slow shared filesystem
@@ -39,18 +40,16 @@ class SiteOptions:
     job_name: str = "haet-grade"
 
     def check(self) -> "SiteOptions":
-        from harness.organizer.grade import GradeError
-
         for value in [self.partition, self.account, self.qos, self.constraint, self.mem, *self.sbatch_args]:
             if value is not None and ("\n" in value or "\r" in value or not value.strip()):
-                raise GradeError(f"a Slurm option must be one non-empty line, not {value!r}")
+                raise UsageError(f"a Slurm option must be one non-empty line, not {value!r}")
         for arg in self.sbatch_args:
             if not arg.startswith("-"):
-                raise GradeError(f"--sbatch-arg takes one sbatch option such as --sbatch-arg=--exclusive, not {arg!r}")
+                raise UsageError(f"--sbatch-arg takes one sbatch option such as --sbatch-arg=--exclusive, not {arg!r}")
         if self.max_parallel is not None and self.max_parallel < 1:
-            raise GradeError("--max-parallel must be at least 1")
+            raise UsageError("--max-parallel must be at least 1")
         if self.cpus_per_task is not None and self.cpus_per_task < 1:
-            raise GradeError("--cpus-per-task must be at least 1")
+            raise UsageError("--cpus-per-task must be at least 1")
         return self
 
 
