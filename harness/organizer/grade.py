@@ -39,7 +39,7 @@ from typing import Optional
 from harness import text
 from harness.console import Progress
 from harness.contract import check_commands, load_submission, submission_digest
-from harness.errors import ContractError
+from harness.errors import EXIT_INTERRUPTED, ContractError
 from harness.options import GRADING_REPEATS, RunOptions, add_arguments
 from harness.options import from_args as options_from_args
 from harness.runners import runner_name
@@ -386,8 +386,8 @@ def cmd_grade(args, progress: Progress) -> int:
     outcome = "done"
     if slurm:
         outcome = slurm_command.grade(args, Grader(args.out, plan, run_options, [None], progress), site, publish)
-        if outcome == "detached":
-            return 0
+        if outcome in ("detached", "interrupted"):
+            return EXIT_INTERRUPTED if outcome == "interrupted" else 0
     else:
         Grader(args.out, plan, run_options, gpus, progress).run(on_progress=publish)
     board = leaderboard.write_leaderboard(args.out)

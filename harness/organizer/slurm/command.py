@@ -68,7 +68,7 @@ def dry_run(args, grader: "Grader", site: script.SiteOptions) -> int:
 
 def grade(args, local: "Grader", site: script.SiteOptions, publish: Callable[[], None]) -> str:
     """Submit, then watch until every run ended ("done"; "incomplete" when a run exhausted its
-    retries), or return "detached"."""
+    retries); "detached" (--detach) or "interrupted" (Ctrl-C: cancelled or detached, as asked)."""
     progress = local.progress
     reason = client.available()
     if reason:
@@ -89,7 +89,7 @@ def grade(args, local: "Grader", site: script.SiteOptions, publish: Callable[[],
             else:
                 progress.say(f"detached; `python -m harness grade --status {args.out}` follows the runs")
             store.save(args.out, grader.state)
-            raise
+            return "interrupted"
         gave_up = [j.key for j in grader.jobs() if grader.exhausted(j.key)
                    and completed_result(run_dir(args.out, j)) is None]
         if gave_up:
