@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_RETRIES = 2
 POLL_S = float(os.environ.get("HAET_SLURM_POLL_S", "2"))
+SETTLE_S = float(os.environ.get("HAET_SLURM_SETTLE_S", "90"))  # past Slurm's KillWait (30 s by default)
 
 
 class SlurmGrader:
@@ -59,16 +60,25 @@ class SlurmGrader:
                 record["state"], record["node"] = info.state, info.node or record.get("node")
         return found
 
-    def still_running(self, record: dict, found: dict[str, client.TaskState]) -> bool:
+    def still_running(self, key: str, record: dict, found: dict[str, client.TaskState]) -> bool:
+        """Whether a task may still write into its run's directory (so it must not be collected yet)."""
+        if store.marker(self.out, record["task"], "end") is not None:
+            return False  # the batch script saw the harness exit (Slurm may still say COMPLETING)
         info = found.get(record.get("task") or "")
-        if info is not None:
-            return info.active
-        # Not listed: ended long ago (forgotten after MinJobAge), unless it was submitted a moment
-        # ago and the controller does not list it yet.
-        return store.marker(self.out, record["task"], "end") is None and time.time() - record.get("submitted_at", 0) < 30
+        if info is not None and info.active:
+            return True
+        if info is None and time.time() - record.get("submitted_at", 0) < 30:
+            return True  # submitted a moment ago: the controller may not list it yet
+        # Slurm may call a task ended (CANCELLED, TIMEOUT) while its harness still writes its
+        # interrupted result; keeping that directory aside under it would let the old process write
+        # into the next attempt's. Wait for the end marker, or until Slurm's own SIGKILL is long past.
+        if completed_result(self.out / key) is None:  # the run's directory (run_dir)
+            record.setdefault("gone_since", time.time())
+            return time.time() - record["gone_since"] < SETTLE_S
+        return False
 
     def active_keys(self, found: dict[str, client.TaskState]) -> set[str]:
-        return {key for key, r in self.state["runs"].items() if not r.get("ended") and self.still_running(r, found)}
+        return {key for key, r in self.state["runs"].items() if not r.get("ended") and self.still_running(key, r, found)}
 
     # --- submitting ------------------------------------------------------------------------
 
@@ -96,6 +106,7 @@ class SlurmGrader:
                                          "submitted_at": now, "cancelled_by_organizer": False})
             for index, job in enumerate(part):
                 record = self.state["runs"].setdefault(job.key, {"attempts": 0, "failures": []})
+                record.pop("gone_since", None)
                 record.update(task=f"{job_id}_{index}", state="PENDING", node=None, ended=False,
                               submitted_at=now, attempts=record.get("attempts", 0) + 1)
             store.save(self.out, self.state)
@@ -116,8 +127,13 @@ class SlurmGrader:
         record = self.state["runs"][key]
         task = record["task"]
         record["ended"], record["collected_at"] = True, time.time()
-        record["state"] = info.state if info else (record.get("state") or "UNKNOWN")
         start, end = store.marker(self.out, task, "start"), store.marker(self.out, task, "end")
+        if info is not None and not info.active:
+            record["state"] = info.state
+        elif end is not None:  # ended, and Slurm still completes it or has forgotten it: what it will say
+            record["state"] = "COMPLETED" if end.get("exit_code") == 0 else "FAILED"
+        else:
+            record["state"] = record.get("state") or "UNKNOWN"
         record["node"] = (start or {}).get("node") or record.get("node")
         directory = run_dir(self.out, job)
         result = completed_result(directory)
@@ -190,7 +206,7 @@ class SlurmGrader:
             again = []
             for key in waiting:
                 record = self.state["runs"][key]
-                if self.still_running(record, found):
+                if self.still_running(key, record, found):
                     continue
                 job = self.collect(key, jobs[key], found.get(record["task"]))
                 if job is not None:

@@ -112,6 +112,10 @@ def batch_script(commands: list[list[str]], keys: list[str], out: Path, workdir:
     lines = ["#!/bin/bash"] + [f"#SBATCH {arg}" for arg in sbatch] + [
         "# Written by `python -m harness grade --backend slurm`: one graded run per array task.",
         "set -u",
+        # Slurm's SIGTERM (scancel, time limit, preemption) reaches the harness too; the script waits
+        # for it to stop (a trap runs only after the foreground command exits), so the end marker
+        # says when nothing of this attempt writes any more.
+        "trap 'echo \"batch script: SIGTERM, waiting for the harness to stop\" >&2' TERM",
         f"markers={shlex.quote(str(out / '.slurm' / 'tasks'))}",
         'task="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
         'node="${SLURMD_NODENAME:-$(hostname)}"',
