@@ -11,12 +11,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import CENTROID, ENTRIES, ROOT, read_json, run_harness, stage_hostile, synthetic_data
 from tests.slurm_support import queue, slow_entry, slurm_cluster, state, wait_for  # noqa: F401
 
+pytestmark = pytest.mark.usefixtures("slurm_cluster")
 ENV = {"HAET_SLURM_POLL_S": "0.5"}
 
 
@@ -45,7 +47,7 @@ def final_results(out: Path) -> list[Path]:
     return sorted(p for p in out.glob("*/seed-*/result.json") if ".stale-" not in p.parent.name)
 
 
-def test_slurm_and_local_grade_give_the_same_leaderboard(slurm_cluster, tmp_path):
+def test_slurm_and_local_grade_give_the_same_leaderboard(tmp_path):
     entries = [CENTROID, ENTRIES / "crash", stage_hostile("ignore-sigterm", tmp_path / "ignore-sigterm")]
     local = run_harness(*grade_args(tmp_path, tmp_path / "local", *entries), timeout=600)
     assert local.returncode == 0, local.stderr
@@ -84,7 +86,7 @@ def harness_run_pids(out: Path, entry: str) -> list[int]:
     return found
 
 
-def test_a_task_cancelled_or_killed_from_outside_is_requeued_and_not_counted(slurm_cluster, tmp_path):
+def test_a_task_cancelled_or_killed_from_outside_is_requeued_and_not_counted(tmp_path):
     out = tmp_path / "grading"
     cancelled, killed = slow_entry(tmp_path / "cancelled", 3), slow_entry(tmp_path / "killed", 3)
     grader = start(grade_args(tmp_path, out, cancelled, killed, repeats=1, budget=8, extra=["--backend", "slurm"]))
@@ -124,7 +126,7 @@ def test_a_task_cancelled_or_killed_from_outside_is_requeued_and_not_counted(slu
     assert all(float(r["accuracy_counted"]) > 0.3 for r in board)
 
 
-def test_a_killed_client_resumes_without_rerunning_or_double_counting(slurm_cluster, tmp_path):
+def test_a_killed_client_resumes_without_rerunning_or_double_counting(tmp_path):
     out = tmp_path / "grading"
     slow = slow_entry(tmp_path / "slow", 2)
     args = grade_args(tmp_path, out, slow, repeats=3, budget=6, extra=["--backend", "slurm", "--max-parallel", "1"])
@@ -150,7 +152,7 @@ def test_a_killed_client_resumes_without_rerunning_or_double_counting(slurm_clus
     assert len(board) == 1 and board[0]["seeds_failed"] == "0"
 
 
-def test_detach_status_and_collect_round_trip(slurm_cluster, tmp_path):
+def test_detach_status_and_collect_round_trip(tmp_path):
     out = tmp_path / "grading"
     slow = slow_entry(tmp_path / "slow", 3)
     entries = [slow, ENTRIES / "crash"]
@@ -185,7 +187,7 @@ def test_detach_status_and_collect_round_trip(slurm_cluster, tmp_path):
     assert "nothing left to run" in run_harness("grade", "--status", out).stdout
 
 
-def test_ctrl_c_without_a_terminal_detaches_and_says_so(slurm_cluster, tmp_path):
+def test_ctrl_c_without_a_terminal_detaches_and_says_so(tmp_path):
     out = tmp_path / "grading"
     slow = slow_entry(tmp_path / "slow", 3)
     client = start(grade_args(tmp_path, out, slow, repeats=1, budget=8, extra=["--backend", "slurm"]))

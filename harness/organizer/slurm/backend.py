@@ -10,6 +10,7 @@ and never counted as 0; an entry's own crash or kill is a final result, the entr
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -62,11 +63,13 @@ class SlurmGrader:
 
     def still_running(self, key: str, record: dict, found: dict[str, client.TaskState]) -> bool:
         """Whether a task may still write into its run's directory (so it must not be collected yet)."""
-        if store.marker(self.out, record["task"], "end") is not None:
-            return False  # the batch script saw the harness exit (Slurm may still say COMPLETING)
+        ended = store.marker(self.out, record["task"], "end") is not None  # the batch script saw the harness exit
         info = found.get(record.get("task") or "")
         if info is not None and info.active:
-            return True
+            # A final result is collected at once; a failed attempt waits for Slurm's word on why.
+            return not (ended and completed_result(self.out / key) is not None)
+        if ended:
+            return False
         if info is None and time.time() - record.get("submitted_at", 0) < 30:
             return True  # submitted a moment ago: the controller may not list it yet
         # Slurm may call a task ended (CANCELLED, TIMEOUT) while its harness still writes its
@@ -97,23 +100,32 @@ class SlurmGrader:
         for part, text in self.scripts(jobs):
             path = dirs["scripts"] / f"array-{len(self.state['arrays']) + 1}.sh"
             path.write_text(text)
-            # Arrays after the first wait for the one before: the throttle (%N) holds for the whole plan.
-            job_id = client.sbatch(path, dependency=previous if self.site.max_parallel else None)
-            final = path.with_name(f"{job_id}.sh")
-            os.replace(path, final)
-            now = time.time()
-            self.state["arrays"].append({"job_id": job_id, "runs": [j.key for j in part], "script": str(final),
-                                         "submitted_at": now, "cancelled_by_organizer": False})
-            for index, job in enumerate(part):
-                record = self.state["runs"].setdefault(job.key, {"attempts": 0, "failures": []})
-                record.pop("gone_since", None)
-                record.update(task=f"{job_id}_{index}", state="PENDING", node=None, ended=False,
-                              submitted_at=now, attempts=record.get("attempts", 0) + 1)
-            store.save(self.out, self.state)
-            submitted.append(job_id)
-            previous = job_id
+            # Ctrl-C waits until the submitted array is written down: a job Slurm has is never unknown here.
+            masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            try:
+                self._submit_one(part, path, previous)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+            previous = self.state["arrays"][-1]["job_id"]
+            submitted.append(previous)
             self.counts["submitted"] += len(part)
         return submitted
+
+    def _submit_one(self, part: list["Job"], path: Path, previous: Optional[str]) -> None:
+        """sbatch one array and write it down."""
+        # Arrays after the first wait for the one before: the throttle (%N) holds for the whole plan.
+        job_id = client.sbatch(path, dependency=previous if self.site.max_parallel else None)
+        final = path.with_name(f"{job_id}.sh")
+        os.replace(path, final)
+        now = time.time()
+        self.state["arrays"].append({"job_id": job_id, "runs": [j.key for j in part], "script": str(final),
+                                     "submitted_at": now, "cancelled_by_organizer": False})
+        for index, job in enumerate(part):
+            record = self.state["runs"].setdefault(job.key, {"attempts": 0, "failures": []})
+            record.pop("gone_since", None)
+            record.update(task=f"{job_id}_{index}", state="PENDING", node=None, ended=False,
+                          submitted_at=now, attempts=record.get("attempts", 0) + 1)
+        store.save(self.out, self.state)
 
     # --- collecting ------------------------------------------------------------------------
 

@@ -76,12 +76,12 @@ def grade(args, local: "Grader", site: script.SiteOptions, publish: Callable[[],
     lock = acquire_lock(args.out, progress, wait_s=10)
     try:
         grader = SlurmGrader(local, site, args.retries)
-        grader.start(on_progress=publish)
-        if args.detach:
-            progress.say(f"detached: `python -m harness grade --status {args.out}` shows the runs; the same grade "
-                         "command again collects them and writes the leaderboard")
-            return "detached"
         try:
+            grader.start(on_progress=publish)
+            if args.detach:
+                progress.say(f"detached: `python -m harness grade --status {args.out}` shows the runs; the same "
+                             "grade command again collects them and writes the leaderboard")
+                return "detached"
             grader.watch(on_progress=publish)
         except KeyboardInterrupt:
             if ask_cancel_or_detach(progress):
