@@ -4,8 +4,11 @@ GPU GRES cannot exist on this machine, so the GPU lines are checked here, as tex
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,14 @@ from tests.helpers import CENTROID, ENTRIES, run_harness, synthetic_data
 
 
 def sbatch_lines(text: str) -> list[str]:
-    return [line.removeprefix("#SBATCH ") for line in text.splitlines() if line.startswith("#SBATCH ")]
+    """The options sbatch reads: #SBATCH lines before the first command (it ignores any later one)."""
+    found = []
+    for line in text.splitlines()[1:]:
+        if line.strip() and not line.startswith("#"):
+            break
+        if line.startswith("#SBATCH "):
+            found.append(line.removeprefix("#SBATCH "))
+    return found
 
 
 def make_script(options: RunOptions, site: script.SiteOptions | None = None, count: int = 3) -> str:
@@ -122,3 +132,25 @@ def test_bad_slurm_options_are_one_clear_message(tmp_path):
     assert proc.returncode == 2 and "--gpus is for the local backend" in proc.stderr
     proc = run_harness("grade", CENTROID, "--runner", "local")
     assert proc.returncode == 2 and "grade needs --out DIR" in proc.stderr
+
+
+def test_hostile_entry_paths_stay_one_argument_and_add_no_sbatch_line(tmp_path):
+    """A queued entry's folder name is the entry author's choice: quotes, `$(...)`, newlines and a
+    fake #SBATCH line must reach the run as one literal argument and change nothing else."""
+    hostile = str(tmp_path / "evil'\"$(touch pwned)`touch pwned2`\n#SBATCH --partition=stolen\n; rm -rf x")
+    out = tmp_path / "grading"
+    (out / ".slurm" / "tasks").mkdir(parents=True)
+    text = script.batch_script([["printf", "%s", hostile]], ["evil/seed-0"], out, tmp_path, RunOptions(),
+                               script.SiteOptions())
+    assert not any("stolen" in line for line in sbatch_lines(text))
+    path = tmp_path / "task.sh"
+    path.write_text(text)
+    done = subprocess.run(["bash", str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "0",
+                               "SLURMD_NODENAME": "node-1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == hostile
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+    start = json.loads((out / ".slurm" / "tasks" / "7_0.start.json").read_text())
+    end = json.loads((out / ".slurm" / "tasks" / "7_0.end.json").read_text())
+    assert start["node"] == "node-1" and end["exit_code"] == 0 and end["task"] == "7_0"
