@@ -20,16 +20,17 @@ from tests.slurm_support import queue, slow_entry, slurm_cluster, state, wait_fo
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 ENV = {"HAET_SLURM_POLL_S": "0.5"}
+SLURM = ["--backend", "slurm", "--cpus-per-task", "1", "--mem", "1G"]  # two runs at a time on the 2-CPU node
 
 
 def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 2, budget: float = 4, extra=()) -> list[str]:
     return ["grade", *entries, "--out", out, "--data", synthetic_data(tmp_path), "--train-per-class", "30",
             "--eval-per-class", "20", "--budget", str(budget), "--repeats", str(repeats), "--device", "cpu",
-            "--runner", "local", "--cache-dir", tmp_path / "cache", "--cpus-per-task", "1", "--mem", "1G", *extra]
+            "--runner", "local", "--cache-dir", tmp_path / "cache", *extra]
 
 
 def slurm(tmp_path: Path, out: Path, *entries, **kwargs) -> subprocess.CompletedProcess:
-    kwargs["extra"] = ["--backend", "slurm", *kwargs.get("extra", ())]
+    kwargs["extra"] = [*SLURM, *kwargs.get("extra", ())]
     return run_harness(*grade_args(tmp_path, out, *entries, **kwargs), env=ENV, timeout=600)
 
 
@@ -89,7 +90,7 @@ def harness_run_pids(out: Path, entry: str) -> list[int]:
 def test_a_task_cancelled_or_killed_from_outside_is_requeued_and_not_counted(tmp_path):
     out = tmp_path / "grading"
     cancelled, killed = slow_entry(tmp_path / "cancelled", 3), slow_entry(tmp_path / "killed", 3)
-    grader = start(grade_args(tmp_path, out, cancelled, killed, repeats=1, budget=8, extra=["--backend", "slurm"]))
+    grader = start(grade_args(tmp_path, out, cancelled, killed, repeats=1, budget=8, extra=SLURM))
 
     def started(key: str):
         """The task, once it started and its harness made the run's directory (mid-run, not before)."""
@@ -129,7 +130,7 @@ def test_a_task_cancelled_or_killed_from_outside_is_requeued_and_not_counted(tmp
 def test_a_killed_client_resumes_without_rerunning_or_double_counting(tmp_path):
     out = tmp_path / "grading"
     slow = slow_entry(tmp_path / "slow", 2)
-    args = grade_args(tmp_path, out, slow, repeats=3, budget=6, extra=["--backend", "slurm", "--max-parallel", "1"])
+    args = grade_args(tmp_path, out, slow, repeats=3, budget=6, extra=[*SLURM, "--max-parallel", "1"])
     client = start(args)
     done = wait_for(lambda: final_results(out) or None, 180, "a first result")
     wait_for(lambda: len(list((out / ".slurm" / "tasks").glob("*.start.json"))) >= 2, 120, "a second task to start")
@@ -190,7 +191,7 @@ def test_detach_status_and_collect_round_trip(tmp_path):
 def test_ctrl_c_without_a_terminal_detaches_and_says_so(tmp_path):
     out = tmp_path / "grading"
     slow = slow_entry(tmp_path / "slow", 3)
-    client = start(grade_args(tmp_path, out, slow, repeats=1, budget=8, extra=["--backend", "slurm"]))
+    client = start(grade_args(tmp_path, out, slow, repeats=1, budget=8, extra=SLURM))
     wait_for(lambda: state(out)["arrays"] or None, 120, "the submission")
     client.send_signal(signal.SIGINT)
     _, stderr = client.communicate(timeout=60)
@@ -203,3 +204,37 @@ def test_ctrl_c_without_a_terminal_detaches_and_says_so(tmp_path):
     collected = slurm(tmp_path, out, slow, repeats=1, budget=8)
     assert collected.returncode == 0, collected.stderr
     assert read_json(out / "slow" / "seed-0" / "result.json")["status"] == "scored"
+
+
+def test_resume_across_backends_submits_only_runs_without_a_final_result(tmp_path):
+    out = tmp_path / "grading"
+    first = run_harness(*grade_args(tmp_path, out, CENTROID))  # locally: centroid's 2 seeds
+    assert first.returncode == 0, first.stderr
+    local_results = {p: p.read_bytes() for p in final_results(out)}
+    assert len(local_results) == 2
+    both = slurm(tmp_path, out, CENTROID, ENTRIES / "crash")
+    assert both.returncode == 0, both.stderr
+    assert "2 run(s) already done" in both.stderr and "submitted 2 run(s)" in both.stderr
+    assert sorted(state(out)["runs"]) == ["crash/seed-0", "crash/seed-1"]
+    for path, content in local_results.items():
+        assert path.read_bytes() == content
+    runs = rows(out / "runs.csv")
+    assert [(r["entry"], r["slurm_job"] != "") for r in runs] == [("centroid", False), ("centroid", False),
+                                                                   ("crash", True), ("crash", True)]
+
+
+def test_an_array_submitted_but_not_written_down_is_refused_not_run_twice(tmp_path):
+    from harness.organizer.slurm.command import job_name
+
+    out = tmp_path / "grading"
+    stray = subprocess.run(["sbatch", "--parsable", f"--job-name={job_name(out)}", "--array=0-1", "--mem=10M",
+                            "--wrap", "sleep 60"], capture_output=True, text=True, timeout=30, check=True)
+    job_id = stray.stdout.strip().split(";")[0]
+    try:
+        proc = slurm(tmp_path, out, CENTROID)
+        assert proc.returncode == 2, proc.stderr
+        assert f"job array(s) {job_id} of this grading are in Slurm's queue but not in" in proc.stderr
+        assert f"scancel {job_id}" in proc.stderr
+        assert not state(out)["arrays"], "nothing may be submitted beside it"
+    finally:
+        subprocess.run(["scancel", job_id], timeout=30)

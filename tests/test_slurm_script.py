@@ -154,3 +154,11 @@ def test_hostile_entry_paths_stay_one_argument_and_add_no_sbatch_line(tmp_path):
     start = json.loads((out / ".slurm" / "tasks" / "7_0.start.json").read_text())
     end = json.loads((out / ".slurm" / "tasks" / "7_0.end.json").read_text())
     assert start["node"] == "node-1" and end["exit_code"] == 0 and end["task"] == "7_0"
+
+
+def test_slurm_options_without_the_slurm_backend_are_refused(tmp_path):
+    proc = run_harness("grade", CENTROID, "--out", tmp_path / "g", "--runner", "local", "--detach",
+                       "--partition", "gpu")
+    assert proc.returncode == 2
+    assert "--partition, --detach only mean something with --backend slurm" in proc.stderr
+    assert not (tmp_path / "g").exists()

@@ -362,6 +362,7 @@ def cmd_grade(args, progress: Progress) -> int:
         raise GradeError("grade needs --out DIR, the grading directory (or --status DIR to see one)")
     slurm = args.backend == "slurm"
     if not slurm:
+        slurm_command.refuse_slurm_options(args)
         slurm_command.refuse_if_queued(args.out)
     entry_dirs = find_entries(args.entries, args.queue)
     if not entry_dirs and not read_plan(args.out):

@@ -189,6 +189,12 @@ class SlurmGrader:
         found = self.refresh()
         active = self.active_keys(found)
         jobs = self.by_key()
+        unknown = client.arrays_named(self.site.job_name) - {a["job_id"] for a in self.state["arrays"]}
+        if unknown:  # submitted by a grader killed before it could write them down: they would run twice
+            raise client.SlurmError(
+                f"job array(s) {', '.join(sorted(unknown))} of this grading are in Slurm's queue but not in "
+                f"{self.out / store.STATE_FILE} (a grader killed while submitting): `scancel {' '.join(sorted(unknown))}`"
+                ", then grade again")
         for key, record in self.state["runs"].items():
             if key in jobs and not record.get("ended") and key not in active:
                 self.collect(key, jobs[key], found.get(record.get("task") or ""))

@@ -77,6 +77,13 @@ def tasks(job_ids: list[str]) -> dict[str, TaskState]:
     return found
 
 
+def arrays_named(name: str) -> set[str]:
+    """The job ids of this name still queued or running."""
+    out = _call(["squeue", "-h", "-r", "--name", name, "-o", "%F|%T"])
+    return {line.split("|")[0] for line in out.splitlines()
+            if "|" in line and line.split("|")[1] in ACTIVE and line.split("|")[0].isdigit()}
+
+
 def accounting(job_ids: list[str]) -> dict[str, TaskState]:
     """Ended tasks from sacct, when the cluster keeps accounting; {} where it does not (no slurmdbd)."""
     if not job_ids or shutil.which("sacct") is None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -39,13 +40,29 @@ def add_arguments(p) -> None:
     slurm.add_argument("--dry-run", action="store_true", help="print the batch script(s); submit nothing")
 
 
+SLURM_ONLY = ("partition", "account", "qos", "constraint", "sbatch_arg", "max_parallel", "cpus_per_task", "mem",
+              "detach", "dry_run")
+
+
+def refuse_slurm_options(args) -> None:
+    """A Slurm option without --backend slurm would be silently ignored: say so instead."""
+    given = [f"--{name.replace('_', '-')}" for name in SLURM_ONLY if getattr(args, name) not in (None, False, [])]
+    if given:
+        raise GradeError(f"{', '.join(given)} only mean something with --backend slurm; add it, or leave them out")
+
+
+def job_name(out: Path) -> str:
+    """One name per grading directory: its arrays are found in the queue even if slurm.json missed one."""
+    return "haet-grade-" + hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:10]
+
+
 def site_options(args) -> script.SiteOptions:
     if args.gpus:
         raise GradeError("--gpus is for the local backend; on Slurm each run gets its own GPU (--device cuda)")
     if args.retries < 0:
         raise GradeError("--retries must be 0 or more")
     return script.SiteOptions(args.partition, args.account, args.qos, args.constraint, list(args.sbatch_arg),
-                              args.max_parallel, args.cpus_per_task, args.mem).check()
+                              args.max_parallel, args.cpus_per_task, args.mem, job_name(args.out)).check()
 
 
 def dry_run(args, grader: "Grader", site: script.SiteOptions) -> int:
