@@ -199,8 +199,9 @@ class SlurmGrader:
             if key in jobs and not record.get("ended") and key not in active:
                 self.collect(key, jobs[key], found.get(record.get("task") or ""))
         pending = [j for j in self.grader._prepare(active=active) if not self.exhausted(j.key)]
+        unfinished = [k for k in active if completed_result(self.out / k) is None]
         self.progress.say(f"grading {len(self.grader.entries)} entries x {len(self.grader.seeds)} seeds on Slurm into {self.out}: "
-                          f"{self.counts['done_before']} run(s) already done, {len(active)} still in Slurm's queue, "
+                          f"{self.counts['done_before']} run(s) already done, {len(unfinished)} still in Slurm's queue, "
                           f"{len(pending)} to submit")
         if pending:
             ids = self.submit(pending)

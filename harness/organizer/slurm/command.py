@@ -147,16 +147,18 @@ def show_status(grader: "Grader") -> int:
     except client.SlurmError as exc:
         found, slurm_note = {}, f" (Slurm did not answer: {exc})"
     counts = {"done": 0, "failed": 0, "running": 0, "queued": 0, "not submitted": 0}
-    durations = []
+    durations, finishing = [], 0
     for job in grader.jobs():
         record = state["runs"].get(job.key, {})
         result = completed_result(run_dir(out, job))
         info = found.get(record.get("task") or "")
+        active = info is not None and info.active and not record.get("ended")
         if result is not None:
             counts["failed" if result.get("status") != "scored" else "done"] += 1
+            finishing += active  # its result is final; Slurm is still ending the task
             if isinstance(result.get("wall_seconds"), (int, float)):
                 durations.append(float(result["wall_seconds"]))
-        elif info is not None and info.active:
+        elif active:
             counts["running" if info.state in ("RUNNING", "COMPLETING") else "queued"] += 1
         else:
             counts["not submitted"] += 1
@@ -171,7 +173,10 @@ def show_status(grader: "Grader") -> int:
         estimate = math.ceil(left / parallel) * per_run
         print(f"  about {estimate / 60:.0f} min left at {parallel} run(s) at a time, "
               f"{per_run:.0f} s per run ({'measured' if durations else 'from the budgets'})")
+    elif finishing:
+        print(f"  every run has a result; Slurm is still ending {finishing} task(s)")
+    elif any(not r.get("ended") for r in state["runs"].values()):
+        print("  every run has ended: the same `grade` command collects them and writes the leaderboard")
     else:
-        print("  every run has ended: the same `grade` command collects them and writes the leaderboard"
-              if any(not r.get("ended") for r in state["runs"].values()) else "  nothing left to run")
+        print("  nothing left to run")
     return 0
