@@ -72,6 +72,8 @@ class SlurmGrader:
             return False
         if info is None and time.time() - record.get("submitted_at", 0) < 30:
             return True  # submitted a moment ago: the controller may not list it yet
+        if store.marker(self.out, record["task"], "start") is None:
+            return False  # ended before the batch script began: nothing of it can write
         # Slurm may call a task ended (CANCELLED, TIMEOUT) while its harness still writes its
         # interrupted result; keeping that directory aside under it would let the old process write
         # into the next attempt's. Wait for the end marker, or until Slurm's own SIGKILL is long past.
@@ -81,7 +83,8 @@ class SlurmGrader:
         return False
 
     def active_keys(self, found: dict[str, client.TaskState]) -> set[str]:
-        return {key for key, r in self.state["runs"].items() if not r.get("ended") and self.still_running(key, r, found)}
+        return {key for key, r in self.state["runs"].items()
+                if not r.get("ended") and self.still_running(key, r, found)}
 
     # --- submitting ------------------------------------------------------------------------
 
@@ -183,33 +186,33 @@ class SlurmGrader:
 
     # --- the whole --------------------------------------------------------------------------
 
-    def start(self, on_progress: Optional[Callable[[], None]] = None) -> "list[Job]":
+    def start(self, on_progress: Optional[Callable[[], None]] = None) -> None:
         """Resume: collect what ended while nobody watched, keep tasks still queued or running,
-        submit the rest. Returns the runs now in Slurm's hands."""
+        submit the rest."""
         found = self.refresh()
         active = self.active_keys(found)
         jobs = self.by_key()
         unknown = client.arrays_named(self.site.job_name) - {a["job_id"] for a in self.state["arrays"]}
         if unknown:  # submitted by a grader killed before it could write them down: they would run twice
+            ids = sorted(unknown)
             raise client.SlurmError(
-                f"job array(s) {', '.join(sorted(unknown))} of this grading are in Slurm's queue but not in "
-                f"{self.out / store.STATE_FILE} (a grader killed while submitting): `scancel {' '.join(sorted(unknown))}`"
-                ", then grade again")
+                f"job array(s) {', '.join(ids)} of this grading are in Slurm's queue but not in "
+                f"{self.out / store.STATE_FILE} (a grader killed while submitting): `scancel {' '.join(ids)}`, "
+                "then grade again")
         for key, record in self.state["runs"].items():
             if key in jobs and not record.get("ended") and key not in active:
                 self.collect(key, jobs[key], found.get(record.get("task") or ""))
         pending = [j for j in self.grader._prepare(active=active) if not self.exhausted(j.key)]
         unfinished = [k for k in active if completed_result(self.out / k) is None]
-        self.progress.say(f"grading {len(self.grader.entries)} entries x {len(self.grader.seeds)} seeds on Slurm into {self.out}: "
-                          f"{self.counts['done_before']} run(s) already done, {len(unfinished)} still in Slurm's queue, "
-                          f"{len(pending)} to submit")
+        self.progress.say(f"grading {len(self.grader.entries)} entries x {len(self.grader.seeds)} seeds on Slurm "
+                          f"into {self.out}: {self.counts['done_before']} run(s) already done, {len(unfinished)} "
+                          f"still in Slurm's queue, {len(pending)} to submit")
         if pending:
             ids = self.submit(pending)
             self.progress.say(f"submitted {len(pending)} run(s) as job array(s) {', '.join(ids)}")
         store.save(self.out, self.state)
         if on_progress:
             on_progress()
-        return [jobs[k] for k in active] + pending
 
     def watch(self, on_progress: Optional[Callable[[], None]] = None) -> None:
         """Until every run of this grading has ended: collect, requeue, publish."""

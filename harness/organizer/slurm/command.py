@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 
 def add_arguments(p) -> None:
     p.add_argument("--backend", choices=["local", "slurm"], default="local",
-                   help="local: child processes on this host; slurm: sbatch job arrays (results on a shared filesystem)")
-    p.add_argument("--status", type=Path, metavar="OUT", help="show a grading's queued/running/done/failed runs and exit")
+                   help="local: child processes on this host; slurm: sbatch job arrays (results on a filesystem "
+                        "shared with the nodes)")
+    p.add_argument("--status", type=Path, metavar="OUT",
+                   help="show a grading's queued/running/done/failed runs and the time left, and exit")
     slurm = p.add_argument_group("Slurm (--backend slurm)")
     slurm.add_argument("--partition", help="sbatch --partition")
     slurm.add_argument("--account", help="sbatch --account")
@@ -40,13 +42,14 @@ def add_arguments(p) -> None:
     slurm.add_argument("--dry-run", action="store_true", help="print the batch script(s); submit nothing")
 
 
-SLURM_ONLY = ("partition", "account", "qos", "constraint", "sbatch_arg", "max_parallel", "cpus_per_task", "mem",
-              "detach", "dry_run")
+SLURM_ONLY = ("partition", "account", "qos", "constraint", "sbatch_arg", "max_parallel", "cpus_per_task",
+              "mem", "detach", "dry_run")
 
 
 def refuse_slurm_options(args) -> None:
     """A Slurm option without --backend slurm would be silently ignored: say so instead."""
-    given = [f"--{name.replace('_', '-')}" for name in SLURM_ONLY if getattr(args, name) not in (None, False, [])]
+    given = [f"--{name.replace('_', '-')}" for name in SLURM_ONLY
+             if getattr(args, name) not in (None, False, [])]
     if given:
         raise GradeError(f"{', '.join(given)} only mean something with --backend slurm; add it, or leave them out")
 
