@@ -48,6 +48,13 @@ def final_results(out: Path) -> list[Path]:
     return sorted(p for p in out.glob("*/seed-*/result.json") if ".stale-" not in p.parent.name)
 
 
+def started_task(out: Path, key: str):
+    """The task of `key`, once it started and its harness made the run's directory; else None."""
+    task = state(out)["runs"].get(key, {}).get("task")
+    began = task and (out / ".slurm" / "tasks" / f"{task}.start.json").exists() and (out / key).is_dir()
+    return task if began else None
+
+
 def test_slurm_and_local_grade_give_the_same_leaderboard(tmp_path):
     entries = [CENTROID, ENTRIES / "crash", stage_hostile("ignore-sigterm", tmp_path / "ignore-sigterm")]
     local = run_harness(*grade_args(tmp_path, tmp_path / "local", *entries), timeout=600)
@@ -92,15 +99,9 @@ def test_a_task_cancelled_or_killed_from_outside_is_requeued_and_not_counted(tmp
     cancelled, killed = slow_entry(tmp_path / "cancelled", 3), slow_entry(tmp_path / "killed", 3)
     grader = start(grade_args(tmp_path, out, cancelled, killed, repeats=1, budget=8, extra=SLURM))
 
-    def started(key: str):
-        """The task, once it started and its harness made the run's directory (mid-run, not before)."""
-        task = state(out)["runs"].get(key, {}).get("task")
-        began = task and (out / ".slurm" / "tasks" / f"{task}.start.json").exists() and (out / key).is_dir()
-        return task if began else None
-
-    task = wait_for(lambda: started("cancelled/seed-0"), 120, "the task of `cancelled` to start")
+    task = wait_for(lambda: started_task(out, "cancelled/seed-0"), 120, "the task of `cancelled` to start")
     subprocess.run(["scancel", task], check=True, timeout=30)  # an admin's scancel, not the organizer's
-    wait_for(lambda: started("killed/seed-0"), 120, "the task of `killed` to start")
+    wait_for(lambda: started_task(out, "killed/seed-0"), 120, "the task of `killed` to start")
     pids = wait_for(lambda: harness_run_pids(out, "killed"), 60, "the harness run of `killed`")
     for pid in pids:  # the harness dies before it can write a result (an OOM kill, a node that goes away)
         os.kill(pid, signal.SIGKILL)
@@ -238,3 +239,52 @@ def test_an_array_submitted_but_not_written_down_is_refused_not_run_twice(tmp_pa
         assert not state(out)["arrays"], "nothing may be submitted beside it"
     finally:
         subprocess.run(["scancel", job_id], timeout=30)
+
+
+def test_retries_exhausted_leave_the_run_pending_never_zero(tmp_path):
+    out = tmp_path / "grading"
+    slow = slow_entry(tmp_path / "slow", 3)
+    client = start(grade_args(tmp_path, out, slow, repeats=1, budget=8, extra=[*SLURM, "--retries", "0"]))
+    task = wait_for(lambda: started_task(out, "slow/seed-0"), 120, "the task to start")
+    subprocess.run(["scancel", task], check=True, timeout=30)
+    _, stderr = client.communicate(timeout=300)
+    assert client.returncode == 1, stderr
+    assert "1 failures exceed --retries 0: not counted, left pending" in stderr
+    assert "1 run(s) failed on the cluster more than --retries 0 times" in stderr
+    (run,) = rows(out / "runs.csv")
+    assert run["status"] == "pending" and run["accuracy_counted"] == "", run  # pending, not a 0
+    assert rows(out / "leaderboard.csv")[0]["accuracy_mean"] == ""
+
+    again = slurm(tmp_path, out, slow, repeats=1, budget=8, extra=["--retries", "1"])
+    assert again.returncode == 0, again.stderr
+    assert "submitted 1 run(s)" in again.stderr
+    (run,) = rows(out / "runs.csv")
+    assert run["status"] == "scored" and run["attempts"] == "2" and float(run["accuracy_counted"]) > 0.3
+
+
+def test_ctrl_c_on_a_terminal_asks_and_scancel_is_not_a_platform_failure(tmp_path):
+    out = tmp_path / "grading"
+    slow = slow_entry(tmp_path / "slow", 20)
+    primary, secondary = os.openpty()
+    client = subprocess.Popen([sys.executable, "-m", "harness", *map(str, grade_args(
+        tmp_path, out, slow, repeats=1, budget=30, extra=SLURM))], cwd=ROOT, env={**os.environ, **ENV},
+        stdin=secondary, stdout=secondary, stderr=secondary, start_new_session=True)
+    os.close(secondary)
+    task = wait_for(lambda: started_task(out, "slow/seed-0"), 120, "the task to start")
+    client.send_signal(signal.SIGINT)
+    seen = b""
+    while b"detach and let them run [d]?" not in seen:
+        seen += os.read(primary, 4096)
+    os.write(primary, b"c\n")
+    assert client.wait(timeout=60) == 130
+    os.close(primary)
+    job_id = task.split("_")[0]
+    assert state(out)["arrays"][0]["cancelled_by_organizer"] is True
+    wait_for(lambda: queue([job_id]).get(task) == "CANCELLED", 60, "the organizer's scancel")
+
+    resumed = slurm(tmp_path, out, slow, repeats=1, budget=30)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "cancelled by the organizer; it runs again" in resumed.stderr and "platform failure" not in resumed.stderr
+    record = read_json(out / "slow" / "seed-0" / "slurm.json")
+    assert record["attempts"] == 1 and record["failures"] == []  # the organizer's scancel is not a failure
+    assert read_json(out / "slow" / "seed-0" / "result.json")["status"] == "scored"
