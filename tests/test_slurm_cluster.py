@@ -288,3 +288,12 @@ def test_ctrl_c_on_a_terminal_asks_and_scancel_is_not_a_platform_failure(tmp_pat
     record = read_json(out / "slow" / "seed-0" / "slurm.json")
     assert record["attempts"] == 1 and record["failures"] == []  # the organizer's scancel is not a failure
     assert read_json(out / "slow" / "seed-0" / "result.json")["status"] == "scored"
+
+
+def test_the_start_script_is_idempotent():
+    again = subprocess.run(["bash", str(ROOT / "deploy" / "slurm" / "start-cluster.sh")], capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "cluster already answers" in again.stderr
+    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=30).stdout
+    assert node.split()[0] in ("idle", "mixed", "allocated", "completing")

@@ -46,9 +46,15 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-if ! command -v slurmctld >/dev/null 2>&1 || ! command -v slurmd >/dev/null 2>&1 \
-   || ! command -v sbatch >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1 \
-   && [ ! -x /usr/sbin/munged ]; then
+installed() {
+    local tool
+    for tool in slurmctld slurmd sbatch squeue scontrol; do
+        command -v "$tool" >/dev/null 2>&1 || return 1
+    done
+    [ -x /usr/sbin/munged ]
+}
+
+if ! installed; then
     say "installing Debian's slurmctld slurmd slurm-client munge"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null || { say "apt-get update failed"; exit 1; }
