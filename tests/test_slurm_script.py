@@ -18,7 +18,7 @@ from harness.options import RunOptions
 from harness.organizer.grade import Grader, make_plan
 from harness.console import Progress
 from harness.organizer.slurm import script
-from tests.helpers import CENTROID, ENTRIES, run_harness, synthetic_data
+from tests.helpers import CENTROID, ENTRIES, entry, run_harness, synthetic_data
 
 
 def sbatch_lines(text: str) -> list[str]:
@@ -162,3 +162,18 @@ def test_slurm_options_without_the_slurm_backend_are_refused(tmp_path):
     assert proc.returncode == 2
     assert "--partition, --detach only mean something with --backend slurm" in proc.stderr
     assert not (tmp_path / "g").exists()
+
+
+def test_status_of_a_local_grading_counts_every_run_once(tmp_path):
+    """--status reads the grading directory alone (no Slurm needed when nothing was submitted): an
+    invalid entry's seeds count as failed, as they count 0 on the leaderboard."""
+    bad = entry("bad-manifest", tmp_path)
+    out = tmp_path / "grading"
+    graded = run_harness("grade", CENTROID, ENTRIES / "crash", bad, "--out", out, "--data", synthetic_data(tmp_path),
+                         "--train-per-class", "30", "--eval-per-class", "20", "--budget", "3", "--repeats", "2",
+                         "--device", "cpu", "--runner", "local", "--cache-dir", tmp_path / "cache")
+    assert graded.returncode == 0, graded.stderr
+    status = run_harness("grade", "--status", out)
+    assert status.returncode == 0, status.stderr
+    assert "6 runs: 2 done, 4 failed, 0 running, 0 queued, 0 not submitted" in status.stdout
+    assert "nothing left to run" in status.stdout

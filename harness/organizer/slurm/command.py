@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -139,6 +140,14 @@ def refuse_if_queued(out: Path) -> None:
                          "collect them with `grade --backend slurm`, or scancel them first")
 
 
+def read_json(path: Path) -> dict | None:
+    try:
+        found = json.loads(path.read_text())
+        return found if isinstance(found, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
 def show_status(grader: "Grader") -> int:
     """Counts of queued, running, done and failed runs, and an estimate of the time left."""
     out, options = grader.out, grader.options
@@ -151,6 +160,9 @@ def show_status(grader: "Grader") -> int:
         found, slurm_note = {}, f" (Slurm did not answer: {exc})"
     counts = {"done": 0, "failed": 0, "running": 0, "queued": 0, "not submitted": 0}
     durations, finishing = [], 0
+    for entry in grader.entries:  # as the grading last checked it; each seed of an invalid entry counts 0
+        entry.invalid = (read_json(out / entry.id / "entry.json") or {}).get("invalid")
+        counts["failed"] += len(grader.seeds) if entry.invalid else 0
     for job in grader.jobs():
         record = state["runs"].get(job.key, {})
         result = completed_result(run_dir(out, job))
