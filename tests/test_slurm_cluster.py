@@ -62,6 +62,16 @@ def test_slurm_and_local_grade_give_the_same_leaderboard(tmp_path):
     on_slurm = slurm(tmp_path, tmp_path / "slurm", *entries, extra=["--max-parallel", "2"])
     assert on_slurm.returncode == 0, on_slurm.stderr
     assert "submitted 6 run(s) as job array(s)" in on_slurm.stderr
+    # The test cluster's MaxArraySize is 5 (deploy/slurm/start-cluster.sh): the plan is split, the
+    # second array waiting for the first so that --max-parallel holds for the whole plan.
+    arrays = state(tmp_path / "slurm")["arrays"]
+    assert [len(a["runs"]) for a in arrays] == [5, 1]
+    second = (tmp_path / "slurm" / ".slurm" / "scripts" / f"{arrays[1]['job_id']}.sh").read_text()
+    assert "#SBATCH --array=0-0%2" in second
+    tasks = tmp_path / "slurm" / ".slurm" / "tasks"
+    first_ended = max(read_json(p)["at"] for p in tasks.glob(f"{arrays[0]['job_id']}_*.end.json"))
+    (second_started,) = [read_json(p)["at"] for p in tasks.glob(f"{arrays[1]['job_id']}_*.start.json")]
+    assert second_started > first_ended  # ISO UTC times compare as text
 
     compared = ["entry", "rank", "accuracy_mean", "seeds_failed", "accuracy_seed_0", "accuracy_seed_1"]
     board_local, board_slurm = rows(tmp_path / "local" / "leaderboard.csv"), rows(tmp_path / "slurm" / "leaderboard.csv")

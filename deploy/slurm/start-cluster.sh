@@ -6,7 +6,8 @@
 # What it does:
 #   1. installs Debian's slurmctld, slurmd, slurm-client and munge if they are missing;
 #   2. writes /etc/slurm/slurm.conf for one node named after this host (unless $HAET_SLURM_KEEP_CONF=1
-#      and one exists), with CPUs=$HAET_SLURM_CPUS (default 2) and RealMemory below the machine's;
+#      and one exists), with CPUs=$HAET_SLURM_CPUS (default 2), RealMemory below the machine's and
+#      MaxArraySize=$HAET_SLURM_MAX_ARRAY_SIZE (default 5); reconfigures running daemons when it changed;
 #   3. starts munged, slurmctld -D and slurmd -D in the background (logs in $HAET_SLURM_LOGS,
 #      default /var/log/haet-slurm), unless they already run;
 #   4. waits up to $HAET_SLURM_TIMEOUT seconds (default 60) for the node to be idle.
@@ -36,7 +37,47 @@ node_ready() {
     esac
 }
 
-if command -v sinfo >/dev/null 2>&1 && node_ready; then
+# --- slurm.conf --------------------------------------------------------------------------------
+HOST=$(hostname -s)
+total_mb=$(free -m | awk '/^Mem:/ {print $2}')
+REAL_MB=$(( total_mb * 8 / 10 ))  # below the machine's, or slurmd marks the node invalid
+# MaxArraySize is small on purpose: the tests' plans of a few runs are split into several arrays,
+# as a plan of thousands is on a real cluster (MaxArraySize 1001 by default).
+MAX_ARRAY=${HAET_SLURM_MAX_ARRAY_SIZE:-5}
+desired_conf() {
+    cat <<CONFEOF
+# Written by deploy/slurm/start-cluster.sh: a single-node cluster for the tests.
+ClusterName=haet
+SlurmctldHost=$HOST
+SlurmUser=root
+AuthType=auth/munge
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+SlurmctldLogFile=$LOGS/slurmctld.log
+SlurmdLogFile=$LOGS/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SchedulerType=sched/backfill
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+ReturnToService=2
+MaxArraySize=$MAX_ARRAY
+MinJobAge=600
+KillWait=10
+SlurmctldTimeout=30
+SlurmdTimeout=60
+NodeName=$HOST CPUs=$CPUS RealMemory=$REAL_MB State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+CONFEOF
+}
+conf_current() { [ "${HAET_SLURM_KEEP_CONF:-0}" = 1 ] && [ -s "$CONF" ] || [ "$(desired_conf)" = "$(cat "$CONF" 2>/dev/null)" ]; }
+
+if command -v sinfo >/dev/null 2>&1 && conf_current && node_ready; then
     say "cluster already answers (node $(node_state))"
     exit 0
 fi
@@ -81,41 +122,12 @@ if ! pgrep -u munge -x munged >/dev/null 2>&1; then
     runuser -u munge -- /usr/sbin/munged || { say "munged did not start"; tail -n 20 /var/log/munge/munged.log >&2 || true; exit 1; }
 fi
 
-# --- slurm.conf --------------------------------------------------------------------------------
-HOST=$(hostname -s)
-total_mb=$(free -m | awk '/^Mem:/ {print $2}')
-REAL_MB=$(( total_mb * 8 / 10 ))  # below the machine's, or slurmd marks the node invalid
-if [ "${HAET_SLURM_KEEP_CONF:-0}" != 1 ] || [ ! -s "$CONF" ]; then
-    cat > "$CONF.tmp" <<CONFEOF
-# Written by deploy/slurm/start-cluster.sh: a single-node cluster for the tests.
-ClusterName=haet
-SlurmctldHost=$HOST
-SlurmUser=root
-AuthType=auth/munge
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
-SlurmctldLogFile=$LOGS/slurmctld.log
-SlurmdLogFile=$LOGS/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-SchedulerType=sched/backfill
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-ReturnToService=2
-MaxArraySize=1001
-MinJobAge=600
-KillWait=10
-SlurmctldTimeout=30
-SlurmdTimeout=60
-NodeName=$HOST CPUs=$CPUS RealMemory=$REAL_MB State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
-CONFEOF
+CONF_CHANGED=0
+if ! conf_current; then
+    mkdir -p "$(dirname "$CONF")"
+    desired_conf > "$CONF.tmp"
     mv "$CONF.tmp" "$CONF"
+    CONF_CHANGED=1
 fi
 
 # --- daemons -----------------------------------------------------------------------------------
@@ -126,6 +138,11 @@ fi
 if ! pgrep -x slurmd >/dev/null 2>&1; then
     say "starting slurmd (log $LOGS/slurmd.log)"
     nohup slurmd -D >>"$LOGS/slurmd.stdout" 2>&1 </dev/null &
+fi
+if [ "$CONF_CHANGED" = 1 ]; then
+    say "slurm.conf changed: reconfiguring the running daemons"
+    sleep 1
+    scontrol reconfigure >/dev/null 2>&1 || say "scontrol reconfigure failed (the daemons may be starting)"
 fi
 
 waited=0
