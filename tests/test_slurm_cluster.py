@@ -238,7 +238,7 @@ def test_an_array_submitted_but_not_written_down_is_refused_not_run_twice(tmp_pa
     from harness.organizer.slurm.command import job_name
 
     out = tmp_path / "grading"
-    stray = subprocess.run(["sbatch", "--parsable", f"--job-name={job_name(out)}", "--array=0-1", "--mem=10M",
+    stray = subprocess.run(["sbatch", "--parsable", f"--job-name={job_name(out)}", "--array=0-1", "--mem=10M", "--output=/dev/null",
                             "--wrap", "sleep 60"], capture_output=True, text=True, timeout=30, check=True)
     job_id = stray.stdout.strip().split(";")[0]
     try:

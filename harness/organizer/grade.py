@@ -8,6 +8,7 @@ Layout of GRADING_DIR (everything written atomically):
     <entry>/seed-<k>/result.json  the completion marker; status `interrupted` does not count
     <entry>/seed-<k>.stale-<n>/   an earlier, unfinished attempt: kept, never deleted
     leaderboard.{md,csv,html}, runs.csv
+    slurm.json, .slurm/           with --backend slurm: arrays, tasks, markers (harness.organizer.slurm)
 
 Fairness: every entry gets the same seeds, so the same 5000 training images and
 the same held-out images per seed (paired comparison). A failed repeat counts as
