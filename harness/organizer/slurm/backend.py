@@ -38,6 +38,9 @@ class SlurmGrader:
         self.state = store.load(self.out)
         self.counts = grader.counts
         self.counts.update(submitted=0, requeued=0, gave_up=0)
+        # Platform failures per run in this invocation: --retries is a budget per `grade` command, so
+        # running it again retries a run that ran out (its history stays in slurm.json).
+        self.failed_now: dict[str, int] = {}
 
     def jobs(self) -> list["Job"]:
         return self.grader.jobs()
@@ -171,18 +174,19 @@ class SlurmGrader:
             why = f"{record['state']} before the harness wrote a result"
         record["failures"].append({"task": task, "state": record["state"], "node": record["node"], "why": why,
                                    "at": utc_now()})
-        if len(record["failures"]) <= self.retries:
+        self.failed_now[key] = self.failed_now.get(key, 0) + 1
+        if not self.exhausted(key):
             self.counts["requeued"] += 1
             self.progress.say(f"{key}: platform failure ({why}, task {task}); requeued "
-                              f"({len(record['failures'])}/{self.retries}), not counted")
+                              f"({self.failed_now[key]}/{self.retries}), not counted")
             return job
         self.counts["gave_up"] += 1
-        self.progress.say(f"{key}: platform failure ({why}); {len(record['failures'])} failures exceed --retries "
-                          f"{self.retries}: not counted, left pending (grade again, or raise --retries)")
+        self.progress.say(f"{key}: platform failure ({why}); {self.failed_now[key]} failure(s) exceed --retries "
+                          f"{self.retries}: not counted, left pending (the next grade tries it again)")
         return None
 
     def exhausted(self, key: str) -> bool:
-        return len(self.state["runs"].get(key, {}).get("failures", [])) > self.retries
+        return self.failed_now.get(key, 0) > self.retries
 
     # --- the whole --------------------------------------------------------------------------
 

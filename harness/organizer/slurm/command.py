@@ -36,8 +36,8 @@ def add_arguments(p) -> None:
     slurm.add_argument("--mem", help="memory per run, sbatch syntax such as 16G (default: the Docker runner's "
                                      "memory limit + 4G for the harness)")
     slurm.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
-                       help="submit a run again this many times after a platform failure (node failure, "
-                            "preemption, Slurm's time limit, a cancellation, a task that died)")
+                       help="per grade command, submit a run again this many times after a platform failure "
+                            "(node failure, preemption, Slurm's time limit, a cancellation, a task that died)")
     slurm.add_argument("--detach", action="store_true", help="submit and exit; `grade --status OUT` follows, "
                                                              "the same grade again collects")
     slurm.add_argument("--dry-run", action="store_true", help="print the batch script(s); submit nothing")
@@ -115,7 +115,7 @@ def grade(args, local: "Grader", site: script.SiteOptions, publish: Callable[[],
                    and completed_result(run_dir(args.out, j)) is None]
         if gave_up:
             progress.say(f"{len(gave_up)} run(s) failed on the cluster more than --retries {args.retries} times and "
-                         f"are not counted: {', '.join(gave_up[:10])}; grade again to retry them")
+                         f"are not counted: {', '.join(gave_up[:10])}; the same grade command tries them again")
             return "incomplete"
         return "done"
     finally:
