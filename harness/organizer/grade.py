@@ -8,6 +8,7 @@ Layout of GRADING_DIR (everything written atomically):
     <entry>/seed-<k>/result.json  the completion marker; status `interrupted` does not count
     <entry>/seed-<k>.stale-<n>/   an earlier, unfinished attempt: kept, never deleted
     leaderboard.{md,csv,html}, runs.csv
+    slurm.json, .slurm/           with --backend slurm: arrays, tasks, markers (harness.organizer.slurm)
 
 Fairness: every entry gets the same seeds, so the same 5000 training images and
 the same held-out images per seed (paired comparison). A failed repeat counts as
@@ -25,8 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import errno
-import fcntl
 import json
 import os
 import re
@@ -41,26 +40,23 @@ from typing import Optional
 from harness import text
 from harness.console import Progress
 from harness.contract import check_commands, load_submission, submission_digest
-from harness.errors import ContractError, UsageError
+from harness.errors import EXIT_INTERRUPTED, ContractError
 from harness.options import GRADING_REPEATS, RunOptions, add_arguments
 from harness.organizer.leaderboard import add_rank_by
 from harness.options import from_args as options_from_args
 from harness.runners import runner_name
 from harness.files import atomic_write_json
 from harness.formatting import utc_now
+from harness.organizer.rundirs import GradeError, acquire_lock, completed_result, run_dir, set_aside
+from harness.organizer.slurm import command as slurm_command
 
 PLAN_FILE = "grading.json"
-LOCK_FILE = ".grading.lock"
 PLAN_KEYS = ("data", "eval_data", "budget", "grace", "predict_budget", "device", "runner", "image",
              "train_per_class", "eval_per_class", "seed", "repeats", "build_network", "curve", "curve_per_class",
              "target")
 # what a plan written before the key existed meant
 ADDED_PLAN_KEYS = {"build_network": False, "curve": False, "curve_per_class": 100, "target": 0.85}
 PR_SET_PDEATHSIG = 1
-
-
-class GradeError(UsageError):
-    """Bad input for a grading; the message says what to do (exit code 2)."""
 
 
 @dataclass
@@ -112,8 +108,10 @@ def read_plan(out: Path) -> Optional[dict]:
         raise GradeError(f"{path} is damaged ({exc}); grade into a new --out directory") from None
 
 
-def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], reference: Optional[Path]) -> dict:
-    """Create or extend grading.json; on resume, refuse options that would break the pairing."""
+def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], reference: Optional[Path],
+              write: bool = True) -> dict:
+    """Create or extend grading.json (`write`: False for a dry run); on resume, refuse options that
+    would break the pairing."""
     options = run_options.record()
     plan = read_plan(out)
     if plan is None:
@@ -146,8 +144,9 @@ def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], refere
         plan["entries"].append(record)
         known[path] = record
     plan["updated_at"] = utc_now()
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / PLAN_FILE, plan)
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / PLAN_FILE, plan)
     return plan
 
 
@@ -164,59 +163,6 @@ def check_entry(entry: Entry, runner: str) -> None:
         entry.invalid = text.clean(f"cannot read the submission: {exc}", limit=500)
     except Exception as exc:  # whatever one entry's files do, the others are still graded
         entry.invalid = text.clean(f"the harness could not read this entry ({type(exc).__name__}: {exc})", limit=500)
-
-
-# --- run directories ---------------------------------------------------------------
-
-
-def run_dir(out: Path, job: Job) -> Path:
-    return out / job.entry.id / f"seed-{job.seed}"
-
-
-def completed_result(directory: Path) -> Optional[dict]:
-    """The run's result when it finished (any status but interrupted); None otherwise."""
-    try:
-        result = json.loads((directory / "result.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(result, dict) or result.get("status") in (None, "interrupted"):
-        return None
-    return result
-
-
-def set_aside(directory: Path) -> Optional[Path]:
-    """Keep an unfinished attempt under a new name; a rerun never destroys earlier results."""
-    if not directory.exists():
-        return None
-    for n in range(1, 10000):
-        target = directory.with_name(f"{directory.name}.stale-{n}")
-        if not target.exists():
-            os.rename(directory, target)
-            return target
-    raise GradeError(f"too many stale attempts next to {directory}")
-
-
-# --- the lock ----------------------------------------------------------------------
-
-
-def acquire_lock(out: Path, progress: Progress, wait_s: float = 300.0) -> int:
-    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline, told = time.monotonic() + wait_s, False
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-        if time.monotonic() > deadline:
-            os.close(fd)
-            raise GradeError(f"another grading of {out} is still running (it holds {out / LOCK_FILE}); "
-                             "wait for it or stop it first")
-        if not told:
-            progress.say(f"waiting for the runs of an earlier grading of {out} to stop...")
-            told = True
-        time.sleep(0.5)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -267,7 +213,9 @@ class Grader:
         finally:
             os.close(lock)
 
-    def _prepare(self) -> list[Job]:
+    def _prepare(self, active: frozenset[str] | set[str] = frozenset()) -> list[Job]:
+        """Check the entries; the jobs without a final result, their unfinished attempts kept aside.
+        `active`: runs a cluster still queues or runs (left alone, not run twice)."""
         for entry in self.entries:
             check_entry(entry, self.options.runner)
             atomic_write_json(self.out / entry.id / "entry.json", {
@@ -280,6 +228,8 @@ class Grader:
             directory = run_dir(self.out, job)
             if completed_result(directory) is not None:
                 self.counts["done_before"] += 1
+                continue
+            if job.key in active:
                 continue
             moved = set_aside(directory)
             if moved:
@@ -386,12 +336,13 @@ def add_parser(commands) -> None:
     p = commands.add_parser("grade", help="grade many entries (paired seeds, resumable) into a leaderboard")
     p.add_argument("entries", nargs="*", type=Path, metavar="DIR", help="submission directories")
     p.add_argument("--queue", type=Path, help="also grade every subdirectory of this folder")
-    p.add_argument("--out", type=Path, required=True, help="grading directory (resumed when it exists)")
+    p.add_argument("--out", type=Path, help="grading directory (resumed when it exists); required")
     p.add_argument("--reference", type=Path, help="a reference entry, run first in every seed round (drift)")
     p.add_argument("--gpus", help="run in parallel, one run per GPU, e.g. 0,1 (implies --device cuda)")
     add_arguments(p, repeats=GRADING_REPEATS)
     add_rank_by(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    slurm_command.add_arguments(p)
     p.set_defaults(handler=cmd_grade)
 
 
@@ -406,26 +357,46 @@ def cmd_grade(args, progress: Progress) -> int:
     from harness import data as data_mod
     from harness.organizer import leaderboard
 
+    if args.status is not None:
+        plan = read_plan(args.status)
+        if plan is None:
+            raise GradeError(f"{args.status} is not a grading directory (no grading.json)")
+        return slurm_command.show_status(Grader(args.status, plan, RunOptions.from_record(plan["options"]), [None],
+                                                progress))
+    if args.out is None:
+        raise GradeError("grade needs --out DIR, the grading directory (or --status DIR to see one)")
+    slurm = args.backend == "slurm"
+    if not slurm:
+        slurm_command.refuse_slurm_options(args)
+        slurm_command.refuse_if_queued(args.out)
     entry_dirs = find_entries(args.entries, args.queue)
     if not entry_dirs and not read_plan(args.out):
         raise GradeError("nothing to grade: pass submission directories and/or --queue DIR")
     gpus = parse_gpus(args.gpus)
     device = "cuda" if args.gpus and args.device == "auto" else args.device  # --gpus implies cuda
     run_options = resolve(options_from_args(args, device=device))
-    plan = make_plan(args.out, run_options, entry_dirs, args.reference)
+    site = slurm_command.site_options(args) if slurm else None
+    plan = make_plan(args.out, run_options, entry_dirs, args.reference, write=not (slurm and args.dry_run))
+    if slurm and args.dry_run:
+        return slurm_command.dry_run(args, Grader(args.out, plan, run_options, [None], progress), site)
     # Decode the data once here, so parallel runs find it cached instead of racing to build it.
     progress.say(f"data: {run_options.data}" + (f", held-out set from {run_options.eval_data}"
                                                  if run_options.eval_data else ""))
     data_mod.load_pool(run_options.data, run_options.cache_dir)
     if run_options.eval_data:
         data_mod.load_pool(run_options.eval_data, run_options.cache_dir)
-    grader = Grader(args.out, plan, run_options, gpus, progress)
 
     def publish() -> None:
         leaderboard.write_leaderboard(args.out, args.rank_by)
 
-    grader.run(on_progress=publish)
+    outcome = "done"
+    if slurm:
+        outcome = slurm_command.grade(args, Grader(args.out, plan, run_options, [None], progress), site, publish)
+        if outcome in ("detached", "interrupted"):
+            return EXIT_INTERRUPTED if outcome == "interrupted" else 0
+    else:
+        Grader(args.out, plan, run_options, gpus, progress).run(on_progress=publish)
     board = leaderboard.write_leaderboard(args.out, args.rank_by)
     progress.say(leaderboard.console_table(board))
     progress.say(f"leaderboard: {args.out / 'leaderboard.md'}, .csv, .html")
-    return 0
+    return 1 if outcome == "incomplete" else 0

@@ -43,6 +43,10 @@ class SeedRun:
     build_network: bool = False  # the entry's own Dockerfile was built with the network
     time_to_target_s: Optional[float] = None  # --curve: first snapshot at or above the target; None: not reached
     energy_to_target_j: Optional[float] = None  # GPU board energy at that snapshot; None: not reached or no GPU
+    node: Optional[str] = None  # the host the run ran on (its environment's hostname)
+    job_id: Optional[str] = None  # on Slurm: the array task "<job>_<index>" of the counted attempt
+    slurm_state: Optional[str] = None  # on Slurm: the task's final state (COMPLETED, FAILED, ...)
+    attempts: Optional[int] = None  # on Slurm: submissions of this run, platform failures included
 
     @property
     def finished(self) -> bool:
@@ -144,10 +148,14 @@ def seed_run(directory: Path, seed: int, invalid: Optional[str], default_total: 
     """One seed of one entry from its files; a result.json that does not parse into the model is a
     failed seed (harness_error) with the reason, never an exception."""
     try:
-        return _seed_run(directory, seed, invalid, default_total)
+        run = _seed_run(directory, seed, invalid, default_total)
     except Exception as exc:  # noqa: BLE001 - one unreadable run must not stop the leaderboard
         return SeedRun(seed, Status.HARNESS_ERROR.value, 0.0, 0, default_total, directory=str(directory),
                        reason=f"its result.json could not be read ({type(exc).__name__}: {text.clean(exc, 200)})")
+    cluster = _read_json(directory / "slurm.json") or {}  # written by grade --backend slurm when it collects
+    run.job_id, run.slurm_state = _str(cluster.get("job_id"), 40), _str(cluster.get("state"), 40)
+    run.node, run.attempts = _str(cluster.get("node"), 200) or run.node, _int(cluster.get("attempts"))
+    return run
 
 
 def _seed_run(directory: Path, seed: int, invalid: Optional[str], default_total: int) -> SeedRun:
@@ -195,6 +203,7 @@ def _from_result(r: RunResult, seed: int, directory: Path, default_total: int) -
         build_network=r.build is not None and r.build.network is True,
         time_to_target_s=finite(r.curve.time_to_target_s) if scored and r.curve else None,
         energy_to_target_j=finite(r.curve.gpu_energy_to_target_j) if scored and r.curve else None,
+        node=_str(r.environment.hostname, 200) or None,
     )
 
 

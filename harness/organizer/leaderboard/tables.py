@@ -210,13 +210,14 @@ def render_runs_csv(board: Board) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["entry", "seed", "status", "accuracy_counted", "correct", "total", "train_outcome", "train_seconds",
                 "gpu_energy_j", "training_images_per_s", "started_at", "data_sha256", "submission_sha256", "reason",
-                "run_dir"])
+                "run_dir", "node", "slurm_job", "slurm_state", "attempts"])
     for r in board.rows:
         for x in r.runs:
             w.writerow([_cell(r.id), x.seed, x.status, _num(x.accuracy), _num(x.correct, "{}"), _num(x.total, "{}"),
                         x.train_outcome or "", _num(x.train_s, "{:.3f}"), _num(x.energy_j, "{:.1f}"),
                         _num(x.images_per_s, "{:.1f}"), x.started_at or "", x.data_sha256 or "", x.sha256 or "",
-                        _cell(x.reason), _cell(x.directory)])
+                        _cell(x.reason), _cell(x.directory), _cell(x.node or ""), _cell(x.job_id or ""),
+                        _cell(x.slurm_state or ""), _num(x.attempts, "{}")])
     return buf.getvalue()
 
 

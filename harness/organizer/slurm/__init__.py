@@ -1,0 +1,18 @@
+"""`grade --backend slurm`: the graded runs of a plan as `sbatch` job arrays on a Slurm cluster.
+
+Each array task runs exactly the `python -m harness run ...` that a local `grade` runs (the
+Grader's `command`, from RunOptions.to_argv); results land under OUT on a filesystem shared with
+the nodes, and the resume rule is the local one: a run with a final result.json is never run again.
+
+    script.py   the batch script of one array: #SBATCH lines (resources, time, throttle, site
+                options), one `case` arm per task, and the task's start/end marker files
+    client.py   sbatch / squeue / scontrol / sacct / scancel through subprocess, parsable output
+    state.py    OUT/slurm.json (arrays, job ids, per-run attempts and Slurm states) and the markers
+    backend.py  submit, watch, collect, requeue platform failures, detach, --status
+
+Why plain commands through subprocess: they work with any Slurm version the site runs, need
+nothing installed on the client beyond slurm-client, and pickle nothing (a node only needs the
+harness, not our Python objects). pyslurm must match the cluster's Slurm version exactly (Debian
+ships 22.05); submitit pickles a Python callable per task, so a task would no longer be the same
+`python -m harness run` command line that a local grade runs.
+"""

@@ -1,0 +1,71 @@
+"""The real single-node Slurm cluster for the tests (deploy/slurm/start-cluster.sh), or a visible skip."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import CENTROID, ROOT, copy_entry
+
+START = ROOT / "deploy" / "slurm" / "start-cluster.sh"
+
+
+def cluster_answers() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    done = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=15)
+    return done.returncode == 0 and done.stdout.split()[:1] in (["idle"], ["mixed"], ["allocated"], ["completing"])
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """Start the cluster once per session (idempotent script); skip with its reason when it cannot."""
+    if cluster_answers():
+        return
+    if os.geteuid() != 0:
+        pytest.skip("no Slurm cluster answers and the tests are not root: run `bash deploy/slurm/start-cluster.sh` "
+                    "as root to run the Slurm tests")
+    start = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
+    if start.returncode != 0 or not cluster_answers():
+        pytest.skip(f"the single-node Slurm cluster could not start: {start.stderr.strip()[-500:]}")
+
+
+def slow_entry(dst: Path, seconds: float) -> Path:
+    """centroid, after sleeping `seconds` at the start of training: a run long enough to act on."""
+    entry = copy_entry(CENTROID, dst)
+    train = (entry / "train.py").read_text()
+    (entry / "train.py").write_text(f"import time\ntime.sleep({seconds})\n" + train)
+    (entry / "submission.yaml").write_text(f"name: {dst.name}\ntrain: python train.py\npredict: python predict.py\n")
+    return entry
+
+
+def state(out: Path) -> dict:
+    try:
+        return json.loads((out / "slurm.json").read_text())
+    except (OSError, ValueError):
+        return {"arrays": [], "runs": {}}
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def queue(job_ids: list[str]) -> dict[str, str]:
+    """squeue's view of these arrays' tasks: {task: state}, ended ones included."""
+    if not job_ids:
+        return {}
+    done = subprocess.run(["squeue", "-h", "-r", "--states=all", "-j", ",".join(job_ids), "-o", "%i|%T"],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return dict(line.split("|", 1) for line in done.stdout.splitlines() if "|" in line)
