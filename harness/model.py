@@ -144,6 +144,7 @@ class Environment:
     image: Optional[str] = None
     hostname: str = ""
     isolated: bool = True  # False under the local runner: the entry ran on the host, unsandboxed
+    memory_enforced: Optional[str] = None  # sandbox runner: "cgroup v1", "cgroup v2" or "monitor" (sampling)
 
 
 @dataclass

@@ -77,6 +77,7 @@ def environment(runner: Runner, options: RunOptions, gpus: Optional[Gpus]) -> En
         image=runner.describe().get("image"),
         hostname=socket.gethostname(),
         isolated=runner.isolated,
+        memory_enforced=runner.describe().get("memory_enforced"),
     )
     if gpus:
         env.gpus = [f"{g['index']}: {g['name']} ({g['uuid']})" for g in gpus.info]

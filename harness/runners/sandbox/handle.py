@@ -1,0 +1,285 @@
+"""One phase in one bubblewrap sandbox: started, timed by the clock, sampled, stopped, cleaned up.
+
+The process tree on the host: the harness -> bwrap (the phase's process) -> bwrap's init, pid 1
+of the phase's pid namespace -> the command, pid 2, and everything it starts. Orphans re-parent
+to that init, never out of the namespace, and when the command exits, init exits and the kernel
+kills whatever is left in the namespace. SIGTERM goes to every process below init (init itself
+would die of it and take the grace period with it); SIGKILL goes to init and bwrap, and the
+kernel does the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional
+
+import psutil
+
+from harness.clock import Deadline
+from harness.contract import phase_environment
+from harness.files import change_times
+from harness.logs import LogSink
+from harness.runners.base import ExitInfo, PhaseSpec
+from harness.runners.sandbox import mounts
+from harness.runners.sandbox.cgroup import PhaseCgroup
+
+if TYPE_CHECKING:
+    from harness.runners.sandbox import SandboxRunner
+
+ENTRY_NICENESS = 19  # as under the local runner: the clock wins the CPU (harness/runners/local.py)
+WATCH_S = 0.25  # how often the caps (memory without a cgroup, disk, events) are checked
+MAX_WALK = 10_000  # entries counted in a capped folder; past it, the folder is over its cap
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    found += [int(p) for p in f.read().split()]
+            except (OSError, ValueError):
+                continue
+    except OSError:
+        pass
+    return found
+
+
+def _descendants(root: int) -> Iterator[int]:
+    """Every process below `root`, found by walking the children files (vanished ones left out)."""
+    stack, seen = [root], {root}
+    while stack:
+        for pid in _children(stack.pop()):
+            if pid not in seen:
+                seen.add(pid)
+                stack.append(pid)
+                yield pid
+
+
+def _send(pids, sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def folder_bytes(root: Path) -> int:
+    """Apparent bytes of everything under `root` (links not followed); past MAX_WALK entries, -1."""
+    total, count, stack = 0, 0, [root]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    count += 1
+                    if count > MAX_WALK:
+                        return -1
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+def keep_regular(root: Path) -> list[str]:
+    """Remove what is neither a regular file nor a folder (links, fifos, sockets) under `root`:
+    the harness reads these folders as itself, outside the sandbox. The removed names, relative."""
+    removed = []
+    for path in sorted(root.rglob("*"), reverse=True):
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            path.unlink(missing_ok=True)
+            removed.append(str(path.relative_to(root)))
+    return removed
+
+
+class SandboxHandle:
+    def __init__(self, runner: "SandboxRunner", spec: PhaseSpec):
+        self.runner, self.spec = runner, spec
+        self.notes: list[str] = []
+        self._oom_by_monitor = False
+        self._cpu: dict[int, psutil.Process] = {}
+        self._capped = {mounts.C_CHECKPOINTS: (spec.checkpoints_dir, runner.checkpoint_limit)} if spec.writable_checkpoints else {}
+        if spec.output_dir is not None:
+            self._capped[mounts.C_OUTPUT] = (spec.output_dir, runner.output_limit)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        spec.events_file.parent.mkdir(parents=True, exist_ok=True)
+        spec.events_file.touch(exist_ok=True)
+        for directory, _ in self._capped.values():
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o755)  # the sandbox's uid is the harness's own outside: the owner writes
+        self.cgroup = PhaseCgroup.create(runner.memory, runner.pids_limit, runner.cpus) if runner.use_cgroup else None
+        if runner.use_cgroup and self.cgroup is None:
+            self.notes.append("no cgroup could be made for the phase; memory was enforced by sampling")
+        self.enforced = self.cgroup.kind if self.cgroup else "monitor"
+        fsize = max(runner.checkpoint_limit, runner.output_limit, runner.events_limit)
+        preexec = _limiter(self.cgroup, fsize, runner)
+
+        pipes = {path: os.pipe() for path in mounts.FILES}
+        for path, (_, write_end) in pipes.items():
+            os.write(write_end, mounts.FILES[path].encode())  # a few bytes: never fills a pipe
+            os.close(write_end)
+        readers = {path: read_end for path, (read_end, _) in pipes.items()}
+        argv = mounts.phase_argv(runner.bwrap, spec, runner.limits, runner.dirs, runner.gpu_for(spec), readers)
+        self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
+        try:
+            self.deadline = Deadline.start(spec.budget_s, spec.grace_s)  # bwrap's set-up is the phase's
+            env = mounts.phase_env(runner.gpu_for(spec), phase_environment(
+                spec, self.deadline, data=mounts.C_DATA, checkpoints=mounts.C_CHECKPOINTS,
+                events=mounts.C_EVENTS, output=mounts.C_OUTPUT))
+            self.process = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, pass_fds=list(readers.values()), preexec_fn=preexec)
+        except BaseException:
+            self.sink.close()
+            if self.cgroup:
+                self.cgroup.remove(0)
+            raise
+        finally:
+            for fd in readers.values():
+                os.close(fd)
+        self._pump = self.sink.drain(self.process.stdout)
+
+    # --- the namespace's processes ---------------------------------------------------
+
+    def _init_pid(self) -> Optional[int]:
+        children = _children(self.process.pid)
+        return children[0] if children else None
+
+    def _entry_pids(self) -> list[int]:
+        """Every process of the entry: all below the namespace's init."""
+        init = self._init_pid()
+        return list(_descendants(init)) if init else []
+
+    # --- the clock's interface ---------------------------------------------------
+
+    def wait(self, timeout: float) -> Optional[int]:
+        end = time.monotonic() + max(timeout, 0.0)
+        while True:
+            try:
+                return self.process.wait(timeout=max(min(end - time.monotonic(), WATCH_S), 0.0))
+            except subprocess.TimeoutExpired:
+                pass
+            self._watch()
+            if time.monotonic() >= end:
+                return None
+
+    def terminate(self) -> None:
+        signalled: set[int] = set()
+        end = time.monotonic() + 0.05
+        while True:  # again for children forked while it is sent
+            fresh = [p for p in self._entry_pids() if p not in signalled]
+            _send(fresh, signal.SIGTERM)
+            signalled.update(fresh)
+            if not fresh or time.monotonic() > end:
+                return
+
+    def kill(self) -> None:
+        """The namespace's init, then bwrap: the kernel kills every process of the namespace."""
+        init = self._init_pid()
+        _send([init] if init else [], signal.SIGKILL)
+        _send([self.process.pid], signal.SIGKILL)
+
+    def checkpoint_view(self) -> Optional[Path]:
+        return self.spec.checkpoints_dir  # bound into the sandbox: the entry writes here directly
+
+    def sample(self) -> tuple[Optional[float], Optional[int]]:
+        cpu, rss, alive = 0.0, 0, {}
+        for pid in self._entry_pids():
+            try:
+                known = self._cpu.get(pid) or psutil.Process(pid)
+                cpu += known.cpu_percent()  # 0.0 on a process's first sample
+                rss += known.memory_info().rss
+                alive[pid] = known
+            except psutil.Error:
+                pass
+        self._cpu = alive
+        return round(cpu, 1), rss
+
+    def _watch(self) -> None:
+        """The caps no kernel enforces here: memory without a cgroup, the writable folders' and
+        the events file's sizes. Over one, the phase is killed with a note saying which."""
+        if self.process.poll() is not None:
+            return
+        if self.cgroup is None:
+            _, rss = self.sample()
+            if rss and rss > self.runner.memory:
+                self._oom_by_monitor = True
+                self._over(f"the phase held {rss} bytes of memory, over its limit of {self.runner.memory} "
+                           "(no cgroup here: enforced by sampling every 0.25 s)")
+        for inside, (directory, cap) in self._capped.items():
+            used = folder_bytes(directory)
+            if used < 0 or used > cap:
+                self._over(f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files; "
+                           "the phase was killed")
+        try:
+            events = self.spec.events_file.stat().st_size
+        except OSError:
+            events = 0
+        if events > self.runner.events_limit:
+            self._over(f"the events file passed its cap of {self.runner.events_limit} bytes; the phase was killed")
+
+    def _over(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
+        self.kill()
+
+    def finish(self) -> ExitInfo:
+        """Kill what is left, make the writable folders safe to read, remove the cgroup."""
+        try:
+            if self.process.poll() is None:
+                self.kill()
+            self.process.wait(15)
+            self._pump.join(timeout=5)
+            for inside, (directory, _) in self._capped.items():
+                removed = keep_regular(directory)
+                if removed:
+                    self.notes.append(f"removed from {inside} (only regular files count): " + ", ".join(removed[:5]))
+            # Before anything else touches them: a chmod would move every file's ctime to now.
+            times = change_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else None
+            oom = self._oom_by_monitor or bool(self.cgroup and self.cgroup.oom_killed())
+            for note in self.notes:
+                self.sink.write(f"\n[harness] {note}\n".encode())
+        finally:
+            self.process.stdout.close()
+            self.sink.close()
+            if self.cgroup:
+                self.cgroup.remove()
+        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times)
+
+
+def _limiter(cgroup: Optional[PhaseCgroup], fsize: int, runner: "SandboxRunner"):
+    """What bwrap's process does between fork and exec: join the phase's cgroup and take the limits
+    no cgroup gives here. Everything it computes is computed before the fork."""
+    procs = cgroup.procs_files() if cgroup else []
+    nproc = None if cgroup and cgroup.limits_pids else runner.pids_limit
+    cpus = None if cgroup and "cpu" in cgroup.dirs else runner.cpu_set
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    open_files = runner.open_files if hard == resource.RLIM_INFINITY else min(runner.open_files, hard)
+
+    def limit() -> None:
+        pid = str(os.getpid())
+        for path in procs:
+            with open(path, "w") as f:
+                f.write(pid)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        os.setpriority(os.PRIO_PROCESS, 0, ENTRY_NICENESS)
+
+    return limit
