@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import psutil
 
+from harness import text
 from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.files import change_times
@@ -102,6 +103,31 @@ def keep_regular(root: Path) -> list[str]:
             path.unlink(missing_ok=True)
             removed.append(str(path.relative_to(root)))
     return removed
+
+
+def trim_to_cap(root: Path, cap: int) -> list[str]:
+    """Make `root` hold at most `cap` bytes (apparent size) as a full disk would have: files in the
+    order they last changed, the one that crosses the cap cut there, the later ones removed. The
+    names cut or removed, relative."""
+    files = []
+    for path in root.rglob("*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            files.append((info.st_ctime, str(path.relative_to(root)), info.st_size))
+    total, over = 0, []
+    for count, (_, name, size) in enumerate(sorted(files)):
+        room = cap - total if count < MAX_WALK else 0
+        if size > room:
+            over.append(name)
+            if room > 0:
+                os.truncate(root / name, room)
+            else:
+                (root / name).unlink(missing_ok=True)
+        total += min(size, max(room, 0))
+    return over
 
 
 class SandboxHandle:
@@ -218,17 +244,24 @@ class SandboxHandle:
                 self._oom_by_monitor = True
                 self._over(f"the phase held {rss} bytes of memory, over its limit of {self.runner.memory} "
                            "(no cgroup here: enforced by sampling every 0.25 s)")
+        for note in self._over_caps():
+            self._over(note)
+
+    def _over_caps(self) -> list[str]:
+        """A note for each writable place past its cap."""
+        notes = []
         for inside, (directory, cap) in self._capped.items():
             used = folder_bytes(directory)
             if used < 0 or used > cap:
-                self._over(f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files; "
-                           "the phase was killed")
+                notes.append(f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files; "
+                             "the phase was killed")
         try:
             events = self.spec.events_file.stat().st_size
         except OSError:
             events = 0
         if events > self.runner.events_limit:
-            self._over(f"the events file passed its cap of {self.runner.events_limit} bytes; the phase was killed")
+            notes.append(f"the events file passed its cap of {self.runner.events_limit} bytes; the phase was killed")
+        return notes
 
     def _over(self, note: str) -> None:
         if note not in self.notes:
@@ -242,12 +275,22 @@ class SandboxHandle:
                 self.kill()
             self.process.wait(15)
             self._pump.join(timeout=5)
-            for inside, (directory, _) in self._capped.items():
+            # A burst can pass a cap between two checks, up to the file-size limit: say so all the same.
+            self.notes += [note for note in self._over_caps() if note not in self.notes]
+            # Read before the trim below: the late-checkpoint check needs the entry's own ctimes.
+            times = change_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else None
+            for inside, (directory, cap) in self._capped.items():
                 removed = keep_regular(directory)
                 if removed:
-                    self.notes.append(f"removed from {inside} (only regular files count): " + ", ".join(removed[:5]))
-            # Before anything else touches them: a chmod would move every file's ctime to now.
-            times = change_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else None
+                    self.notes.append(f"removed from {inside} (only regular files count): "
+                                      + ", ".join(text.file_name(n) for n in removed[:5]))
+                removed = trim_to_cap(directory, cap)
+                if removed:
+                    self.notes.append(f"{inside} held more than its cap of {cap} bytes: {len(removed)} file(s) cut "
+                                      "or removed where the cap was passed, e.g. "
+                                      + ", ".join(text.file_name(n) for n in removed[:3]))
+            if times is not None:
+                times = {name: t for name, t in times.items() if (self.spec.checkpoints_dir / name).is_file()}
             oom = self._oom_by_monitor or bool(self.cgroup and self.cgroup.oom_killed())
             for note in self.notes:
                 self.sink.write(f"\n[harness] {note}\n".encode())

@@ -56,17 +56,23 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def runtime_dirs(search_path: Optional[list[str]] = None) -> list[Path]:
-    """The interpreter's prefixes and the existing folders on its search path, fewest covering set,
-    without the folder the harness is imported from (an editable install's source tree)."""
+    """The interpreter's prefixes and the site folders on its search path (site-packages or
+    dist-packages, e.g. another environment's that a .pth file names), fewest covering set.
+
+    Other folders on the path (the current directory, a test runner's, the harness's source tree
+    for an editable install) are not the runtime and are left out, as is anything inside the
+    harness's source tree that is not inside a prefix."""
+    prefixes = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()]
     source_root = Path(harness.__file__).resolve().parent.parent
-    candidates = [Path(sys.base_prefix), Path(sys.prefix)]
-    candidates += [Path(p) for p in (sys.path if search_path is None else search_path) if p]
     found: list[Path] = []
-    for path in candidates:
-        path = path.resolve()
-        if not path.is_dir() or path == source_root or path == Path("/") or _inside(path, Path("/usr")):
+    for entry in (sys.path if search_path is None else search_path):
+        path = Path(entry).resolve() if entry else None
+        if path is None or not path.is_dir():
             continue
-        found.append(path)
+        if path.name in ("site-packages", "dist-packages") or any(_inside(path, p) for p in prefixes):
+            found.append(path)
+    found = [p for p in prefixes + found if p.is_dir() and p != Path("/") and not _inside(p, Path("/usr"))]
+    found = [p for p in found if not _inside(p, source_root) or any(_inside(p, q) for q in prefixes if q != source_root)]
     return sorted({p for p in found if not any(q != p and _inside(p, q) for q in found)})
 
 
@@ -85,10 +91,19 @@ def runtime_binds(dirs: list[Path]) -> list[str]:
         args += ["--ro-bind", "/etc/ld.so.conf.d", "/etc/ld.so.conf.d"]
     for path in dirs:
         args += ["--ro-bind", str(path), str(path)]
-    package = Path(harness.__file__).resolve().parent
-    if any(_inside(package, d) for d in dirs):  # an installed (not editable) harness: hide its files
+    for package in _harness_copies(dirs):  # an installed (not editable) harness: hide its files
         args += ["--tmpfs", str(package), "--remount-ro", str(package)]
     return args
+
+
+def _harness_copies(dirs: list[Path]) -> list[Path]:
+    """This harness's package, and any installed copy of it, inside the folders bound in."""
+    copies = {Path(harness.__file__).resolve().parent}
+    for d in dirs:
+        for site in [d, *d.glob("lib/python3*/site-packages"), *d.glob("lib/python3*/dist-packages")]:
+            if (site / "harness" / "run.py").is_file():
+                copies.add(site / "harness")
+    return sorted(p for p in copies if any(_inside(p, d) for d in dirs))
 
 
 def gpu_binds(gpu: Gpu) -> list[str]:
