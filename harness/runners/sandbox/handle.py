@@ -15,6 +15,7 @@ import resource
 import signal
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
@@ -176,6 +177,9 @@ class SandboxHandle:
             for fd in readers.values():
                 os.close(fd)
         self._pump = self.sink.drain(self.process.stdout)
+        self._stopped = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name=f"caps:{spec.phase}", daemon=True)
+        self._watcher.start()
 
     # --- the namespace's processes ---------------------------------------------------
 
@@ -191,15 +195,10 @@ class SandboxHandle:
     # --- the clock's interface ---------------------------------------------------
 
     def wait(self, timeout: float) -> Optional[int]:
-        end = time.monotonic() + max(timeout, 0.0)
-        while True:
-            try:
-                return self.process.wait(timeout=max(min(end - time.monotonic(), WATCH_S), 0.0))
-            except subprocess.TimeoutExpired:
-                pass
-            self._watch()
-            if time.monotonic() >= end:
-                return None
+        try:
+            return self.process.wait(timeout=max(timeout, 0.0))
+        except subprocess.TimeoutExpired:
+            return None
 
     def terminate(self) -> None:
         signalled: set[int] = set()
@@ -235,17 +234,29 @@ class SandboxHandle:
 
     def _watch(self) -> None:
         """The caps no kernel enforces here: memory without a cgroup, the writable folders' and
-        the events file's sizes. Over one, the phase is killed with a note saying which."""
-        if self.process.poll() is not None:
-            return
+        the events file's sizes. Over one, the phase is killed with a note saying which. On a
+        thread of its own: the entry decides how much there is to read, the clock never waits."""
+        while not self._stopped.wait(WATCH_S) and self.process.poll() is None:
+            self._check()
+
+    def _check(self) -> None:
         if self.cgroup is None:
-            _, rss = self.sample()
-            if rss and rss > self.runner.memory:
+            rss = self._resident()
+            if rss > self.runner.memory:
                 self._oom_by_monitor = True
                 self._over(f"the phase held {rss} bytes of memory, over its limit of {self.runner.memory} "
                            "(no cgroup here: enforced by sampling every 0.25 s)")
         for note in self._over_caps():
             self._over(note)
+
+    def _resident(self) -> int:
+        total = 0
+        for pid in self._entry_pids():
+            try:
+                total += psutil.Process(pid).memory_info().rss
+            except psutil.Error:
+                pass
+        return total
 
     def _over_caps(self) -> list[str]:
         """A note for each writable place past its cap."""
@@ -274,6 +285,8 @@ class SandboxHandle:
             if self.process.poll() is None:
                 self.kill()
             self.process.wait(15)
+            self._stopped.set()
+            self._watcher.join()
             self._pump.join(timeout=5)
             # A burst can pass a cap between two checks, up to the file-size limit: say so all the same.
             self.notes += [note for note in self._over_caps() if note not in self.notes]

@@ -35,6 +35,13 @@ GROUP = f"root:x:0:\nhaet:x:{GID}:\n"
 DRIVER_LIBRARY = re.compile(r"^\s*(libcuda\.so|libcudadebugger\.so|libnvidia-[\w.-]+\.so|libnvcuvid\.so)")
 
 
+# Every namespace (network: loopback only), none nested inside (an entry's own user namespace
+# would make it root there, with every namespaced kernel interface in reach: tests/hostile/nested-userns),
+# a new session (no terminal to push input into), uid/gid 10001, no capabilities.
+NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+              "--uid", str(UID), "--gid", str(GID), "--cap-drop", "ALL")
+
+
 @dataclass(frozen=True)
 class Limits:
     tmp_size: int
@@ -159,8 +166,7 @@ FILES = {"/etc/passwd": PASSWD, "/etc/group": GROUP}  # written into the sandbox
 def phase_argv(bwrap: str, spec: PhaseSpec, limits: Limits, dirs: list[Path], gpu: Optional[Gpu],
                files: dict[str, int]) -> list[str]:
     """The bwrap argv for one phase; `files` maps a path inside to the fd bwrap reads it from."""
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session",
-            "--uid", str(UID), "--gid", str(GID), "--hostname", "haet", "--cap-drop", "ALL"]
+    argv = [bwrap, *NAMESPACES, "--hostname", "haet"]
     argv += runtime_binds(dirs)
     # /proc read-only: the namespaces' own sysctls (hostname, ipc) stay as made.
     argv += ["--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev",
