@@ -135,3 +135,36 @@ def test_every_namespace_and_a_non_root_user(tmp_path):
     assert "--share-net" not in argv
     assert argv[argv.index("/submission") - 2] == "--ro-bind" and argv[argv.index("/data") - 2] == "--ro-bind"
     assert argv[argv.index("/checkpoints") - 2] == "--bind", "train writes its checkpoints"
+
+
+@needs_bwrap
+def test_a_killed_harness_leaves_no_process_and_the_next_one_removes_its_cgroup(tmp_path, synthetic_npz):
+    """`kill -9` of the harness mid-phase: bwrap's --die-with-parent ends the whole namespace; the
+    phase's empty cgroup stays until the next sandbox runner starts."""
+    import signal
+    import time
+
+    import psutil
+
+    from harness.runners.sandbox import SandboxRunner
+    from harness.runners.sandbox.cgroup import _parents
+
+    args = list(tiny_run(tmp_path, synthetic_npz, runner="sandbox"))
+    args[args.index(str(MINIMAL))] = str(ROOT / "tests" / "hostile" / "sleep-forever")
+    args[args.index("--budget") + 1] = "120"
+    harness_process = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=ROOT, env=environment(tmp_path),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "runs" / "r" / "train.log"
+    end = time.monotonic() + 120
+    while not (log.is_file() and "sleeping" in log.read_text(errors="replace")) and time.monotonic() < end:
+        time.sleep(0.2)
+    phase = psutil.Process(harness_process.pid).children(recursive=True)
+    assert phase, "the phase was running"
+    mine = [g for parent in _parents() for g in parent.glob(f"haet-{harness_process.pid}-*")]
+    harness_process.send_signal(signal.SIGKILL)
+    harness_process.wait()
+    gone, alive = psutil.wait_procs(phase, timeout=10)
+    assert not alive, f"processes of the phase outlived the harness: {alive}"
+    assert mine and all(g.exists() for g in mine), "the killed harness's cgroup is left"
+    SandboxRunner()
+    assert not any(g.exists() for g in mine), "the next runner removed it"

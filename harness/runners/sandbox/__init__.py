@@ -40,7 +40,7 @@ from harness.options import DEFAULT_GPU
 from harness.runners.base import PhaseSpec
 from harness.runners.docker import parse_size
 from harness.runners.sandbox import mounts
-from harness.runners.sandbox.cgroup import PhaseCgroup
+from harness.runners.sandbox.cgroup import PhaseCgroup, remove_leftovers
 from harness.runners.sandbox.handle import SandboxHandle
 
 INSTALL = ("install bubblewrap 0.8 or later (Debian 12/Ubuntu 24.04: apt-get install bubblewrap; without root: "
@@ -127,6 +127,7 @@ class SandboxRunner:
         self.events_limit = parse_size(option(events_limit, "events_limit", "16m"))
         self.open_files = int(option(open_files, "open_files", 16384))
         wanted = str(option(cgroup, "cgroup", True)).lower() not in ("0", "false", "no")
+        self.removed_leftovers = remove_leftovers()
         self.cgroup_kind = _cgroup_kind(self.memory, self.pids_limit, self.cpus) if wanted else None
         self.use_cgroup = self.cgroup_kind is not None
         self.dirs = mounts.runtime_dirs()

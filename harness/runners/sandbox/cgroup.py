@@ -41,6 +41,31 @@ def _write(path: Path, value: str) -> bool:
         return False
 
 
+def _parents() -> list[Path]:
+    """The harness's own group in each hierarchy it may make phase groups in."""
+    groups = _own_groups()
+    found = [ROOT / c / groups[c].lstrip("/") for c in ("memory", "pids", "cpu") if c in groups and (ROOT / c).is_dir()]
+    if (ROOT / "cgroup.controllers").is_file() and "" in groups:
+        found.append(ROOT / groups[""].lstrip("/"))
+    return [p for p in found if p.is_dir()]
+
+
+def remove_leftovers() -> int:
+    """Remove the phase groups of harness processes that are gone (a `kill -9` of the harness:
+    bwrap's --die-with-parent ends the phase, but its empty group stays). How many were removed."""
+    removed = 0
+    for parent in _parents():
+        for group in parent.glob("haet-*-*"):
+            pid = group.name.split("-")[1]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                try:
+                    group.rmdir()
+                    removed += 1
+                except OSError:
+                    pass  # still holds a process, or not ours to remove
+    return removed
+
+
 class PhaseCgroup:
     """The directories of one phase's group (one per v1 controller, or one v2 group)."""
 
