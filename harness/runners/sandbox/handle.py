@@ -149,7 +149,6 @@ class SandboxHandle:
         self.cgroup = PhaseCgroup.create(runner.memory, runner.pids_limit, runner.cpus) if runner.use_cgroup else None
         if runner.use_cgroup and self.cgroup is None:
             self.notes.append("no cgroup could be made for the phase; memory was enforced by sampling")
-        self.enforced = self.cgroup.kind if self.cgroup else "monitor"
         fsize = max(runner.checkpoint_limit, runner.output_limit, runner.events_limit)
         preexec = _limiter(self.cgroup, fsize, runner)
 
