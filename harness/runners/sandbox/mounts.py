@@ -20,13 +20,9 @@ from typing import Optional
 
 import harness
 from harness.runners.base import PhaseSpec
+# The Docker runner's user and paths: an entry sees the same under both runners.
+from harness.runners.docker.handle import C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, C_SUBMISSION, GID, UID  # noqa: F401
 
-UID = GID = 10001  # the Docker runner's user, so an entry sees the same ids under both
-C_SUBMISSION = "/submission"
-C_DATA = "/data"
-C_CHECKPOINTS = "/checkpoints"
-C_OUTPUT = "/output"
-C_EVENTS = "/haet/events.jsonl"
 TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # links into /usr (merged /usr) or folders
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime")  # the loader's cache; nothing about the host's users or network
 PASSWD = f"root:x:0:0:root:/root:/usr/sbin/nologin\nhaet:x:{UID}:{GID}:haet:/tmp:/usr/sbin/nologin\n"
