@@ -64,6 +64,25 @@ def _descendants(root: int) -> Iterator[int]:
                 yield pid
 
 
+def _reap_inits() -> None:
+    """Collect the namespace's init where it was left to the harness. bwrap exits as soon as the
+    command does, without waiting for init, which its --die-with-parent then kills: on a harness
+    that is a subreaper (it ran the local runner), that init becomes the harness's zombie. The
+    harness runs one phase at a time, so once bwrap has exited, every bwrap child of the harness
+    is that phase's init, dead or dying of the kill; wait_procs reaps it."""
+    inits = []
+    for child in psutil.Process().children():
+        try:
+            if child.name() == "bwrap":
+                inits.append(child)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(inits, timeout=2)
+    for child in alive:
+        _send([child.pid], signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=2)
+
+
 def _send(pids, sig: int) -> None:
     for pid in pids:
         try:
@@ -136,6 +155,7 @@ class SandboxHandle:
         self.runner, self.spec = runner, spec
         self.notes: list[str] = []
         self._oom_by_monitor = False
+        self._init: Optional[int] = None  # host pid of the namespace's init, once seen
         self._cpu: dict[int, psutil.Process] = {}
         self._capped = {mounts.C_CHECKPOINTS: (spec.checkpoints_dir, runner.checkpoint_limit)} if spec.writable_checkpoints else {}
         if spec.output_dir is not None:
@@ -183,8 +203,10 @@ class SandboxHandle:
     # --- the namespace's processes ---------------------------------------------------
 
     def _init_pid(self) -> Optional[int]:
-        children = _children(self.process.pid)
-        return children[0] if children else None
+        if self._init is None:
+            children = _children(self.process.pid)
+            self._init = children[0] if children else None
+        return self._init
 
     def _entry_pids(self) -> list[int]:
         """Every process of the entry: all below the namespace's init."""
@@ -210,10 +232,11 @@ class SandboxHandle:
                 return
 
     def kill(self) -> None:
-        """The namespace's init, then bwrap: the kernel kills every process of the namespace."""
+        """The namespace's init: the kernel kills every process of the namespace, and bwrap, which
+        waits for init, exits and reaps it. Before init exists, bwrap itself (--die-with-parent
+        takes init along). Killing both at once would orphan init to a subreaper harness as a zombie."""
         init = self._init_pid()
-        _send([init] if init else [], signal.SIGKILL)
-        _send([self.process.pid], signal.SIGKILL)
+        _send([init or self.process.pid], signal.SIGKILL)
 
     def checkpoint_view(self) -> Optional[Path]:
         return self.spec.checkpoints_dir  # bound into the sandbox: the entry writes here directly
@@ -284,6 +307,7 @@ class SandboxHandle:
             if self.process.poll() is None:
                 self.kill()
             self.process.wait(15)
+            _reap_inits()
             self._stopped.set()
             self._watcher.join()
             self._pump.join(timeout=5)
