@@ -4,7 +4,7 @@
                                             [--budget S] [--grace S] [--image IMAGE] [--json]
 
   --repeats N   graded runs per runner and entry (default 3)
-  --runners     comma-separated, from local and docker (default: local, and docker when an engine
+  --runners     comma-separated, from local, docker and sandbox (default: local, and docker when an engine
                 answers and the image is there)
   --entries     comma-separated entry names under tests/hostile/ (default: quiet-baseline, the control,
                 and every storm: late-writer, event-burst, event-poison, log-burst, process-churn,

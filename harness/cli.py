@@ -23,7 +23,7 @@ from harness.model import Status
 from harness.organizer import check, grade, leaderboard, validate
 from harness.report import summary_table
 from harness.run import graded_run
-from harness.runners import runner_for
+from harness.runners import runner_for, sandbox_refusal
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +53,9 @@ def cmd_run(args: argparse.Namespace, progress: Progress) -> int:
         run_options = options.from_args(args)
     runner = runner_for(run_options)  # the participant's own command: may fall back to the local runner
     if runner.name == "local" and run_options.runner == "auto":
-        progress.say("runner: no Docker engine answers; using the local runner (not a sandbox)")
+        progress.say(f"runner: no Docker engine answers and {sandbox_refusal()}; using the local runner (not a sandbox)")
+    elif runner.name == "sandbox" and run_options.runner == "auto":
+        progress.say("runner: no Docker engine answers; using the sandbox runner (bubblewrap)")
     check_commands(load_submission(run_options.submission), runner.name)
     result = graded_run(run_options, runner, progress, original=original)
     progress.say(summary_table(result))

@@ -210,7 +210,7 @@ def check_commands(submission: Submission, runner_name: str) -> None:
         if script:
             raise ContractError(f"the {phase} command names {clean(script, 100)}, which is not in "
                                 f"{clean(submission.path, 300)}")
-        if runner_name == "local" and not local_command_exists(submission, command):
+        if runner_name in ("local", "sandbox") and not local_command_exists(submission, command):
             raise ContractError(f"the {phase} command {quote(command[0])} is not installed on this machine (PATH)")
 
 

@@ -39,7 +39,7 @@ def environment(runner: Any, device: str, gpus: Any, run_dir: Optional[Path] = N
                       runner=runner.name, device=device, torch=torch_version, image=image,
                       hostname=socket.gethostname(), isolated=runner.isolated, cpu_model=cpu_model(),
                       cpu_cores=os.cpu_count(), kernel=platform.release(), git_commit=git_commit(),
-                      image_digest=described.get("image_digest"))
+                      image_digest=described.get("image_digest"), memory_enforced=described.get("memory_enforced"))
     if run_dir is not None:
         listing = packages()
         atomic_write_text(run_dir / PACKAGES_FILE, listing)

@@ -23,7 +23,7 @@ class Outcome(str, enum.Enum):
     COMPLETED = "completed"  # exited 0 before the harness signalled it
     KILLED_AT_DEADLINE = "killed_at_deadline"  # still running at deadline - grace; normal for train
     CRASHED = "crashed"  # exited non-zero on its own
-    OOM = "oom"  # killed by the kernel for exceeding its memory limit
+    OOM = "oom"  # killed for exceeding its memory limit (by the kernel, or the sandbox runner's sampling)
     NO_CHECKPOINT = "no_checkpoint"  # train ended but left nothing in HAET_CHECKPOINTS
     NO_PREDICTIONS = "no_predictions"  # predict exited 0 without writing predictions.csv
     INTERRUPTED = "interrupted"  # the operator stopped the harness (Ctrl-C, SIGTERM)
@@ -156,6 +156,7 @@ class Environment:
     packages_sha256: Optional[str] = None
     image_digest: Optional[str] = None  # the runtime image's id under Docker
     git_commit: Optional[str] = None  # the harness's checkout; None when not run from git
+    memory_enforced: Optional[str] = None  # sandbox runner: "cgroup v1", "cgroup v2" or "monitor" (sampling)
 
 
 @dataclass

@@ -45,7 +45,7 @@ class RunOptions:
     predict_budget_s: float = 120.0
     device: str = "cpu"  # cuda | cpu ("auto" is resolved by from_args)
     gpu: Optional[str] = None  # index or UUID; None: DEFAULT_GPU
-    runner: str = "auto"  # auto | local | docker
+    runner: str = "auto"  # auto | local | docker | sandbox
     image: Optional[str] = None  # None: runtime_image(device)
     build_network: bool = False
     build_timeout_s: Optional[float] = None  # None: the Docker runner's default
@@ -154,9 +154,9 @@ OPTIONS = [
     Option("predict_budget_s", "--predict-budget", "prediction seconds", float),
     Option("device", "--device", "what HAET_DEVICE says: cuda, cpu, or auto (cuda when NVML sees a GPU)"),
     Option("gpu", "--gpu", f"the one GPU to use, by index or UUID (default: {DEFAULT_GPU})", recorded=False),
-    Option("runner", "--runner", "where the entry runs: docker, local (on this host, not isolated), or auto "
-                                 "(docker when an engine answers; `run` then falls back to local, the organizer "
-                                 "commands refuse)"),
+    Option("runner", "--runner", "where the entry runs: docker, sandbox (bubblewrap, no daemon), local (on this "
+                                 "host, not isolated), or auto (docker when an engine answers, else sandbox when "
+                                 "bwrap works here; then `run` falls back to local, the organizer commands refuse)"),
     Option("image", "--image", "runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)"),
     Option("build_network", "--build-network", "let an entry's own Dockerfile use the network while it builds "
                                                "(recorded in the result and the leaderboard)", bool, boolean=True),
@@ -175,7 +175,7 @@ OPTIONS = [
     Option("target", "--target", "accuracy whose time and energy to reach the curve reports", float),
     Option("cache_dir", "--cache-dir", "prepared data cache (default: $HAET_CACHE or ~/.cache/haet)", Path),
 ]
-CHOICES = {"device": ["auto", "cuda", "cpu"], "runner": ["auto", "local", "docker"]}
+CHOICES = {"device": ["auto", "cuda", "cpu"], "runner": ["auto", "local", "docker", "sandbox"]}
 # Flags whose default is decided later than parsing: the device by NVML, grace from the budget, the cache by $HAET_CACHE.
 PARSER_DEFAULTS = {"device": "auto"}
 

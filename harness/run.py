@@ -144,7 +144,7 @@ class PhaseRunner:
             result.detail = "the operator interrupted the harness; the phase was killed"
             raise PhaseInterrupted(result, summary)
         if exit_info.oom_killed:
-            result.outcome, result.detail = Outcome.OOM, "killed by the kernel: over the memory limit"
+            result.outcome, result.detail = Outcome.OOM, "killed: over the memory limit"
         elif clock.hit_deadline:
             result.outcome = Outcome.KILLED_AT_DEADLINE
             result.detail = f"still running at {spec.budget_s - spec.grace_s:g}s: sent " + ", ".join(

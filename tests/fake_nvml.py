@@ -45,6 +45,9 @@ class FakeNvml:
     def nvmlDeviceGetIndex(self, h):
         return h
 
+    def nvmlDeviceGetMinorNumber(self, h):
+        return 7 - h  # /dev/nvidia<minor>: not the index, as on hosts where the two differ
+
     def nvmlDeviceGetName(self, h):
         return b"NVIDIA Fake 100"
 

@@ -188,3 +188,10 @@ def test_events_flood_is_stopped(hostile):
     assert result.train.seconds < 10, "killed by the events watchdog long before the deadline"
     assert "events file passed its cap" in log(run, "train")
     assert (run / ".work").exists() is False
+
+
+def test_nested_user_namespaces_are_refused(hostile):
+    result, run, _ = hostile("nested-userns")
+    text = log(run, "train")
+    assert "UNSHARED" not in text and "refused unshare" in text, text
+    assert result.status is Status.SCORED

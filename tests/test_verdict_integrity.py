@@ -48,6 +48,8 @@ DEADLINE_ENTRIES = ["quiet-baseline", "late-writer", "event-burst", "event-poiso
                     "process-churn", "fork-storm", "disk-storm"]
 WITNESS = re.compile(r"^(alive|alarm)-([a-z]+)([+-]\d+\.\d+)$")
 NO_ENGINE = "unix:///nonexistent/haet-test-docker.sock"
+# Neither runner that isolates: no engine answers and bwrap is not there (a named binary that is missing).
+NO_SANDBOX = {"DOCKER_HOST": NO_ENGINE, "HAET_BWRAP": "/nonexistent/bwrap"}
 
 
 # --- shared helpers ----------------------------------------------------------------------------
@@ -475,7 +477,7 @@ def _refused(proc: subprocess.CompletedProcess, outside: Path, what: str) -> Non
 @pytest.mark.timeout(300)
 def test_validate_refuses_without_an_engine(writes_outside, tmp_path):
     entry, outside = writes_outside
-    proc = cli("validate", str(entry), "--smoke-budget", "5", env={"DOCKER_HOST": NO_ENGINE})
+    proc = cli("validate", str(entry), "--smoke-budget", "5", env=NO_SANDBOX)
     _refused(proc, outside, "validate")
 
 
@@ -484,7 +486,7 @@ def test_grade_refuses_without_an_engine(writes_outside, tmp_path, synthetic_npz
     entry, outside = writes_outside
     proc = cli("grade", str(entry), "--out", str(tmp_path / "grading"), "--data", synthetic_npz, "--budget", "5",
                "--repeats", "1", "--train-per-class", "20", "--eval-per-class", "10", "--device", "cpu",
-               "--cache-dir", str(tmp_path / "cache"), env={"DOCKER_HOST": NO_ENGINE})
+               "--cache-dir", str(tmp_path / "cache"), env=NO_SANDBOX)
     _refused(proc, outside, "grade")
 
 
@@ -494,7 +496,7 @@ def test_check_refuses_without_an_engine(writes_outside, tmp_path, synthetic_npz
     proc = cli("check", "--baseline", str(tmp_path / "baseline.json"), "--update-baseline", "--submission",
                str(entry), "--out", str(tmp_path / "check"), "--data", synthetic_npz, "--budget", "5",
                "--repeats", "1", "--train-per-class", "20", "--eval-per-class", "10", "--device", "cpu",
-               "--cache-dir", str(tmp_path / "cache"), env={"DOCKER_HOST": NO_ENGINE})
+               "--cache-dir", str(tmp_path / "cache"), env=NO_SANDBOX)
     _refused(proc, outside, "check")
 
 
@@ -520,6 +522,22 @@ def test_explicit_local_grade_is_marked_not_isolated_on_the_leaderboard(tmp_path
     results = list(out.glob("*/seed-*/result.json"))
     assert results and all(json.loads(r.read_text())["environment"]["isolated"] is False for r in results)
     assert "not isolated" in (out / "leaderboard.md").read_text()
+
+
+@pytest.mark.timeout(300)
+def test_validate_picks_the_sandbox_when_no_engine_answers(writes_outside, tmp_path):
+    from harness.runners.sandbox import find_bwrap, probe
+
+    if probe(find_bwrap()):
+        pytest.skip(f"the sandbox cannot run here: {probe(find_bwrap())}")
+    entry, outside = writes_outside
+    keep = tmp_path / "keep"
+    proc = cli("validate", str(entry), "--smoke-budget", "5", "--keep", str(keep), env={"DOCKER_HOST": NO_ENGINE})
+    assert not list(outside.iterdir()), "the entry reached the host's files"
+    results = list(keep.rglob("result.json"))
+    assert results, proc.stdout + proc.stderr
+    environment = json.loads(results[0].read_text())["environment"]
+    assert environment["runner"] == "sandbox" and environment["isolated"] is True, environment
 
 
 @pytest.mark.docker

@@ -21,7 +21,7 @@ from harness.console import Progress
 from harness.errors import UsageError
 from harness.formatting import fmt_bytes
 from harness.errors import DataError
-from harness.options import RunOptions
+from harness.options import CHOICES, RunOptions
 from harness.runners import runner_for, runner_name
 from harness.contract import MANIFEST, ContractError, load_submission, missing_script
 from harness.model import Outcome, Status
@@ -87,7 +87,7 @@ def static_checks(result: Validation, root: Path, runner: str, max_size_mb: floa
             script = missing_script(submission, command)
             if script:
                 problems.append(f"the {phase} command names {script}, which is not in the submission")
-            elif runner == "local":
+            elif runner in ("local", "sandbox"):  # both run the command with this host's programs
                 path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
                 if shutil.which(command[0], path=path) is None and not (submission.path / command[0]).is_file():
                     problems.append(f"the {phase} command {command[0]!r} is not installed on this machine")
@@ -97,7 +97,7 @@ def static_checks(result: Validation, root: Path, runner: str, max_size_mb: floa
                              f"{MANIFEST} (commands run with the submission directory as working directory)"))
         else:
             result.add(Check("commands", "train and predict commands exist", PASS,
-                             "scripts found" + (" and executables on PATH" if runner == "local" else "")))
+                             "scripts found" + (" and executables on PATH" if runner in ("local", "sandbox") else "")))
     else:
         result.add(Check("commands", "train and predict commands exist", SKIP, f"needs a valid {MANIFEST}"))
 
@@ -309,10 +309,10 @@ def add_parser(commands) -> None:
     p = commands.add_parser("validate", help="check an entry before grading: static checks and a smoke run")
     p.add_argument("submission", type=Path, metavar="SUBMISSION_DIR")
     p.add_argument("--json", action="store_true", help="print the checklist as JSON on stdout")
-    p.add_argument("--runner", choices=["auto", "local", "docker"], default="auto",
-                   help="where the smoke run happens: docker (which also proves the entry needs no network), or "
-                        "local (on this host, not isolated: only when asked); auto is docker, or a refusal when "
-                        "no engine answers (default: auto)")
+    p.add_argument("--runner", choices=CHOICES["runner"], default="auto",
+                   help="where the smoke run happens: docker or sandbox (both also prove the entry needs no network), "
+                        "or local (on this host, not isolated: only when asked); auto is docker, else sandbox, or a "
+                        "refusal when neither works here (default: auto)")
     p.add_argument("--image", help="runtime image for the docker runner")
     p.add_argument("--smoke-budget", type=float, default=20.0, help="training seconds of the smoke run (default: 20)")
     p.add_argument("--no-smoke", action="store_true", help="static checks only")

@@ -41,7 +41,7 @@ OUTCOME_TEXT = {
     Outcome.COMPLETED: "exited 0 before the deadline",
     Outcome.KILLED_AT_DEADLINE: "still running at the deadline and stopped by the harness",
     Outcome.CRASHED: "exited non-zero on its own",
-    Outcome.OOM: "killed by the kernel for exceeding its memory limit",
+    Outcome.OOM: "killed for exceeding its memory limit",
     Outcome.NO_CHECKPOINT: "ended without leaving a checkpoint in HAET_CHECKPOINTS",
     Outcome.NO_PREDICTIONS: "ended without writing predictions.csv",
     Outcome.INTERRUPTED: "the operator stopped the harness",

@@ -16,4 +16,5 @@ except OSError as exc:
     print(f"blocked dns: {exc}", flush=True)
 for sock in ("/var/run/docker.sock", "/run/docker.sock"):
     print(("FOUND " if os.path.exists(sock) else "absent ") + sock, flush=True)
-print("interfaces:", sorted(os.listdir("/sys/class/net")), flush=True)
+# The kernel's own list (not /sys/class/net: a sandbox need not mount sysfs).
+print("interfaces:", sorted(name for _, name in socket.if_nameindex()), flush=True)

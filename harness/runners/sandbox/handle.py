@@ -1,0 +1,364 @@
+"""One phase in one bubblewrap sandbox: started, timed by the clock, sampled, stopped, cleaned up.
+
+The process tree on the host: the harness -> bwrap (the phase's process) -> bwrap's init, pid 1
+of the phase's pid namespace -> the command, pid 2, and everything it starts. Orphans re-parent
+to that init, never out of the namespace, and when the command exits, init exits and the kernel
+kills whatever is left in the namespace. SIGTERM goes to every process below init (init itself
+would die of it and take the grace period with it); SIGKILL goes to init and bwrap, and the
+kernel does the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional
+
+import psutil
+
+from harness import text
+from harness.clock import Deadline
+from harness.contract import phase_environment
+from harness.files import change_times
+from harness.logs import LogSink
+from harness.runners.base import ExitInfo, PhaseSpec
+from harness.runners.sandbox import mounts
+from harness.runners.sandbox.cgroup import PhaseCgroup
+
+if TYPE_CHECKING:
+    from harness.runners.sandbox import SandboxRunner
+
+ENTRY_NICENESS = 19  # as under the local runner: the clock wins the CPU (harness/runners/local.py)
+WATCH_S = 0.25  # how often the caps (memory without a cgroup, disk, events) are checked
+MAX_WALK = 10_000  # entries counted in a capped folder; past it, the folder is over its cap
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    found += [int(p) for p in f.read().split()]
+            except (OSError, ValueError):
+                continue
+    except OSError:
+        pass
+    return found
+
+
+def _descendants(root: int) -> Iterator[int]:
+    """Every process below `root`, found by walking the children files (vanished ones left out)."""
+    stack, seen = [root], {root}
+    while stack:
+        for pid in _children(stack.pop()):
+            if pid not in seen:
+                seen.add(pid)
+                stack.append(pid)
+                yield pid
+
+
+def _reap_inits() -> None:
+    """Collect the namespace's init where it was left to the harness. bwrap exits as soon as the
+    command does, without waiting for init, which its --die-with-parent then kills: on a harness
+    that is a subreaper (it ran the local runner), that init becomes the harness's zombie. The
+    harness runs one phase at a time, so once bwrap has exited, every bwrap child of the harness
+    is that phase's init, dead or dying of the kill; wait_procs reaps it."""
+    inits = []
+    for child in psutil.Process().children():
+        try:
+            if child.name() == "bwrap":
+                inits.append(child)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(inits, timeout=2)
+    for child in alive:
+        _send([child.pid], signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=2)
+
+
+def _send(pids, sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def folder_bytes(root: Path) -> int:
+    """Apparent bytes of everything under `root` (links not followed); past MAX_WALK entries, -1."""
+    total, count, stack = 0, 0, [root]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    count += 1
+                    if count > MAX_WALK:
+                        return -1
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+def keep_regular(root: Path) -> list[str]:
+    """Remove what is neither a regular file nor a folder (links, fifos, sockets) under `root`:
+    the harness reads these folders as itself, outside the sandbox. The removed names, relative."""
+    removed = []
+    for path in sorted(root.rglob("*"), reverse=True):
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            path.unlink(missing_ok=True)
+            removed.append(str(path.relative_to(root)))
+    return removed
+
+
+def trim_to_cap(root: Path, cap: int) -> list[str]:
+    """Make `root` hold at most `cap` bytes (apparent size) as a full disk would have: files in the
+    order they last changed, the one that crosses the cap cut there, the later ones removed. The
+    names cut or removed, relative."""
+    files = []
+    for path in root.rglob("*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            files.append((info.st_ctime, str(path.relative_to(root)), info.st_size))
+    total, over = 0, []
+    for count, (_, name, size) in enumerate(sorted(files)):
+        room = cap - total if count < MAX_WALK else 0
+        if size > room:
+            over.append(name)
+            if room > 0:
+                os.truncate(root / name, room)
+            else:
+                (root / name).unlink(missing_ok=True)
+        total += min(size, max(room, 0))
+    return over
+
+
+class SandboxHandle:
+    def __init__(self, runner: "SandboxRunner", spec: PhaseSpec):
+        self.runner, self.spec = runner, spec
+        self.notes: list[str] = []
+        self._oom_by_monitor = False
+        self._init: Optional[int] = None  # host pid of the namespace's init, once seen
+        self._cpu: dict[int, psutil.Process] = {}
+        self._capped = {mounts.C_CHECKPOINTS: (spec.checkpoints_dir, runner.checkpoint_limit)} if spec.writable_checkpoints else {}
+        if spec.output_dir is not None:
+            self._capped[mounts.C_OUTPUT] = (spec.output_dir, runner.output_limit)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        spec.events_file.parent.mkdir(parents=True, exist_ok=True)
+        spec.events_file.touch(exist_ok=True)
+        for directory, _ in self._capped.values():
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o755)  # the sandbox's uid is the harness's own outside: the owner writes
+        self.cgroup = PhaseCgroup.create(runner.memory, runner.pids_limit, runner.cpus) if runner.use_cgroup else None
+        if runner.use_cgroup and self.cgroup is None:
+            self.notes.append("no cgroup could be made for the phase; memory was enforced by sampling")
+        fsize = max(runner.checkpoint_limit, runner.output_limit, runner.events_limit)
+        preexec = _limiter(self.cgroup, fsize, runner)
+
+        pipes = {path: os.pipe() for path in mounts.FILES}
+        for path, (_, write_end) in pipes.items():
+            os.write(write_end, mounts.FILES[path].encode())  # a few bytes: never fills a pipe
+            os.close(write_end)
+        readers = {path: read_end for path, (read_end, _) in pipes.items()}
+        argv = mounts.phase_argv(runner.bwrap, spec, runner.limits, runner.dirs, runner.gpu_for(spec), readers)
+        self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
+        try:
+            self.deadline = Deadline.start(spec.budget_s, spec.grace_s)  # bwrap's set-up is the phase's
+            env = mounts.phase_env(runner.gpu_for(spec), phase_environment(
+                spec, self.deadline, data=mounts.C_DATA, checkpoints=mounts.C_CHECKPOINTS,
+                events=mounts.C_EVENTS, output=mounts.C_OUTPUT))
+            self.process = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, pass_fds=list(readers.values()), preexec_fn=preexec)
+        except BaseException:
+            self.sink.close()
+            if self.cgroup:
+                self.cgroup.remove(0)
+            raise
+        finally:
+            for fd in readers.values():
+                os.close(fd)
+        self._pump = self.sink.drain(self.process.stdout)
+        self._stopped = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name=f"caps:{spec.phase}", daemon=True)
+        self._watcher.start()
+
+    # --- the namespace's processes ---------------------------------------------------
+
+    def _init_pid(self) -> Optional[int]:
+        if self._init is None:
+            children = _children(self.process.pid)
+            self._init = children[0] if children else None
+        return self._init
+
+    def _entry_pids(self) -> list[int]:
+        """Every process of the entry: all below the namespace's init."""
+        init = self._init_pid()
+        return list(_descendants(init)) if init else []
+
+    # --- the clock's interface ---------------------------------------------------
+
+    def wait(self, timeout: float) -> Optional[int]:
+        try:
+            return self.process.wait(timeout=max(timeout, 0.0))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def terminate(self) -> None:
+        signalled: set[int] = set()
+        end = time.monotonic() + 0.05
+        while True:  # again for children forked while it is sent
+            fresh = [p for p in self._entry_pids() if p not in signalled]
+            _send(fresh, signal.SIGTERM)
+            signalled.update(fresh)
+            if not fresh or time.monotonic() > end:
+                return
+
+    def kill(self) -> None:
+        """The namespace's init: the kernel kills every process of the namespace, and bwrap, which
+        waits for init, exits and reaps it. Before init exists, bwrap itself (--die-with-parent
+        takes init along). Killing both at once would orphan init to a subreaper harness as a zombie."""
+        init = self._init_pid()
+        _send([init or self.process.pid], signal.SIGKILL)
+
+    def checkpoint_view(self) -> Optional[Path]:
+        return self.spec.checkpoints_dir  # bound into the sandbox: the entry writes here directly
+
+    def sample(self) -> tuple[Optional[float], Optional[int]]:
+        cpu, rss, alive = 0.0, 0, {}
+        for pid in self._entry_pids():
+            try:
+                known = self._cpu.get(pid) or psutil.Process(pid)
+                cpu += known.cpu_percent()  # 0.0 on a process's first sample
+                rss += known.memory_info().rss
+                alive[pid] = known
+            except psutil.Error:
+                pass
+        self._cpu = alive
+        return round(cpu, 1), rss
+
+    def _watch(self) -> None:
+        """The caps no kernel enforces here: memory without a cgroup, the writable folders' and
+        the events file's sizes. Over one, the phase is killed with a note saying which. On a
+        thread of its own: the entry decides how much there is to read, the clock never waits."""
+        while not self._stopped.wait(WATCH_S) and self.process.poll() is None:
+            self._check()
+
+    def _check(self) -> None:
+        if self.cgroup is None:
+            rss = self._resident()
+            if rss > self.runner.memory:
+                self._oom_by_monitor = True
+                self._over(f"the phase held {rss} bytes of memory, over its limit of {self.runner.memory} "
+                           "(no cgroup here: enforced by sampling every 0.25 s)")
+        for note in self._over_caps():
+            self._over(note)
+
+    def _resident(self) -> int:
+        total = 0
+        for pid in self._entry_pids():
+            try:
+                total += psutil.Process(pid).memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _over_caps(self) -> list[str]:
+        """A note for each writable place past its cap."""
+        notes = []
+        for inside, (directory, cap) in self._capped.items():
+            used = folder_bytes(directory)
+            if used < 0 or used > cap:
+                notes.append(f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files; "
+                             "the phase was killed")
+        try:
+            events = self.spec.events_file.stat().st_size
+        except OSError:
+            events = 0
+        if events > self.runner.events_limit:
+            notes.append(f"the events file passed its cap of {self.runner.events_limit} bytes; the phase was killed")
+        return notes
+
+    def _over(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
+        self.kill()
+
+    def finish(self) -> ExitInfo:
+        """Kill what is left, make the writable folders safe to read, remove the cgroup."""
+        try:
+            if self.process.poll() is None:
+                self.kill()
+            self.process.wait(15)
+            _reap_inits()
+            self._stopped.set()
+            self._watcher.join()
+            self._pump.join(timeout=5)
+            # A burst can pass a cap between two checks, up to the file-size limit: say so all the same.
+            self.notes += [note for note in self._over_caps() if note not in self.notes]
+            # Read before the trim below: the late-checkpoint check needs the entry's own ctimes.
+            times = change_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else None
+            for inside, (directory, cap) in self._capped.items():
+                removed = keep_regular(directory)
+                if removed:
+                    self.notes.append(f"removed from {inside} (only regular files count): "
+                                      + ", ".join(text.file_name(n) for n in removed[:5]))
+                removed = trim_to_cap(directory, cap)
+                if removed:
+                    self.notes.append(f"{inside} held more than its cap of {cap} bytes: {len(removed)} file(s) cut "
+                                      "or removed where the cap was passed, e.g. "
+                                      + ", ".join(text.file_name(n) for n in removed[:3]))
+            if times is not None:
+                times = {name: t for name, t in times.items() if (self.spec.checkpoints_dir / name).is_file()}
+            oom = self._oom_by_monitor or bool(self.cgroup and self.cgroup.oom_killed())
+            for note in self.notes:
+                self.sink.write(f"\n[harness] {note}\n".encode())
+        finally:
+            self.process.stdout.close()
+            self.sink.close()
+            if self.cgroup:
+                self.cgroup.remove()
+        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times)
+
+
+def _limiter(cgroup: Optional[PhaseCgroup], fsize: int, runner: "SandboxRunner"):
+    """What bwrap's process does between fork and exec: join the phase's cgroup and take the limits
+    no cgroup gives here. Everything it computes is computed before the fork."""
+    procs = cgroup.procs_files() if cgroup else []
+    nproc = None if cgroup and cgroup.limits_pids else runner.pids_limit
+    cpus = None if cgroup and "cpu" in cgroup.dirs else runner.cpu_set
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    open_files = runner.open_files if hard == resource.RLIM_INFINITY else min(runner.open_files, hard)
+
+    def limit() -> None:
+        pid = str(os.getpid())
+        for path in procs:
+            with open(path, "w") as f:
+                f.write(pid)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        os.setpriority(os.PRIO_PROCESS, 0, ENTRY_NICENESS)
+
+    return limit

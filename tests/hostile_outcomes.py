@@ -1,0 +1,211 @@
+"""What each hostile entry (tests/hostile/) must end in, whatever isolating runner grades it.
+
+One row per entry: the run's settings where they differ from the defaults below, and a check on
+the result (a RunResult), the run directory and the phases' logs. tests/test_sandbox_hostile.py
+grades every entry through the sandbox runner against this table; its rows were written from the
+Docker runner's assertions (tests/test_docker_hostile.py, test_verdict_integrity.py,
+test_hostile_inputs.py), so the two runners are held to the same outcomes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from harness.model import Outcome, RunResult, Status
+from tests.test_verdict_integrity import (BUDGET, CHANCE_CEILING, DEADLINE_ENTRIES, GRACE, deadline_problems)
+
+DEFAULTS = dict(budget_s=3.0, grace_s=1.0, predict_budget_s=20.0, train_per_class=20, eval_per_class=10)
+# Small limits so hostile runs end fast; a row may raise one (runner=...).
+RUNNER_LIMITS = dict(memory="256m", cpus=1.0, pids_limit=256, checkpoint_limit="64m", output_limit="8m",
+                     events_limit="1m", shm_size="64m", tmp_size="64m")
+
+
+def log(run: Path, phase: str) -> str:
+    path = run / f"{phase}.log"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+@dataclass
+class Expected:
+    check: Callable[[RunResult, Path, Path], None]  # the result, the run directory, the staged entry
+    run: dict = field(default_factory=dict)  # RunOptions fields over DEFAULTS
+    runner: dict = field(default_factory=dict)  # runner options over RUNNER_LIMITS
+    log_limit: Optional[int] = None
+    data: str = "synthetic"  # or "heldout": the verdict-integrity pool (300 held-out images)
+    refused: Optional[str] = None  # the entry is refused before it runs, with this in the message
+
+
+def _killed_after_sigterm(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.train.outcome is Outcome.KILLED_AT_DEADLINE
+    assert [s.name for s in r.train.signals] == ["SIGTERM"]
+    assert 2.0 <= r.train.seconds < 2.5
+    assert r.status is Status.SCORED, "the model saved before the deadline counts"
+
+
+def _killed_after_sigkill(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.train.outcome is Outcome.KILLED_AT_DEADLINE
+    assert [s.name for s in r.train.signals] == ["SIGTERM", "SIGKILL"]
+    assert 3.0 <= r.train.seconds < 3.5, "at most 0.5 s past the deadline"
+    assert r.status is Status.SCORED
+
+
+def _children_gone(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.train.outcome is Outcome.COMPLETED and r.train.seconds < 2.5
+    assert r.status is Status.SCORED
+
+
+def _fork_bomb(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.train.outcome in (Outcome.NO_CHECKPOINT, Outcome.OOM, Outcome.KILLED_AT_DEADLINE), r.train
+    assert r.status is Status.FAILED
+
+
+def _oom(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.train.outcome is Outcome.OOM, r.train
+    assert "memory" in r.train.detail and r.status is Status.FAILED
+
+
+def _network(r: RunResult, run: Path, entry: Path) -> None:
+    text = log(run, "train")
+    assert "NETWORK-OK" not in text and "FOUND" not in text, text
+    assert text.count("blocked") == 4 and "interfaces: ['lo']" in text
+    assert r.status is Status.SCORED
+
+
+def _write_outside(r: RunResult, run: Path, entry: Path) -> None:
+    allowed = {"train": {"/checkpoints/evil", "/tmp/evil", "/dev/shm/evil"},
+               "predict": {"/output/evil", "/tmp/evil", "/dev/shm/evil"}}
+    for phase, ok in allowed.items():
+        wrote = {line.split()[1] for line in log(run, phase).splitlines() if line.startswith("WROTE")}
+        assert wrote == ok, (phase, wrote)
+    assert [c["name"] for c in r.train.checkpoints] == ["evil", "model.npy"]
+    assert r.status is Status.SCORED
+
+
+def _write_data(r: RunResult, run: Path, entry: Path) -> None:
+    text = log(run, "train")
+    assert "WROTE" not in text and text.count("refused") == 5, text
+    assert r.status is Status.SCORED
+
+
+def _log_flood(r: RunResult, run: Path, entry: Path) -> None:
+    size = (run / "train.log").stat().st_size
+    assert 2**20 <= size < 2**20 + 4096
+    assert "log capped" in log(run, "train")
+    assert r.train.outcome is Outcome.KILLED_AT_DEADLINE and r.status is Status.SCORED
+
+
+def _huge_checkpoint(r: RunResult, run: Path, entry: Path) -> None:
+    # Docker's /checkpoints is a 64 MiB tmpfs (ENOSPC); the sandbox stops every file at RLIMIT_FSIZE
+    # (EFBIG) and kills the phase past the cap, whichever comes first.
+    assert r.train.outcome is Outcome.CRASHED, r.train
+    assert "/checkpoints is full" in log(run, "train")
+    assert sum(c["bytes"] for c in r.train.checkpoints) <= 64 * 2**20
+    assert r.status is Status.FAILED
+
+
+def _bad_predictions(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.predict.outcome is Outcome.COMPLETED
+    assert r.status is Status.INVALID_PREDICTIONS and r.reason
+
+
+def _events_flood(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.train.seconds < 10, "killed by the events watchdog long before the deadline"
+    assert "events file passed its cap" in log(run, "train")
+
+
+def _scored(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.status is Status.SCORED, (r.status, r.reason, r.train.detail)
+
+
+def _deep_nesting(r: RunResult, run: Path, entry: Path) -> None:
+    _scored(r, run, entry)
+    assert "nested deeper than 32" in r.train.detail
+
+
+def _tiny_flood(r: RunResult, run: Path, entry: Path) -> None:
+    _scored(r, run, entry)
+    assert "more than 20000 events; later ones dropped" in r.train.detail
+
+
+def _blank_lines(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.status is Status.INVALID_PREDICTIONS and "byte limit for 100 predictions" in r.reason
+
+
+def _control_chars(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.status is Status.INVALID_PREDICTIONS
+    assert "'0,\\x1b[31m1\\x1b]0;title\\x07' are not two integers" in r.reason
+    assert b"\x1b]0;pwned-title\x07" in (run / "train.log").read_bytes(), "the log file is the raw record"
+
+
+def _not_built(r: RunResult, run: Path, entry: Path) -> None:
+    # The sandbox never builds an entry's Dockerfile: no untimed work, no network, the harness's runtime.
+    assert r.build is None and r.train.outcome is Outcome.COMPLETED and r.train.seconds < 3
+    assert r.status is Status.SCORED
+
+
+def _chance(r: RunResult, run: Path, entry: Path) -> None:
+    assert r.status is Status.SCORED, r.reason
+    assert r.total == 300 and r.accuracy <= CHANCE_CEILING, f"{r.accuracy:.0%} of the held-out labels"
+    key = json.loads((run / "result.json").read_text())["data"]["heldout_order_key"]
+    assert key and key not in log(run, "train") + log(run, "predict"), "the secret order key reached the entry"
+
+
+def _snoop(r: RunResult, run: Path, entry: Path) -> None:
+    secrets = (entry / "host_paths.txt").read_text().split()
+    for phase in ("train", "predict"):
+        text = log(run, phase)
+        assert "FOUND" not in text, text
+        assert all(f"denied {path}" in text for path in secrets) and "denied /etc/shadow" in text
+        assert "uid 10001 euid 10001" in text and "CapEff 0000000000000000" in text and "NoNewPrivs 1" in text
+    assert "npz /data/train.npz: ['images.npy', 'labels.npy', 'classes.npy']" in log(run, "train")
+    assert "npz /data/test.npz: ['images.npy']" in log(run, "predict"), "predict sees images only"
+    assert r.status is Status.SCORED
+
+
+def _no_nested_userns(r: RunResult, run: Path, entry: Path) -> None:
+    text = log(run, "train")
+    assert "UNSHARED" not in text and "refused unshare" in text, text
+    assert r.status is Status.SCORED
+
+
+def _deadline(r: RunResult, run: Path, entry: Path) -> None:
+    result = json.loads((run / "result.json").read_text())
+    problems = deadline_problems(result, run.name)
+    assert not problems, "; ".join(problems)
+
+
+EXPECTED: dict[str, Expected] = {
+    "sleep-forever": Expected(_killed_after_sigterm),
+    "ignore-sigterm": Expected(_killed_after_sigkill),
+    "fork-children": Expected(_children_gone),
+    "fork-bomb": Expected(_fork_bomb),
+    "oom": Expected(_oom),
+    "network": Expected(_network),
+    "snoop": Expected(_snoop),  # its test names real host files in host_paths.txt beside it
+    "write-outside": Expected(_write_outside),
+    "write-data": Expected(_write_data),
+    "nested-userns": Expected(_no_nested_userns),
+    "log-flood": Expected(_log_flood, log_limit=2**20),
+    "huge-checkpoint": Expected(_huge_checkpoint),
+    "bad-predictions": Expected(_bad_predictions),
+    "events-flood": Expected(_events_flood, run=dict(budget_s=20.0, grace_s=2.0)),
+    "events-deep-nesting": Expected(_deep_nesting),
+    "events-surrogates": Expected(_scored),
+    "events-tiny-flood": Expected(_tiny_flood, run=dict(budget_s=20.0, grace_s=2.0), runner=dict(events_limit="32m")),
+    # 16 MiB of predictions: the harness's reader bound is under test, not the output cap (raised past it).
+    "predictions-blank-lines": Expected(_blank_lines, runner=dict(output_limit="32m")),
+    "control-chars": Expected(_control_chars),
+    "networked-build": Expected(_not_built),
+    "slow-build": Expected(_not_built),
+    "replay-sampler": Expected(_chance, data="heldout", run=dict(budget_s=20.0, grace_s=5.0, predict_budget_s=30.0,
+                                                                 seed=7, eval_per_class=30)),
+    "seed-oracle": Expected(_chance, data="heldout", run=dict(budget_s=20.0, grace_s=5.0, predict_budget_s=30.0,
+                                                              seed=7, eval_per_class=30)),
+    "yaml-alias-bomb": Expected(_scored, refused="anchors (&name) are not allowed"),
+    "big-file": Expected(_scored, refused="more than"),  # with a sparse 3 GiB file put beside it
+    **{name: Expected(_deadline, run=dict(budget_s=BUDGET, grace_s=GRACE, predict_budget_s=30.0),
+                      runner=dict(memory="1g", events_limit="32m")) for name in DEADLINE_ENTRIES},
+}
