@@ -165,15 +165,15 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
     args = parser.parse_args()
     args.runs_dir = args.runs_dir.resolve()
-    rows = []
+    key = f"{args.device}-{args.budget:g}s"
     with tempfile.TemporaryDirectory(prefix="haet-ablation-") as scratch:
         for preset in args.presets.split(","):
-            rows.append(grade_preset(preset, args, Path(scratch)))
-            print(json.dumps(rows[-1]), flush=True)
-    key = f"{args.device}-{args.budget:g}s"
-    body = table(merge_rows(key, rows), args)
+            row = grade_preset(preset, args, Path(scratch))
+            print(json.dumps(row), flush=True)
+            # each row is kept the moment it is measured: an interrupted sweep loses only the row it was on
+            body = table(merge_rows(key, [row]), args)
+            write_section(key, body)
     print(body)
-    write_section(key, body)
 
 
 if __name__ == "__main__":
