@@ -4,7 +4,8 @@
         --data tar:../shared/data/cifar10-jpeg.tar.gz [--presets baseline,sam,...]
 
 Each preset runs as its own copy of submission/ whose train command is
-`python train.py --preset NAME`, graded by `python -m harness run --repeats SEEDS`
+`python train.py --preset NAME`; a row `NAME+KEY=VALUE+...` adds `--set KEY=VALUE` for each
+override (`default+width=0.25+epochs=20`: the default preset, 20 planned epochs of width 0.25), graded by `python -m harness run --repeats SEEDS`
 on the same seeds (the same 5000 training images and 1000 held-out images per
 seed for every preset). Each preset's row is kept in
 benchmarks/results/ablation-DEVICE-BUDGETs.json, so `--presets NAME` re-measures one row
@@ -40,13 +41,20 @@ RESULTS = ROOT / "docs" / "results.md"
 ROWS_DIR = ROOT / "benchmarks" / "results"
 
 
+def train_command(row: str) -> str:
+    """`python train.py --preset NAME [--set KEY=VALUE ...]` for a row `NAME[+KEY=VALUE...]`."""
+    preset, *overrides = row.split("+")
+    return " ".join([f"python train.py --preset {preset}"] + [f"--set {o}" for o in overrides])
+
+
 def grade_preset(preset: str, args, scratch: Path) -> dict:
-    entry = scratch / preset
+    slug = re.sub(r"[^A-Za-z0-9._-]", "-", preset)
+    entry = scratch / slug
     shutil.copytree(ROOT / "submission", entry, ignore=shutil.ignore_patterns("__pycache__"))
     manifest = (entry / "submission.yaml").read_text()
-    manifest = re.sub(r"^train:.*$", f"train: python train.py --preset {preset}", manifest, flags=re.M)
+    manifest = re.sub(r"^train:.*$", f"train: {train_command(preset)}", manifest, flags=re.M)
     (entry / "submission.yaml").write_text(manifest)
-    run_id = f"ablation-{preset}-{args.device}-{args.budget:g}s"
+    run_id = f"ablation-{slug}-{args.device}-{args.budget:g}s"
     command = [sys.executable, "-m", "harness", "run", "--submission", str(entry), "--runner", args.runner,
                "--device", args.device, "--data", args.data, "--budget", f"{args.budget:g}",
                "--repeats", str(args.seeds), "--seed", str(args.seed), "--runs-dir", str(args.runs_dir),
@@ -96,9 +104,11 @@ def merge_rows(key: str, new_rows: list[dict]) -> list[dict]:
 
 def table(rows: list[dict], args) -> str:
     settings = sorted({r["setting"] for r in rows})
+    rows_named = "" if args.presets == ",".join(PRESETS) else f" --presets {','.join(r['preset'] for r in rows)}"
     lines = [
         f"Budget {args.budget:g} s, device `{args.device}`; " + "; ".join(settings) + ". Command: "
-        f"`python benchmarks/ablation.py --budget {args.budget:g} --seeds {args.seeds} --device {args.device}`.",
+        f"`python benchmarks/ablation.py --budget {args.budget:g} --seeds {args.seeds} --device {args.device}"
+        f"{rows_named}`.",
         "",
         "| preset | accuracy (mean ± std) | per seed | epochs reached | s / epoch | status | measured |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -155,15 +165,15 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
     args = parser.parse_args()
     args.runs_dir = args.runs_dir.resolve()
-    rows = []
+    key = f"{args.device}-{args.budget:g}s"
     with tempfile.TemporaryDirectory(prefix="haet-ablation-") as scratch:
         for preset in args.presets.split(","):
-            rows.append(grade_preset(preset, args, Path(scratch)))
-            print(json.dumps(rows[-1]), flush=True)
-    key = f"{args.device}-{args.budget:g}s"
-    body = table(merge_rows(key, rows), args)
+            row = grade_preset(preset, args, Path(scratch))
+            print(json.dumps(row), flush=True)
+            # each row is kept the moment it is measured: an interrupted sweep loses only the row it was on
+            body = table(merge_rows(key, [row]), args)
+            write_section(key, body)
     print(body)
-    write_section(key, body)
 
 
 if __name__ == "__main__":

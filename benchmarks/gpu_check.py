@@ -143,7 +143,7 @@ def grade(step: Step, device: str, data: str, budget: float, runs: Path, cache: 
     train, monitor = result["train"], result["monitor"]
     step.facts = {"status": result["status"], "accuracy": result.get("accuracy"), "train_outcome": train["outcome"],
                   "train_s": train["seconds"], "predict_s": result["predict"]["seconds"],
-                  "epochs": _epochs(run), "gpu": (monitor.get("gpus") or [None])[0]}
+                  "epochs": _epochs(run), "plan": _plan(run), "gpu": (monitor.get("gpus") or [None])[0]}
     step.require(result["status"] == "scored", f"not scored: {result['reason']}")
     step.require(train["outcome"] == "completed" or (device == "cpu" and train["outcome"] == "killed_at_deadline"),
                  f"train ended {train['outcome']}: {train['detail']}")
@@ -165,6 +165,14 @@ def _epochs(run: Path) -> Optional[int]:
     from harness import events
 
     return events.epochs(events.read(run / "events.jsonl").events)
+
+
+def _plan(run: Path) -> Optional[dict]:
+    """How the bundled entry planned its budget (its `config` event): width, members, epochs."""
+    from harness import events
+
+    config = next((e for e in events.read(run / "events.jsonl").events if e.get("event") == "config"), None)
+    return {k: config.get(k) for k in ("width", "members", "planned_epochs", "batch_size", "compile")} if config else None
 
 
 def deadline(step: Step, device: str, data: str, budget: float, runs: Path, cache: Path) -> None:

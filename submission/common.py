@@ -53,18 +53,22 @@ def cpu_cores():
 # ---------------------------------------------------------------------------------------------
 # ---- Model: ResNet-9 (Page's DAWNBench network) ----
 # ---------------------------------------------------------------------------------------------
-def conv_bn(c_in, c_out, act, kernel_size=3):
+def conv_bn(c_in, c_out, act, kernel_size=3, members=1):
+    """Conv + BN + activation for `members` networks side by side: channels are stacked member
+    by member and the convolution is grouped, so no member sees another's channels; BN and the
+    activation act per channel, hence per member, exactly as in separate networks."""
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(c_out),
+        nn.Conv2d(c_in * members, c_out * members, kernel_size, padding=kernel_size // 2, bias=False,
+                  groups=members),
+        nn.BatchNorm2d(c_out * members),
         act(),
     )
 
 
 class Residual(nn.Module):
-    def __init__(self, c, act):
+    def __init__(self, c, act, members=1):
         super().__init__()
-        self.f = nn.Sequential(conv_bn(c, c, act), conv_bn(c, c, act))
+        self.f = nn.Sequential(conv_bn(c, c, act, members=members), conv_bn(c, c, act, members=members))
 
     def forward(self, x):
         return x + self.f(x)
@@ -89,41 +93,51 @@ class ResNet9(nn.Module):
 
     With whiten=True the prep layer is a frozen 3x3 patch-whitening conv (27 filters, set from
     the data by train.py) followed by a learned 1x1 conv, as in Page's final DAWNBench entry.
+
+    `members` > 1: an ensemble of that many independent networks trained in lockstep as one
+    (grouped convolutions, each member initialised on its own), so a 5000-image set still fills
+    a GPU. Every member sees the same batch; the output is [batch, members, classes], and the
+    ensemble's prediction is the mean of the members' logits.
     """
 
     def __init__(self, width=1.0, act="relu", celu_alpha=0.075, whiten=False, num_classes=10,
-                 out_scale=0.125):
+                 out_scale=0.125, members=1):
         super().__init__()
         c0, c1, c2, c3 = widths(width)
         a = make_act(act, celu_alpha)
-        if whiten:
+        k = self.members = members
+        if whiten:  # one frozen whitening shared by all members: it is set from the data, not learned
             self.whiten = nn.Conv2d(3, 27, 3, padding=1, bias=True)
             self.whiten.weight.requires_grad_(False)
             self.whiten.bias.requires_grad_(False)
-            prep = conv_bn(27, c0, a, kernel_size=1)
+            prep = conv_bn(27, c0, a, kernel_size=1, members=k)
         else:
             self.whiten = None
-            prep = conv_bn(3, c0, a)
+            prep = conv_bn(3, c0, a, members=k)
         self.layers = nn.Sequential(
             prep,
-            conv_bn(c0, c1, a), nn.MaxPool2d(2), Residual(c1, a),
-            conv_bn(c1, c2, a), nn.MaxPool2d(2),
-            conv_bn(c2, c3, a), nn.MaxPool2d(2), Residual(c3, a),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+            conv_bn(c0, c1, a, members=k), nn.MaxPool2d(2), Residual(c1, a, members=k),
+            conv_bn(c1, c2, a, members=k), nn.MaxPool2d(2),
+            conv_bn(c2, c3, a, members=k), nn.MaxPool2d(2), Residual(c3, a, members=k),
+            nn.AdaptiveMaxPool2d(1),
         )
-        self.fc = nn.Linear(c3, num_classes, bias=False)
+        # the linear head of every member as one grouped 1x1 conv (same init as nn.Linear)
+        self.fc = nn.Conv2d(c3 * k, num_classes * k, 1, bias=False, groups=k)
         self.out_scale = out_scale  # scaling the logits down keeps early softmax un-saturated
 
     def forward(self, x):
         if self.whiten is not None:
             x = self.whiten(x)
-        return self.fc(self.layers(x)) * self.out_scale
+        if self.members > 1:
+            x = x.repeat(1, self.members, 1, 1)
+        logits = self.fc(self.layers(x)) * self.out_scale
+        return logits.view(x.shape[0], self.members, -1)
 
 
 def build_model(arch):
     """arch: the dict stored in every checkpoint, so predict.py rebuilds exactly what was trained."""
     return ResNet9(width=arch["width"], act=arch["act"], celu_alpha=arch["celu_alpha"],
-                   whiten=arch["whiten"], num_classes=arch["num_classes"])
+                   whiten=arch["whiten"], num_classes=arch["num_classes"], members=arch.get("members", 1))
 
 
 def normalize(images_u8, mean, std):

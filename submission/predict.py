@@ -28,7 +28,8 @@ def predict(model, images_u8, mean, std, device, tta=True, tta_shift=0, batch_si
     labels = []
     for i in range(0, len(images_u8), batch_size):
         x = common.normalize(images_u8[i:i + batch_size], mean, std).to(device)
-        logits = sum(model(v).float() for v in views(x, tta, tta_shift))  # averaged views
+        # the members' logits averaged, then summed over the views
+        logits = sum(model(v).float().mean(1) for v in views(x, tta, tta_shift))
         labels.append(logits.argmax(1).cpu())
     return torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
 

@@ -43,6 +43,12 @@ HP = {
     "auto_widths": [0.25, 0.5, 0.75, 1.0],  # candidates for width: auto (multiples of 16 channels)
     "auto_min_epochs": 20,    # auto: the widest candidate that still fits this many epochs (600 s on
                               # 2 CPU cores: 0.5 with a wide margin either side, not a coin flip)
+    # the budget plan: epochs per network up to epoch_cap, then more networks (plan_budget)
+    "epoch_cap": 64,          # more epochs per network stop paying past this (docs/results.md)
+    "epochs": "auto",         # epochs per network; auto: epoch_cap where it fits, else what time allows
+    "members": "auto",        # networks trained in lockstep and averaged; auto: the plan decides
+    "max_members": 8,         # bounds the ensemble's memory on a GPU and its prediction time
+    "predict_s_max": 40,      # the plan keeps the predicted prediction time under this (budget 120 s)
     "act": "relu",            # relu | celu
     "celu_alpha": 0.075,
     "whiten": False,          # frozen first layer whitening 3x3 patches (IP)
@@ -186,11 +192,11 @@ def whitening_filters(x, eps, max_images=512):
 # ---------------------------------------------------------------------------------------------
 # ---- Network: ResNet-9 (common.py), its width picked from measured throughput ----
 # ---------------------------------------------------------------------------------------------
-def model_arch(cfg, width, num_classes):
+def model_arch(cfg, width, num_classes, members=1):
     """The network's description: common.build_model(arch) builds it, and every checkpoint stores
     it, so the width probe, training and predict.py all build exactly the same network."""
     return {"width": width, "act": cfg["act"], "celu_alpha": cfg["celu_alpha"],
-            "whiten": bool(cfg["whiten"]), "num_classes": num_classes}
+            "whiten": bool(cfg["whiten"]), "num_classes": num_classes, "members": members}
 
 
 def measure_image_s(arch, device, mf, passes=1, probe_bs=64, timed_steps=3):
@@ -205,7 +211,7 @@ def measure_image_s(arch, device, mf, passes=1, probe_bs=64, timed_steps=3):
     times = []
     for i in range(1 + timed_steps):
         t0 = time.time()
-        F.cross_entropy(m(x), y).backward()
+        scaled_cross_entropy(m(x), y, 0.0, 1.0).backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.time() - t0)
@@ -225,6 +231,50 @@ def plan_width(cfg, device, mf, num_classes, train_s, n):
     image_s = measure_image_s(model_arch(cfg, w0, num_classes), device, mf, passes=2 if cfg["sam"] else 1)
     fits = [w for w in cfg["auto_widths"] if image_s * (w / w0) ** 2 * n * cfg["auto_min_epochs"] <= train_s]
     return max(fits, default=w0)
+
+
+def plan_budget(cfg, device, mf, num_classes, train_s, n, bs):
+    """How to spend the budget: (width, members, epochs per member; None: as many as time allows).
+
+    Epochs first, up to epoch_cap: past it more epochs of one network stop paying. Time beyond
+    the cap buys more networks, trained in lockstep as one batched model and averaged at predict
+    time, up to max_members and a predicted prediction time of predict_s_max. Members cost time
+    in proportion on a CPU, which has no idle units; on a GPU a small batch leaves units idle, so
+    there the cost of 1 and of max_members members is measured at the real batch size and
+    interpolated. The cap is a cap: a plan that fits its epochs in less time ends early."""
+    width = plan_width(cfg, device, mf, num_classes, train_s, n)
+    passes = 2 if cfg["sam"] else 1
+    cap = int(cfg["epoch_cap"])
+    top = int(cfg["max_members"]) if cfg["members"] == "auto" else int(cfg["members"])
+
+    def measured(members):  # training seconds per image of the whole ensemble
+        if device.type == "cuda":
+            return measure_image_s(model_arch(cfg, width, num_classes, members), device, mf, passes, probe_bs=bs)
+        return measure_image_s(model_arch(cfg, width, num_classes), device, mf, passes) * members
+
+    one = measured(1)
+    while top > 1 and device.type == "cuda":
+        try:
+            most = measured(top)
+            break
+        except torch.cuda.OutOfMemoryError:  # the ensemble must fit the card: halve it until it does
+            torch.cuda.empty_cache()
+            top //= 2
+            print(f"plan: {top * 2} members do not fit the GPU's memory; trying {top}", flush=True)
+    else:
+        most = one * top
+    cost = lambda k: one + (most - one) * (k - 1) / max(top - 1, 1)  # noqa: E731
+    epochs_fit = lambda k: train_s / (cost(k) * n)  # noqa: E731
+    if cfg["members"] != "auto":
+        members = top
+    elif epochs_fit(1) <= cap:
+        members = 1
+    else:  # predicting 10 views of ~1000 images costs about a third of training on 10,000 images
+        members = max([k for k in range(1, top + 1) if epochs_fit(k) >= cap
+                       and cost(k) * 10_000 / 3 <= cfg["predict_s_max"]], default=1)
+    if cfg["epochs"] != "auto":
+        return width, members, int(cfg["epochs"])
+    return width, members, cap if epochs_fit(members) > cap else None
 
 
 def make_network(arch, cfg, x):
@@ -330,7 +380,13 @@ def meta_grad(model, params, b1, b2, grad_fn, inner_lr, inner_weight):
 
 def scaled_cross_entropy(out, target, label_smoothing, scale):
     """The training loss, in fp32 whatever the forward pass ran in, times the static fp16 loss
-    scale (1 with bf16 and on CPU)."""
+    scale (1 with bf16 and on CPU). An ensemble's [batch, members, classes] output counts each
+    member's mean loss in full (the sum over members), so every member learns at the rate one
+    network alone would."""
+    if out.dim() == 3:
+        members = out.shape[1]
+        out, target = out.flatten(0, 1), target.repeat_interleave(members)
+        scale = scale * members
     return F.cross_entropy(out.float(), target, label_smoothing=label_smoothing) * scale
 
 
@@ -443,8 +499,8 @@ def main(argv=None):
     n = len(y)
     bs = int(cfg["batch_size"]) if cfg["batch_size"] != "auto" else (512 if device.type == "cuda" else 128)
     bs = min(bs, n // (2 if cfg["meta"] else 1))  # meta needs two batches per update
-    width = plan_width(cfg, device, mf, num_classes, t_end - time.time(), n)
-    arch = model_arch(cfg, width, num_classes)
+    width, members, epochs = plan_budget(cfg, device, mf, num_classes, t_end - time.time(), n, bs)
+    arch = model_arch(cfg, width, num_classes, members)
     model = make_network(arch, cfg, x).to(device, memory_format=mf)
     params = [p for p in model.parameters() if p.requires_grad]  # all but the frozen whitening layer
     opt = make_optimizer(params, cfg)
@@ -459,17 +515,19 @@ def main(argv=None):
 
     t_train = time.time()
     train_s = max(t_end - t_train, 1e-3)
-    emit("config", width=width, batch_size=bs, compile=int(use_compile), amp=int(amp),
-         planned_train_s=train_s, setup_s=t_train - t_start)
-    print(f"preset={cfg['preset']} device={device} width={width} batch={bs} compile={use_compile} "
-          f"amp={amp} train_s={train_s:.1f} setup_s={t_train - t_start:.1f}", flush=True)
+    per_update = 2 if cfg["meta"] else 1  # meta consumes a pair of batches per update
+    planned_steps = epochs * (n // bs // per_update) if epochs else None  # None: time decides
+    emit("config", width=width, members=members, planned_epochs=epochs, batch_size=bs,
+         compile=int(use_compile), amp=int(amp), planned_train_s=train_s, setup_s=t_train - t_start)
+    print(f"preset={cfg['preset']} device={device} width={width} members={members} epochs={epochs or 'time'} "
+          f"batch={bs} compile={use_compile} amp={amp} train_s={train_s:.1f} setup_s={t_train - t_start:.1f}",
+          flush=True)
 
     # ---- The loop: epochs of updates until SIGTERM or the planned end ----
     saved_net = ema.model if ema else model
     ckpt = Checkpointer(ckpt_dir, {"arch": arch, "mean": mean, "std": std, "tta": bool(cfg["tta"]),
                                    "tta_shift": int(cfg["tta_shift"]), "preset": cfg["preset"]},
                         min(cfg["ckpt_every_s"], train_s / 12), t_start)
-    per_update = 2 if cfg["meta"] else 1  # meta consumes a pair of batches per update
     step, epoch, step_s, lr = 0, 0, 0.0, 0.0
     stopping = STOP["requested"]
     while not stopping:
@@ -480,11 +538,14 @@ def main(argv=None):
         loss_sum, correct, seen = 0.0, 0, 0
         for i in range(0, len(batches) - per_update + 1, per_update):
             t0 = time.time()
-            # stop on SIGTERM, or when the next step (at the pessimistic step time) would end late
-            stopping = STOP["requested"] or t0 + step_s >= t_end
+            # stop on SIGTERM, when the next step (at the pessimistic step time) would end late,
+            # or when the planned epochs are done
+            stopping = STOP["requested"] or t0 + step_s >= t_end or (planned_steps and step >= planned_steps)
             if stopping:
                 break
-            lr = lr_at((t0 - t_train) / train_s, cfg)
+            # the schedule follows the time spent or the planned steps done, whichever is further
+            fraction = (t0 - t_train) / train_s
+            lr = lr_at(max(fraction, step / planned_steps) if planned_steps else fraction, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
             b = [(xa[idx], y[idx]) for idx in batches[i:i + per_update]]
@@ -495,7 +556,7 @@ def main(argv=None):
                 ema.update(model)
             step += 1
             loss_sum += loss.float() / loss_scale * len(b[0][1])  # stays on the device: no sync
-            correct += (out.argmax(1) == b[0][1]).sum()
+            correct += (out.mean(1).argmax(1) == b[0][1]).sum()  # the ensemble's prediction
             seen += len(b[0][1])
             step_s = max(step_s * 0.9, time.time() - t0)  # a pessimistic running step time
             if ckpt.due():

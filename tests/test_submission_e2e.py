@@ -75,6 +75,31 @@ def test_train_then_predict_writes_valid_csv(tmp_path):
     assert all(0 <= label < 10 for _, label in rows)
 
 
+def test_planned_epochs_end_training_early_and_predict_averages_the_ensemble(tmp_path):
+    """A plan of 3 epochs of a 2-member ensemble with time to spare: the loop stops after exactly
+    3 epochs, long before the deadline, and predict.py reads the ensemble checkpoint."""
+    labels = synthetic_data(tmp_path)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "out").mkdir()
+    env = phase_env(tmp_path, tmp_path / "train", budget=300)
+    t0 = time.time()
+    train = subprocess.run([sys.executable, "train.py", *FAST, "--set", "members=2", "--set", "epochs=3"],
+                           cwd=SUBMISSION_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert train.returncode == 0, train.stderr
+    assert time.time() - t0 < 120
+    config = next(e for e in events(tmp_path) if e["event"] == "config")
+    assert (config["members"], config["planned_epochs"]) == (2, 3)
+    assert [e["epoch"] for e in events(tmp_path) if e["event"] == "epoch"] == [1, 2, 3]
+    assert events(tmp_path)[-1]["stopped_by_signal"] == 0
+
+    env = phase_env(tmp_path, tmp_path / "test", budget=60, HAET_OUTPUT=str(tmp_path / "out"))
+    pred = subprocess.run([sys.executable, "predict.py"], cwd=SUBMISSION_DIR, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert pred.returncode == 0, pred.stderr
+    rows = (tmp_path / "out" / "predictions.csv").read_text().splitlines()[1:]
+    assert len(rows) == len(labels)
+
+
 def test_sigterm_saves_and_exits_zero_within_grace(tmp_path):
     synthetic_data(tmp_path)
     (tmp_path / "ckpt").mkdir()

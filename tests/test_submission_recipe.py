@@ -112,7 +112,79 @@ def test_model_whiten_layer_is_frozen():
     model = sub_common.ResNet9(width=0.125, act="celu", whiten=True)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert "whiten.weight" not in trainable and "whiten.bias" not in trainable
-    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1, 10)  # [batch, members, classes]
+
+
+# ---- The lockstep ensemble: members are independent networks in one model ----
+@pytest.mark.parametrize("whiten", [False, True])
+def test_ensemble_members_compute_exactly_what_separate_networks_would(whiten):
+    torch.manual_seed(0)
+    k = 3
+    ensemble = sub_common.ResNet9(width=0.125, act="celu", whiten=whiten, members=k).eval()
+    x = torch.randn(4, 3, 32, 32)
+    out = ensemble(x)
+    assert out.shape == (4, k, 10)
+    for member in range(k):  # carve member `member` out of every grouped tensor into a lone network
+        alone = sub_common.ResNet9(width=0.125, act="celu", whiten=whiten).eval()
+        state = {}
+        for name, tensor in alone.state_dict().items():
+            big = ensemble.state_dict()[name]
+            if name.startswith("whiten") or tensor.dim() == 0:  # shared whitening, BN step counters
+                state[name] = big
+            else:
+                state[name] = big.reshape(k, *tensor.shape)[member]
+        alone.load_state_dict(state)
+        assert torch.allclose(alone(x)[:, 0], out[:, member], atol=1e-5)
+    # ... and each member starts from its own weights
+    first = ensemble.fc.weight.reshape(k, -1)
+    assert not torch.allclose(first[0], first[1])
+
+
+def test_ensemble_loss_trains_each_member_at_a_lone_networks_rate():
+    torch.manual_seed(0)
+    ensemble = sub_common.ResNet9(width=0.125, members=2)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    out = ensemble(x)
+    sub_train.scaled_cross_entropy(out, y, 0.0, 1.0).backward()
+    grad = ensemble.fc.weight.grad.reshape(2, -1).clone()
+    # member 0's gradient is exactly the gradient of its own mean loss
+    ensemble.zero_grad()
+    F.cross_entropy(ensemble(x)[:, 0], y).backward()
+    assert torch.allclose(ensemble.fc.weight.grad.reshape(2, -1)[0], grad[0], atol=1e-6)
+    assert torch.count_nonzero(ensemble.fc.weight.grad.reshape(2, -1)[1]) == 0  # nothing leaks across
+
+
+# ---- The budget plan ----
+def plan(monkeypatch, train_s, image_s_per_member=1e-3, **settings):
+    """plan_budget on the CPU path, the probe's answer fixed (seconds per image of one network)."""
+    monkeypatch.setattr(sub_train, "measure_image_s", lambda *a, **k: image_s_per_member)
+    argv = ["--preset", "default", "--set", "width=0.5"]
+    for key, value in settings.items():
+        argv += ["--set", f"{key}={value}"]
+    cfg = sub_train.make_config(argv)
+    return sub_train.plan_budget(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s, 5000, 128)
+
+
+def test_plan_leaves_a_budget_short_of_the_cap_to_the_clock(monkeypatch):
+    # 5 s per epoch: 600 s fits 120 epochs, a 300 s budget 60 (under the cap of 64)
+    assert plan(monkeypatch, 300) == (0.5, 1, None)
+
+
+def test_plan_spends_time_past_the_epoch_cap_on_more_members(monkeypatch):
+    # 5 s per epoch per member: 1000 s fits 64 epochs for 3 members (960 s), not for 4
+    assert plan(monkeypatch, 1000, epoch_cap=64) == (0.5, 3, 64)
+    # max_members bounds it
+    assert plan(monkeypatch, 1e6, epoch_cap=64, max_members=5) == (0.5, 5, 64)
+
+
+def test_plan_keeps_prediction_within_its_limit(monkeypatch):
+    # 1e-3 s per image per member: predicting costs ~3.3 s per member; 10 s allows 3
+    assert plan(monkeypatch, 1e6, predict_s_max=10, max_members=8) == (0.5, 3, 64)
+
+
+def test_plan_obeys_explicit_members_and_epochs(monkeypatch):
+    assert plan(monkeypatch, 1e6, members=2) == (0.5, 2, 64)
+    assert plan(monkeypatch, 100, members=2, epochs=30) == (0.5, 2, 30)  # time still bounds it in the loop
 
 
 # ---- Meta look-ahead ----
