@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Iterable, Optional, Protocol
+
+import psutil
 
 from harness.clock import Deadline
 from harness.errors import RunnerError  # noqa: F401 - runners raise it from here
@@ -86,3 +88,21 @@ class Runner(Protocol):
 
     def describe(self) -> dict[str, Optional[str]]:
         """Facts for the result's `environment`: `image` (in words) and, where there is one, `image_digest`."""
+
+
+def sample_processes(pids: Iterable[int], known: dict[int, psutil.Process]) -> tuple[float, int, dict]:
+    """CPU percent and resident bytes summed over `pids`, for a runner's `sample()`.
+
+    `known` holds the psutil handles of the last sample (CPU percent is measured between two
+    calls on one handle, 0.0 on the first); the handles of the live processes come back for the
+    next call. A process that exits while it is read is left out."""
+    cpu, rss, alive = 0.0, 0, {}
+    for pid in pids:
+        try:
+            process = known.get(pid) or psutil.Process(pid)
+            cpu += process.cpu_percent()
+            rss += process.memory_info().rss
+            alive[pid] = process
+        except psutil.Error:
+            pass
+    return round(cpu, 1), rss, alive

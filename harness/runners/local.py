@@ -28,7 +28,7 @@ from harness.contract import phase_environment
 from harness.files import change_times
 from harness.options import DEFAULT_GPU
 from harness.logs import LogSink
-from harness.runners.base import ExitInfo, PhaseSpec
+from harness.runners.base import ExitInfo, PhaseSpec, sample_processes
 
 PR_SET_CHILD_SUBREAPER = 36
 # The entry runs at the lowest priority, so the clock wins the CPU when an entry saturates it: with
@@ -233,20 +233,8 @@ class LocalHandle:
         self._killed.update(_kill_all())
 
     def sample(self) -> tuple[Optional[float], Optional[int]]:
-        cpu, rss, alive = 0.0, 0, {}
-        for pid in _phase_pids():
-            try:
-                known = self._cpu.get(pid) or psutil.Process(pid)
-            except psutil.Error:
-                continue
-            try:
-                cpu += known.cpu_percent()  # 0.0 on a process's first sample
-                rss += known.memory_info().rss
-                alive[pid] = known
-            except psutil.Error:
-                pass
-        self._cpu = alive
-        return round(cpu, 1), rss
+        cpu, rss, self._cpu = sample_processes(_phase_pids(), self._cpu)
+        return cpu, rss
 
     def finish(self) -> ExitInfo:
         """Kill whatever outlived the command, close the log, restore write access."""

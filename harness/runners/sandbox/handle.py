@@ -27,7 +27,7 @@ from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.files import change_times
 from harness.logs import LogSink
-from harness.runners.base import ExitInfo, PhaseSpec
+from harness.runners.base import ExitInfo, PhaseSpec, sample_processes
 from harness.runners.sandbox import mounts
 from harness.runners.sandbox.cgroup import PhaseCgroup
 
@@ -242,17 +242,8 @@ class SandboxHandle:
         return self.spec.checkpoints_dir  # bound into the sandbox: the entry writes here directly
 
     def sample(self) -> tuple[Optional[float], Optional[int]]:
-        cpu, rss, alive = 0.0, 0, {}
-        for pid in self._entry_pids():
-            try:
-                known = self._cpu.get(pid) or psutil.Process(pid)
-                cpu += known.cpu_percent()  # 0.0 on a process's first sample
-                rss += known.memory_info().rss
-                alive[pid] = known
-            except psutil.Error:
-                pass
-        self._cpu = alive
-        return round(cpu, 1), rss
+        cpu, rss, self._cpu = sample_processes(self._entry_pids(), self._cpu)
+        return cpu, rss
 
     def _watch(self) -> None:
         """The caps no kernel enforces here: memory without a cgroup, the writable folders' and
