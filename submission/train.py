@@ -78,7 +78,7 @@ HP = {
     "compile_min_budget_s": 300,
     "safety_s": 2.0,          # finish this long before SIGTERM (final EMA save, slow steps)
     "ckpt_every_s": 10,       # checkpoint every this many seconds of training (at least 12 times in a
-                              # short run: the harness's --curve predicts up to 12 of them)
+                              # short run, for the harness's --curve, but never more than every 2 s)
 }
 
 
@@ -219,18 +219,21 @@ def measure_image_s(arch, device, mf, passes=1, probe_bs=64, timed_steps=3):
 
 
 def plan_width(cfg, device, mf, num_classes, train_s, n):
-    """width: auto -> the widest candidate that still fits auto_min_epochs in the time left.
+    """(width, seconds per training image at that width on CPU, else None).
+
+    width: auto -> the widest candidate that still fits auto_min_epochs in the time left.
     Only the narrowest is timed; wider ones are extrapolated with cost ~ width^2 (FLOPs), which
     is pessimistic on CPU where wider convolutions run more efficiently. On 2 CPU cores this picks
     0.25 at 90 s and 0.5 at 600 s, each with a wide margin (docs/results.md)."""
     if cfg["width"] != "auto":
-        return float(cfg["width"])
+        return float(cfg["width"]), None
     if device.type == "cuda":
-        return 1.0
+        return 1.0, None
     w0 = cfg["auto_widths"][0]
     image_s = measure_image_s(model_arch(cfg, w0, num_classes), device, mf, passes=2 if cfg["sam"] else 1)
     fits = [w for w in cfg["auto_widths"] if image_s * (w / w0) ** 2 * n * cfg["auto_min_epochs"] <= train_s]
-    return max(fits, default=w0)
+    width = max(fits, default=w0)
+    return width, image_s * (width / w0) ** 2
 
 
 def plan_budget(cfg, device, mf, num_classes, train_s, n, bs):
@@ -242,7 +245,7 @@ def plan_budget(cfg, device, mf, num_classes, train_s, n, bs):
     in proportion on a CPU, which has no idle units; on a GPU a small batch leaves units idle, so
     there the cost of 1 and of max_members members is measured at the real batch size and
     interpolated. The cap is a cap: a plan that fits its epochs in less time ends early."""
-    width = plan_width(cfg, device, mf, num_classes, train_s, n)
+    width, cpu_image_s = plan_width(cfg, device, mf, num_classes, train_s, n)
     passes = 2 if cfg["sam"] else 1
     cap = int(cfg["epoch_cap"])
     top = int(cfg["max_members"]) if cfg["members"] == "auto" else int(cfg["members"])
@@ -250,7 +253,8 @@ def plan_budget(cfg, device, mf, num_classes, train_s, n, bs):
     def measured(members):  # training seconds per image of the whole ensemble
         if device.type == "cuda":
             return measure_image_s(model_arch(cfg, width, num_classes, members), device, mf, passes, probe_bs=bs)
-        return measure_image_s(model_arch(cfg, width, num_classes), device, mf, passes) * members
+        # the width probe's figure where there is one: a second probe would cost a short budget
+        return (cpu_image_s or measure_image_s(model_arch(cfg, width, num_classes), device, mf, passes)) * members
 
     one = measured(1)
     while top > 1 and device.type == "cuda":
@@ -527,7 +531,7 @@ def main(argv=None):
     saved_net = ema.model if ema else model
     ckpt = Checkpointer(ckpt_dir, {"arch": arch, "mean": mean, "std": std, "tta": bool(cfg["tta"]),
                                    "tta_shift": int(cfg["tta_shift"]), "preset": cfg["preset"]},
-                        min(cfg["ckpt_every_s"], train_s / 12), t_start)
+                        max(2.0, min(cfg["ckpt_every_s"], train_s / 12)), t_start)
     step, epoch, step_s, lr = 0, 0, 0.0, 0.0
     stopping = STOP["requested"]
     while not stopping:

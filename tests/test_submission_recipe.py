@@ -369,8 +369,8 @@ def test_width_probe_builds_the_training_network(monkeypatch):
     real_build = sub_common.build_model
     monkeypatch.setattr(sub_common, "build_model", lambda arch: built.append(arch) or real_build(arch))
     cfg = sub_train.make_config(["--preset", "ip", "--set", "auto_widths=[0.125, 0.25]"])
-    width = sub_train.plan_width(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s=1e9, n=5000)
-    assert width == 0.25  # an unlimited time fits the widest candidate
+    width, image_s = sub_train.plan_width(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s=1e9, n=5000)
+    assert width == 0.25 and image_s > 0  # an unlimited time fits the widest candidate
     assert built == [sub_train.model_arch(cfg, 0.125, 10)]  # only the narrowest is timed, built as in training
     assert built[0]["whiten"] and built[0]["act"] == "celu"
 
