@@ -166,8 +166,8 @@ def plan(monkeypatch, train_s, image_s_per_member=1e-3, **settings):
 
 
 def test_plan_leaves_a_budget_short_of_the_cap_to_the_clock(monkeypatch):
-    # 5 s per epoch: 600 s fits 120 epochs, a 300 s budget 60 (under the cap of 64)
-    assert plan(monkeypatch, 300) == (0.5, 1, None)
+    # 5 s per epoch: a 150 s budget fits 30 epochs, under the cap of 40
+    assert plan(monkeypatch, 150) == (0.5, 1, None)
 
 
 def test_plan_spends_time_past_the_epoch_cap_on_more_members(monkeypatch):
@@ -179,11 +179,11 @@ def test_plan_spends_time_past_the_epoch_cap_on_more_members(monkeypatch):
 
 def test_plan_keeps_prediction_within_its_limit(monkeypatch):
     # 1e-3 s per image per member: predicting costs ~3.3 s per member; 10 s allows 3
-    assert plan(monkeypatch, 1e6, predict_s_max=10, max_members=8) == (0.5, 3, 64)
+    assert plan(monkeypatch, 1e6, predict_s_max=10, max_members=8) == (0.5, 3, 40)
 
 
 def test_plan_obeys_explicit_members_and_epochs(monkeypatch):
-    assert plan(monkeypatch, 1e6, members=2) == (0.5, 2, 64)
+    assert plan(monkeypatch, 1e6, members=2) == (0.5, 2, 40)
     assert plan(monkeypatch, 100, members=2, epochs=30) == (0.5, 2, 30)  # time still bounds it in the loop
 
 
