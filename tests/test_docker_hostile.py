@@ -15,6 +15,7 @@ from harness.console import Progress
 from harness.model import Outcome, Status
 from harness.options import RunOptions
 from harness.run import graded_run
+from tests.hostile_outcomes import _snoop as expect_snoop
 from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
 
 pytestmark = pytest.mark.docker
@@ -131,14 +132,7 @@ def test_labels_host_files_and_other_runs_are_out_of_reach(hostile, tmp_path, sy
     secrets = [str(Path(__file__).resolve().parents[1] / "harness" / "run.py"), synthetic_npz.split(":", 1)[1]]
     (entry / "host_paths.txt").write_text("\n".join(secrets) + "\n")
     result, run, _ = hostile("snoop", submission=entry)
-    for phase in ("train", "predict"):
-        text = log(run, phase)
-        assert "FOUND" not in text, text
-        assert all(f"denied {path}" in text for path in secrets) and "denied /etc/shadow" in text
-        assert "uid 10001 euid 10001" in text and "CapEff 0000000000000000" in text and "NoNewPrivs 1" in text
-    assert "npz /data/train.npz: ['images.npy', 'labels.npy', 'classes.npy']" in log(run, "train")
-    assert "npz /data/test.npz: ['images.npy']" in log(run, "predict"), "predict sees images only"
-    assert result.status is Status.SCORED
+    expect_snoop(result, run, entry)  # the sandbox's hostile table asserts the same
 
 
 def test_writes_land_only_in_the_phase_s_own_places(hostile):
