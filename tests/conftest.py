@@ -3,6 +3,7 @@ The helpers the tests share are in tests/helpers.py."""
 
 from __future__ import annotations
 
+import signal
 import textwrap
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import pytest
 
 from harness.synthetic import colour_images
 from tests.helpers import CENTROID
+
+# A suite started with `cmd &` from a script inherits SIGINT ignored, and so would every harness it
+# starts: the Ctrl-C tests would then wait on a harness that cannot hear them. Restore the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -215,7 +215,10 @@ while True:
         time.sleep(0.05)
     worker = int(pid_file.read_text())
     harness.send_signal(signal.SIGINT)
-    _, err = harness.communicate(timeout=30)
+    try:
+        _, err = harness.communicate(timeout=30)
+    finally:  # a harness deaf to SIGINT must not outlive this test and trouble the next ones
+        harness.kill()
     assert harness.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert not pid_alive(worker)
