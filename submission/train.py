@@ -42,7 +42,7 @@ HP = {
     "width": "auto",          # channel multiplier of ResNet-9 (1.0 = 64..512); auto: from throughput
     "auto_widths": [0.25, 0.5, 0.75, 1.0],  # candidates for width: auto (multiples of 16 channels)
     "auto_min_epochs": 20,    # auto: the widest candidate that still fits this many epochs (600 s on
-                              # 2 CPU cores: 0.5 with a wide margin either side, not a coin flip)
+                              # 2 CPU cores: 0.5, or 0.25 on a slow day; both scored ~80 %)
     # the budget plan: epochs per network up to epoch_cap, then more networks (plan_budget)
     "epoch_cap": 40,          # more epochs stop paying past this: width 0.25 on CPU scored 80.1 % at
                               # both 40 and 80 epochs (3 seeds, docs/results.md)
@@ -200,13 +200,15 @@ def model_arch(cfg, width, num_classes, members=1):
             "whiten": bool(cfg["whiten"]), "num_classes": num_classes, "members": members}
 
 
-def measure_image_s(arch, device, mf, passes=1, probe_bs=64, timed_steps=3):
+def measure_image_s(arch, device, mf, passes=1, probe_bs=64, timed_steps=3, amp_dtype=None):
     """Seconds per training image of this network: one warm-up step, then the fastest of a few
     timed steps on random data (the fastest: a one-off stall must not shrink the network).
     A small probe batch keeps this cheap (well under a second on CPU); per-image cost only falls
     at the real (larger) batch size, so the estimate errs on the slow side. `passes`: forward/
-    backward passes per training step (SAM: 2)."""
+    backward passes per training step (SAM: 2). `amp_dtype`: the training's autocast precision,
+    so a GPU is timed at the speed it will train at (bf16 tensor cores outrun fp32/TF32)."""
     m = common.build_model(arch).to(device, memory_format=mf)
+    m = Autocast(m, amp_dtype) if amp_dtype else m
     x = torch.randn(probe_bs, 3, 32, 32, device=device).contiguous(memory_format=mf)
     y = torch.randint(0, arch["num_classes"], (probe_bs,), device=device)
     times = []
@@ -225,7 +227,8 @@ def plan_width(cfg, device, mf, num_classes, train_s, n):
     width: auto -> the widest candidate that still fits auto_min_epochs in the time left.
     Only the narrowest is timed; wider ones are extrapolated with cost ~ width^2 (FLOPs), which
     is pessimistic on CPU where wider convolutions run more efficiently. On 2 CPU cores this picks
-    0.25 at 90 s and 0.5 at 600 s, each with a wide margin (docs/results.md)."""
+    0.25 at 90 s and 0.5 at 600 s; on a VM 1.5x slower per step the 600 s choice sits at the
+    boundary, where both widths score the same (docs/results.md)."""
     if cfg["width"] != "auto":
         return float(cfg["width"]), None
     if device.type == "cuda":
@@ -253,7 +256,8 @@ def plan_budget(cfg, device, mf, num_classes, train_s, n, bs):
 
     def measured(members):  # training seconds per image of the whole ensemble
         if device.type == "cuda":
-            return measure_image_s(model_arch(cfg, width, num_classes, members), device, mf, passes, probe_bs=bs)
+            return measure_image_s(model_arch(cfg, width, num_classes, members), device, mf, passes, probe_bs=bs,
+                                   amp_dtype=mixed_precision(device, cfg["amp"])[0])
         # the width probe's figure where there is one: a second probe would cost a short budget
         return (cpu_image_s or measure_image_s(model_arch(cfg, width, num_classes), device, mf, passes)) * members
 
