@@ -253,11 +253,12 @@ def plan_budget(cfg, device, mf, num_classes, train_s, n, bs):
     passes = 2 if cfg["sam"] else 1
     cap = int(cfg["epoch_cap"])
     top = int(cfg["max_members"]) if cfg["members"] == "auto" else int(cfg["members"])
+    amp_dtype, _ = mixed_precision(device, cfg["amp"])
 
     def measured(members):  # training seconds per image of the whole ensemble
         if device.type == "cuda":
             return measure_image_s(model_arch(cfg, width, num_classes, members), device, mf, passes, probe_bs=bs,
-                                   amp_dtype=mixed_precision(device, cfg["amp"])[0])
+                                   amp_dtype=amp_dtype)
         # the width probe's figure where there is one: a second probe would cost a short budget
         return (cpu_image_s or measure_image_s(model_arch(cfg, width, num_classes), device, mf, passes)) * members
 
