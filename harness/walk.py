@@ -1,0 +1,115 @@
+"""The one walker of folders an entry controls: bounded, and never led out of its root.
+
+An entry names, links, swaps and nests its files as it likes, and the harness reads them as
+itself (root, under Docker and often under the sandbox). So every folder is opened relative to
+its parent's descriptor with O_NOFOLLOW and checked to be the very folder that was listed (same
+device and inode): a folder swapped for a symlink between the listing and the open is never
+followed. Links are reported, never followed. The walk stops with `WalkLimit` past `limit`
+entries or `max_depth` folders deep, so a million empty folders cost a bounded read, and each
+caller says what "too many" means for it (over a cap, not scored, refused).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+MAX_ENTRIES = 10_000  # files, folders and anything else, together
+MAX_DEPTH = 64  # folders inside folders (each open folder holds one descriptor)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class WalkLimit(Exception):
+    """The folder holds more entries, or deeper folders, than the walk may read."""
+
+
+@dataclass(frozen=True)
+class Found:
+    rel: str  # relative to the root, os.sep-separated; the entry's own bytes (escape before showing)
+    st: os.stat_result  # lstat: a link is the link
+
+    @property
+    def is_file(self) -> bool:
+        return stat.S_ISREG(self.st.st_mode)
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.st.st_mode)
+
+    @property
+    def same_file(self) -> tuple[int, int]:
+        return self.st.st_dev, self.st.st_ino
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def walk(root: Path, limit: int = MAX_ENTRIES, max_depth: int = MAX_DEPTH) -> Iterator[Found]:
+    """Every entry below `root` (not the root itself), depth first, as lstat'ed; folders are
+    yielded before what they hold. Raises WalkLimit past `limit` entries or `max_depth` levels,
+    OSError when the root cannot be opened. A folder that vanishes or is swapped while walked is
+    skipped (its entry was already yielded as it was listed)."""
+    fd = os.open(root, _DIR_FLAGS)
+    count = 0
+    stack: list[tuple[int, str, Iterator[os.DirEntry]]] = []
+    try:
+        stack.append((fd, "", iter(os.scandir(fd))))
+        while stack:
+            dir_fd, prefix, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                stack.pop()
+                os.close(dir_fd)
+                continue
+            count += 1
+            if count > limit:
+                raise WalkLimit(f"more than {limit} files and folders")
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone since it was listed
+            rel = prefix + entry.name
+            yield Found(rel, st)
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            if len(stack) >= max_depth:
+                raise WalkLimit(f"folders nested more than {max_depth} deep")
+            try:
+                child = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
+            except OSError:
+                continue  # gone, or swapped for a link: O_NOFOLLOW refused it
+            if not _same(os.fstat(child), st):
+                os.close(child)
+                continue
+            stack.append((child, rel + os.sep, iter(os.scandir(child))))
+    finally:
+        for dir_fd, _, _ in stack:
+            os.close(dir_fd)
+
+
+def open_beneath(root: Path, rel: str, expect: Optional[tuple[int, int]] = None) -> int:
+    """A read-only descriptor of the regular file `rel` below `root`, every component opened with
+    O_NOFOLLOW from its parent's descriptor: a link anywhere on the way is refused (OSError). With
+    `expect` (device, inode, as listed by `walk`), a file replaced since it was listed is refused."""
+    parts = [p for p in rel.split(os.sep) if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise OSError(0, f"not a path below the root: {rel!r}")
+    dir_fd = os.open(root, _DIR_FLAGS)
+    try:
+        for part in parts[:-1]:
+            next_fd = os.open(part, _DIR_FLAGS, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = next_fd
+        fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (expect is not None and (st.st_dev, st.st_ino) != tuple(expect)):
+        os.close(fd)
+        raise OSError(0, "not the regular file that was listed (replaced since)")
+    return fd
