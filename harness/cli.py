@@ -66,7 +66,7 @@ def given_run_options(argv: Sequence[str]) -> dict:
 def cmd_run(args: argparse.Namespace, progress: Progress) -> int:
     reproducing = None
     if args.reproduce:  # an organizer's command on a folder someone handed over: isolation required
-        reproducing = reproduce.load(args.reproduce, given_run_options(args.argv))
+        reproducing = reproduce.load(args.reproduce, given_run_options(getattr(args, "argv", [])))
         run_options = reproducing.options
         progress.say(reproducing.describe())
     else:

@@ -177,6 +177,13 @@ def test_a_result_json_that_is_a_symlink_to_a_host_file_is_refused(tmp_path, ori
     refused(reproduce(tmp_path, run_dir), tmp_path, "symlink")
 
 
+def test_a_result_json_that_is_a_fifo_is_refused_without_blocking(tmp_path, original):
+    run_dir = handed(tmp_path, original, runner="docker")
+    (run_dir / "result.json").unlink()
+    os.mkfifo(run_dir / "result.json")  # opening it to read would wait for a writer that never comes
+    refused(reproduce(tmp_path, run_dir), tmp_path, "not a regular file")
+
+
 @pytest.mark.parametrize("budget", [float("inf"), "600", [600], True])
 def test_a_recorded_option_of_the_wrong_type_is_refused_naming_its_flag(tmp_path, original, budget):
     refused(reproduce(tmp_path, handed(tmp_path, original, runner="docker", budget=budget)), tmp_path,
@@ -223,3 +230,14 @@ def test_a_record_cannot_hand_the_entry_the_organizers_secret_set(tmp_path, orig
     result = read_json(tmp_path / "new" / "again" / "result.json")
     assert result["data"]["source"] == secret and result["reproduces"]["overridden"] == ["data"]
     assert "the images differ (data_sha256)" in " ".join(result["reproduces"]["differences"])
+
+
+def test_the_flags_given_are_told_from_the_defaults_as_run_parsed_them():
+    """Abbreviations `run` accepts name the same flag; its own flags (--quiet, --reproduce) are left
+    over; a value equal to the default still counts as given."""
+    from harness.cli import given_run_options
+
+    given = given_run_options(["run", "--reproduce", "runs/x", "--budg", "600", "--no-curve", "--quiet",
+                               "--runner=local", "--submission", "entry", "--seed", "-1"])
+    assert given == {"budget_s": 600.0, "curve": False, "runner": "local", "submission": Path("entry"), "seed": -1}
+    assert given_run_options(["run", "--reproduce", "runs/x"]) == {}
