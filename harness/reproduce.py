@@ -87,7 +87,8 @@ class Reproducing:
     def describe(self) -> str:
         o = self.options
         line = (f"reproducing {self.runs[0][0]} (run {self.runs[0][1].run_id}): entry {o.submission}, "
-                f"data {o.data}, held-out set {o.eval_data or 'the test split of the data'}, seed {o.seed}"
+                f"data {o.data}, held-out set {o.eval_data or 'the test split of the data'}, budget {o.budget_s:g}s, "
+                f"seed {o.seed}"
                 f"{f', {o.repeats} repeats' if o.repeats > 1 else ''}, runner {o.runner}")
         return clean(line + (f"; from the command line: {', '.join(self.overridden)}" if self.overridden else ""))
 
@@ -203,10 +204,11 @@ def _of_type(parse: Any, value: Any) -> bool:
 
 
 def _entry(recorded: str, where: str) -> Path:
-    """The entry folder the record names: absolute and normalized, as the harness records it, and an entry."""
-    if not os.path.isabs(recorded) or os.path.normpath(recorded) != recorded or "\0" in recorded:
-        raise UsageError(f"{where}: its result.json names the entry folder {quote(recorded)}, not the absolute, "
-                         "normalized path a run records; pass --submission DIR")
+    """The entry folder the record names: absolute, without `..` or symlinks (a run records the resolved
+    path), and an entry."""
+    if "\0" in recorded or not os.path.isabs(recorded) or os.path.realpath(recorded) != recorded:
+        raise UsageError(f"{where}: its result.json names the entry folder {quote(recorded)}, not the resolved "
+                         "absolute path a run records; pass --submission DIR")
     try:
         load_submission(Path(recorded))
     except BAD_INPUT as exc:

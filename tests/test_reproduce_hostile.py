@@ -109,6 +109,18 @@ def test_a_networked_build_and_another_image_are_refused_in_one_message(tmp_path
     assert "runner" not in message, "docker is not less isolated than any default"
 
 
+def test_a_recorded_sandbox_is_refused_where_docker_answers(tmp_path, original):
+    """`auto` would pick docker here: the sandbox (the host's runtime read-only, maybe no cgroup) is less."""
+    from harness.runners import docker_answers
+
+    if not docker_answers():
+        pytest.skip("no Docker engine answers here")
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--reproduce",  # this process's engine
+                           str(handed(tmp_path, original, runner="sandbox")), "--runs-dir", str(tmp_path / "new")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    refused(proc, tmp_path, "the sandbox runner", "--runner sandbox")
+
+
 @pytest.mark.parametrize("image", ["haet-runtime:cpu; rm -rf /", "UPPER/case", "a" * 300, "-flag"])
 def test_an_image_that_is_not_a_docker_reference_is_refused(tmp_path, original, image):
     refused(reproduce(tmp_path, handed(tmp_path, original, runner="docker", image=image)), tmp_path,
@@ -200,11 +212,12 @@ def edit(run_dir: Path, change) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize("kind", ["not-an-entry", "dotdot", "relative"])
+@pytest.mark.parametrize("kind", ["not-an-entry", "dotdot", "relative", "symlink"])
 def test_an_entry_folder_the_record_names_must_be_an_entry_at_a_plain_path(tmp_path, original, kind):
     entry = Path(read_json(original / "result.json")["submission"]["path"])
+    (tmp_path / "link").symlink_to(entry)
     path = {"not-an-entry": str(tmp_path), "dotdot": f"{entry}/../{entry.name}",
-            "relative": os.path.relpath(entry, ROOT)}[kind]
+            "relative": os.path.relpath(entry, ROOT), "symlink": str(tmp_path / "link")}[kind]
     assert kind == "not-an-entry" or Path(ROOT, path).resolve() == entry, "each trick names a real entry"
     run_dir = edit(handed(tmp_path, original, runner="docker"),
                    lambda r: r["submission"].update(path=path))
