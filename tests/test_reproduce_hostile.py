@@ -70,7 +70,8 @@ def handed(tmp_path: Path, original: Path, **options) -> Path:
     copy = tmp_path / "handed" / "original"
     shutil.copytree(original, copy)
     result = read_json(copy / "result.json")
-    result["options"].update(options)
+    for run in result["repeats"] if result["kind"] == "series" else [result]:
+        run["options"].update(options)
     (copy / "result.json").write_text(json.dumps(result))
     return copy
 
@@ -254,3 +255,25 @@ def test_the_flags_given_are_told_from_the_defaults_as_run_parsed_them():
                                "--runner=local", "--submission", "entry", "--seed", "-1"])
     assert given == {"budget_s": 600.0, "curve": False, "runner": "local", "submission": Path("entry"), "seed": -1}
     assert given_run_options(["run", "--reproduce", "runs/x"]) == {}
+
+
+def test_a_series_is_reproduced_repeat_by_repeat_and_each_repeats_images_are_checked(tmp_path):
+    entry = copy_entry(CENTROID, tmp_path / "entry")
+    data = f"npz:{write_synthetic_npz(tmp_path / 'public.npz', 60, 40, seed=0, noise=500.0)}"
+    proc = harness("run", "--submission", entry, "--data", data, "--runner", "local", "--device", "cpu",
+                   "--budget", "2", "--grace", "0.5", "--repeats", "2", "--seed", "5", "--train-per-class", "20",
+                   "--eval-per-class", "10", "--runs-dir", tmp_path / "runs", "--run-id", "series",
+                   "--cache-dir", tmp_path / "cache", tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    series = tmp_path / "runs" / "series"
+    edited = edit(handed(tmp_path, series), lambda r: r["repeats"][1]["data"].update(data_sha256="0" * 64))
+    refused(reproduce(tmp_path, edited, "--runner", "local"), tmp_path, "run series/repeat-02", "data_sha256")
+
+    proc = reproduce(tmp_path, series, "--runner", "local")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before, after = read_json(series / "result.json"), read_json(tmp_path / "new" / "again" / "result.json")
+    assert after["kind"] == "series" and len(after["repeats"]) == 2
+    for i, (a, b) in enumerate(zip(before["repeats"], after["repeats"])):
+        assert b["seed"] == a["seed"] == 5 + i and b["data"]["data_sha256"] == a["data"]["data_sha256"]
+        assert b["reproduces"]["path"] == str(series / f"repeat-{i + 1:02d}")
+        assert b["reproduces"]["overridden"] == ["runner"] and b["reproduces"]["asked"]["seed"] == 5
