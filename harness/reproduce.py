@@ -69,16 +69,19 @@ class Reproducing:
         seen, so it cannot hand the entry another file of this host (the organizer's secret set)."""
         if not self.check_images:
             return
-        asked = self.asked
+        counts = (self.asked.get("train_per_class"), self.asked.get("eval_per_class"))
         for path, run in self.runs:
-            counts = (asked.get("train_per_class"), asked.get("eval_per_class"))
-            same = all(isinstance(n, int) and n >= 1 for n in counts) and data.draw(
-                pool, eval_pool, seed=run.seed, train_per_class=counts[0], eval_per_class=counts[1],
-                source=self.options.data, eval_source=self.options.eval_data or self.options.data,
-            ).info.data_sha256 == run.data.data_sha256
+            try:  # the record's own counts (at least 1 each: an empty draw would hash the same from any data)
+                same = all(isinstance(n, int) and n >= 1 for n in counts) and data.draw(
+                    pool, eval_pool, seed=run.seed, train_per_class=counts[0], eval_per_class=counts[1],
+                    source=self.options.data, eval_source=self.options.eval_data or self.options.data,
+                ).info.data_sha256 == run.data.data_sha256
+            except BAD_INPUT:  # too few images for the recorded counts: not the data it was graded on
+                same = False
             if not same:
                 raise UsageError(
-                    f"--reproduce: the data its record names ({clean(self.options.data, 200)}"
+                    f"--reproduce {clean(path.parent if len(self.runs) > 1 else path, 200)}: the data its record "
+                    f"names ({clean(self.options.data, 200)}"
                     + (f", held-out set {clean(self.options.eval_data, 200)}" if self.options.eval_data else "")
                     + f") does not give the images run {clean(run.run_id, 100)} was graded on (data_sha256 differs): "
                     "the data changed or the record was edited. Nothing was run; pass --data (and --eval-data) to "
