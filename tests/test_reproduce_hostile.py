@@ -25,6 +25,7 @@ from harness import text
 from harness.report.read import MAX_RESULT_BYTES
 from harness.runners.sandbox import find_bwrap, probe
 from harness.synthetic import write_synthetic_npz
+from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures the Docker test uses
 from tests.helpers import CENTROID, ROOT, copy_entry, read_json
 
 DEAD_ENGINE = "unix:///nonexistent/haet-test-docker.sock"  # `auto` then means the sandbox where bwrap works
@@ -153,6 +154,21 @@ def test_an_explicit_local_runner_is_allowed_and_recorded_as_asked(tmp_path, ori
     assert result["reproduces"]["asked"]["runner"] == "local" and result["reproduces"]["overridden"] == ["runner"]
     assert result["seed"] == 3 and result["options"]["budget"] == 3, "the rest comes from the record"
     assert result["data"]["data_sha256"] == read_json(original / "result.json")["data"]["data_sha256"]
+
+
+@pytest.mark.docker
+def test_a_record_asking_for_auto_reproduces_in_docker_where_an_engine_answers(tmp_path, original, runtime_image):
+    """A record may ask for what the command gets by default: here, a container of the default image."""
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--reproduce",  # this process's engine
+                           str(handed(tmp_path, original, runner="auto")), "--runs-dir", str(tmp_path / "new"),
+                           "--run-id", "again", "--cache-dir", str(tmp_path / "cache")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = read_json(tmp_path / "new" / "again" / "result.json")
+    env = result["environment"]
+    assert env["runner"] == "docker" and env["isolated"] is True and env["image"].startswith(runtime_image)
+    assert result["reproduces"]["asked"]["runner"] == "auto" and result["reproduces"]["overridden"] == []
+    assert "runner: local -> docker" in result["reproduces"]["differences"]
 
 
 def test_without_any_isolated_runner_a_reproduction_refuses_rather_than_run_locally(tmp_path, original):
