@@ -27,7 +27,7 @@ from harness.fingerprint import differences
 from harness.model import DataInfo, Environment, Reproduction, RunResult, SeriesResult, SubmissionInfo
 from harness.options import CHOICES, OPTIONS, RunOptions, detect_device, runtime_image
 from harness.report.read import read_result
-from harness.text import clean
+from harness.text import clean, cut
 
 # This host's settings, never a record's: a record naming the cache would choose where the harness writes.
 THIS_MACHINE = ("gpu", "cache_dir")
@@ -44,6 +44,7 @@ IMAGE_REFERENCE = re.compile(
     r"(?::\w[\w.-]{0,127})?"
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?", re.ASCII)
 MAX_IMAGE_CHARS = 255
+MAX_DIFFERENCE_CHARS = 500  # one line of `reproduces.differences`
 
 
 @dataclass
@@ -148,7 +149,7 @@ def compare(original: RunResult, new: RunResult) -> list[str]:
                       f"{new.submission.sha256[:12]}")
     if original.data.data_sha256 != new.data.data_sha256:
         out.insert(0, "the images differ (data_sha256): the data source changed since the original run")
-    return out
+    return [cut(line, MAX_DIFFERENCE_CHARS) for line in out]  # the original's values are a record's: any length
 
 
 # --- the record, field by field ------------------------------------------------------------------
@@ -164,11 +165,12 @@ def _field(key: str) -> str:
 
 def _check_run(run: RunResult, where: str) -> None:
     """The parts of each original run that the reproduction uses, of the types the harness writes."""
-    ok = (isinstance(run, RunResult) and isinstance(run.run_id, str) and isinstance(run.seed, int)
+    ok = (isinstance(run, RunResult) and _text(run.run_id) and isinstance(run.seed, int)
           and not isinstance(run.seed, bool) and isinstance(run.options, dict)
-          and isinstance(run.submission, SubmissionInfo) and isinstance(run.submission.path, str)
-          and isinstance(run.submission.sha256, str) and isinstance(run.data, DataInfo)
-          and isinstance(run.data.data_sha256, str) and isinstance(run.environment, Environment))
+          and isinstance(run.submission, SubmissionInfo) and _text(run.submission.path)
+          and _text(run.submission.sha256) and isinstance(run.data, DataInfo) and _text(run.data.data_sha256)
+          and isinstance(run.environment, Environment) and isinstance(run.environment.gpu_details, list)
+          and all(isinstance(g, dict) for g in run.environment.gpu_details))
     if not ok:
         raise UsageError(f"{where}: its result.json is not of the shape the harness writes (run_id, seed, options, "
                          "submission, data, environment); name a run directory the harness wrote")
@@ -194,6 +196,10 @@ def _read_record(options: dict[str, Any], given: dict[str, Any], where: str) -> 
     return record
 
 
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and "\0" not in value and len(value) <= MAX_TEXT_CHARS
+
+
 def _of_type(parse: Any, value: Any) -> bool:
     if parse is bool:
         return isinstance(value, bool)
@@ -203,13 +209,13 @@ def _of_type(parse: Any, value: Any) -> bool:
         return isinstance(value, int)
     if parse is float:
         return isinstance(value, (int, float)) and math.isfinite(value)
-    return isinstance(value, str) and "\0" not in value and len(value) <= MAX_TEXT_CHARS
+    return _text(value)
 
 
 def _entry(recorded: str, where: str) -> Path:
     """The entry folder the record names: absolute, without `..` or symlinks (a run records the resolved
     path), and an entry."""
-    if "\0" in recorded or not os.path.isabs(recorded) or os.path.realpath(recorded) != recorded:
+    if not os.path.isabs(recorded) or os.path.realpath(recorded) != recorded:
         raise UsageError(f"{where}: its result.json names the entry folder {quote(recorded)}, not the resolved "
                          "absolute path a run records; pass --submission DIR")
     try:

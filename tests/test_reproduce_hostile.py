@@ -219,6 +219,15 @@ def test_a_recorded_option_of_the_wrong_type_is_refused_naming_its_flag(tmp_path
             "records budget", "pass --budget yourself")
 
 
+@pytest.mark.parametrize("change", [
+    lambda r: r.update(seed="3"), lambda r: r.update(run_id=["x"]), lambda r: r["environment"].update(gpu_details=[1]),
+    lambda r: r["submission"].update(path="/" + "a" * 5000), lambda r: r["data"].update(data_sha256=None),
+], ids=["seed-text", "run-id-list", "gpu-details-not-dicts", "path-5000-chars", "no-data-hash"])
+def test_a_run_of_another_shape_is_refused_before_anything_runs(tmp_path, original, change):
+    refused(reproduce(tmp_path, edit(handed(tmp_path, original, runner="docker"), change)), tmp_path,
+            "name a run directory the harness wrote")
+
+
 # --- what the record names: the entry, the data ----------------------------------------------------------
 
 
