@@ -31,33 +31,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"haet-harness {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="one graded run of one submission")
-    run.add_argument("--submission", type=Path, default=Path("submission"), help="submission directory (default: submission)")
-    run.add_argument("--run-id", help="name of the run directory (default: time and submission name)")
-    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default: runs)")
-    options.add_arguments(run)
+    add_run_options(run)
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--reproduce", type=Path, metavar="RUN_DIR",
-                     help="rerun that run (its entry, options, seeds and data) into a new run directory; "
-                          "the other run options are taken from it")
+                     help="rerun that run (its entry, options, seeds and data) into a new run directory; the run "
+                          "options given here win over its record, and it never gets less isolation than this "
+                          "command's defaults unless the flag is given (docs/security.md)")
     run.set_defaults(handler=cmd_run)
     for module in (validate, grade, leaderboard, check, runtime):
         module.add_parser(commands)
     return parser
 
 
+def add_run_options(parser: argparse.ArgumentParser, unset: bool = False) -> None:
+    """`run`'s options; `unset` leaves every default None, to tell which were given."""
+    parser.add_argument("--submission", type=Path, default=None if unset else Path("submission"),
+                        help="submission directory (default: submission)")
+    parser.add_argument("--run-id", help="name of the run directory (default: time and submission name)")
+    parser.add_argument("--runs-dir", type=Path, default=None if unset else Path("runs"),
+                        help="where run directories go (default: runs)")
+    options.add_arguments(parser, unset=unset)
+
+
+def given_run_options(argv: Sequence[str]) -> dict:
+    """The run options `run ARGV` names, by field, parsed again with every default unset. `run` parsed
+    ARGV already, so each abbreviation it accepted names the same flag here (these flags are a subset
+    of its own); its other flags and their values are left over."""
+    probe = argparse.ArgumentParser(add_help=False)
+    add_run_options(probe, unset=True)
+    named, _ = probe.parse_known_args(list(argv)[1:])
+    return {field: value for field, value in vars(named).items() if value is not None}
+
+
 def cmd_run(args: argparse.Namespace, progress: Progress) -> int:
-    original = None
-    if args.reproduce:
-        run_options, original = reproduce.load(args.reproduce, args.runs_dir, args.run_id)
+    reproducing = None
+    if args.reproduce:  # an organizer's command on a folder someone handed over: isolation required
+        reproducing = reproduce.load(args.reproduce, given_run_options(getattr(args, "argv", [])))
+        run_options = reproducing.options
+        progress.say(reproducing.describe())
     else:
         run_options = options.from_args(args)
-    runner = runner_for(run_options)  # the participant's own command: may fall back to the local runner
+    # The participant's own command may fall back to the local runner; a reproduction never does unasked.
+    runner = runner_for(run_options, isolation_required=reproducing is not None)
     if runner.name == "local" and run_options.runner == "auto":
         progress.say(f"runner: no Docker engine answers and {sandbox_refusal()}; using the local runner (not a sandbox)")
     elif runner.name == "sandbox" and run_options.runner == "auto":
         progress.say("runner: no Docker engine answers; using the sandbox runner (bubblewrap)")
     check_commands(load_submission(run_options.submission), runner.name)
-    result = graded_run(run_options, runner, progress, original=original)
+    result = graded_run(run_options, runner, progress, original=reproducing)
     progress.say(summary_table(result))
     return EXIT_SCORED if result.status is Status.SCORED else EXIT_NOT_SCORED
 
@@ -68,7 +89,9 @@ def _stop_on_sigterm(signum, frame) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # `run --reproduce` tells the flags given from the defaults (given_run_options)
     progress = Progress(quiet=getattr(args, "quiet", False))
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

@@ -24,7 +24,7 @@ from harness.model import Environment
 PACKAGES_FILE = "packages.txt"
 CHECKOUT = Path(__file__).resolve().parents[1]
 COMPARED = ("harness", "git_commit", "python", "packages_sha256", "platform", "kernel", "cpu_model", "cpu_cores",
-            "runner", "device", "torch", "cuda", "driver", "image_digest", "gpus")
+            "runner", "isolated", "device", "torch", "cuda", "driver", "image", "image_digest", "gpus")
 
 
 def environment(runner: Any, device: str, gpus: Any, run_dir: Optional[Path] = None) -> Environment:

@@ -201,6 +201,10 @@ class Reproduction:
     run_id: str
     path: str
     differences: list[str] = field(default_factory=list)
+    # What the original's record asked for (its options, as read, and `submission`, its entry folder);
+    # what ran is this run's own `options`, `submission` and `environment` (runner, isolated).
+    asked: dict[str, Any] = field(default_factory=dict)
+    overridden: list[str] = field(default_factory=list)  # the keys of `asked` the command line set instead
 
 
 @dataclass

@@ -159,7 +159,8 @@ OPTIONS = [
                                  "bwrap works here; then `run` falls back to local, the organizer commands refuse)"),
     Option("image", "--image", "runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)"),
     Option("build_network", "--build-network", "let an entry's own Dockerfile use the network while it builds "
-                                               "(recorded in the result and the leaderboard)", bool, boolean=True),
+                                               "(recorded in the result and the leaderboard)", bool, boolean=True,
+           negatable=True),
     Option("build_timeout_s", "--build-timeout", "seconds an entry's own Dockerfile may take to build "
                                                  "(default: 600)", float),
     Option("repeats", "--repeats", "independent seeds; reports mean and std", int),
@@ -192,7 +193,7 @@ def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude:
         if option.boolean:
             action = argparse.BooleanOptionalAction if option.negatable else "store_true"
             parser.add_argument(option.flag, dest=option.field, action=action, help=option.help,
-                                **({"default": None if unset else option.default} if option.negatable else {}))
+                                default=None if unset else option.default)
             continue
         parser.add_argument(option.flag, dest=option.field, type=option.parse, default=default,
                             choices=CHOICES.get(option.field), help=option.help + shown)

@@ -23,7 +23,7 @@ from harness.console import Progress
 from harness.contract import PREDICTIONS_FILE, Submission, load_submission, submission_digest
 from harness.events import EventTail, describe
 from harness.fingerprint import environment
-from harness.reproduce import compare
+from harness.reproduce import Reproducing, compare
 from harness.files import atomic_copy, atomic_write_json
 from harness.formatting import utc_now
 from harness.model import (
@@ -220,7 +220,7 @@ def run_once(
     devices: Devices,
     seed: int,
     run_id: str,
-    original: Optional[tuple[Path, RunResult]] = None,
+    original: Optional[tuple[Reproduction, RunResult]] = None,
 ) -> RunResult:
     started_at, t0 = utc_now(), time.monotonic()
     work = run_dir / ".work"
@@ -264,7 +264,7 @@ def run_once(
         options=dataclasses.replace(options, seed=seed, repeats=1).record(),
     )
     if original is not None:
-        result.reproduces = Reproduction(original[1].run_id, str(original[0]))
+        result.reproduces = original[0]
     result.warnings += [PUBLIC_HELDOUT] if sets.info.heldout_public else []
     result.warnings += [] if runner.isolated else [NOT_ISOLATED]
     try:
@@ -369,15 +369,17 @@ def finish(result: RunResult, run_dir: Path, t0: float) -> None:
 
 def graded_run(options: RunOptions, runner: Runner, progress: Progress,
                open_gpus: Callable[[str], tuple[Optional[Gpus], str]] = Gpus.open,
-               original: Optional[list[tuple[Path, RunResult]]] = None) -> RunResult | SeriesResult:
+               original: Optional[Reproducing] = None) -> RunResult | SeriesResult:
     """The whole command. `open_gpus` reads the GPUs (NVML); tests without a GPU pass a stand-in;
-    `original`: the runs this one reproduces, one per repeat (harness.reproduce)."""
+    `original`: the run(s) this one reproduces (harness.reproduce)."""
     submission = load_submission(options.submission)
     info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
                           submission_digest(submission.path))  # before any run directory: it may refuse the entry
     progress.say(f"data: {options.data}" + (f", held-out set from {options.eval_data}" if options.eval_data else ""))
     pool = data.load_pool(options.data, options.cache_dir)
     eval_pool = data.load_pool(options.eval_data, options.cache_dir) if options.eval_data else None
+    if original is not None:
+        original.check_data(pool, eval_pool)  # a record's data sources must give its images, before any run
     seeds = [options.seed + i for i in range(options.repeats)]
     sets = [  # drawn before anything is written, so a data problem leaves no empty run behind
         data.draw(pool, eval_pool, seed=seed, train_per_class=options.train_per_class,
@@ -395,7 +397,7 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
     try:
         if options.repeats == 1:
             return run_once(run_dir, submission, info, sets[0], runner, options, progress, devices, seeds[0],
-                            run_dir.name, original[0] if original else None)
+                            run_dir.name, original.reproduction(0) if original else None)
         started_at, t0, results = utc_now(), time.monotonic(), []
         try:
             for i, seed in enumerate(seeds):
@@ -403,7 +405,7 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
                 repeat_dir.mkdir()
                 results.append(run_once(repeat_dir, submission, info, sets[i], runner, options, progress, devices,
                                         seed, f"{run_dir.name}/{repeat_dir.name}",
-                                        original[i] if original and i < len(original) else None))
+                                        original.reproduction(i) if original else None))
         except Interrupted:
             write_series(run_dir, info, results, started_at, t0, interrupted=True)
             raise

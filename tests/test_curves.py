@@ -439,7 +439,10 @@ def test_reproduce_reruns_the_same_options_seed_and_data_into_a_new_run(tmp_path
     assert first.returncode == 0, first.stderr
     original = runs / "original"
     before = {p.name: p.read_bytes() for p in original.iterdir() if p.is_file()}
-    again = run_harness("run", "--reproduce", original, "--runs-dir", runs, "--run-id", "again")
+    # The original ran on the host: reproducing it so takes the same explicit --runner local (the
+    # refusals without it are in tests/test_reproduce_hostile.py).
+    again = run_harness("run", "--reproduce", original, "--runner", "local", "--runs-dir", runs, "--run-id", "again",
+                        "--cache-dir", tmp_path / "cache")
     assert again.returncode == 0, again.stderr
     assert "reproduces" in again.stdout + again.stderr
     assert {p.name: p.read_bytes() for p in original.iterdir() if p.is_file()} == before, "the original is untouched"
@@ -448,6 +451,8 @@ def test_reproduce_reruns_the_same_options_seed_and_data_into_a_new_run(tmp_path
     assert b["data"]["data_sha256"] == a["data"]["data_sha256"], "the same images"
     assert b["submission"]["sha256"] == a["submission"]["sha256"]
     assert b["reproduces"]["run_id"] == "original" and b["reproduces"]["differences"] == []
+    assert b["reproduces"]["asked"] == {**a["options"], "submission": a["submission"]["path"]}
+    assert b["reproduces"]["overridden"] == ["runner"]
     assert b["accuracy"] == a["accuracy"], "the centroid entry is deterministic"
     assert "This run reproduces" in (runs / "again" / "report.md").read_text()
     assert (runs / "again" / "packages.txt").read_text() == (original / "packages.txt").read_text()

@@ -65,7 +65,17 @@ def fingerprint_rows(r: RunResult) -> list[tuple[str, Any]]:
 def reproduction_lines(r: RunResult) -> list[str]:
     if r.reproduces is None:
         return []
-    head = f"This run reproduces {r.reproduces.path} (run {r.reproduces.run_id})"
-    if not r.reproduces.differences:
+    rep = r.reproduces
+    head = f"This run reproduces {rep.path} (run {rep.run_id})"
+    # Read back from a file, these may have any shape: only a dict and a list of names are shown.
+    asked = rep.asked if isinstance(rep.asked, dict) else {}
+    ran = {**(r.options if isinstance(r.options, dict) else {}), "submission": r.submission.path}
+    overridden = [f"{key}: {_shown(asked.get(key))} -> {_shown(ran.get(key))} (set on the command line)"
+                  for key in map(str, rep.overridden if isinstance(rep.overridden, list) else [])]
+    if not rep.differences and not overridden:
         return [head + ": nothing differs in the recorded environment, entry or data."]
-    return [head + "; what differs:"] + r.reproduces.differences
+    return [head + "; what differs:"] + overridden + rep.differences
+
+
+def _shown(value) -> str:
+    return "not recorded" if value is None else str(value)

@@ -9,10 +9,13 @@ log, counts of skipped rows) instead of failing.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -39,10 +42,16 @@ def read_result(path: Path) -> RunResult | SeriesResult:
     """A result.json through the typed model (harness.model.from_dict); ValueError saying why
     when the file is missing, too big, not JSON or not of the model's shape."""
     try:
-        with open(path, "rb") as f:
+        # A run directory may come from someone else: a symlink could name any file of this host, and
+        # a FIFO would block the open, so only a regular file of its own is read.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ValueError(f"{text.clean(Path(path).name)} is not a regular file")
             data = f.read(MAX_RESULT_BYTES + 1)
     except OSError as exc:
-        raise ValueError(f"{text.clean(Path(path).name)} could not be read ({exc.strerror or exc})") from None
+        why = "a symlink, which is not followed" if exc.errno == errno.ELOOP else exc.strerror or exc
+        raise ValueError(f"{text.clean(Path(path).name)} could not be read ({why})") from None
     if len(data) > MAX_RESULT_BYTES:
         raise ValueError(f"{text.clean(Path(path).name)} is over {MAX_RESULT_BYTES // 2**20} MiB")
     try:
