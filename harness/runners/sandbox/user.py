@@ -38,8 +38,16 @@ _libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: the child o
 
 def host_user() -> Optional[User]:
     """The uid and gid bwrap is started as: 10001 when the harness is root, else None (the
-    harness's own user, as an ordinary user's bwrap always is)."""
-    return (UID, GID) if os.geteuid() == 0 else None
+    harness's own user, as an ordinary user's bwrap always is). A root inside a user namespace
+    that has no uid 10001 (a harness jailed by another sandbox) cannot become it: None there too."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        with open("/proc/self/uid_map") as f:
+            ranges = [tuple(int(n) for n in line.split()) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return None
+    return (UID, GID) if any(first <= UID < first + count for first, _, count in ranges) else None
 
 
 def become(user: User) -> None:
