@@ -57,14 +57,20 @@ def make_safe(path: Path, shown_as: str) -> list[str]:
         return []
     stripped, removed = [], []
     if not stat.S_ISDIR(root.st_mode):
-        if _special(root.st_mode):
-            os.unlink(path)
-            removed.append(path.name)
-        elif _strip(str(path), None, root):
-            stripped.append(path.name)
+        try:
+            if _special(root.st_mode):
+                os.unlink(path)
+                removed.append(path.name)
+            elif _strip(str(path), None, root):
+                stripped.append(path.name)
+        except OSError:
+            pass  # gone meanwhile
         return _notes(shown_as, stripped, removed, None)
-    if _strip(str(path), None, root):
-        stripped.append(".")
+    try:
+        if _strip(str(path), None, root):
+            stripped.append(".")
+    except OSError:
+        pass
     limit = None
     try:
         for found in walk(path):
