@@ -4,9 +4,8 @@ An entry writes its checkpoints, output and events into host folders (bound into
 copied out of a container, or written directly by the local runner). Whatever it did to them,
 nothing it leaves may carry special rights on the host:
 
-  * the run's work folder (`.work`) is private: mode 0700, or 0710 with the sandbox's own group
-    where the sandbox runs the entry as another uid (it must pass through to reach its mounts;
-    it cannot list the folder, and no other user can enter it);
+  * the run's work folder (`.work`) is private: mode 0700 (a sandbox that runs the entry as
+    another uid reaches its mounts without it: harness.runners.sandbox.user);
   * after every phase, `make_safe` strips set-user-ID and set-group-ID bits from every file and
     folder the entry wrote, and removes device files, fifos and sockets (the harness reads these
     folders as itself, often root: a fifo would block it, a device node would be a door to the
@@ -34,15 +33,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 SHOWN = 5  # names quoted in a note
 
 
-def private_dir(path: Path, group: Optional[int] = None) -> Path:
-    """`path` made (if needed) and made private to the harness's user, whatever the umask: 0700, or
-    0710 owned by `group` (the sandbox's uid must pass through it to its mounts, and nobody else)."""
+def private_dir(path: Path) -> Path:
+    """`path` made (if needed) and made private to the harness's user, 0700 whatever the umask."""
     path.mkdir(parents=True, exist_ok=True)
-    if group is None:
-        os.chmod(path, 0o700)
-    else:
-        os.chown(path, os.geteuid(), group)
-        os.chmod(path, 0o710)
+    os.chmod(path, 0o700)
     return path
 
 

@@ -233,9 +233,8 @@ def run_once(
     original: Optional[tuple[Path, RunResult]] = None,
 ) -> RunResult:
     started_at, t0 = utc_now(), time.monotonic()
-    # Private to the harness (and, under a sandbox that runs the entry as its own uid, passable by
-    # that uid): what an entry writes inside is never reachable by another user of the host.
-    work = private_dir(run_dir / ".work", getattr(runner, "work_group", None))
+    # Private to the harness: what an entry writes inside is never reachable by another user of the host.
+    work = private_dir(run_dir / ".work")
     dirs = {name: work / name for name in ("train-data", "test-data", "checkpoints", "output", "events")}
     for d in dirs.values():
         d.mkdir(exist_ok=True)
