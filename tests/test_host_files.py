@@ -234,3 +234,20 @@ def test_set_id_shell_under_docker(tmp_path, synthetic_npz, docker_client, runti
     EXPECTED["setuid-shell"].check(result, run, tmp_path / "entry")
     assert_kept_files_are_plain(progress)
 
+
+
+@root_only
+def test_an_entry_the_sandbox_s_uid_cannot_read_is_refused_with_the_fix(tmp_path, synthetic_npz):
+    """Under a root harness the entry runs as uid 10001: a file only root can read (a umask of 077)
+    would fail inside with a bare PermissionError; the phase is refused with the chmod instead."""
+    from harness.errors import RunnerError
+    from harness.runners.sandbox import SandboxRunner, find_bwrap, probe
+
+    if probe(find_bwrap()):
+        pytest.skip(f"the sandbox cannot run here: {probe(find_bwrap())}")
+    entry = stage_hostile("setuid-shell", tmp_path / "entry")
+    (entry / "tricks.py").chmod(0o600)
+    options = RunOptions(**DEFAULTS, submission=entry, data=synthetic_npz, device="cpu", runs_dir=tmp_path / "runs",
+                         cache_dir=tmp_path / "cache", run_id="unreadable")
+    with pytest.raises(RunnerError, match=r"cannot read tricks\.py \(mode 0600\).*chmod -R o\+rX"):
+        graded_run(options, SandboxRunner(**RUNNER_LIMITS), Progress(quiet=True))

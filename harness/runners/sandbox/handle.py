@@ -27,7 +27,7 @@ from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.files import change_times
 from harness.logs import LogSink
-from harness.runners.base import ExitInfo, PhaseSpec, sample_processes
+from harness.runners.base import ExitInfo, PhaseSpec, RunnerError, sample_processes
 from harness.runners.sandbox import mounts, user
 from harness.runners.sandbox.cgroup import PhaseCgroup
 
@@ -169,6 +169,12 @@ class SandboxHandle:
             directory.chmod(0o755)  # the sandbox's uid outside owns it and writes; the harness reads
             writable.append(directory)
         if runner.user:  # bwrap runs as the sandbox's own host uid: give it what the entry may write, only that
+            blocked = user.unreadable(spec.submission_dir)
+            if blocked:
+                raise RunnerError(
+                    f"the harness runs as root, so the sandbox runs the entry as the unprivileged uid {runner.user[0]}, "
+                    f"which cannot read {blocked} in {spec.submission_dir}: make the entry readable by all users "
+                    f"(chmod -R o+rX {spec.submission_dir})")
             for path in writable:
                 os.chown(path, *runner.user)
         self.cgroup = PhaseCgroup.create(runner.memory, runner.pids_limit, runner.cpus) if runner.use_cgroup else None

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import stat
 from pathlib import Path
 from typing import Optional
 
 from harness.runners.docker.handle import GID, UID
+from harness.walk import WalkLimit, walk
 
 User = tuple[int, int]
 
@@ -57,6 +59,22 @@ def become(user: User) -> None:
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
+
+
+def unreadable(entry: Path) -> Optional[str]:
+    """The first file or folder of the entry that the sandbox's user cannot read through its mount
+    (it is neither that user's nor readable by all), None when there is none."""
+    try:
+        found = [("", os.stat(entry))] + [(f.rel, f.st) for f in walk(entry)]
+    except (OSError, WalkLimit):
+        return None  # the entry's digest, before any run, says what is wrong with such a folder
+    for rel, st in found:
+        if stat.S_ISLNK(st.st_mode) or st.st_uid == UID:
+            continue
+        needed = 0o005 if stat.S_ISDIR(st.st_mode) else 0o004
+        if st.st_mode & needed != needed:
+            return f"{rel or '.'} (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
 
 
 def _check(result: int, what: str) -> None:
