@@ -17,6 +17,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from harness.run import graded_run
 from harness.runners.docker.handle import UID
 from harness.runners.local import LocalRunner
 from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures
-from tests.helpers import stage_hostile
+from tests.helpers import MINIMAL, ROOT, stage_hostile
 from tests.hostile_outcomes import DEFAULTS, EXPECTED, RUNNER_LIMITS, log, set_id_problems
 
 OTHER_USER = 20002  # a local user with no business in any run
@@ -251,3 +252,26 @@ def test_an_entry_the_sandbox_s_uid_cannot_read_is_refused_with_the_fix(tmp_path
                          cache_dir=tmp_path / "cache", run_id="unreadable")
     with pytest.raises(RunnerError, match=r"cannot read tricks\.py \(mode 0600\).*chmod -R o\+rX"):
         graded_run(options, SandboxRunner(**RUNNER_LIMITS), Progress(quiet=True))
+
+
+@root_only
+def test_a_runtime_the_sandbox_s_uid_cannot_read_is_refused_with_the_fix(tmp_path, synthetic_npz):
+    """A harness run as root from a virtual environment only root can enter: the sandbox refuses at
+    its probe (exit 2), naming the folder and the chmod, before any run directory is made."""
+    from harness.runners.sandbox import find_bwrap, probe
+
+    if probe(find_bwrap()):
+        pytest.skip(f"the sandbox cannot run here: {probe(find_bwrap())}")
+    venv = tmp_path / "private-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    (site / "deps.pth").write_text("".join(f"{p}\n" for p in sys.path if p.endswith("site-packages")))
+    venv.chmod(0o700)
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "harness", "run", "--submission", str(MINIMAL), "--runner", "sandbox",
+         "--device", "cpu", "--data", synthetic_npz, "--runs-dir", str(tmp_path / "runs"),
+         "--cache-dir", str(tmp_path / "cache")],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "uid 10001" in done.stderr and "chmod -R o+rX" in done.stderr and str(venv) in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
