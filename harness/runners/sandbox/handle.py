@@ -199,10 +199,14 @@ class SandboxHandle:
             self.process = subprocess.Popen(
                 staging.argv if staging else argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True, pass_fds=list(readers.values()), preexec_fn=preexec)
-        except BaseException:
+        except BaseException as exc:
             self.sink.close()
             if self.cgroup:
                 self.cgroup.remove(0)
+            if isinstance(exc, subprocess.SubprocessError) and "preexec" in str(exc):
+                raise RunnerError("the sandbox's process could not be set up (its cgroup, limits, or, under a root "
+                                  "harness, the mounts and the switch to uid 10001); the probe passed, so something "
+                                  "changed since: check that the entry and the runs directory still exist") from None
             raise
         finally:
             for fd in readers.values():
