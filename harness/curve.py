@@ -42,6 +42,7 @@ def evaluate(curve: Curve, snapshots: Snapshots, images: Split, n_classes: int, 
     labels = images.labels[order]
     data_dir = work / "curve-data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o755)  # whatever the umask: the entry's uid reads it through its mount
     buffer = io.BytesIO()
     np.savez(buffer, images=images.images[order])
     atomic_write_bytes(data_dir / "test.npz", buffer.getvalue())

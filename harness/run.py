@@ -25,6 +25,7 @@ from harness.events import EventTail, describe
 from harness.fingerprint import environment
 from harness.reproduce import Reproducing, compare
 from harness.files import atomic_copy, atomic_write_json
+from harness.hostfiles import make_safe, private_dir
 from harness.formatting import utc_now
 from harness.model import (
     Curve,
@@ -126,6 +127,7 @@ class PhaseRunner:
             if monitored:
                 events.write(run_dir / "events.jsonl")
         tail = handle.sink.tail()
+        made_safe = harmless(spec)
         result = PhaseResult(
             phase=spec.phase,
             outcome=Outcome.INTERRUPTED,
@@ -153,11 +155,19 @@ class PhaseRunner:
             result.outcome, result.detail = Outcome.CRASHED, f"exited with code {clock.exit_code}"
         else:
             result.outcome = Outcome.COMPLETED
-        notes = list(exit_info.notes) + events.notes
+        notes = list(exit_info.notes) + made_safe + events.notes
         if exit_info.stray_processes_killed:
             notes.append(f"{exit_info.stray_processes_killed} process(es) outlived the command and were killed")
         result.detail = "; ".join([result.detail, *notes] if result.detail else notes)
         return result, summary
+
+
+def harmless(spec: PhaseSpec) -> list[str]:
+    """After any phase, under every runner: nothing the entry wrote keeps set-id bits or is a
+    device, fifo or socket (harness.hostfiles). Notes for the phase's detail."""
+    places = [(spec.checkpoints_dir, "/checkpoints"), (spec.events_file, "the events file")]
+    places += [(spec.output_dir, "/output")] if spec.output_dir is not None else []
+    return [note for path, shown_as in places for note in make_safe(path, shown_as)]
 
 
 class Watcher:
@@ -223,10 +233,12 @@ def run_once(
     original: Optional[tuple[Reproduction, RunResult]] = None,
 ) -> RunResult:
     started_at, t0 = utc_now(), time.monotonic()
-    work = run_dir / ".work"
+    # Private to the harness: what an entry writes inside is never reachable by another user of the host.
+    work = private_dir(run_dir / ".work")
     dirs = {name: work / name for name in ("train-data", "test-data", "checkpoints", "output", "events")}
     for d in dirs.values():
-        d.mkdir(parents=True, exist_ok=True)
+        d.mkdir(exist_ok=True)
+        d.chmod(0o755)  # whatever the umask: the entry's uid reads its data through the mounts
     data.write_phase_data(sets, dirs["train-data"], dirs["test-data"])
     phases = PhaseRunner(runner, options, progress, devices, work / "snapshots" if options.curve else None)
 

@@ -124,9 +124,14 @@ class Snapshots:
         target = self.store / name
         try:
             target.mkdir(parents=True)
+            for folder in (self.store, target):  # modes are the harness's, never the entry's, whatever the umask
+                folder.chmod(0o755)  # (a curve point's predict reads them as the entry's uid)
             for rel, inode, size_, _ in state:
                 destination = target / rel
-                destination.parent.mkdir(parents=True, exist_ok=True)
+                for folder in reversed([p for p in destination.parents if target in p.parents]):
+                    if not folder.is_dir():
+                        folder.mkdir()
+                        folder.chmod(0o755)
                 _copy_at_most(source / rel, destination, size_, inode)
         except OSError as exc:
             shutil.rmtree(target, ignore_errors=True)
@@ -224,11 +229,14 @@ def _copy_at_most(source: Path, destination: Path, size: int, inode: int) -> Non
     if os.fstat(fd).st_ino != inode or not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(0, "a checkpoint file was replaced while it was copied")
-    with os.fdopen(fd, "rb") as src, open(destination, "wb") as dst:
-        left = size
-        while left > 0:
-            chunk = src.read(min(left, 2**20))
-            if not chunk:
-                break
-            dst.write(chunk)
-            left -= len(chunk)
+    with os.fdopen(fd, "rb") as src:
+        out = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        os.fchmod(out, 0o644)  # the copy's mode is the harness's: never the entry's set-id bits, whatever the umask
+        with os.fdopen(out, "wb") as dst:
+            left = size
+            while left > 0:
+                chunk = src.read(min(left, 2**20))
+                if not chunk:
+                    break
+                dst.write(chunk)
+                left -= len(chunk)

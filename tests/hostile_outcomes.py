@@ -10,6 +10,7 @@ test_hostile_inputs.py), so the two runners are held to the same outcomes.
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -171,6 +172,37 @@ def _no_nested_userns(r: RunResult, run: Path, entry: Path) -> None:
     assert r.status is Status.SCORED
 
 
+def set_id_problems(run: Path) -> list[str]:
+    """What the setuid-shell entry left with special rights, as its logs and the run directory show:
+    train's files as predict saw them (after the harness's strip), anything in the run directory."""
+    problems = []
+    seen = [line.split() for line in log(run, "predict").splitlines() if line.startswith("SEEN ")]
+    names = {name for _, name, _ in seen}
+    # A hard link and its first name: Docker's copy-out keeps one of the two (a tar link is refused).
+    if not ({"sh-both", "late-renamed", "setgid-folder/inner-sh"} <= names and names & {"sh", "late-link"}):
+        problems.append(f"predict did not see train's files: {sorted(names)}")
+    for _, name, mode in seen:
+        if int(mode, 8) & 0o6000 or not (stat.S_ISREG(int(mode, 8)) or stat.S_ISDIR(int(mode, 8))):
+            problems.append(f"/checkpoints/{name} was handed to predict as {mode}")
+    for path in [run, *run.rglob("*")]:
+        mode = path.lstat().st_mode
+        if mode & 0o6000 or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            problems.append(f"{path} is {oct(mode)} in the run directory")
+    return problems
+
+
+def _set_id_inert(r: RunResult, run: Path, entry: Path) -> None:
+    for phase, place in (("train", "/checkpoints"), ("predict", "/output")):
+        text = log(run, phase)
+        (mount,) = [line for line in text.splitlines() if line.startswith(f"MOUNT {place} ")]
+        assert "nosuid" in mount.split()[2].split(","), mount  # a set-id file gives nothing inside
+        assert "refused null-device" in text and "refused zero-device" in text, "mknod worked in the sandbox"
+        assert "SETID sh" in text, "the trick itself ran"
+    problems = set_id_problems(run)
+    assert not problems, problems
+    assert r.status is Status.SCORED, (r.status, r.reason)
+
+
 def _deadline(r: RunResult, run: Path, entry: Path) -> None:
     result = json.loads((run / "result.json").read_text())
     problems = deadline_problems(result, run.name)
@@ -188,6 +220,7 @@ EXPECTED: dict[str, Expected] = {
     "write-outside": Expected(_write_outside),
     "write-data": Expected(_write_data),
     "nested-userns": Expected(_no_nested_userns),
+    "setuid-shell": Expected(_set_id_inert),  # tests/test_host_files.py checks the host during the phase
     "log-flood": Expected(_log_flood, log_limit=2**20),
     "huge-checkpoint": Expected(_huge_checkpoint),
     "bad-predictions": Expected(_bad_predictions),

@@ -199,7 +199,8 @@ class DockerHandle:
         volume = self.client.volumes.create(
             driver="local",
             driver_opts={"type": "tmpfs", "device": "tmpfs",
-                         "o": f"size={cap},nr_inodes={MAX_FILES},uid={UID},gid={GID},mode=0750"},
+                         # nosuid, nodev: a set-id or device file the entry makes is inert, on the host side too
+                         "o": f"size={cap},nr_inodes={MAX_FILES},uid={UID},gid={GID},mode=0750,nosuid,nodev"},
             labels={**labels, "haet.mount": path},
         )
         self._volumes.append(volume)

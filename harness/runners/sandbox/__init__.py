@@ -6,6 +6,9 @@ itself, without root where unprivileged user namespaces are allowed.
 A phase's sandbox (docs/security.md compares it with a container):
   - new user, pid, network (loopback only), ipc, uts and mount namespaces; a new session;
     --die-with-parent; uid/gid 10001 inside; no capabilities; no-new-privileges (bwrap sets it);
+    outside, the harness's own uid, or the unprivileged uid 10001 when the harness is root
+    (harness.runners.sandbox.user): nothing the entry makes is ever root's on the host;
+  - every bind mount nosuid and nodev (bwrap's own rule): a set-user-ID file gives nothing inside;
   - only these mounts: the runtime read-only (harness.runners.sandbox.mounts), the entry at
     /submission and the phase's data at /data read-only, /checkpoints (writable in train only),
     /output (predict), the events file, /tmp and /dev/shm as tmpfs with a size;
@@ -39,7 +42,7 @@ from harness.errors import RunnerError
 from harness.options import DEFAULT_GPU
 from harness.runners.base import PhaseSpec
 from harness.runners.docker import parse_size
-from harness.runners.sandbox import mounts
+from harness.runners.sandbox import mounts, user
 from harness.runners.sandbox.cgroup import PhaseCgroup, remove_leftovers
 from harness.runners.sandbox.handle import SandboxHandle
 
@@ -72,15 +75,28 @@ def probe(bwrap: Optional[str]) -> Optional[str]:
     per process and binary."""
     if bwrap is None:
         return f"bwrap is not installed: {INSTALL}"
+    as_user = user.host_user()
     argv = [bwrap, *mounts.NAMESPACES, *mounts.runtime_binds(mounts.runtime_dirs()), "--proc", "/proc",
             "--dev", "/dev", "--", sys.executable, "-c", "pass"]
+    staging = user.Staging(argv) if as_user else None
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
+        done = subprocess.run(staging.argv if staging else argv, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=30, preexec_fn=user.preexec(staging, as_user) if as_user else None)
+    except subprocess.SubprocessError as exc:
+        if as_user and "preexec" in str(exc):
+            return ("the harness runs as root, and could not give the sandbox's unprivileged uid its own mount "
+                    "namespace (it needs CAP_SYS_ADMIN): run the harness as an ordinary user, or use --runner docker")
+        return f"{bwrap} does not run ({exc}): {INSTALL}"
+    except OSError as exc:
         return f"{bwrap} does not run ({exc}): {INSTALL}"
     if done.returncode == 0:
         return None
     said = " ".join(done.stderr.decode(errors="replace").split())[:300] or f"exit code {done.returncode}"
+    if as_user and re.search(r"Permission denied", said):
+        return (f"the harness runs as root, so the sandbox runs each entry as the unprivileged uid {user.UID}, which "
+                f"cannot read the runtime it runs on ({said}): make the interpreter and its environment readable by "
+                f"all users (chmod -R o+rX {' '.join(str(d) for d in mounts.runtime_dirs())}), or run the harness "
+                "as an ordinary user")
     if re.search(r"namespace|uid map|setting up uid|Operation not permitted|Permission denied", said, re.I):
         return f"bwrap cannot create its namespaces here ({said}): {USERNS_FIX}"
     return f"bwrap failed its probe ({said}): {INSTALL}"
@@ -131,6 +147,7 @@ class SandboxRunner:
         self.cgroup_kind = _cgroup_kind(self.memory, self.pids_limit, self.cpus) if wanted else None
         self.use_cgroup = self.cgroup_kind is not None
         self.dirs = mounts.runtime_dirs()
+        self.user = user.host_user()  # the host uid and gid bwrap runs as; None: the harness's own
         self._gpus: dict[str, mounts.Gpu] = {}
 
     def gpu_for(self, spec: PhaseSpec) -> Optional[mounts.Gpu]:

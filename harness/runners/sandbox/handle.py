@@ -27,8 +27,8 @@ from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.files import change_times
 from harness.logs import LogSink
-from harness.runners.base import ExitInfo, PhaseSpec, sample_processes
-from harness.runners.sandbox import mounts
+from harness.runners.base import ExitInfo, PhaseSpec, RunnerError, sample_processes
+from harness.runners.sandbox import mounts, user
 from harness.runners.sandbox.cgroup import PhaseCgroup
 
 if TYPE_CHECKING:
@@ -163,14 +163,24 @@ class SandboxHandle:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         spec.events_file.parent.mkdir(parents=True, exist_ok=True)
         spec.events_file.touch(exist_ok=True)
+        writable = [spec.events_file]
         for directory, _ in self._capped.values():
             directory.mkdir(parents=True, exist_ok=True)
-            directory.chmod(0o755)  # the sandbox's uid is the harness's own outside: the owner writes
+            directory.chmod(0o755)  # the sandbox's uid outside owns it and writes; the harness reads
+            writable.append(directory)
+        if runner.user:  # bwrap runs as the sandbox's own host uid: give it what the entry may write, only that
+            blocked = user.unreadable(spec.submission_dir)
+            if blocked:
+                raise RunnerError(
+                    f"the harness runs as root, so the sandbox runs the entry as the unprivileged uid {runner.user[0]}, "
+                    f"which cannot read {blocked} in {spec.submission_dir}: make the entry readable by all users "
+                    f"(chmod -R o+rX {spec.submission_dir})")
+            for path in writable:
+                os.chown(path, *runner.user)
         self.cgroup = PhaseCgroup.create(runner.memory, runner.pids_limit, runner.cpus) if runner.use_cgroup else None
         if runner.use_cgroup and self.cgroup is None:
             self.notes.append("no cgroup could be made for the phase; memory was enforced by sampling")
         fsize = max(runner.checkpoint_limit, runner.output_limit, runner.events_limit)
-        preexec = _limiter(self.cgroup, fsize, runner)
 
         pipes = {path: os.pipe() for path in mounts.FILES}
         for path, (_, write_end) in pipes.items():
@@ -178,6 +188,8 @@ class SandboxHandle:
             os.close(write_end)
         readers = {path: read_end for path, (read_end, _) in pipes.items()}
         argv = mounts.phase_argv(runner.bwrap, spec, runner.limits, runner.dirs, runner.gpu_for(spec), readers)
+        staging = user.Staging(argv) if runner.user else None  # root's child binds the sources (sandbox.user)
+        preexec = _limiter(self.cgroup, fsize, runner, staging)
         self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
         try:
             self.deadline = Deadline.start(spec.budget_s, spec.grace_s)  # bwrap's set-up is the phase's
@@ -185,12 +197,16 @@ class SandboxHandle:
                 spec, self.deadline, data=mounts.C_DATA, checkpoints=mounts.C_CHECKPOINTS,
                 events=mounts.C_EVENTS, output=mounts.C_OUTPUT))
             self.process = subprocess.Popen(
-                argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, pass_fds=list(readers.values()), preexec_fn=preexec)
-        except BaseException:
+                staging.argv if staging else argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=list(readers.values()), preexec_fn=preexec)
+        except BaseException as exc:
             self.sink.close()
             if self.cgroup:
                 self.cgroup.remove(0)
+            if isinstance(exc, subprocess.SubprocessError) and "preexec" in str(exc):
+                raise RunnerError("the sandbox's process could not be set up (its cgroup, limits, or, under a root "
+                                  "harness, the mounts and the switch to uid 10001); the probe passed, so something "
+                                  "changed since: check that the entry and the runs directory still exist") from None
             raise
         finally:
             for fd in readers.values():
@@ -329,9 +345,11 @@ class SandboxHandle:
         return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times)
 
 
-def _limiter(cgroup: Optional[PhaseCgroup], fsize: int, runner: "SandboxRunner"):
+def _limiter(cgroup: Optional[PhaseCgroup], fsize: int, runner: "SandboxRunner", staging: Optional[user.Staging]):
     """What bwrap's process does between fork and exec: join the phase's cgroup and take the limits
-    no cgroup gives here. Everything it computes is computed before the fork."""
+    no cgroup gives here; then, when the harness is root, bind bwrap's sources where the sandbox's
+    unprivileged user can reach them and become that user (last: both need root). Everything it
+    computes is computed before the fork."""
     procs = cgroup.procs_files() if cgroup else []
     nproc = None if cgroup and cgroup.limits_pids else runner.pids_limit
     cpus = None if cgroup and "cpu" in cgroup.dirs else runner.cpu_set
@@ -351,5 +369,8 @@ def _limiter(cgroup: Optional[PhaseCgroup], fsize: int, runner: "SandboxRunner")
         if cpus:
             os.sched_setaffinity(0, cpus)
         os.setpriority(os.PRIO_PROCESS, 0, ENTRY_NICENESS)
+        if staging is not None:
+            staging.enter()
+            user.become(runner.user)
 
     return limit

@@ -1,0 +1,150 @@
+"""What an entry leaves on the host: the run's private work folder, and its files made harmless.
+
+An entry writes its checkpoints, output and events into host folders (bound into the sandbox,
+copied out of a container, or written directly by the local runner). Whatever it did to them,
+nothing it leaves may carry special rights on the host:
+
+  * the run's work folder (`.work`) is private: mode 0700 (a sandbox that runs the entry as
+    another uid reaches its mounts without it: harness.runners.sandbox.user);
+  * after every phase, `make_safe` strips set-user-ID and set-group-ID bits from every file and
+    folder the entry wrote, and removes device files, fifos and sockets (the harness reads these
+    folders as itself, often root: a fifo would block it, a device node would be a door to the
+    host's disks). Symlinks are left to each runner's own rule (the sandbox and Docker refuse
+    them; the harness never follows them).
+
+The walk is harness/walk.py's: bounded, never led out of its root. Each change is made through a
+descriptor of the very inode that was listed, so an entry that swaps a file for a link cannot make
+the harness chmod or remove anything outside the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Optional
+
+from harness import text
+from harness.walk import WalkLimit, walk
+
+SET_ID = stat.S_ISUID | stat.S_ISGID
+_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+SHOWN = 5  # names quoted in a note
+
+
+def private_dir(path: Path) -> Path:
+    """`path` made (if needed) and made private to the harness's user, 0700 whatever the umask."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def make_safe(path: Path, shown_as: str) -> list[str]:
+    """Strip set-id bits below (and on) `path`, a folder or one file, and remove device files,
+    fifos and sockets; notes saying what was done, naming the place `shown_as` (as the entry sees
+    it), for the phase's detail. Never raises for what the entry left: a folder past the walker's
+    bounds is noted (the runners' caps come first, and the folder stays private until removed)."""
+    try:
+        root = os.lstat(path)
+    except OSError:
+        return []
+    stripped, removed = [], []
+    if not stat.S_ISDIR(root.st_mode):
+        try:
+            if _special(root.st_mode):
+                os.unlink(path)
+                removed.append(path.name)
+            elif _strip(str(path), None, root):
+                stripped.append(path.name)
+        except OSError:
+            pass  # gone meanwhile
+        return _notes(shown_as, stripped, removed, None)
+    try:
+        if _strip(str(path), None, root):
+            stripped.append(".")
+    except OSError:
+        pass
+    limit = None
+    try:
+        for found in walk(path):
+            if not (found.st.st_mode & SET_ID or _special(found.st.st_mode)):
+                continue
+            parent, _, name = found.rel.rpartition(os.sep)
+            try:
+                dir_fd = _open_folder(path, parent)
+            except OSError:
+                continue  # gone or swapped since it was listed: nothing of the entry's left there to fix
+            try:
+                if _special(found.st.st_mode):
+                    if _same(name, dir_fd, found.st):
+                        os.unlink(name, dir_fd=dir_fd)
+                        removed.append(found.rel)
+                elif _strip(name, dir_fd, found.st):
+                    stripped.append(found.rel)
+            except OSError:
+                pass
+            finally:
+                os.close(dir_fd)
+    except WalkLimit as exc:
+        limit = str(exc)
+    except OSError:
+        pass
+    return _notes(shown_as, stripped, removed, limit)
+
+
+def _special(mode: int) -> bool:
+    """A device file, fifo or socket: nothing a checkpoint or an output may be."""
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _same(name: str, dir_fd: int, listed: os.stat_result) -> bool:
+    try:
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (listed.st_dev, listed.st_ino)
+
+
+def _strip(name: str, dir_fd: Optional[int], listed: os.stat_result) -> bool:
+    """Clear the set-id bits of the file or folder `name` if it is still the inode that was listed.
+
+    Through an O_PATH descriptor and its /proc/self/fd link: that changes the very inode that was
+    opened (never a link's target), and needs no read access to it (an entry's 0000 file)."""
+    if not listed.st_mode & SET_ID or stat.S_ISLNK(listed.st_mode):
+        return False
+    fd = os.open(name, _PATH_FLAGS, dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (listed.st_dev, listed.st_ino) or stat.S_ISLNK(st.st_mode):
+            return False
+        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) & ~SET_ID)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _open_folder(root: Path, rel: str) -> int:
+    """A descriptor of the folder `rel` below `root`, each step opened with O_NOFOLLOW."""
+    fd = os.open(root, _DIR_FLAGS)
+    for part in [p for p in rel.split(os.sep) if p]:
+        try:
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = child
+    return fd
+
+
+def _notes(place: str, stripped: list[str], removed: list[str], limit: Optional[str]) -> list[str]:
+    notes = []
+    names = lambda found: ", ".join(text.file_name(n) for n in found[:SHOWN]) + (  # noqa: E731
+        f" and {len(found) - SHOWN} more" if len(found) > SHOWN else "")
+    if stripped:
+        notes.append(f"set-user-ID/set-group-ID bits removed in {place}: {names(stripped)}")
+    if removed:
+        notes.append(f"device files, fifos or sockets removed from {place} (only regular files count): "
+                     f"{names(removed)}")
+    if limit:
+        notes.append(f"{place} was made safe only in part: {limit}")
+    return notes
