@@ -359,4 +359,6 @@ def phase_environment(
     }
     if spec.output_dir is not None:
         env["HAET_OUTPUT"] = output
+    if spec.predict_budget_s is not None:  # train: what predict will have, to plan test-time views or members
+        env["HAET_PREDICT_BUDGET_S"] = f"{spec.predict_budget_s:g}"
     return env
