@@ -1,37 +1,71 @@
-"""Predict phase: newest complete checkpoint -> HAET_OUTPUT/predictions.csv (index,label)."""
+"""Predict phase: newest complete checkpoint -> HAET_OUTPUT/predictions.csv (index,label).
+
+The test-time views are added one at a time, and only while the next one fits before SIGTERM
+(HAET_DEADLINE - HAET_GRACE_S - SAFETY_S): predictions are always written in time, with as many
+views as this machine allowed (all of them, normally)."""
 import os
+import signal
+import time
 
-import numpy as np
+# Installed before torch is imported: a SIGTERM during the import still lets predict write.
+STOP = {"requested": False}
+signal.signal(signal.SIGTERM, lambda signum, frame: STOP.update(requested=True))
 
-import common  # noqa: F401  (sets the /tmp cache dirs before torch is imported)
-import torch
-import torch.nn.functional as F
+import numpy as np  # noqa: E402
+
+import common  # noqa: E402,F401  (sets the /tmp cache dirs before torch is imported)
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+SAFETY_S = 1.0  # writing 1000 rows takes milliseconds; this covers a slow disk and the process's exit
+SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # right, left, down, up, in units of tta_shift
 
 
-def views(x, tta, tta_shift):
-    """Test-time views (the checkpoint's `tta` and `tta_shift`, from the HP of train.py): the
-    image and, with tta, its mirror; with tta_shift, also both moved that many pixels up, down,
-    left and right (reflect-padded, as the training crops are)."""
-    out = [x, x.flip(3)] if tta else [x]
+def view_specs(tta, tta_shift):
+    """Test-time views (the checkpoint's `tta` and `tta_shift`, from the HP of train.py), most
+    useful first: the image and, with tta, its mirror; with tta_shift, also both moved that many
+    pixels up, down, left and right (reflect-padded, as the training crops are)."""
+    flips = (False, True) if tta else (False,)
+    specs = [(0, 0, flip) for flip in flips]
     if tta_shift:
-        xp = F.pad(x, (tta_shift,) * 4, mode="reflect")
-        for dy, dx in ((0, tta_shift), (0, -tta_shift), (tta_shift, 0), (-tta_shift, 0)):
-            top, left = tta_shift + dy, tta_shift + dx
-            moved = xp[:, :, top:top + 32, left:left + 32]
-            out += [moved, moved.flip(3)] if tta else [moved]
-    return out
+        specs += [(dy * tta_shift, dx * tta_shift, flip) for dy, dx in SHIFTS for flip in flips]
+    return specs
+
+
+def view(x, dy, dx, flip):
+    if dy or dx:
+        pad = max(abs(dy), abs(dx))
+        xp = F.pad(x, (pad,) * 4, mode="reflect")
+        x = xp[:, :, pad + dy:pad + dy + 32, pad + dx:pad + dx + 32]
+    return x.flip(3) if flip else x
 
 
 @torch.no_grad()
-def predict(model, images_u8, mean, std, device, tta=True, tta_shift=0, batch_size=500):
+def predict(model, images_u8, mean, std, device, tta=True, tta_shift=0, batch_size=500, t_end=None):
+    """Labels from the members' logits averaged, then summed over the views. A view is started
+    only when the slowest so far would still end by `t_end` (and no SIGTERM came); one cut short
+    is dropped. The first view always runs. Returns (labels, views used, views planned)."""
     model = model.to(device).eval()
-    labels = []
-    for i in range(0, len(images_u8), batch_size):
-        x = common.normalize(images_u8[i:i + batch_size], mean, std).to(device)
-        # the members' logits averaged, then summed over the views
-        logits = sum(model(v).float().mean(1) for v in views(x, tta, tta_shift))
-        labels.append(logits.argmax(1).cpu())
-    return torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
+    specs = view_specs(tta, tta_shift)
+    x = common.normalize(images_u8, mean, std).to(device) if len(images_u8) else None
+    total, used, slowest = None, 0, 0.0
+    for dy, dx, flip in specs:
+        if used and (STOP["requested"] or (t_end is not None and time.time() + slowest > t_end)):
+            break
+        t0, logits = time.time(), []
+        for i in range(0, len(images_u8), batch_size):
+            if used and (STOP["requested"] or (t_end is not None and time.time() > t_end)):
+                logits = None  # out of time mid-view: keep the views already summed
+                break
+            logits.append(model(view(x[i:i + batch_size], dy, dx, flip)).float().mean(1))
+        if logits is None:
+            break
+        if logits:
+            part = torch.cat(logits)
+            total = part if total is None else total + part
+        used, slowest = used + 1, max(slowest, time.time() - t0)
+    labels = total.argmax(1).cpu().numpy() if total is not None else np.zeros(0, dtype=np.int64)
+    return labels, used, len(specs)
 
 
 def main():
@@ -46,16 +80,18 @@ def main():
     model, meta = common.load_latest(ckpt_dir)
     with np.load(os.path.join(data_dir, "test.npz")) as d:
         images = d["images"]
-    labels = predict(model, images, meta["mean"], meta["std"], device, tta=meta.get("tta", True),
-                     tta_shift=meta.get("tta_shift", 0))
+    t_end = (float(common.require_env("HAET_DEADLINE")) - float(common.require_env("HAET_GRACE_S"))
+             - SAFETY_S)  # SIGTERM comes at deadline - grace
+    labels, used, planned = predict(model, images, meta["mean"], meta["std"], device, tta=meta.get("tta", True),
+                                    tta_shift=meta.get("tta_shift", 0), t_end=t_end)
 
     tmp = os.path.join(out_dir, ".predictions.csv.tmp")
     with open(tmp, "w") as f:
         f.write("index,label\n")
         f.writelines(f"{i},{int(l)}\n" for i, l in enumerate(labels))
     os.replace(tmp, os.path.join(out_dir, "predictions.csv"))
-    print(f"wrote {len(labels)} predictions (checkpoint step {meta.get('step')}, "
-          f"epoch {meta.get('epoch')})", flush=True)
+    print(f"wrote {len(labels)} predictions (checkpoint step {meta.get('step')}, epoch {meta.get('epoch')}; "
+          f"{used} of {planned} test-time views in a {common.require_env('HAET_BUDGET_S')} s budget)", flush=True)
 
 
 if __name__ == "__main__":
