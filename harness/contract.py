@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from harness.clock import Deadline
     from harness.runners.base import PhaseSpec
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"  # 1.1: HAET_PREDICT_BUDGET_S; the predict budget follows the training budget
 MANIFEST = "submission.yaml"
 NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
 PREDICTIONS_FILE = "predictions.csv"
@@ -359,4 +359,6 @@ def phase_environment(
     }
     if spec.output_dir is not None:
         env["HAET_OUTPUT"] = output
+    if spec.predict_budget_s is not None:  # train: what predict will have, to plan test-time views or members
+        env["HAET_PREDICT_BUDGET_S"] = f"{spec.predict_budget_s:g}"
     return env

@@ -73,6 +73,10 @@ class PhaseResult:
     last_checkpoint_write_s: Optional[float] = None  # latest change the harness saw in HAET_CHECKPOINTS
     late_checkpoints: list[str] = field(default_factory=list)  # written after the deadline: never scored
     rewritten_in_place: list[str] = field(default_factory=list)  # checkpoints saved non-atomically (seen twice)
+    # The compute the phase used, sampled (Monitor.compute): CPU seconds (100 % for 1 s = 1 s), and the
+    # seconds of GPU-busy time (utilization integrated, summed over GPUs) where NVML monitored one, else None.
+    cpu_seconds: Optional[float] = None
+    gpu_busy_seconds: Optional[float] = None
 
 
 @dataclass

@@ -157,14 +157,14 @@ class Monitor:
         gpus: Optional[Gpus],
         gpu_note: str,
         interval_s: float,
-        csv_path: Path,
+        csv_path: Optional[Path],
         rapl_root: Path = RAPL_ROOT,
     ):
         self.sample_tree = sample_tree
         self.gpus = gpus
         self.gpu_note = gpu_note
         self.interval_s = interval_s
-        self.csv_path = Path(csv_path)
+        self.csv_path = Path(csv_path) if csv_path is not None else None  # None: summarised only (predict)
         self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="monitor", daemon=True)
@@ -215,7 +215,25 @@ class Monitor:
         self.write_csv()
         return self.summary()
 
+    def compute(self) -> tuple[Optional[float], Optional[float]]:
+        """(CPU seconds, GPU-busy seconds) over the samples so far: each sample's CPU % (and GPU
+        utilization, summed over the GPUs) times the time since the previous sample. Sampled, so a
+        process that lives between two samples is missed; None where nothing was read."""
+        cpu_s = gpu_s = None
+        previous = 0.0
+        for s in self.samples:
+            dt = max(s.t_s - previous, 0.0)
+            previous = s.t_s
+            if s.cpu_percent is not None:
+                cpu_s = (cpu_s or 0.0) + s.cpu_percent / 100 * dt
+            utils = [g["util"] for g in s.gpus if g.get("util") is not None]
+            if utils:
+                gpu_s = (gpu_s or 0.0) + sum(utils) / 100 * dt
+        return (round(cpu_s, 2) if cpu_s is not None else None, round(gpu_s, 2) if gpu_s is not None else None)
+
     def write_csv(self) -> None:
+        if self.csv_path is None:
+            return
         samples = list(self.samples)
         n_gpus = len(self.gpus.handles) if self.gpus else 0
         out = io.StringIO()

@@ -26,6 +26,22 @@ def default_grace(budget_s: float) -> float:
     return min(10.0, budget_s / 4)
 
 
+# The predict phase infers; it gets no compute that could buy accuracy (docs/security.md, "Predict is
+# not a second training budget"). The floor covers an interpreter, CUDA's start-up and the inference
+# of 1,000 images with test-time views (the bundled entry: 12-16 s on 2 CPU cores); the share lets a
+# long training budget's larger model infer in proportion.
+PREDICT_FLOOR_S = 20.0
+PREDICT_SHARE = 0.1
+
+
+def default_predict_budget(budget_s: float) -> float:
+    """The predict phase's seconds for a training budget: a tenth of it, at least PREDICT_FLOOR_S."""
+    return max(PREDICT_FLOOR_S, PREDICT_SHARE * budget_s)
+
+
+PREDICT_RULE = f"max({PREDICT_FLOOR_S:g}, {PREDICT_SHARE:g} x --budget)"  # the rule, as help and messages say it
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("HAET_CACHE", Path.home() / ".cache" / "haet"))
 
@@ -42,7 +58,7 @@ class RunOptions:
     eval_data: Optional[str] = None
     budget_s: float = 600.0
     grace_s: Optional[float] = None  # None: default_grace(budget_s)
-    predict_budget_s: float = 120.0
+    predict_budget_s: Optional[float] = None  # None: default_predict_budget(budget_s)
     device: str = "cpu"  # cuda | cpu ("auto" is resolved by from_args)
     gpu: Optional[str] = None  # index or UUID; None: DEFAULT_GPU
     runner: str = "auto"  # auto | local | docker | sandbox
@@ -54,6 +70,7 @@ class RunOptions:
     train_per_class: int = 500
     eval_per_class: int = 100
     monitor_interval_s: float = 0.5
+    strict_predict: bool = False  # a predict phase longer than the default predict budget fails the run
     curve: bool = False  # off the clock, but it costs a predict per snapshot (docs/curves.md)
     curve_per_class: int = 100
     target: float = 0.85
@@ -64,8 +81,14 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.grace_s is None:
             self.grace_s = default_grace(self.budget_s)
+        if self.predict_budget_s is None:
+            self.predict_budget_s = default_predict_budget(self.budget_s)
         if self.cache_dir is None:
             self.cache_dir = default_cache_dir()
+
+    @property
+    def default_predict_budget_s(self) -> float:
+        return default_predict_budget(self.budget_s)
 
     @property
     def gpu_selector(self) -> str:
@@ -151,7 +174,12 @@ OPTIONS = [
     Option("budget_s", "--budget", "training seconds", float),
     Option("grace_s", "--grace", "SIGTERM this many seconds before the deadline (default: 10, or a quarter of a "
                                  "shorter budget)", float),
-    Option("predict_budget_s", "--predict-budget", "prediction seconds", float),
+    Option("predict_budget_s", "--predict-budget", f"prediction seconds (default: {PREDICT_RULE}); more than the "
+                                                   "default is recorded as a warning: predict-phase compute can buy "
+                                                   "accuracy", float),
+    Option("strict_predict", "--strict-predict", "fail a run whose predict phase takes longer than the default "
+                                                 f"predict budget ({PREDICT_RULE}), whatever --predict-budget "
+                                                 "granted", bool, boolean=True),
     Option("device", "--device", "what HAET_DEVICE says: cuda, cpu, or auto (cuda when NVML sees a GPU)"),
     Option("gpu", "--gpu", f"the one GPU to use, by index or UUID (default: {DEFAULT_GPU})", recorded=False),
     Option("runner", "--runner", "where the entry runs: docker, sandbox (bubblewrap, no daemon), local (on this "
@@ -177,7 +205,8 @@ OPTIONS = [
     Option("cache_dir", "--cache-dir", "prepared data cache (default: $HAET_CACHE or ~/.cache/haet)", Path),
 ]
 CHOICES = {"device": ["auto", "cuda", "cpu"], "runner": ["auto", "local", "docker", "sandbox"]}
-# Flags whose default is decided later than parsing: the device by NVML, grace from the budget, the cache by $HAET_CACHE.
+# Flags whose default is decided later than parsing: the device by NVML, grace and the predict budget from the
+# budget, the cache by $HAET_CACHE.
 PARSER_DEFAULTS = {"device": "auto"}
 
 

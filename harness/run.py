@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness import curve, data, report, scoring
+from harness import curve, data, predict_rule, report, scoring
 from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, drop_late_checkpoints, list_checkpoints
 from harness.clock import Deadline, Interrupted, supervise
 from harness.console import Progress
@@ -41,7 +41,7 @@ from harness.model import (
     to_dict,
 )
 from harness.monitor import Gpus, Monitor
-from harness.options import RunOptions
+from harness.options import RunOptions, default_grace
 from harness.runners import PhaseSpec, Runner
 from harness.snapshots import Snapshots
 
@@ -98,18 +98,17 @@ class PhaseRunner:
         self.snapshot_store, self.snapshots = snapshot_store, None  # --curve: train's snapshots land here
 
     def run(self, spec: PhaseSpec, run_dir: Path, monitored: bool) -> tuple[PhaseResult, MonitorSummary | None]:
+        """`monitored`: the run's record of this phase (train): metrics.csv, events.jsonl and the summary.
+        Every phase is sampled, so its CPU and GPU-busy seconds are in its PhaseResult (predict's too)."""
         handle = self.runner.start(spec)
         deadline = handle.deadline
         events = EventTail(spec.events_file, deadline.started_unix)
-        monitor = None
-        if monitored:
-            monitor = Monitor(handle.sample, self.devices.gpus, self.devices.note, self.options.monitor_interval_s,
-                              run_dir / "metrics.csv")
-            monitor.start(deadline.started_monotonic)
+        monitor = Monitor(handle.sample, self.devices.gpus, self.devices.note, self.options.monitor_interval_s,
+                          run_dir / "metrics.csv" if monitored else None)
+        monitor.start(deadline.started_monotonic)
         saves = SaveWatch(handle.checkpoint_view() if spec.writable_checkpoints else None)
         if self.snapshot_store and spec.writable_checkpoints:
-            self.snapshots = Snapshots(saves.view, self.snapshot_store, deadline.elapsed,
-                                       monitor.energy_so_far if monitor else lambda: (None, None))
+            self.snapshots = Snapshots(saves.view, self.snapshot_store, deadline.elapsed, monitor.energy_so_far)
         watcher = Watcher(spec, deadline, events, monitor, saves, self.progress,
                           self.snapshots if spec.writable_checkpoints else None).start()
 
@@ -121,9 +120,8 @@ class PhaseRunner:
         finally:
             exit_info = handle.finish()
             watcher.stop()
-            summary = monitor.stop() if monitor else None
-            if summary:
-                summary.gpu_status = self.devices.status
+            summary = monitor.stop()
+            summary.gpu_status = self.devices.status
             if monitored:
                 events.write(run_dir / "events.jsonl")
         tail = handle.sink.tail()
@@ -139,6 +137,8 @@ class PhaseRunner:
             stray_processes_killed=exit_info.stray_processes_killed,
             log_tail=tail[-20:],
         )
+        result.cpu_seconds, result.gpu_busy_seconds = monitor.compute()
+        summary = summary if monitored else None
         result.rewritten_in_place = sorted(saves.in_place)[:LISTED_CHECKPOINTS]
         if exit_info.checkpoint_times is not None:
             drop_late_checkpoints(result, exit_info.checkpoint_times, spec.checkpoints_dir, deadline)
@@ -253,10 +253,13 @@ def run_once(
             output_dir=output,
             log_path=run_dir / f"{phase}.log",
             budget_s=budget,
-            grace_s=options.grace_s if phase == "train" else min(options.grace_s, budget / 2),
+            # predict's grace: --grace, but at most the default's share of its shorter budget (a
+            # quarter of 20 s), so an entry that infers in 12 s is not signalled at 10 s
+            grace_s=options.grace_s if phase == "train" else min(options.grace_s, default_grace(budget)),
             seed=seed,
             device=options.device,
             gpu=options.gpu_selector,
+            predict_budget_s=options.predict_budget_s if phase == "train" else None,
         )
 
     result = RunResult(
@@ -279,6 +282,7 @@ def run_once(
         result.reproduces = original[0]
     result.warnings += [PUBLIC_HELDOUT] if sets.info.heldout_public else []
     result.warnings += [] if runner.isolated else [NOT_ISOLATED]
+    result.warnings += [w for w in [predict_rule.granted_warning(options)] if w]
     try:
         result.build = runner.prepare(submission.path, run_dir)
         if result.build and result.build.outcome not in ("built", "reused"):
@@ -311,8 +315,9 @@ def run_once(
             result.predict, _ = phases.run(spec("predict", options.predict_budget_s, dirs["test-data"], dirs["output"]),
                                            run_dir, monitored=False)
 
-        # Score: the only place held-out labels are used.
+        # Score: the only place held-out labels are used. Then the predict rule (harness/predict_rule.py).
         judge(result, dirs["output"] / PREDICTIONS_FILE, run_dir, sets)
+        predict_rule.apply(result, options)
 
         # Curve: each snapshot predicted like the official predict, off the clock, on the curve set.
         if phases.snapshots and sets.curve is not None and result.train.outcome in (Outcome.COMPLETED,
@@ -402,7 +407,8 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
     ]
     run_dir = new_run_dir(Path(options.runs_dir).resolve(), submission.name, options.run_id)
     progress.say(f"run directory: {run_dir}")
-    for warning in ([PUBLIC_HELDOUT] if sets[0].info.heldout_public else []) + ([] if runner.isolated else [NOT_ISOLATED]):
+    for warning in ([PUBLIC_HELDOUT] if sets[0].info.heldout_public else []) + ([] if runner.isolated else [NOT_ISOLATED]) \
+            + [w for w in [predict_rule.granted_warning(options)] if w]:
         progress.say(f"warning: {warning}")
 
     devices = Devices.open(options, open_gpus)

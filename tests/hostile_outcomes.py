@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness.model import Outcome, RunResult, Status
+from harness.options import PREDICT_FLOOR_S, default_predict_budget
 from tests.test_verdict_integrity import (BUDGET, CHANCE_CEILING, DEADLINE_ENTRIES, GRACE, deadline_problems)
 
 DEFAULTS = dict(budget_s=3.0, grace_s=1.0, predict_budget_s=20.0, train_per_class=20, eval_per_class=10)
@@ -209,6 +210,55 @@ def _deadline(r: RunResult, run: Path, entry: Path) -> None:
     assert not problems, "; ".join(problems)
 
 
+# predict.seconds runs to the phase's exit as the runner sees it: after a SIGKILL at the deadline, Docker
+# took 0.53 s to report the container gone at a load of 9 on 2 cores. The SIGKILL's own time is held
+# to 0.1 s (_predict_past_sigterm).
+PREDICT_SLACK_S = 1.0
+
+
+def _predict_budget_is_the_default(r: RunResult, run: Path) -> float:
+    """Under the default options predict's budget is the default for the training budget (the floor
+    for a short one), the train phase was told it, and no predict warning was needed."""
+    default = default_predict_budget(r.train.budget_s)
+    assert r.predict.budget_s == default == PREDICT_FLOOR_S, r.predict.budget_s
+    assert f"HAET_PREDICT_BUDGET_S {default:g}" in log(run, "train")
+    assert r.predict.seconds <= default + PREDICT_SLACK_S, f"predict ran {r.predict.seconds}s of a {default}s budget"
+    assert not [w for w in r.warnings if "predict phase" in w], r.warnings
+    # predict's compute is recorded and shown: the entry kept a core busy, so its CPU seconds are well above 0
+    assert r.predict.cpu_seconds is not None and r.predict.cpu_seconds > 2.0, r.predict
+    saved = json.loads((run / "result.json").read_text())["predict"]
+    assert saved["seconds"] == r.predict.seconds and saved["cpu_seconds"] == r.predict.cpu_seconds
+    assert saved["gpu_busy_seconds"] is None, "a cpu run has no GPU to be busy"
+    report = (run / "report.md").read_text()
+    assert f"{r.predict.seconds:.2f} s of {default:.0f} s budget" in report
+    assert f"CPU {r.predict.cpu_seconds:.1f} s" in report
+    return default
+
+
+def _trained_in_predict(marker: str):
+    """predict-training, predict-self-training: they train until their own HAET_BUDGET_S deadline,
+    so they stop before the default budget's SIGTERM and score."""
+    def check(r: RunResult, run: Path, entry: Path) -> None:
+        _predict_budget_is_the_default(r, run)
+        assert r.status is Status.SCORED, (r.status, r.reason)
+        assert r.predict.outcome is Outcome.COMPLETED and r.predict.seconds > 10, r.predict
+        assert f"{marker} steps=" in log(run, "predict") and f"budget={PREDICT_FLOOR_S:g}" in log(run, "predict")
+    return check
+
+
+def _predict_past_sigterm(r: RunResult, run: Path, entry: Path) -> None:
+    """predict-ignores-sigterm: killed at the default predict budget; no process of it trains past it."""
+    default = _predict_budget_is_the_default(r, run)
+    assert r.predict.outcome is Outcome.KILLED_AT_DEADLINE, r.predict
+    assert [s.name for s in r.predict.signals] == ["SIGTERM", "SIGKILL"]
+    assert r.predict.signals[-1].at_s <= default + 0.1
+    text = log(run, "predict")
+    assert "MAIN-TRAINED" in text and "HELPER-TRAINED" in text, text[-2000:]
+    late = [float(line.split(" at ")[1].rstrip("s")) for line in text.splitlines() if "-TRAINED at " in line]
+    assert max(late) <= PREDICT_SLACK_S, f"trained {max(late)}s past the predict deadline"
+    assert r.status is Status.FAILED and r.reason.startswith("predict killed_at_deadline")
+
+
 EXPECTED: dict[str, Expected] = {
     "sleep-forever": Expected(_killed_after_sigterm),
     "ignore-sigterm": Expected(_killed_after_sigkill),
@@ -237,6 +287,10 @@ EXPECTED: dict[str, Expected] = {
                                                                  seed=7, eval_per_class=30)),
     "seed-oracle": Expected(_chance, data="heldout", run=dict(budget_s=20.0, grace_s=5.0, predict_budget_s=30.0,
                                                               seed=7, eval_per_class=30)),
+    # The default predict budget (None: the rule of harness/options.py) is what these test.
+    "predict-training": Expected(_trained_in_predict("PREDICT-TRAINED"), run=dict(predict_budget_s=None)),
+    "predict-self-training": Expected(_trained_in_predict("PREDICT-SELF-TRAINED"), run=dict(predict_budget_s=None)),
+    "predict-ignores-sigterm": Expected(_predict_past_sigterm, run=dict(predict_budget_s=None)),
     "yaml-alias-bomb": Expected(_scored, refused="anchors (&name) are not allowed"),
     "big-file": Expected(_scored, refused="more than"),  # with a sparse 3 GiB file put beside it
     **{name: Expected(_deadline, run=dict(budget_s=BUDGET, grace_s=GRACE, predict_budget_s=30.0),

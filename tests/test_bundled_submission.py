@@ -21,6 +21,9 @@ def test_bundled_submission_is_scored_on_cpu(tmp_path, synthetic_npz):
     assert result["status"] == "scored"
     assert result["train"]["outcome"] in ("completed", "killed_at_deadline")
     assert result["train"]["seconds"] <= float(budget) + 0.5
+    # the default predict budget for 90 s or 30 s is its floor, 20 s; predict.py drops views rather than overrun it
+    assert result["predict"]["budget_s"] == 20 and result["predict"]["outcome"] == "completed"
+    print((run / "predict.log").read_text()[-300:])  # how many test-time views fit, for the record
     # Accuracy targets are measured by the ablation (docs/results.md); this only catches a broken model.
     assert result["accuracy"] >= floor
     assert any(e.get("event") == "epoch" for e in map(__import__("json").loads,

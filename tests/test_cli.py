@@ -47,7 +47,11 @@ def test_grade_says_it_runs_five_seeds_and_has_no_runs_dir():
 def test_run_defaults_are_the_options_modules():
     args = subparsers()["run"].parse_args([])
     defaults = RunOptions()
-    assert args.budget_s == defaults.budget_s == 600 and args.predict_budget_s == defaults.predict_budget_s == 120
+    assert args.budget_s == defaults.budget_s == 600 and args.predict_budget_s is None
+    assert defaults.predict_budget_s == options.default_predict_budget(600) == 60, "a tenth of the budget"
+    assert RunOptions(budget_s=90).predict_budget_s == options.PREDICT_FLOOR_S == 20, "at least the floor"
+    assert RunOptions(budget_s=90, predict_budget_s=120).predict_budget_s == 120, "an organizer may grant more"
+    assert options.from_args(subparsers()["run"].parse_args(["--budget", "300", "--device", "cpu"])).predict_budget_s == 30
     assert args.train_per_class == defaults.train_per_class == 500 and args.eval_per_class == 100
     assert RunOptions(budget_s=20).grace_s == options.default_grace(20) == 5
     assert RunOptions().grace_s == 10
@@ -58,14 +62,14 @@ def test_a_child_run_gets_exactly_the_same_options():
     original = RunOptions(data="npz:/x.npz", eval_data="imagefolder:/secret", budget_s=0.1 + 0.2, grace_s=0.05,
                           predict_budget_s=7.5, device="cpu", gpu="GPU-1234", runner="docker", image="img:tag",
                           build_network=True, build_timeout_s=30.0, repeats=1, seed=7, train_per_class=3,
-                          eval_per_class=2, monitor_interval_s=0.25)
+                          eval_per_class=2, monitor_interval_s=0.25, strict_predict=True)
     args = subparsers()["run"].parse_args(original.to_argv())
     again = options.from_args(args, submission=original.submission, runs_dir=original.runs_dir)
     assert again == original
 
 
 def test_a_recorded_plan_reads_back():
-    original = RunOptions(data="npz:/x.npz", budget_s=30, build_network=True, seed=3, repeats=5)
+    original = RunOptions(data="npz:/x.npz", budget_s=30, build_network=True, seed=3, repeats=5, strict_predict=True)
     assert RunOptions.from_record(original.record()) == original
     assert RunOptions.from_record({"budget": 30, "build_network": False}).build_network is False
 

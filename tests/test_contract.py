@@ -56,11 +56,12 @@ def test_phase_environment_has_every_variable(tmp_path):
 
     spec = PhaseSpec(phase="train", command=["x"], submission_dir=tmp_path, data_dir=tmp_path,
                      checkpoints_dir=tmp_path, events_file=tmp_path / "e", output_dir=None,
-                     log_path=tmp_path / "log", budget_s=90, grace_s=7.5, seed=3, device="cpu")
+                     log_path=tmp_path / "log", budget_s=90, grace_s=7.5, seed=3, device="cpu", predict_budget_s=20)
     deadline = Deadline(started_monotonic=0.0, started_unix=910.5, budget_s=90, grace_s=7.5)
     env = phase_environment(spec, deadline, data="/d", checkpoints="/c", events="/e", output="/o")
     assert env["HAET_BUDGET_S"] == "90" and env["HAET_DEADLINE"] == "1000.500" and env["HAET_SEED"] == "3"
     assert env["HAET_GRACE_S"] == "7.5" and env["HAET_DATA"] == "/d"
+    assert env["HAET_PREDICT_BUDGET_S"] == "20", "train is told predict's budget, to plan by"
     assert "HAET_OUTPUT" not in env
     assert set(env) >= {"HAET_DATA", "HAET_CHECKPOINTS", "HAET_EVENTS", "HAET_DEVICE", "HAET_CONTRACT"}
 

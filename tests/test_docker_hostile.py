@@ -16,6 +16,7 @@ from harness.model import Outcome, Status
 from harness.options import RunOptions
 from harness.run import graded_run
 from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
+from tests.helpers import stage_hostile
 from tests.hostile_outcomes import EXPECTED
 
 pytestmark = pytest.mark.docker
@@ -189,3 +190,12 @@ def test_nested_user_namespaces_are_refused(hostile):
     text = log(run, "train")
     assert "UNSHARED" not in text and "refused unshare" in text, text
     assert result.status is Status.SCORED
+
+
+@pytest.mark.parametrize("name", ["predict-training", "predict-self-training", "predict-ignores-sigterm"])
+def test_predict_is_cut_at_the_default_predict_budget(hostile, tmp_path, name):
+    """Entries that train in predict get the default predict budget and no more (the table's check,
+    shared with the sandbox)."""
+    entry = stage_hostile(name, tmp_path / "entries" / name)
+    result, run, _ = hostile(name, submission=entry, predict_budget=None)
+    EXPECTED[name].check(result, run, entry)

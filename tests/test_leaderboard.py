@@ -146,3 +146,25 @@ def test_an_entry_is_shown_with_its_folder_when_that_is_named_otherwise(tmp_path
     assert labels["mid-a"] == "mid-a", "a folder named like the entry is not repeated"
     assert "fast-net (team-7-final/)" in (out / "leaderboard.md").read_text()
     assert "fast-net (team-7-final/)" in leaderboard.console_table(board)
+
+
+def test_predict_time_is_shown_and_a_predict_budget_over_the_default_is_a_warning(tmp_path):
+    """Predict's seconds per entry (mean, per seed, its sampled CPU seconds); an entry graded with
+    more predict time than the default for its training budget is named in a warning."""
+    root = make_grading(tmp_path)
+    for path in root.glob("*/seed-*/result.json"):
+        result = json.loads(path.read_text())
+        slow = path.parts[-3] == "mid-a"  # granted 120 s at a 600 s budget (default 60 s), and it used them
+        result["train"]["budget_s"] = 600.0
+        result["predict"].update(budget_s=120.0 if slow else 60.0, seconds=110.0 if slow else 5.0,
+                                 cpu_seconds=200.0 if slow else 8.0, outcome="completed")
+        atomic_write_json(path, result)
+    board = leaderboard.write_leaderboard(root)
+    warning = next(w for w in board.warnings if w.startswith("predict over its default"))
+    assert "mid-a" in warning and "fast-net" not in warning and "predict-phase compute can buy accuracy" in warning
+    rows = {r["entry"]: r for r in csv.DictReader(io.StringIO((tmp_path / "leaderboard.csv").read_text()))}
+    assert rows["mid-a"]["predict_seconds_mean"] == "110.000" and rows["fast-net"]["predict_seconds_seed_0"] == "5.000"
+    runs = [r for r in csv.DictReader(io.StringIO((tmp_path / "runs.csv").read_text())) if r["entry"] == "mid-a"]
+    assert {r["predict_seconds"] for r in runs} == {"110.000"} and {r["predict_cpu_seconds"] for r in runs} == {"200.00"}
+    text = (tmp_path / "leaderboard.md").read_text()
+    assert "Predict time (mean)" in text and "110.0 s" in text

@@ -55,6 +55,8 @@ def test_time_limit_is_budget_plus_predict_budget_plus_setup_margin():
     # Docker may build an entry's own Dockerfile first: its build timeout is added.
     docker = RunOptions(budget_s=600, predict_budget_s=120, runner="docker", build_timeout_s=300)
     assert script.time_limit_s(docker) == 600 + 120 + script.SETUP_MARGIN_S + 300
+    # the default predict budget follows the training budget: a tenth of 600 s
+    assert script.time_limit_s(RunOptions(budget_s=600, runner="local")) == 600 + 60 + script.SETUP_MARGIN_S
     assert script.slurm_time(61) == "0-00:02:00"  # rounded up to whole minutes, never down
     assert script.slurm_time(26 * 3600 + 1) == "1-02:01:00"
 

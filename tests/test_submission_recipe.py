@@ -8,10 +8,12 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
@@ -155,14 +157,14 @@ def test_ensemble_loss_trains_each_member_at_a_lone_networks_rate():
 
 
 # ---- The budget plan ----
-def plan(monkeypatch, train_s, image_s_per_member=1e-3, **settings):
+def plan(monkeypatch, train_s, image_s_per_member=1e-3, predict_s=120.0, **settings):
     """plan_budget on the CPU path, the probe's answer fixed (seconds per image of one network)."""
     monkeypatch.setattr(sub_train, "measure_image_s", lambda *a, **k: image_s_per_member)
     argv = ["--preset", "default", "--set", "width=0.5"]
     for key, value in settings.items():
         argv += ["--set", f"{key}={value}"]
     cfg = sub_train.make_config(argv)
-    return sub_train.plan_budget(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s, 5000, 128)
+    return sub_train.plan_budget(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s, 5000, 128, predict_s)
 
 
 def test_plan_leaves_a_budget_short_of_the_cap_to_the_clock(monkeypatch):
@@ -177,9 +179,18 @@ def test_plan_spends_time_past_the_epoch_cap_on_more_members(monkeypatch):
     assert plan(monkeypatch, 1e6, epoch_cap=64, max_members=5) == (0.5, 5, 64)
 
 
-def test_plan_keeps_prediction_within_its_limit(monkeypatch):
-    # 1e-3 s per image per member: predicting costs ~3.3 s per member; 10 s allows 3
-    assert plan(monkeypatch, 1e6, predict_s_max=10, max_members=8) == (0.5, 3, 40)
+def test_plan_keeps_prediction_within_its_share_of_the_predict_budget(monkeypatch):
+    # 1e-3 s per image per member: predicting costs ~3.3 s per member; a third of 30 s allows 3
+    assert plan(monkeypatch, 1e6, predict_s=30, max_members=8) == (0.5, 3, 40)
+    # 25 s: a third allows 2
+    assert plan(monkeypatch, 1e6, predict_s=25, max_members=8) == (0.5, 2, 40)
+
+
+def test_the_plan_reads_the_predict_budget_the_harness_tells(monkeypatch):
+    monkeypatch.setenv("HAET_PREDICT_BUDGET_S", "45")
+    assert sub_train.predict_budget_s(90) == 45
+    monkeypatch.delenv("HAET_PREDICT_BUDGET_S")  # told nothing: the harness's default rule
+    assert sub_train.predict_budget_s(90) == 20 and sub_train.predict_budget_s(600) == 60
 
 
 def test_plan_obeys_explicit_members_and_epochs(monkeypatch):
@@ -266,10 +277,14 @@ def test_cutout_zeroes_one_square_per_image():
 
 def test_tta_views_are_mirrors_and_reflect_shifts():
     x = torch.randn(2, 3, 32, 32)
-    assert len(sub_predict.views(x, False, 0)) == 1
-    flip_only = sub_predict.views(x, True, 0)
+
+    def views(tta, shift):
+        return [sub_predict.view(x, *spec) for spec in sub_predict.view_specs(tta, shift)]
+
+    assert len(views(False, 0)) == 1
+    flip_only = views(True, 0)
     assert len(flip_only) == 2 and torch.equal(flip_only[1], x.flip(3))
-    vs = sub_predict.views(x, True, 2)
+    vs = views(True, 2)
     assert len(vs) == 10
     right = vs[2]  # moved 2 px: column j shows column j+2 of the original, reflected at the edge
     assert torch.equal(right[..., :30], x[..., 2:]) and torch.equal(right[..., 30:], x[..., [30, 29]])
@@ -278,6 +293,22 @@ def test_tta_views_are_mirrors_and_reflect_shifts():
 
 # ---- Checkpoints ----
 ARCH = {"width": 0.125, "act": "relu", "celu_alpha": 0.075, "whiten": False, "num_classes": 10}
+
+
+def test_predict_adds_views_only_while_they_fit(monkeypatch):
+    model = sub_common.build_model(ARCH)
+    images = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+
+    def run(t_end):
+        return sub_predict.predict(model, images, [0.5] * 3, [0.25] * 3, torch.device("cpu"), tta=True, tta_shift=2,
+                                   batch_size=8, t_end=t_end)
+
+    labels, used, planned = run(None)
+    assert (used, planned) == (10, 10) and labels.shape == (20,)
+    first, used, _ = run(time.time() - 1)  # out of time: the first view only, predictions still made
+    assert used == 1 and first.shape == (20,)
+    monkeypatch.setitem(sub_predict.STOP, "requested", True)  # SIGTERM came: no more views either
+    assert run(time.time() + 60)[1] == 1
 
 
 def save(directory, seq, tag):

@@ -42,8 +42,8 @@ from harness.options import OPTIONS, RunOptions, add_arguments, detect_device
 EXIT_PASS, EXIT_REGRESSION = 0, 1
 DEFAULT_TOLERANCES = {"accuracy_drop": 0.01, "alpha": 0.05, "throughput_drop": 0.25}
 # The run options a baseline fixes (record keys); the rest (runner, image, GPU, cache) are this machine's.
-CHECKED = ("data", "eval_data", "budget", "grace", "predict_budget", "device", "train_per_class", "eval_per_class",
-           "seed", "repeats")
+CHECKED = ("data", "eval_data", "budget", "grace", "predict_budget", "strict_predict", "device", "train_per_class",
+           "eval_per_class", "seed", "repeats")
 CHECK_REPEATS = 3
 
 

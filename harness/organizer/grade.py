@@ -53,9 +53,10 @@ from harness.organizer.slurm import command as slurm_command
 PLAN_FILE = "grading.json"
 PLAN_KEYS = ("data", "eval_data", "budget", "grace", "predict_budget", "device", "runner", "image",
              "train_per_class", "eval_per_class", "seed", "repeats", "build_network", "curve", "curve_per_class",
-             "target")
+             "target", "strict_predict")
 # what a plan written before the key existed meant
-ADDED_PLAN_KEYS = {"build_network": False, "curve": False, "curve_per_class": 100, "target": 0.85}
+ADDED_PLAN_KEYS = {"build_network": False, "curve": False, "curve_per_class": 100, "target": 0.85,
+                   "strict_predict": False}
 PR_SET_PDEATHSIG = 1
 
 

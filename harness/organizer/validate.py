@@ -147,7 +147,7 @@ def smoke_checks(result: Validation, root: Path, runner: str, budget_s: float, w
 
     data = write_synthetic_npz(work / "synthetic.npz", train_per_class=100, test_per_class=30)
     options = RunOptions(submission=root, data=f"npz:{data}", budget_s=budget_s, grace_s=min(5.0, budget_s / 4),
-                         predict_budget_s=max(20.0, budget_s), device="cpu", repeats=1, seed=0,
+                         device="cpu", repeats=1, seed=0,
                          train_per_class=100, eval_per_class=30, runs_dir=work / "runs",
                          cache_dir=work / "cache", run_id="smoke", runner=runner,
                          image=image)  # the smoke run is on CPU: the image defaults to the CPU one

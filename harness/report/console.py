@@ -8,7 +8,8 @@ from harness import text
 from harness.formatting import CELL_CHARS, DASH, fmt_bytes, fmt_energy, fmt_num, fmt_pct, gpu_energy_j, text_table
 from harness.model import RunResult, SeriesResult
 from harness.report.curve import curve_line, reproduction_lines
-from harness.report.rows import accuracy_text, all_warnings, ci_text, mean_std_text, series_warnings, signals_text, val
+from harness.report.rows import (accuracy_text, all_warnings, ci_text, compute_text, mean_std_text, series_warnings,
+                                  signals_text, val)
 
 
 def _clean(s: object) -> str:
@@ -22,7 +23,8 @@ def _run_summary(r: RunResult) -> str:
         ("accuracy", accuracy_text(r)),
         ("train", f"{val(r.train.outcome)}  {r.train.seconds:.1f} s / {r.train.budget_s:.0f} s budget"
                   + (f"  ({signals_text(r.train)})" if r.train.signals else "")),
-        ("predict", f"{val(r.predict.outcome)}  {r.predict.seconds:.1f} s / {r.predict.budget_s:.0f} s budget"),
+        ("predict", f"{val(r.predict.outcome)}  {r.predict.seconds:.1f} s / {r.predict.budget_s:.0f} s budget"
+                    f"  ({compute_text(r.predict)})"),
         ("cpu", f"mean {fmt_num(mon.cpu_percent_mean, '{:.0f}', '%')}  max "
                 f"{fmt_num(mon.cpu_percent_max, '{:.0f}', '%')}  peak RSS {fmt_bytes(mon.rss_peak_bytes)}"),
     ]

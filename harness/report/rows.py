@@ -168,10 +168,20 @@ def late_text(phase: PhaseResult) -> str:
         f" and {len(late) - 5} more" if len(late) > 5 else "")
 
 
+def compute_text(phase: PhaseResult) -> str:
+    """The phase's sampled compute (Monitor.compute): CPU seconds, and GPU-busy seconds where NVML
+    monitored a GPU. Predict's shows what it did with its budget (harness/predict_rule.py)."""
+    cpu, gpu = getattr(phase, "cpu_seconds", None), getattr(phase, "gpu_busy_seconds", None)
+    if cpu is None and gpu is None:
+        return "not measured"
+    return f"CPU {fmt_s(cpu)}" + (f", GPU busy {fmt_s(gpu)}" if gpu is not None else "")
+
+
 def phase_rows(phase: PhaseResult) -> list[Row]:
     rows: list[Row] = [
         ("outcome", outcome_badge(phase)),
         ("time", f"{fmt_s(phase.seconds, 2)} of {fmt_s(phase.budget_s, 0)} budget"),
+        ("compute (sampled)", compute_text(phase)),
         ("signals sent", signals_text(phase)),
         ("exit code", DASH if phase.exit_code is None else phase.exit_code),
         ("stray processes killed", phase.stray_processes_killed),

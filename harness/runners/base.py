@@ -35,6 +35,7 @@ class PhaseSpec:
     seed: int
     device: str  # "cuda" | "cpu"
     gpu: Optional[str] = None  # index or UUID of the one GPU this phase may use
+    predict_budget_s: Optional[float] = None  # train: the predict phase's budget, told to the entry to plan with
     log_limit_bytes: int = 50 * 2**20
 
     @property

@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 from harness import events, text
 from harness.formatting import finite, gpu_energy_j, utc_now
-from harness.model import RunResult, Status, from_dict
+from harness.model import Outcome, RunResult, Status, from_dict
+from harness.options import PREDICT_RULE, default_predict_budget
 from harness.organizer import stats
 from harness.scoring import wilson_interval
 
@@ -31,6 +32,9 @@ class SeedRun:
     total: Optional[int] = None
     train_s: Optional[float] = None
     train_outcome: Optional[str] = None
+    predict_s: Optional[float] = None
+    predict_cpu_s: Optional[float] = None  # sampled (harness.monitor.Monitor.compute)
+    predict_over_default: bool = False  # predict was granted more than the default for its training budget
     energy_j: Optional[float] = None
     images_per_s: Optional[float] = None
     started_at: Optional[str] = None
@@ -191,6 +195,9 @@ def _from_result(r: RunResult, seed: int, directory: Path, default_total: int) -
         total=_int(r.total) or _int(data.eval_count) or default_total,
         train_s=finite(train.seconds),
         train_outcome=_str(train.outcome.value, 40),
+        predict_s=finite(r.predict.seconds) if r.predict.outcome is not Outcome.NOT_STARTED else None,
+        predict_cpu_s=finite(r.predict.cpu_seconds),
+        predict_over_default=_over_default(r),
         energy_j=gpu_energy_j(r.monitor),
         images_per_s=training_throughput(directory, _int(data.train_count)),
         started_at=_str(r.started_at, 40),
@@ -207,6 +214,12 @@ def _from_result(r: RunResult, seed: int, directory: Path, default_total: int) -
     )
 
 
+def _over_default(r: RunResult) -> bool:
+    """Whether predict's budget exceeded the default for the run's training budget (harness.predict_rule)."""
+    budget, granted = finite(r.train.budget_s), finite(r.predict.budget_s)
+    return budget is not None and granted is not None and granted > default_predict_budget(budget)
+
+
 def verdict_warnings(rows: list[Row]) -> list[str]:
     """What weakens trust in these scores, said on the leaderboard itself."""
     def entries(flag) -> str:
@@ -220,6 +233,9 @@ def verdict_warnings(rows: list[Row]) -> list[str]:
     if names := entries(lambda r: r.build_network):
         found.append(f"networked build: {names} built their own Dockerfile with the network (--build-network), "
                      "untimed")
+    if names := entries(lambda r: r.predict_over_default):
+        found.append(f"predict over its default: {names} had a predict budget over the default for the training "
+                     f"budget ({PREDICT_RULE}); predict-phase compute can buy accuracy (compare the predict times)")
     if entries(lambda r: r.heldout_public):
         found.append("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
                      "grade a real competition with --eval-data and a secret set")

@@ -105,7 +105,7 @@ def render_html(board: Board) -> str:
     seeds = board.seeds
     head = ("<tr><th class=n>Rank</th><th>Entry</th><th class=n>Mean accuracy</th><th class=n>95% CI (t)</th>"
             + "".join(f"<th class=n>seed {html(s)}</th>" for s in seeds)
-            + "<th class=n>Train time</th><th class=n>GPU energy / run</th>"
+            + "<th class=n>Train time<div class=path>predict time</div></th><th class=n>GPU energy / run</th>"
             + (f"<th class=n>Time, GPU energy {html(target_header(board))}</th>" if curved(board) else "")
             + "<th>Within noise of</th><th>Status</th></tr>")
     body = []
@@ -133,7 +133,9 @@ def render_html(board: Board) -> str:
             f"<td class=n>{html(ci_text(r.ci))}"
             f"<div class=path>Wilson pooled {html(ci_text(r.wilson))}</div></td>"
             + "".join(cells)
-            + f"<td class=n>{html(fmt_s(r.mean_of('train_s')))}</td><td class=n>{html(fmt_kj(r.mean_of('energy_j')))}</td>"
+            + f"<td class=n>{html(fmt_s(r.mean_of('train_s')))}"
+            f"<div class=path>predict {html(fmt_s(r.mean_of('predict_s')))}</div></td>"
+            + f"<td class=n>{html(fmt_kj(r.mean_of('energy_j')))}</td>"
             + ("<td class=n>{}<div class=path>{}</div></td>".format(*map(html, to_target_cells(r))) if curved(board)
                else "")
             + f"<td>{html(ties_text(board, r))}</td><td><span class='tag st {status_cls}'>{html(status_text(r))}</span></td></tr>")

@@ -89,7 +89,10 @@ def _num(x: Optional[float], fmt: str = "{:.6f}") -> str:
 def options_line(board: Board) -> str:
     o = board.options
     return (f"data {o.get('data')}" + (f", held-out {o.get('eval_data')}" if o.get("eval_data") else "")
-            + f"; budget {o.get('budget'):g} s; {o.get('train_per_class')} train / {o.get('eval_per_class')} "
+            + f"; budget {o.get('budget'):g} s"
+            + (f", predict {o.get('predict_budget'):g} s" if isinstance(o.get("predict_budget"), (int, float)) else "")
+            + (" (--strict-predict)" if o.get("strict_predict") else "")
+            + f"; {o.get('train_per_class')} train / {o.get('eval_per_class')} "
             f"held-out images per class; seeds {', '.join(map(str, board.seeds))}; runner {o.get('runner')}; "
             f"device {o.get('device')}")
 
@@ -109,16 +112,17 @@ def render_md(board: Board) -> str:
     seeds = board.seeds
     out = ["# Leaderboard", "", md(options_line(board)), "", f"Generated {md(board.generated_at)}.", ""]
     headers = ["Rank", "Entry", "Mean accuracy", "95% CI (t)", *[f"seed {s}" for s in seeds],
-               "Train time (mean)", "GPU energy / run",
+               "Train time (mean)", "Predict time (mean)", "GPU energy / run",
                *([f"Time {target_header(board)}", f"GPU energy {target_header(board)}"] if curved(board) else []),
                "Within noise of", "Status"]
     rows = []
     for r in board.rows:
         name = r.label + (" (reference)" if r.reference else "")
         rows.append([str(r.rank), name, fmt_pct(r.mean), ci_text(r.ci),
-                     *[seed_cell(x) for x in r.runs], fmt_s(r.mean_of("train_s")), fmt_kj(r.mean_of("energy_j")),
+                     *[seed_cell(x) for x in r.runs], fmt_s(r.mean_of("train_s")), fmt_s(r.mean_of("predict_s")),
+                     fmt_kj(r.mean_of("energy_j")),
                      *(to_target_cells(r) if curved(board) else []), ties_text(board, r), status_text(r)])
-    numeric = 4 + len(seeds) + (4 if curved(board) else 2)
+    numeric = 4 + len(seeds) + (5 if curved(board) else 3)
     out += [md_table(headers, rows, right=(0, 2, *range(4, numeric))), "", methods(board), ""]
     if board.warnings:
         out += ["## Warnings", ""] + [f"- {md(w)}" for w in board.warnings] + [""]
@@ -190,7 +194,8 @@ def render_csv(board: Board) -> str:
     w.writerow(["rank", "entry", "reference", "status", "accuracy_mean", "ci95_low_t", "ci95_high_t", "accuracy_std",
                 "wilson_low_pooled", "wilson_high_pooled", "seeds_finished", "seeds_failed",
                 *[f"accuracy_seed_{s}" for s in seeds], "train_seconds_mean",
-                *[f"train_seconds_seed_{s}" for s in seeds], "gpu_energy_j_mean",
+                *[f"train_seconds_seed_{s}" for s in seeds], "predict_seconds_mean",
+                *[f"predict_seconds_seed_{s}" for s in seeds], "gpu_energy_j_mean",
                 *[f"gpu_energy_j_seed_{s}" for s in seeds], "time_to_target_s_mean", "gpu_energy_to_target_j_mean",
                 *[f"time_to_target_s_seed_{s}" for s in seeds], "within_noise_of", "path"])
     for r in board.rows:
@@ -198,7 +203,8 @@ def render_csv(board: Board) -> str:
                     _num(r.ci.low if r.ci else None), _num(r.ci.high if r.ci else None), _num(r.std),
                     _num(r.wilson[0] if r.wilson else None), _num(r.wilson[1] if r.wilson else None),
                     len(r.finished), r.failures, *[_num(x.accuracy) for x in r.runs], _num(r.mean_of("train_s"), "{:.3f}"),
-                    *[_num(x.train_s, "{:.3f}") for x in r.runs], _num(r.mean_of("energy_j"), "{:.1f}"),
+                    *[_num(x.train_s, "{:.3f}") for x in r.runs], _num(r.mean_of("predict_s"), "{:.3f}"),
+                    *[_num(x.predict_s, "{:.3f}") for x in r.runs], _num(r.mean_of("energy_j"), "{:.1f}"),
                     *[_num(x.energy_j, "{:.1f}") for x in r.runs], _num(r.mean_to_target("time_to_target_s"), "{:.3f}"),
                     _num(r.mean_to_target("energy_to_target_j"), "{:.1f}"),
                     *[_num(x.time_to_target_s, "{:.3f}") for x in r.runs], _cell(";".join(r.tied_with)), _cell(r.path)])
@@ -209,12 +215,14 @@ def render_runs_csv(board: Board) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["entry", "seed", "status", "accuracy_counted", "correct", "total", "train_outcome", "train_seconds",
-                "gpu_energy_j", "training_images_per_s", "started_at", "data_sha256", "submission_sha256", "reason",
+                "predict_seconds", "predict_cpu_seconds", "gpu_energy_j", "training_images_per_s", "started_at",
+                "data_sha256", "submission_sha256", "reason",
                 "run_dir", "node", "slurm_job", "slurm_state", "attempts"])
     for r in board.rows:
         for x in r.runs:
             w.writerow([_cell(r.id), x.seed, x.status, _num(x.accuracy), _num(x.correct, "{}"), _num(x.total, "{}"),
-                        x.train_outcome or "", _num(x.train_s, "{:.3f}"), _num(x.energy_j, "{:.1f}"),
+                        x.train_outcome or "", _num(x.train_s, "{:.3f}"), _num(x.predict_s, "{:.3f}"),
+                        _num(x.predict_cpu_s, "{:.2f}"), _num(x.energy_j, "{:.1f}"),
                         _num(x.images_per_s, "{:.1f}"), x.started_at or "", x.data_sha256 or "", x.sha256 or "",
                         _cell(x.reason), _cell(x.directory), _cell(x.node or ""), _cell(x.job_id or ""),
                         _cell(x.slurm_state or ""), _num(x.attempts, "{}")])
@@ -225,9 +233,9 @@ def render_runs_csv(board: Board) -> str:
 
 
 def console_table(board: Board) -> str:
-    headers = ["#", "entry", "mean", "95% CI (t)", "seeds", "train s", "within noise of"]
+    headers = ["#", "entry", "mean", "95% CI (t)", "seeds", "train s", "predict s", "within noise of"]
     rows = [[text.clean(c, 200) for c in (
         str(r.rank), r.label + (" (ref)" if r.reference else ""), fmt_pct(r.mean), ci_text(r.ci),
-        " ".join(seed_cell(x).split(" ")[0] for x in r.runs), fmt_s(r.mean_of("train_s")),
+        " ".join(seed_cell(x).split(" ")[0] for x in r.runs), fmt_s(r.mean_of("train_s")), fmt_s(r.mean_of("predict_s")),
         ties_text(board, r))] for r in board.rows]
     return "\n".join([text_table(headers, rows, rule=False)] + [f"warning: {text.clean(w)}" for w in board.warnings])
