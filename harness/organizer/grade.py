@@ -386,16 +386,19 @@ def cmd_grade(args, progress: Progress) -> int:
     if run_options.eval_data:
         data_mod.load_pool(run_options.eval_data, run_options.cache_dir)
 
-    def publish() -> None:
-        leaderboard.write_leaderboard(args.out, args.rank_by)
-
+    publish = leaderboard.Publisher(args.out, args.rank_by)  # after collected runs, every few seconds at most
     outcome = "done"
     if slurm:
         outcome = slurm_command.grade(args, Grader(args.out, plan, run_options, [None], progress), site, publish)
         if outcome in ("detached", "interrupted"):
+            publish.flush()
             return EXIT_INTERRUPTED if outcome == "interrupted" else 0
     else:
-        Grader(args.out, plan, run_options, gpus, progress).run(on_progress=publish)
+        try:
+            Grader(args.out, plan, run_options, gpus, progress).run(on_progress=publish)
+        except KeyboardInterrupt:
+            publish.flush()
+            raise
     board = leaderboard.write_leaderboard(args.out, args.rank_by)
     progress.say(leaderboard.console_table(board))
     progress.say(f"leaderboard: {args.out / 'leaderboard.md'}, .csv, .html")
