@@ -89,7 +89,8 @@ def compare(head: "Row", row: "Row", level: float) -> tuple[bool, Optional[float
     test = stats.paired_t_test([h for h, _ in scored], [r for _, r in scored])
     p = test.p_greater
     apart = p is not None and p < level
-    return apart, p, f"paired t-test on {len(scored)} seeds, one-sided p = {p:.2g} {'<' if apart else '≥'} {level:.2g}"
+    return apart, p, (f"paired t-test on {len(scored)} seeds, one-sided p = {p:.2g}, "
+                   f"{'below' if apart else 'not below'} {level:.3g}")
 
 
 def tiers(rows: list["Row"]) -> float:

@@ -99,7 +99,7 @@ RANKED_BY = {
 
 def methods(board: Board) -> str:
     m = max(1, sum(1 for r in board.rows if r.mean is not None) - 1)
-    tiers = NO_TIERS if board.level is None else METHODS.format(level=f"{board.level:.2g}", m=m)
+    tiers = NO_TIERS if board.level is None else METHODS.format(level=f"{board.level:.3g}", m=m)
     return " ".join([RANKED_BY[board.rank_by], *([CURVE_NOTE] if curved(board) else []), tiers])
 
 
