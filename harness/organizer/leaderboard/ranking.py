@@ -73,7 +73,7 @@ def rank(rows: list["Row"], rank_by: str = "accuracy") -> None:
 def bonferroni_level(rows: list["Row"]) -> float:
     """The level of each test: ALPHA over the most comparisons the walk can make."""
     m = sum(1 for r in rows if r.mean is not None) - 1
-    return ALPHA / m if m > 1 else ALPHA
+    return ALPHA / max(1, m)
 
 
 def compare(head: "Row", row: "Row", level: float) -> tuple[bool, Optional[float], str]:
@@ -81,8 +81,8 @@ def compare(head: "Row", row: "Row", level: float) -> tuple[bool, Optional[float
     pairs = [(h, r) for h, r in zip(head.runs, row.runs) if h.finished and r.finished]
     failed = [h.seed for h, r in pairs if h.scored and not r.scored]
     if failed:
-        return True, None, f"failed seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}, " \
-                           f"which {head.id} scored"
+        seeds = ", ".join(map(str, failed))
+        return True, None, f"failed seed{'s' if len(failed) > 1 else ''} {seeds}, which {head.id} scored"
     scored = [(h.accuracy, r.accuracy) for h, r in pairs if h.scored and r.scored]
     if len(scored) < 2:
         return False, None, f"{len(scored)} seed{'' if len(scored) == 1 else 's'} scored by both: nothing to test"
@@ -111,9 +111,9 @@ def tiers(rows: list["Row"]) -> float:
         if group[0] is not head:
             verdicts = [compare(head, row, level) for row in group]
             separable = [row.id for row, (apart, _, _) in zip(group, verdicts) if apart]
-            for row, (apart, row.p, row.why) in zip(group, verdicts):
-                row.versus, row.within_noise = head.id, not separable
-                if separable and not apart:
+            for row, (apart, p, why) in zip(group, verdicts):
+                row.versus, row.p, row.why, row.within_noise = head.id, p, why, not separable
+                if separable and not apart:  # judged with its equals (module docstring)
                     row.why += f"; separable with its equal score: {', '.join(separable[:3])}"
             if separable:
                 tier, head = tier + 1, group[0]
