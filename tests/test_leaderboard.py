@@ -310,3 +310,21 @@ def test_a_slow_rebuild_waits_longer():
         now[0] += 0.1
     gaps = [b - a for a, b in zip(writes, writes[1:])]
     assert gaps and min(gaps) >= 4.0 / leaderboard.REBUILD_SHARE
+
+
+def test_an_interrupted_grading_still_publishes_what_the_throttle_skipped():
+    from harness.organizer.grade import run_publishing
+
+    now, writes = [0.0], []
+
+    class Grader:
+        def run(self, on_progress):
+            for _ in range(3):  # three runs collected within a second, then Ctrl-C
+                on_progress()
+                now[0] += 0.3
+            raise KeyboardInterrupt
+
+    publish = leaderboard.Publisher(Path("/grading"), clock=lambda: now[0], write=lambda *_: writes.append(now[0]))
+    with pytest.raises(KeyboardInterrupt):
+        run_publishing(Grader(), publish)
+    assert writes == [0.0, pytest.approx(0.9)]  # the first collected run, then the rest when the grading stopped
