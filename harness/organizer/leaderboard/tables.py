@@ -35,12 +35,13 @@ def seed_cell(run: SeedRun) -> str:
 
 
 def ties_text(board: Board, row: Row) -> str:
-    """The entry this one is within noise of (the head of its tier), or 'none'; '—' without tiers."""
+    """The entry this one is within noise of (the head of its tier) and the test's one-sided p-value,
+    or 'none'; '—' without tiers."""
     if row.tier is None:
         return DASH
     if not row.within_noise or row.versus is None:
         return "none"
-    return f"#{board.rank_of(row.versus)} {row.versus}"
+    return f"#{board.rank_of(row.versus)} {row.versus}" + ("" if row.p is None else f" (p {p_text(row.p)})")
 
 
 def tier_text(row: Row) -> str:
