@@ -85,7 +85,7 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
         runs = list(csv.DictReader(f))
     assert len(runs) == 9 and len({(r["entry"], r["seed"]) for r in runs}) == 9
     md = (out / "leaderboard.md").read_text()
-    assert "| 1 | centroid |" in md and "crash seeds 0, 1, 2: failed: train crashed" in md
+    assert "| 1 | 1 | centroid |" in md and "crash seeds 0, 1, 2: failed: train crashed" in md
     assert "<html" in (out / "leaderboard.html").read_text()
 
     # A third invocation has nothing left to do.

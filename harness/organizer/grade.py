@@ -354,6 +354,16 @@ def resolve(options: RunOptions) -> RunOptions:
                                cache_dir=Path(options.cache_dir).resolve())
 
 
+def run_publishing(grader: Grader, publish) -> None:
+    """Run the grading, the leaderboard published as runs finish; on Ctrl-C what the throttle
+    skipped is written before the interruption goes on."""
+    try:
+        grader.run(on_progress=publish)
+    except KeyboardInterrupt:
+        publish.flush()
+        raise
+
+
 def cmd_grade(args, progress: Progress) -> int:
     from harness import data as data_mod
     from harness.organizer import leaderboard
@@ -387,16 +397,15 @@ def cmd_grade(args, progress: Progress) -> int:
     if run_options.eval_data:
         data_mod.load_pool(run_options.eval_data, run_options.cache_dir)
 
-    def publish() -> None:
-        leaderboard.write_leaderboard(args.out, args.rank_by)
-
+    publish = leaderboard.Publisher(args.out, args.rank_by)  # after collected runs, every few seconds at most
     outcome = "done"
     if slurm:
         outcome = slurm_command.grade(args, Grader(args.out, plan, run_options, [None], progress), site, publish)
         if outcome in ("detached", "interrupted"):
+            publish.flush()
             return EXIT_INTERRUPTED if outcome == "interrupted" else 0
     else:
-        Grader(args.out, plan, run_options, gpus, progress).run(on_progress=publish)
+        run_publishing(Grader(args.out, plan, run_options, gpus, progress), publish)
     board = leaderboard.write_leaderboard(args.out, args.rank_by)
     progress.say(leaderboard.console_table(board))
     progress.say(f"leaderboard: {args.out / 'leaderboard.md'}, .csv, .html")

@@ -7,21 +7,23 @@ Methods (and why), used by `grade` and `check`:
   training randomness and the sampling of the 1000 held-out images (each seed
   draws its own held-out set). With 5 seeds t(0.975, 4) = 2.776.
 * `paired_t_test`: two entries graded on the same seeds (same training subsets,
-  same held-out images) are compared on their per-seed differences; two-sided.
-  Used to mark entries "within noise" (p >= 0.05). An exact sign-flip permutation
-  test would be assumption-free, but with 5 seeds its smallest two-sided p-value
-  is 2/32 = 0.0625, so it could never separate anything at 5%; it is reported
-  (`sign_flip_p`) but not used for the decision.
+  same held-out images) are compared on their per-seed differences. The leaderboard
+  uses its one-sided p-value (`p_greater`) to tell whether an entry is separable
+  from the entry above it, at a level corrected for the number of comparisons (see
+  harness.organizer.leaderboard.ranking). An exact sign-flip permutation test would
+  be assumption-free, but with 5 seeds its smallest one-sided p-value is 1/32, so
+  it could never separate anything at a corrected level like 0.05/199: it is not used.
 * `wilson_interval` (harness.scoring) on pooled counts: the binomial interval of
   all held-out predictions of an entry together; it ignores seed-to-seed
   training noise, so it is narrower and shown only as a secondary figure.
 * `two_proportion_test`: one-sided z-test that a current pooled accuracy is below
-  a baseline's, the binomial noise of finite held-out sets on both sides.
+  a baseline's by more than a margin, the binomial noise of finite held-out sets on
+  both sides (unpooled: each proportion carries its own variance).
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -74,8 +76,10 @@ def t_sf_two_sided(t: float, df: float) -> float:
     return betainc(df / 2.0, 0.5, df / (df + t * t))
 
 
+@functools.lru_cache(maxsize=256)
 def t_quantile(p: float, df: float) -> float:
-    """The p-quantile (p > 0.5) of Student's t, by bisection on the CDF."""
+    """The p-quantile (p > 0.5) of Student's t, by bisection on the CDF. Cached: a leaderboard asks for
+    the same few (p, df) once per entry, and each bisection costs 200 incomplete-beta evaluations."""
     target = 2.0 * (1.0 - p)  # two-sided tail mass
     lo, hi = 0.0, 1e6
     for _ in range(200):
@@ -115,47 +119,44 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> Interval:
 @dataclass
 class PairedTest:
     n: int
-    mean_difference: float
+    mean_difference: float  # mean of a - b
     t: Optional[float]
     p: Optional[float]  # two-sided; None when it cannot be computed (n < 2)
-    sign_flip_p: Optional[float]
+    p_greater: Optional[float]  # one-sided, against mean(a - b) > 0; None when n < 2
 
 
-def sign_flip_p(differences: Sequence[float]) -> Optional[float]:
-    """Exact two-sided permutation p-value of the mean difference (all 2^n sign flips)."""
-    n = len(differences)
-    if n == 0 or n > 16:
-        return None
-    observed = abs(sum(differences)) - 1e-12
-    hits = sum(1 for signs in itertools.product((1, -1), repeat=n)
-               if abs(sum(s * d for s, d in zip(signs, differences))) >= observed)
-    return hits / 2**n
+ZERO = 1e-12  # differences this small are rounding, not noise
 
 
 def paired_t_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
-    """Two-sided paired t-test of a vs b over shared seeds (same order)."""
+    """Paired t-test of a vs b over shared seeds (same order): two-sided and one-sided (a > b) p-values.
+
+    When every difference is the same (zero variance) there is no noise to test against: the p-values
+    are 0 or 1, by the sign of the difference (1 when there is none)."""
     if len(a) != len(b):
-        raise ValueError("paired samples must have the same length")
+        raise ValueError(f"paired samples must have the same length, not {len(a)} and {len(b)}")
     diffs = [x - y for x, y in zip(a, b)]
     n = len(diffs)
     if n < 2:
-        return PairedTest(n, diffs[0] if diffs else 0.0, None, None, sign_flip_p(diffs))
+        return PairedTest(n, diffs[0] if diffs else 0.0, None, None, None)
     mean = statistics.fmean(diffs)
     sd = statistics.stdev(diffs)
-    if sd <= 1e-12:  # identical differences (up to rounding): no noise to test against
-        t = 0.0 if abs(mean) <= 1e-12 else math.copysign(math.inf, mean)
-        p = 1.0 if abs(mean) <= 1e-12 else 0.0
-    else:
-        t = mean / (sd / math.sqrt(n))
-        p = t_sf_two_sided(t, n - 1)
-    return PairedTest(n, mean, t, p, sign_flip_p(diffs))
+    if sd <= ZERO:
+        if abs(mean) <= ZERO:
+            return PairedTest(n, mean, 0.0, 1.0, 1.0)
+        return PairedTest(n, mean, math.copysign(math.inf, mean), 0.0, 0.0 if mean > 0 else 1.0)
+    t = mean / (sd / math.sqrt(n))
+    p = t_sf_two_sided(t, n - 1)
+    return PairedTest(n, mean, t, p, p / 2 if t > 0 else 1.0 - p / 2)
 
 
 def two_proportion_test(correct_a: int, total_a: int, correct_b: int, total_b: int, margin: float = 0.0) -> float:
-    """One-sided p-value of H0: p_a >= p_b - margin against p_a < p_b - margin (pooled z-test).
+    """One-sided p-value of H0: p_a >= p_b - margin against p_a < p_b - margin (unpooled, Wald z-test).
 
     a is the current run, b the baseline. A small p means a is significantly worse
-    than the baseline by more than `margin`.
+    than the baseline by more than `margin`. Unpooled because with a margin the null does not
+    say the two proportions are equal, so there is no common proportion to pool; each side
+    carries its own binomial variance p(1 - p) / n (floored, so that 0% or 100% is not certainty).
     """
     if total_a == 0 or total_b == 0:
         return 1.0

@@ -1,11 +1,12 @@
 """The board of a grading directory: every seed of every entry read from its files (through the
-typed model), then the means, intervals, ranks and ties (see harness.organizer.leaderboard)."""
+typed model), then the means and intervals; ranks and tiers by harness.organizer.leaderboard.ranking."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Optional
 
@@ -14,9 +15,9 @@ from harness.formatting import finite, gpu_energy_j, utc_now
 from harness.model import Outcome, RunResult, Status, from_dict
 from harness.options import PREDICT_RULE, default_predict_budget
 from harness.organizer import stats
+from harness.organizer.leaderboard.ranking import RANK_KEYS, rank, tiers
 from harness.scoring import wilson_interval
 
-ALPHA = 0.05
 MAX_JSON_BYTES = 16 * 2**20  # a result.json bigger than this is not read (the harness writes a few KiB)
 PENDING = "pending"  # a seed not run yet, or interrupted: it runs (again) when the grading resumes
 FAILED_STATUSES = tuple(s.value for s in (Status.FAILED, Status.INVALID_PREDICTIONS, Status.INVALID_ENTRY,
@@ -56,6 +57,11 @@ class SeedRun:
     def finished(self) -> bool:
         return self.status != PENDING
 
+    @property
+    def scored(self) -> bool:
+        """Finished with a score; a finished seed that is not scored failed (and counts 0)."""
+        return self.status == Status.SCORED.value
+
 
 @dataclass
 class Row:
@@ -69,7 +75,11 @@ class Row:
     ci: Optional[stats.Interval] = None
     std: Optional[float] = None
     wilson: Optional[tuple[float, float]] = None
-    tied_with: list[str] = field(default_factory=list)
+    tier: Optional[int] = None  # accuracy ranking only; None when nothing finished (see ranking.py)
+    versus: Optional[str] = None  # the entry this one was compared with: the head of its tier, or the one before
+    p: Optional[float] = None  # one-sided paired t-test p-value of that comparison (None: no test made)
+    why: str = ""  # how that comparison was decided
+    within_noise: bool = False  # not separable from `versus`: in its tier
 
     @property
     def label(self) -> str:
@@ -105,10 +115,17 @@ class Board:
     options: dict
     seeds: list[int]
     rows: list[Row]
-    pvalues: dict[tuple[str, str], Optional[float]]
+    level: Optional[float]  # the level of each tier test (ALPHA over the comparisons); None: no tiers
     warnings: list[str]
     generated_at: str
     rank_by: str = "accuracy"
+
+    @functools.cached_property
+    def _ranks(self) -> dict[str, int]:
+        return {r.id: r.rank for r in self.rows}
+
+    def rank_of(self, entry_id: str) -> int:
+        return self._ranks[entry_id]
 
 
 # --- reading ------------------------------------------------------------------------
@@ -242,26 +259,19 @@ def verdict_warnings(rows: list[Row]) -> list[str]:
     return found
 
 
-RANK_KEYS = {  # --rank-by: the competition's final accuracy, or DAWNBench-style time / energy to --target
-    "accuracy": None,
-    "time-to-target": "time_to_target_s",
-    "energy-to-target": "energy_to_target_j",
-}
-
-
-def rank_key(rank_by: str):
-    """Sort key: the chosen measure (an entry that did not reach the target on every seed after those
-    that did), then mean accuracy, then the id."""
-    attr = RANK_KEYS[rank_by]
-
-    def key(r: Row):
-        accuracy = (r.mean is None, -(r.mean or 0.0))
-        if attr is None:
-            return (*accuracy, r.id)
-        value = r.mean_to_target(attr)
-        return (value is None, value or 0.0, *accuracy, r.id)
-
-    return key
+def summarize(row: Row) -> None:
+    """The official score (the mean over finished seeds, a failed one counting 0) and its intervals."""
+    done = row.finished
+    values = [r.accuracy for r in done]
+    row.ci = stats.t_interval(values)
+    if row.ci.low is not None:  # accuracy is bounded: the interval is clamped to 0..100%
+        row.ci.low, row.ci.high = max(0.0, row.ci.low), min(1.0, row.ci.high)
+    row.mean = row.ci.mean if values else None
+    row.std = (math.sqrt(sum((v - row.mean) ** 2 for v in values) / (len(values) - 1))
+               if len(values) > 1 else None)
+    correct = sum(r.correct or 0 for r in done)
+    total = sum(r.total or 0 for r in done)
+    row.wilson = wilson_interval(correct, total) if total else None
 
 
 def build(out: Path, rank_by: str = "accuracy") -> Board:
@@ -286,18 +296,8 @@ def build(out: Path, rank_by: str = "accuracy") -> Board:
         rows.append(Row(e["id"], str(e.get("path", "")), bool(e.get("reference")), invalid, runs))
 
     for row in rows:
-        done = row.finished
-        values = [r.accuracy for r in done]
-        row.ci = stats.t_interval(values)
-        if row.ci.low is not None:  # accuracy is bounded: the interval is clamped to 0..100%
-            row.ci.low, row.ci.high = max(0.0, row.ci.low), min(1.0, row.ci.high)
-        row.mean = row.ci.mean if values else None
-        row.std = (math.sqrt(sum((v - row.mean) ** 2 for v in values) / (len(values) - 1))
-                   if len(values) > 1 else None)
-        correct = sum(r.correct or 0 for r in done)
-        total = sum(r.total or 0 for r in done)
-        row.wilson = wilson_interval(correct, total) if total else None
-        digests = {r.sha256 for r in done if r.sha256}
+        summarize(row)
+        digests = {r.sha256 for r in row.finished if r.sha256}
         if len(digests) > 1:
             warnings.append(f"{row.id}: its files changed between seeds ({len(digests)} different versions graded)")
     for seed_index, seed in enumerate(seeds):
@@ -307,18 +307,7 @@ def build(out: Path, rank_by: str = "accuracy") -> Board:
                             "the comparison for this seed is not paired")
 
     warnings += verdict_warnings(rows)
-    rows.sort(key=rank_key(rank_by))
-    for i, row in enumerate(rows, start=1):
-        row.rank = i
-    pvalues: dict[tuple[str, str], Optional[float]] = {}
-    for a in rows:
-        for b in rows:
-            if a is b:
-                continue
-            pairs = [(x.accuracy, y.accuracy) for x, y in zip(a.runs, b.runs) if x.finished and y.finished]
-            test = stats.paired_t_test([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
-            p = test.p if test else None
-            pvalues[(a.id, b.id)] = p
-            if a.mean is not None and b.mean is not None and (p is None or p >= ALPHA):
-                a.tied_with.append(b.id)
-    return Board(str(out), options, seeds, rows, pvalues, warnings, utc_now(), rank_by)
+    rank(rows, rank_by)
+    # tiers tell accuracies apart; a ranking by time or energy has none (its order is not an accuracy's)
+    level = tiers(rows) if rank_by == "accuracy" else None
+    return Board(str(out), options, seeds, rows, level, warnings, utc_now(), rank_by)

@@ -17,13 +17,16 @@ from harness.organizer.leaderboard.tables import (
     ips_text,
     methods,
     options_line,
-    p_text,
-    seed_cell,
+        seed_cell,
     status_text,
     target_header,
+    tier_summary,
+    tier_text,
     ties_text,
     to_target_cells,
 )
+
+PLOT_ROWS = 100  # the dot plot shows the top of the ranking; every entry's seeds are in the table and CSVs
 
 # --- HTML -----------------------------------------------------------------------------------
 
@@ -38,6 +41,7 @@ th,td{padding:6px 8px;border-bottom:1px solid #e3e6eb;text-align:left;vertical-a
 th{background:#eef1f5;font-weight:600;font-size:12px;color:#39445a}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.ref td{background:#f3f7ff}
+tr.tier td{border-top:2px solid #7d8aa3}
 .rank{font-weight:700;font-size:17px}
 .acc{font-weight:700;font-size:17px}
 .entry{font-weight:600;overflow-wrap:anywhere}.path{color:#6b768c;font-size:12px;overflow-wrap:anywhere}
@@ -58,8 +62,8 @@ def short_path(path: str, parts: int = 2) -> str:
 
 
 def _dot_plot(board: Board) -> str:
-    """Per-seed scores (dots), mean (bar) and 95% t-interval (line), one row per entry."""
-    rows = [r for r in board.rows if r.mean is not None]
+    """Per-seed scores (dots), mean (bar) and 95% t-interval (line), one row per entry (the first PLOT_ROWS)."""
+    rows = [r for r in board.rows if r.mean is not None][:PLOT_ROWS]
     if not rows:
         return ""
     values = [x.accuracy for r in rows for x in r.runs if x.accuracy is not None]
@@ -103,7 +107,7 @@ def _dot_plot(board: Board) -> str:
 
 def render_html(board: Board) -> str:
     seeds = board.seeds
-    head = ("<tr><th class=n>Rank</th><th>Entry</th><th class=n>Mean accuracy</th><th class=n>95% CI (t)</th>"
+    head = ("<tr><th class=n>Rank<div class=path>tier</div></th><th>Entry</th><th class=n>Mean accuracy</th><th class=n>95% CI (t)</th>"
             + "".join(f"<th class=n>seed {html(s)}</th>" for s in seeds)
             + "<th class=n>Train time<div class=path>predict time</div></th><th class=n>GPU energy / run</th>"
             + (f"<th class=n>Time, GPU energy {html(target_header(board))}</th>" if curved(board) else "")
@@ -126,8 +130,10 @@ def render_html(board: Board) -> str:
             else:
                 cells.append(f"<td class='{cls}'{title}>0<span class=small>{html(x.status.replace('_', ' '))}</span></td>")
         status_cls = "bad" if r.failures or r.invalid else ("inc" if not r.complete else "ok")
+        row_cls = " ".join(c for c, on in (("ref", r.reference), ("tier", r.tier and r.tier > 1 and not r.within_noise))
+                           if on)
         body.append(
-            f"<tr class='{'ref' if r.reference else ''}'><td class='n rank'>{r.rank}</td>"
+            f"<tr class='{row_cls}'><td class='n rank'>{r.rank}<div class=path>tier {html(tier_text(r))}</div></td>"
             f"<td class=who><div class=entry>{html(r.id)}{tags}</div><div class=path title='{html(r.path)}'>{html(short_path(r.path))}</div></td>"
             f"<td class='n acc'>{html(fmt_pct(r.mean))}</td>"
             f"<td class=n>{html(ci_text(r.ci))}"
@@ -142,19 +148,18 @@ def render_html(board: Board) -> str:
     sections = [f"<h1>Leaderboard</h1><p class=meta>{html(options_line(board))}<br>Generated {html(board.generated_at)}</p>",
                 f"<div class=wrap><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>",
                 f"<p class=note>{html(methods(board).replace('**', ''))}</p>"]
+    if board.level is not None:
+        sections.append("<h2>Tiers</h2><ul>" + "".join(f"<li>{html(line)}</li>" for line in tier_summary(board))
+                        + "</ul>")
     plot = _dot_plot(board)
     if plot:
+        shown = min(PLOT_ROWS, sum(1 for r in board.rows if r.mean is not None))
         sections.append("<h2>Per-seed scores</h2><p class=note>Dots: seeds (red: failed, counted as 0); "
-                        "black bar: mean; grey line: 95% t-interval.</p>" + plot)
+                        "black bar: mean; grey line: 95% t-interval."
+                        + (f" The first {shown} entries; every seed is in the table and in runs.csv."
+                           if shown == PLOT_ROWS else "") + "</p>" + plot)
     if board.warnings:
         sections.append("<h2>Warnings</h2>" + "".join(f"<div class=warn>{html(w)}</div>" for w in board.warnings))
-    if len(board.rows) > 1:
-        head_p = "<tr><th></th>" + "".join(f"<th class=n>{html(r.id)}</th>" for r in board.rows) + "</tr>"
-        rows_p = "".join(
-            f"<tr><th>{html(a.id)}</th>" + "".join(
-                "<td class=n>—</td>" if a is b else f"<td class=n>{html(p_text(board.pvalues.get((a.id, b.id))))}</td>"
-                for b in board.rows) + "</tr>" for a in board.rows)
-        sections.append("<h2>Paired t-test p-values</h2><table>" + head_p + rows_p + "</table>")
     failures = grouped_failures(board)
     if failures:
         sections.append("<h2>Failed runs (counted as 0)</h2><table><tr><th>Entry</th><th>Seeds</th><th>Status</th>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from typing import Any, Optional
 
 from harness import text
@@ -34,9 +35,31 @@ def seed_cell(run: SeedRun) -> str:
 
 
 def ties_text(board: Board, row: Row) -> str:
-    ranks = {r.id: r.rank for r in board.rows}
-    tied = sorted(row.tied_with, key=lambda i: ranks[i])
-    return ", ".join(f"#{ranks[i]} {i}" for i in tied) if tied else "none"
+    """The entry this one is within noise of (the head of its tier) and the test's one-sided p-value,
+    or 'none'; '—' without tiers."""
+    if row.tier is None:
+        return DASH
+    if not row.within_noise or row.versus is None:
+        return "none"
+    return f"#{board.rank_of(row.versus)} {row.versus}" + ("" if row.p is None else f" (p {p_text(row.p)})")
+
+
+def tier_text(row: Row) -> str:
+    return DASH if row.tier is None else str(row.tier)
+
+
+def tier_summary(board: Board) -> list[str]:
+    """One line per tier: its ranks, its size, and why its head is separable from the tier above."""
+    sizes = Counter(r.tier for r in board.rows if r.tier is not None)
+    lines = []
+    for r in board.rows:
+        if r.tier is None or r.within_noise or (r.versus is None and lines):
+            continue
+        line = f"Tier {r.tier} ({sizes[r.tier]} entr{'y' if sizes[r.tier] == 1 else 'ies'}): from #{r.rank} {r.id}"
+        if r.versus is not None:
+            line += f", separable from #{board.rank_of(r.versus)} {r.versus}: {r.why}"
+        lines.append(line)
+    return lines
 
 
 def status_text(row: Row) -> str:
@@ -76,7 +99,9 @@ RANKED_BY = {
 
 
 def methods(board: Board) -> str:
-    return " ".join([RANKED_BY[board.rank_by], *([CURVE_NOTE] if curved(board) else []), METHODS])
+    m = max(1, sum(1 for r in board.rows if r.mean is not None) - 1)
+    tiers = NO_TIERS if board.level is None else METHODS.format(level=f"{board.level:.3g}", m=m)
+    return " ".join([RANKED_BY[board.rank_by], *([CURVE_NOTE] if curved(board) else []), tiers])
 
 
 def _num(x: Optional[float], fmt: str = "{:.6f}") -> str:
@@ -103,34 +128,34 @@ CURVE_NOTE = ("Time and GPU board energy to the target: at the first snapshot of
 METHODS = (
     "**95% CI**: Student-t interval of the mean across seeds (mean ± t(0.975, n−1)·sd/√n, clamped to 0–100%). "
     "**Pooled Wilson**: binomial interval over all held-out predictions together (ignores training noise). "
-    "**Within noise of**: two-sided paired t-test on per-seed differences (same training images and held-out "
-    "images per seed), p ≥ 0.05, no multiple-comparison correction."
+    "**Tier**, **Within noise of**: going down the ranking, each entry is compared once with the head of its tier "
+    "(tier 1: the leader) and starts the next tier if it is separable from it: it failed a seed the head scored, "
+    "or, on the seeds both scored, a one-sided paired t-test rejects at {level} (0.05 over the {m} comparisons, "
+    "Bonferroni). Equal scores share a rank and a tier."
 )
+NO_TIERS = "No tiers: they compare accuracies, and this board is ranked by something else."
 
 
 def render_md(board: Board) -> str:
     seeds = board.seeds
     out = ["# Leaderboard", "", md(options_line(board)), "", f"Generated {md(board.generated_at)}.", ""]
-    headers = ["Rank", "Entry", "Mean accuracy", "95% CI (t)", *[f"seed {s}" for s in seeds],
+    headers = ["Rank", "Tier", "Entry", "Mean accuracy", "95% CI (t)", *[f"seed {s}" for s in seeds],
                "Train time (mean)", "Predict time (mean)", "GPU energy / run",
                *([f"Time {target_header(board)}", f"GPU energy {target_header(board)}"] if curved(board) else []),
                "Within noise of", "Status"]
     rows = []
     for r in board.rows:
         name = r.label + (" (reference)" if r.reference else "")
-        rows.append([str(r.rank), name, fmt_pct(r.mean), ci_text(r.ci),
+        rows.append([str(r.rank), tier_text(r), name, fmt_pct(r.mean), ci_text(r.ci),
                      *[seed_cell(x) for x in r.runs], fmt_s(r.mean_of("train_s")), fmt_s(r.mean_of("predict_s")),
                      fmt_kj(r.mean_of("energy_j")),
                      *(to_target_cells(r) if curved(board) else []), ties_text(board, r), status_text(r)])
-    numeric = 4 + len(seeds) + (5 if curved(board) else 3)
-    out += [md_table(headers, rows, right=(0, 2, *range(4, numeric))), "", methods(board), ""]
+    numeric = 5 + len(seeds) + (5 if curved(board) else 3)
+    out += [md_table(headers, rows, right=(0, 1, 3, *range(5, numeric))), "", methods(board), ""]
+    if board.level is not None:
+        out += ["## Tiers", ""] + [f"- {md(line)}" for line in tier_summary(board)] + [""]
     if board.warnings:
         out += ["## Warnings", ""] + [f"- {md(w)}" for w in board.warnings] + [""]
-    if len(board.rows) > 1:
-        out += ["## Paired t-test p-values", "",
-                md_table(["", *[r.id for r in board.rows]],
-                          [[a.id, *["—" if a is b else p_text(board.pvalues.get((a.id, b.id))) for b in board.rows]]
-                           for a in board.rows]), ""]
     failures = grouped_failures(board)
     if failures:
         out += ["## Failed runs (counted as 0)", ""]
@@ -197,7 +222,8 @@ def render_csv(board: Board) -> str:
                 *[f"train_seconds_seed_{s}" for s in seeds], "predict_seconds_mean",
                 *[f"predict_seconds_seed_{s}" for s in seeds], "gpu_energy_j_mean",
                 *[f"gpu_energy_j_seed_{s}" for s in seeds], "time_to_target_s_mean", "gpu_energy_to_target_j_mean",
-                *[f"time_to_target_s_seed_{s}" for s in seeds], "within_noise_of", "path"])
+                *[f"time_to_target_s_seed_{s}" for s in seeds], "within_noise_of", "tier", "compared_with",
+                "p_one_sided", "tier_reason", "path"])
     for r in board.rows:
         w.writerow([r.rank, _cell(r.id), int(r.reference), _cell(status_text(r)), _num(r.mean),
                     _num(r.ci.low if r.ci else None), _num(r.ci.high if r.ci else None), _num(r.std),
@@ -207,7 +233,8 @@ def render_csv(board: Board) -> str:
                     *[_num(x.predict_s, "{:.3f}") for x in r.runs], _num(r.mean_of("energy_j"), "{:.1f}"),
                     *[_num(x.energy_j, "{:.1f}") for x in r.runs], _num(r.mean_to_target("time_to_target_s"), "{:.3f}"),
                     _num(r.mean_to_target("energy_to_target_j"), "{:.1f}"),
-                    *[_num(x.time_to_target_s, "{:.3f}") for x in r.runs], _cell(";".join(r.tied_with)), _cell(r.path)])
+                    *[_num(x.time_to_target_s, "{:.3f}") for x in r.runs], _cell(r.versus if r.within_noise else ""), _num(r.tier, "{}"), _cell(r.versus or ""),
+                    _num(r.p, "{:.3g}"), _cell(r.why), _cell(r.path)])
     return buf.getvalue()
 
 
@@ -233,9 +260,9 @@ def render_runs_csv(board: Board) -> str:
 
 
 def console_table(board: Board) -> str:
-    headers = ["#", "entry", "mean", "95% CI (t)", "seeds", "train s", "predict s", "within noise of"]
+    headers = ["#", "tier", "entry", "mean", "95% CI (t)", "seeds", "train s", "predict s", "within noise of"]
     rows = [[text.clean(c, 200) for c in (
-        str(r.rank), r.label + (" (ref)" if r.reference else ""), fmt_pct(r.mean), ci_text(r.ci),
+        str(r.rank), tier_text(r), r.label + (" (ref)" if r.reference else ""), fmt_pct(r.mean), ci_text(r.ci),
         " ".join(seed_cell(x).split(" ")[0] for x in r.runs), fmt_s(r.mean_of("train_s")), fmt_s(r.mean_of("predict_s")),
         ties_text(board, r))] for r in board.rows]
     return "\n".join([text_table(headers, rows, rule=False)] + [f"warning: {text.clean(w)}" for w in board.warnings])
