@@ -97,6 +97,7 @@ class PhaseRunner:
                  snapshot_store: Optional[Path] = None):
         self.runner, self.options, self.progress, self.devices = runner, options, progress, devices
         self.snapshot_store, self.snapshots = snapshot_store, None  # --curve: train's snapshots land here
+        self.unreadable: Optional[str] = None  # why train's checkpoint folder was emptied unscored (checkpoints.settle)
 
     def run(self, spec: PhaseSpec, run_dir: Path, monitored: bool) -> tuple[PhaseResult, MonitorSummary | None]:
         handle = self.runner.start(spec)
@@ -142,6 +143,8 @@ class PhaseRunner:
         result.rewritten_in_place = sorted(saves.in_place)[:LISTED_CHECKPOINTS]
         unreadable = settle(result, exit_info.checkpoint_times, exit_info.checkpoints_unreadable,
                             spec.checkpoints_dir, deadline) if spec.writable_checkpoints else None
+        if spec.writable_checkpoints:
+            self.unreadable = unreadable
         if interrupted:
             result.detail = "the operator interrupted the harness; the phase was killed"
             raise PhaseInterrupted(result, summary)
@@ -289,8 +292,9 @@ def run_once(
                 "were not scored: " + ", ".join(result.train.late_checkpoints[:5]))
         if result.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE) and not result.train.checkpoints:
             result.train.outcome = Outcome.NO_CHECKPOINT
-            result.train.detail = "nothing was saved in HAET_CHECKPOINTS, so there is no model to score" + (
-                " before the deadline" if result.train.late_checkpoints else "")
+            result.train.detail = phases.unreadable or (
+                "nothing was saved in HAET_CHECKPOINTS, so there is no model to score"
+                + (" before the deadline" if result.train.late_checkpoints else ""))
         result.warnings += result.monitor.warnings
         if result.train.stray_processes_killed:
             result.warnings.append(result.train.detail)
