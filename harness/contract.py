@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from harness.clock import Deadline
     from harness.runners.base import PhaseSpec
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 MANIFEST = "submission.yaml"
 NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
 PREDICTIONS_FILE = "predictions.csv"
