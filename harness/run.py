@@ -20,7 +20,8 @@ from harness import curve, data, report, scoring
 from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, list_checkpoints, settle
 from harness.clock import Deadline, Interrupted, supervise
 from harness.console import Progress
-from harness.contract import PREDICTIONS_FILE, Submission, list_entry, load_submission, submission_digest
+from harness.contract import (PREDICTIONS_FILE, ContractError, Submission, list_entry, load_submission,
+                              submission_digest)
 from harness.events import EventTail, describe
 from harness.fingerprint import environment
 from harness.reproduce import compare
@@ -396,7 +397,7 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
         staged = dataclasses.replace(submission, path=stage_entry(submission.path, run_dir / STAGED / submission.name))
         info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
                               submission_digest(staged.path))
-    except BaseException:  # the entry changed since it was listed: refused, and no run is left behind
+    except (ContractError, OSError):  # the entry changed since it was listed: refused, and no run is left behind
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     progress.say(f"run directory: {run_dir}")
