@@ -21,7 +21,7 @@ from typing import Iterator, Optional
 MAX_ENTRIES = 10_000  # files, folders and anything else, together
 MAX_DEPTH = 64  # folders inside folders (each open folder holds one descriptor)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # read-only (O_RDONLY is 0) unless a caller adds O_WRONLY
 
 
 class WalkLimit(Exception):
