@@ -1,71 +1,129 @@
 """The train phase's checkpoints, as the harness sees them: listed, timed, and how they were saved.
 
-An entry names and writes its checkpoints as it likes, so every name is escaped and every
-listing is bounded. File times are the kernel's ctimes, which an entry cannot set back.
+An entry names, links, swaps and nests its checkpoints as it likes, so every name is escaped and
+every walk goes through the shared walker (harness.walk: bounded, never led out of the folder).
+File times are the kernel's ctimes, which an entry cannot set back. Fail closed: a checkpoint
+folder the walker cannot read in full (past WALK_LIMIT entries, folders nested past its depth,
+a folder the harness may not open) could hide a late checkpoint, so none of it is scored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
 from harness import text
 from harness.clock import Deadline
+from harness.files import change_times
 from harness.model import PhaseResult
+from harness.walk import MAX_DEPTH, MAX_ENTRIES, WalkLimit, open_beneath, remove_beneath, walk
 
 HASHED_CHECKPOINT_LIMIT = 2**30  # bigger checkpoints are listed without a sha256
 LISTED_CHECKPOINTS = 100  # result.json names at most this many checkpoint files; the count covers all
 FILE_CLOCK_SLACK_S = 0.02  # file times come from the kernel's coarse clock (one tick late at most)
 WATCHED_FILES = 1_000  # files whose saves the watcher follows
+WALK_LIMIT = MAX_ENTRIES  # files and folders in HAET_CHECKPOINTS that the harness reads (Docker's tmpfs holds as many)
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why a checkpoint folder cannot be scored, for the phase's detail."""
+    why = str(exc) if isinstance(exc, WalkLimit) else f"a folder in it could not be read ({exc.strerror or exc})"
+    return (f"HAET_CHECKPOINTS could not be read in full ({text.clean(why, 200)}; the harness reads at most "
+            f"{WALK_LIMIT} files and folders, {MAX_DEPTH} levels deep): no checkpoint was scored, since one "
+            "written after the deadline could hide in what was not read")
+
+
+def checkpoint_times(directory: Path) -> tuple[Optional[dict[str, float]], Optional[str]]:
+    """(ctime by relative name, None), or (None, why) when the folder cannot be read in full: a
+    runner passes both on in its ExitInfo, read where the entry wrote, before any copy or chmod."""
+    try:
+        return change_times(directory), None
+    except (WalkLimit, OSError) as exc:
+        return None, _unreadable(exc)
+
+
+def settle(phase: PhaseResult, times: Optional[dict[str, float]], unreadable: Optional[str], checkpoints: Path,
+           deadline: Deadline) -> Optional[str]:
+    """After train, before predict: what may be scored is what is left in `checkpoints`.
+
+    A folder that could not be read in full, where the entry wrote it (`unreadable`, from the
+    runner) or as the harness now holds it, is emptied: no checkpoint is scored, and the reason
+    comes back for the phase's detail. Otherwise the checkpoints written after the deadline are
+    removed (drop_late_checkpoints)."""
+    if unreadable is None:
+        try:
+            for _ in walk(checkpoints, WALK_LIMIT):
+                pass
+        except (WalkLimit, OSError) as exc:
+            unreadable = _unreadable(exc)
+    if unreadable is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # never follows a link (fd-based on Linux)
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        return unreadable
+    if times is not None:
+        drop_late_checkpoints(phase, times, checkpoints, deadline)
+    return None
 
 
 def list_checkpoints(directory: Path) -> tuple[list[dict], int]:
     """The first LISTED_CHECKPOINTS regular files by name (size, sha256) and how many there are.
 
-    Names are the entry's choice, in any bytes: they are listed escaped (harness.text).
-    """
-    def files():
-        for dirpath, _, filenames in os.walk(directory):
-            for name in filenames:
-                path = Path(dirpath) / name
-                if path.is_file() and not path.is_symlink():
-                    yield path
-
+    Names are the entry's choice, in any bytes: they are listed escaped (harness.text). Links are
+    not followed, nor counted. A folder the walker cannot read in full lists nothing (settle has
+    emptied it already: this is the last guard before predict)."""
     count, first = 0, []
-    for path in files():  # keeps at most 2 x LISTED_CHECKPOINTS names, however many files there are
-        count += 1
-        first.append(path)
-        if len(first) > 2 * LISTED_CHECKPOINTS:
-            first = sorted(first)[:LISTED_CHECKPOINTS]
-    found = []
-    for file in sorted(first)[:LISTED_CHECKPOINTS]:
-        size = file.stat().st_size
+    try:
+        for found in walk(directory, WALK_LIMIT):  # keeps at most 2 x LISTED_CHECKPOINTS, however many there are
+            if not found.is_file:
+                continue
+            count += 1
+            first.append(found)
+            if len(first) > 2 * LISTED_CHECKPOINTS:
+                first = sorted(first, key=_order)[:LISTED_CHECKPOINTS]
+    except (WalkLimit, OSError):
+        return [], 0
+    listed = []
+    for found in sorted(first, key=_order)[:LISTED_CHECKPOINTS]:
+        size = found.st.st_size
         sha = None
         if size <= HASHED_CHECKPOINT_LIMIT:
-            digest = hashlib.sha256()
-            with open(file, "rb") as f:
-                while chunk := f.read(2**20):
-                    digest.update(chunk)
-            sha = digest.hexdigest()
-        found.append({"name": text.file_name(file.relative_to(directory)), "bytes": size, "sha256": sha})
-    return found, count
+            sha = _sha256(directory, found.rel, found.same_file)
+        listed.append({"name": text.file_name(found.rel), "bytes": size, "sha256": sha})
+    return listed, count
+
+
+def _order(found) -> list[str]:
+    return found.rel.split(os.sep)
+
+
+def _sha256(directory: Path, rel: str, expect: tuple[int, int]) -> Optional[str]:
+    """The file that was listed, opened beneath the folder; None when it is not there any more."""
+    try:
+        fd = open_beneath(directory, rel, expect)
+    except OSError:
+        return None
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as f:
+        while chunk := f.read(2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def drop_late_checkpoints(phase: PhaseResult, times: dict[str, float], checkpoints: Path, deadline: Deadline) -> None:
     """A checkpoint written after the deadline is never scored: it is removed before predict.
 
-    `times` are the files' ctimes (harness.runners.local.change_times): the kernel's clock,
-    which an entry cannot set back.
-    """
+    `times` are the files' ctimes (checkpoint_times): the kernel's clock, which an entry cannot
+    set back. Removed beneath the folder with no link followed."""
     if not times:
         return
     phase.last_checkpoint_write_s = round(max(times.values()) - deadline.started_unix, 3)
     cutoff = deadline.kill_unix + FILE_CLOCK_SLACK_S
     late = sorted(name for name, changed in times.items() if changed > cutoff)
     for name in late:
-        (checkpoints / name).unlink(missing_ok=True)
+        remove_beneath(checkpoints, name)
     phase.late_checkpoints = [text.file_name(name) for name in late[:LISTED_CHECKPOINTS]]
 
 
@@ -84,11 +142,7 @@ class SaveWatch:
     def look(self) -> None:
         if self.view is None:
             return
-        try:
-            entries = list(_files(self.view, WATCHED_FILES))
-        except OSError:
-            return
-        for name, st in entries:
+        for name, st in _files(self.view, WATCHED_FILES):
             now = (st.st_ino, st.st_size, st.st_mtime_ns)
             before = self._seen.get(name)
             if before and before[0] == now[0] and before[1:] != now[1:]:
@@ -96,16 +150,16 @@ class SaveWatch:
             self._seen[name] = now
 
 
-def _files(root: Path, limit: int):
-    count, stack = 0, [root]
-    while stack and count < limit:
-        folder = stack.pop()
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    count += 1
-                    yield os.path.relpath(entry.path, root), entry.stat(follow_symlinks=False)
-                    if count >= limit:
-                        return
+def _files(root: Path, limit: int) -> list:
+    """The first `limit` regular files (relative name, lstat) seen in 2 x `limit` entries: the
+    watcher looks often, so what it reads is small; what it misses costs a note, never a score."""
+    found = []
+    try:
+        for entry in walk(root, 2 * limit):
+            if entry.is_file:
+                found.append((entry.rel, entry.st))
+                if len(found) >= limit:
+                    break
+    except (WalkLimit, OSError):
+        pass
+    return found

@@ -15,12 +15,13 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from harness.errors import ContractError
 from harness.text import clean
+from harness.walk import TooDeep, TooMany, open_beneath, walk
 
 if TYPE_CHECKING:
     from harness.clock import Deadline
@@ -232,80 +233,117 @@ def missing_script(submission: Submission, command: list[str]) -> str | None:
 # --- the entry's files ---------------------------------------------------------------------
 
 
+SKIPPED = frozenset({"__pycache__"})  # names left out of the digest and of the staged copy (bytecode caches)
+
+
+@dataclass(frozen=True)
+class EntryFile:
+    """A regular file of an entry, as listed: `rel` is its name in the entry, `source` the file
+    whose content it is (itself, or the target of a link to a file inside the entry), both
+    relative to the entry's folder; `st` is the source's stat, so the file that is opened later
+    can be checked to be the one listed (harness.walk.open_beneath)."""
+
+    rel: str
+    source: str
+    st: os.stat_result
+
+    @property
+    def size(self) -> int:
+        return self.st.st_size
+
+    @property
+    def same_file(self) -> tuple[int, int]:
+        return self.st.st_dev, self.st.st_ino
+
+
+@dataclass(frozen=True)
+class EntryListing:
+    root: Path  # the entry's folder, resolved
+    folders: list[str]  # relative, parents before children
+    files: list[EntryFile]  # in digest order
+    folder_links: list[tuple[str, str]]  # (a link's name, the folder inside the entry it points to), relative
+
+
 def _inside(target: str, root: str) -> bool:
     return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def entry_files(path: Path) -> Iterator[tuple[tuple[str, ...], str, int]]:
-    """(relative parts, absolute path, size) of every regular file of an entry, in digest order.
+def _special(mode: int) -> str:
+    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file or a folder")
 
-    Walks without following links (iteratively: no recursion however deep the folders), skips
+
+def list_entry(path: Path) -> EntryListing:
+    """Every folder and regular file of an entry, bounded, with no link followed out of it.
+
+    Walks with the shared walker (harness.walk: openat beneath the folder, O_NOFOLLOW), skips
     `__pycache__`. A symlink to a file inside the entry counts as that file's content; a symlink
-    to a folder inside it is not descended (its files are counted where they are); a symlink
-    that leads out of the entry, or nowhere, is refused. Raises ContractError when the entry has
-    more than MAX_ENTRY_FILES files and folders, folders deeper than MAX_ENTRY_DEPTH, or more than
-    MAX_ENTRY_BYTES of files (by size, before anything is read).
+    to a folder inside it is not descended (its files are counted where they are); a symlink that
+    leads out of the entry, or nowhere, is refused, and so are named pipes, sockets and device
+    files. Raises ContractError when the entry has more than MAX_ENTRY_FILES files and folders,
+    folders deeper than MAX_ENTRY_DEPTH, or more than MAX_ENTRY_BYTES of files (by size, before
+    anything is read).
     """
     root = os.path.realpath(path)
     shown = clean(path, 300)
-    found: list[tuple[tuple[str, ...], str, int]] = []
-    entries, total = 0, 0
-    stack: list[tuple[str, tuple[str, ...]]] = [(root, ())]
-    while stack:
-        directory, parts = stack.pop()
-        if len(parts) > MAX_ENTRY_DEPTH:
-            raise ContractError(f"{shown}: folders nested more than {MAX_ENTRY_DEPTH} deep "
-                                f"({clean(os.sep.join(parts), 120)}); flatten the entry")
-        try:
-            with os.scandir(directory) as it:
-                children = list(_bounded(it, MAX_ENTRY_FILES - entries + 1))
-        except OSError as exc:
-            raise ContractError(f"{shown}: cannot read the folder {clean(os.sep.join(parts) or '.', 120)} "
-                                f"({clean(exc.strerror or exc, 100)}); make it readable") from None
-        for child in children:
-            entries += 1
-            if entries > MAX_ENTRY_FILES:
-                raise ContractError(f"{shown} has more than {MAX_ENTRY_FILES} files and folders; an entry is "
-                                    "code and a small model: remove data, caches and virtual environments")
-            if child.name == "__pycache__":
+    folders: list[str] = []
+    files: list[EntryFile] = []
+    links: list[tuple[str, str]] = []
+    total = 0
+    try:
+        for found in walk(Path(root), MAX_ENTRY_FILES, MAX_ENTRY_DEPTH, skip=SKIPPED):
+            rel = found.rel
+            if os.path.basename(rel) in SKIPPED:
                 continue
-            rel = parts + (child.name,)
-            try:
-                if child.is_symlink():
-                    target = os.path.realpath(child.path)
-                    if not os.path.exists(target) or not _inside(target, root):
-                        where = "nowhere" if not os.path.exists(target) else "out of the entry"
-                        raise ContractError(
-                            f"{shown}: {clean(os.sep.join(rel), 120)} is a symlink that points {where}; "
-                            "copy the file into the entry instead (links must stay inside it)")
-                    info = os.stat(target)
-                    if not stat.S_ISREG(info.st_mode):
-                        continue  # a link to a folder inside the entry: its files are counted where they are
-                    file = target
-                else:
-                    info = child.stat(follow_symlinks=False)
-                    file = child.path
-            except OSError as exc:
-                raise ContractError(f"{shown}: cannot read {clean(os.sep.join(rel), 120)} "
-                                    f"({clean(exc.strerror or exc, 100)}); make it readable") from None
-            if stat.S_ISDIR(info.st_mode):
-                stack.append((child.path, rel))
-            elif stat.S_ISREG(info.st_mode):
+            mode = found.st.st_mode
+            if stat.S_ISLNK(mode):
+                target = os.path.realpath(os.path.join(root, rel))
+                if not os.path.exists(target) or not _inside(target, root):
+                    where = "nowhere" if not os.path.exists(target) else "out of the entry"
+                    raise ContractError(
+                        f"{shown}: {clean(rel, 120)} is a symlink that points {where}; "
+                        "copy the file into the entry instead (links must stay inside it)")
+                info = os.stat(target)
+                source = os.path.relpath(target, root)
+                if stat.S_ISDIR(info.st_mode):
+                    links.append((rel, source))  # its files are counted where they are
+                    continue
+                mode = info.st_mode
+            else:
+                info, source = found.st, rel
+            if stat.S_ISDIR(mode):
+                folders.append(rel)
+            elif stat.S_ISREG(mode):
                 total += info.st_size
-                found.append((rel, file, info.st_size))
+                files.append(EntryFile(rel, source, info))
+            else:
+                raise ContractError(f"{shown}: {clean(rel, 120)} is {_special(mode)}; remove it "
+                                    "(an entry holds only files, folders and links to them inside it)")
             if total > MAX_ENTRY_BYTES:
                 raise ContractError(f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
-                                    f"(at {clean(os.sep.join(rel), 120)}); keep large data out of the entry "
+                                    f"(at {clean(rel, 120)}); keep large data out of the entry "
                                     "(the harness gives every phase its data)")
-    found.sort(key=lambda item: item[0])
-    yield from found
+    except TooMany:
+        raise ContractError(f"{shown} has more than {MAX_ENTRY_FILES} files and folders; an entry is "
+                            "code and a small model: remove data, caches and virtual environments") from None
+    except TooDeep as exc:
+        raise ContractError(f"{shown}: folders nested more than {MAX_ENTRY_DEPTH} deep "
+                            f"({clean(exc.rel, 120)}); flatten the entry") from None
+    except OSError as exc:
+        where = clean(exc.filename if isinstance(exc.filename, str) else ".", 120)
+        raise ContractError(f"{shown}: cannot read {where} ({clean(exc.strerror or exc, 100)}); "
+                            "make it readable") from None
+    files.sort(key=lambda f: f.rel.split(os.sep))
+    return EntryListing(Path(root), folders, files, links)
 
 
-def _bounded(iterator: Any, limit: int) -> Iterator[Any]:
-    for i, item in enumerate(iterator):
-        yield item
-        if i + 1 >= limit:
-            return
+def open_entry_file(listing: EntryListing, file: EntryFile, shown: str) -> int:
+    """A descriptor of the very file that was listed (no link followed on the way, same inode)."""
+    try:
+        return open_beneath(listing.root, file.source, file.same_file)
+    except OSError as exc:
+        raise ContractError(f"{shown}: cannot read {clean(file.rel, 120)} ({clean(exc.strerror or exc, 100)}); "
+                            "make it readable and keep the entry unchanged while it is graded") from None
 
 
 def submission_digest(path: Path) -> str:
@@ -313,30 +351,23 @@ def submission_digest(path: Path) -> str:
 
     Per file, in order of its path's parts: the relative name (as bytes) + NUL + the sha256 of
     its content. `__pycache__` is skipped. Streamed in 1 MiB chunks, with the bounds of
-    entry_files (ContractError past them, also when a file grows while it is read). The Docker
-    runner's image tag for an entry's own Dockerfile can use the same value.
+    list_entry (ContractError past them, also when a file grows while it is read). A graded run
+    computes it from its staged copy of the entry (harness.staging), which is what the phases
+    run; the Docker runner's image tag for an entry's own Dockerfile uses the same value.
     """
     digest = hashlib.sha256()
     total = 0
     shown = clean(path, 300)
-    for parts, file, _ in entry_files(path):
-        name = os.sep.join(parts)
-        digest.update(os.fsencode(name) + b"\0")
+    listing = list_entry(path)
+    for file in listing.files:
+        digest.update(os.fsencode(file.rel) + b"\0")
         content = hashlib.sha256()
-        try:
-            fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-        except OSError as exc:
-            raise ContractError(f"{shown}: cannot read {clean(name, 120)} ({clean(exc.strerror or exc, 100)}); "
-                                "make it readable and keep it in place while the entry is graded") from None
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ContractError(f"{shown}: {clean(name, 120)} changed into something that is not a file "
-                                    "while it was read; keep the entry unchanged while it is graded")
+        with os.fdopen(open_entry_file(listing, file, shown), "rb") as f:
             while chunk := f.read(DIGEST_CHUNK):
                 total += len(chunk)
                 if total > MAX_ENTRY_BYTES:
                     raise ContractError(f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
-                                        f"(at {clean(name, 120)}); keep large data out of the entry")
+                                        f"(at {clean(file.rel, 120)}); keep large data out of the entry")
                 content.update(chunk)
         digest.update(content.digest())
     return digest.hexdigest()

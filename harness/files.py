@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from harness.walk import walk
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -43,15 +44,8 @@ def atomic_copy(src: Path, dst: Path, limit: int | None = None) -> None:
 
 def change_times(root: Path) -> dict[str, float]:
     """Each regular file's ctime by relative name: the kernel sets it on every write, rename or
-    utime, and nothing an unprivileged entry does can set it back."""
-    times = {}
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            path = Path(dirpath) / name
-            try:
-                st = path.lstat()
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                times[str(path.relative_to(root))] = st.st_ctime
-    return times
+    utime, and nothing an unprivileged entry does can set it back. Walked with the shared walker
+    (no link followed, bounded): raises WalkLimit (harness.walk) when the folder is past its
+    bounds, and OSError when a folder in it cannot be read; a caller that cannot see every file's
+    time cannot tell which are late (harness.checkpoints.checkpoint_times says what follows)."""
+    return {found.rel: found.st.st_ctime for found in walk(root) if found.is_file}

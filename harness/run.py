@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness import curve, data, predict_rule, report, scoring
-from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, drop_late_checkpoints, list_checkpoints
+from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, list_checkpoints, settle
 from harness.clock import Deadline, Interrupted, supervise
 from harness.console import Progress
-from harness.contract import PREDICTIONS_FILE, Submission, load_submission, submission_digest
+from harness.contract import (PREDICTIONS_FILE, ContractError, Submission, list_entry, load_submission,
+                              submission_digest)
 from harness.events import EventTail, describe
 from harness.fingerprint import environment
 from harness.reproduce import Reproducing, compare
@@ -44,11 +45,13 @@ from harness.monitor import Gpus, Monitor
 from harness.options import RunOptions, default_grace
 from harness.runners import PhaseSpec, Runner
 from harness.snapshots import Snapshots
+from harness.staging import stage_entry
 
 TICK_S = 0.5  # how often the watcher reads events and redraws progress
 CURVE_LOG_BYTES = 2**20  # each curve point's predict log (12 of them): enough to say why one failed
 PUBLIC_HELDOUT = ("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
                   "for a real competition pass --eval-data with a secret set")
+STAGED = Path(".work") / "entry"  # under the run directory: the entry's copy that the phases run (harness.staging)
 NOT_ISOLATED = "not isolated: the local runner runs the entry on this host, with your rights (not a sandbox)"
 
 
@@ -96,6 +99,7 @@ class PhaseRunner:
                  snapshot_store: Optional[Path] = None):
         self.runner, self.options, self.progress, self.devices = runner, options, progress, devices
         self.snapshot_store, self.snapshots = snapshot_store, None  # --curve: train's snapshots land here
+        self.unreadable: Optional[str] = None  # why train's checkpoint folder was emptied unscored (checkpoints.settle)
 
     def run(self, spec: PhaseSpec, run_dir: Path, monitored: bool) -> tuple[PhaseResult, MonitorSummary | None]:
         """`monitored`: the run's record of this phase (train): metrics.csv, events.jsonl and the summary.
@@ -140,8 +144,10 @@ class PhaseRunner:
         result.cpu_seconds, result.gpu_busy_seconds = monitor.compute()
         summary = summary if monitored else None
         result.rewritten_in_place = sorted(saves.in_place)[:LISTED_CHECKPOINTS]
-        if exit_info.checkpoint_times is not None:
-            drop_late_checkpoints(result, exit_info.checkpoint_times, spec.checkpoints_dir, deadline)
+        unreadable = settle(result, exit_info.checkpoint_times, exit_info.checkpoints_unreadable,
+                            spec.checkpoints_dir, deadline) if spec.writable_checkpoints else None
+        if spec.writable_checkpoints:
+            self.unreadable = unreadable
         if interrupted:
             result.detail = "the operator interrupted the harness; the phase was killed"
             raise PhaseInterrupted(result, summary)
@@ -155,7 +161,7 @@ class PhaseRunner:
             result.outcome, result.detail = Outcome.CRASHED, f"exited with code {clock.exit_code}"
         else:
             result.outcome = Outcome.COMPLETED
-        notes = list(exit_info.notes) + made_safe + events.notes
+        notes = list(exit_info.notes) + made_safe + events.notes + ([unreadable] if unreadable else [])
         if exit_info.stray_processes_killed:
             notes.append(f"{exit_info.stray_processes_killed} process(es) outlived the command and were killed")
         result.detail = "; ".join([result.detail, *notes] if result.detail else notes)
@@ -303,8 +309,9 @@ def run_once(
                 "were not scored: " + ", ".join(result.train.late_checkpoints[:5]))
         if result.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE) and not result.train.checkpoints:
             result.train.outcome = Outcome.NO_CHECKPOINT
-            result.train.detail = "nothing was saved in HAET_CHECKPOINTS, so there is no model to score" + (
-                " before the deadline" if result.train.late_checkpoints else "")
+            result.train.detail = phases.unreadable or (
+                "nothing was saved in HAET_CHECKPOINTS, so there is no model to score"
+                + (" before the deadline" if result.train.late_checkpoints else ""))
         result.warnings += result.monitor.warnings
         if result.train.stray_processes_killed:
             result.warnings.append(result.train.detail)
@@ -390,8 +397,7 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
     """The whole command. `open_gpus` reads the GPUs (NVML); tests without a GPU pass a stand-in;
     `original`: the run(s) this one reproduces (harness.reproduce)."""
     submission = load_submission(options.submission)
-    info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
-                          submission_digest(submission.path))  # before any run directory: it may refuse the entry
+    list_entry(submission.path)  # before any run directory: it may refuse the entry (nothing is read yet)
     progress.say(f"data: {options.data}" + (f", held-out set from {options.eval_data}" if options.eval_data else ""))
     pool = data.load_pool(options.data, options.cache_dir)
     eval_pool = data.load_pool(options.eval_data, options.cache_dir) if options.eval_data else None
@@ -406,6 +412,13 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
         for seed in seeds
     ]
     run_dir = new_run_dir(Path(options.runs_dir).resolve(), submission.name, options.run_id)
+    try:  # the phases run the staged copy, and its digest is the run's (harness.staging)
+        staged = dataclasses.replace(submission, path=stage_entry(submission.path, run_dir / STAGED / submission.name))
+        info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
+                              submission_digest(staged.path))
+    except (ContractError, OSError):  # the entry changed since it was listed: refused, and no run is left behind
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     progress.say(f"run directory: {run_dir}")
     for warning in ([PUBLIC_HELDOUT] if sets[0].info.heldout_public else []) + ([] if runner.isolated else [NOT_ISOLATED]) \
             + [w for w in [predict_rule.granted_warning(options)] if w]:
@@ -414,14 +427,14 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
     devices = Devices.open(options, open_gpus)
     try:
         if options.repeats == 1:
-            return run_once(run_dir, submission, info, sets[0], runner, options, progress, devices, seeds[0],
+            return run_once(run_dir, staged, info, sets[0], runner, options, progress, devices, seeds[0],
                             run_dir.name, original.reproduction(0) if original else None)
         started_at, t0, results = utc_now(), time.monotonic(), []
         try:
             for i, seed in enumerate(seeds):
                 repeat_dir = run_dir / f"repeat-{i + 1:02d}"
                 repeat_dir.mkdir()
-                results.append(run_once(repeat_dir, submission, info, sets[i], runner, options, progress, devices,
+                results.append(run_once(repeat_dir, staged, info, sets[i], runner, options, progress, devices,
                                         seed, f"{run_dir.name}/{repeat_dir.name}",
                                         original.reproduction(i) if original else None))
         except Interrupted:
@@ -430,6 +443,7 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
         return write_series(run_dir, info, results, started_at, t0, interrupted=False)
     finally:
         devices.close()
+        shutil.rmtree(run_dir / ".work", ignore_errors=True)  # the staged entry; a single run's finish() removed it
 
 
 def write_series(run_dir: Path, info: SubmissionInfo, results: list[RunResult], started_at: str,

@@ -24,18 +24,18 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 from harness.checkpoints import WATCHED_FILES
+from harness.walk import WalkLimit, open_beneath, walk
 
 DEFAULT_LIMIT = 12
 DEFAULT_MAX_BYTES = 4 * 2**30  # all snapshots together (a ResNet-9 folder of two checkpoints: ~52 MB)
 PROBATION_LOOKS = 10  # 5 s at the watcher's tick
 
-State = tuple[tuple[str, int, int, int], ...]  # (relative name, inode, size, mtime_ns) per file, by name
+State = tuple[tuple[str, tuple[int, int], int, int], ...]  # (relative name, (device, inode), size, mtime_ns) per file
 
 
 @dataclass
@@ -126,13 +126,13 @@ class Snapshots:
             target.mkdir(parents=True)
             for folder in (self.store, target):  # modes are the harness's, never the entry's, whatever the umask
                 folder.chmod(0o755)  # (a curve point's predict reads them as the entry's uid)
-            for rel, inode, size_, _ in state:
+            for rel, same_file, size_, _ in state:
                 destination = target / rel
                 for folder in reversed([p for p in destination.parents if target in p.parents]):
                     if not folder.is_dir():
                         folder.mkdir()
                         folder.chmod(0o755)
-                _copy_at_most(source / rel, destination, size_, inode)
+                _copy_at_most(source, rel, destination, size_, same_file)
         except OSError as exc:
             shutil.rmtree(target, ignore_errors=True)
             self._note(f"a snapshot could not be copied ({exc.__class__.__name__}: {exc.strerror or exc})")
@@ -199,36 +199,29 @@ def thin(kept: list[Snapshot], limit: int) -> list[Snapshot]:
 
 def _state(root: Path) -> Optional[State]:
     """The folder's regular files (symlinks skipped), or None when it cannot be read or holds too many
-    entries (files and folders: an entry's million empty folders must not cost every look)."""
-    files, stack, seen = [], [root], 0
+    entries (files and folders: an entry's million empty folders must not cost every look). Walked
+    with the shared walker: no link followed, folders checked to be those listed."""
+    files = []
     try:
-        while stack:
-            folder = stack.pop()
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    seen += 1
-                    if seen > 2 * WATCHED_FILES:
-                        return None
-                    st = entry.stat(follow_symlinks=False)
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append(Path(entry.path))
-                    elif stat.S_ISREG(st.st_mode):
-                        files.append((os.path.relpath(entry.path, root), st.st_ino, st.st_size, st.st_mtime_ns))
-                        if len(files) > WATCHED_FILES:
-                            return None
-    except OSError:
+        for found in walk(root, 2 * WATCHED_FILES):
+            if found.is_file:
+                files.append((found.rel, found.same_file, found.st.st_size, found.st.st_mtime_ns))
+                if len(files) > WATCHED_FILES:
+                    return None
+    except (WalkLimit, OSError):
         return None
     return tuple(sorted(files))
 
 
-def _copy_at_most(source: Path, destination: Path, size: int, inode: int) -> None:
+def _copy_at_most(root: Path, rel: str, destination: Path, size: int, same_file: tuple[int, int]) -> None:
     """Copy `size` bytes at most (a file growing meanwhile is caught by the state check) of the very
     file that was listed: a folder swapped for a symlink since the listing would lead the harness
-    (root, under Docker) to a host file, so the opened file's inode must be the listed one."""
-    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    if os.fstat(fd).st_ino != inode or not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(0, "a checkpoint file was replaced while it was copied")
+    (root, under Docker) to a host file, so the file is opened beneath the folder with no link
+    followed on the way, and must be the listed one (device and inode)."""
+    try:
+        fd = open_beneath(root, rel, same_file)
+    except OSError as exc:
+        raise OSError(0, f"a checkpoint file was replaced while it was copied ({exc.strerror or exc})") from None
     with os.fdopen(fd, "rb") as src:
         out = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         os.fchmod(out, 0o644)  # the copy's mode is the harness's: never the entry's set-id bits, whatever the umask

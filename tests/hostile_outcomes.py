@@ -257,6 +257,41 @@ def _predict_past_sigterm(r: RunResult, run: Path, entry: Path) -> None:
     late = [float(line.split(" at ")[1].rstrip("s")) for line in text.splitlines() if "-TRAINED at " in line]
     assert max(late) <= PREDICT_SLACK_S, f"trained {max(late)}s past the predict deadline"
     assert r.status is Status.FAILED and r.reason.startswith("predict killed_at_deadline")
+HOST_SECRET = "HAET-HOST-" + "SECRET"  # in the bait files below; never in anything of a run
+
+
+def host_bait(entry: Path, where: Path) -> None:
+    """A host folder and a host file the checkpoint-* entries link to (host_paths.txt): the entry
+    cannot see them, the harness reading HAET_CHECKPOINTS from outside could."""
+    folder = where / "host-bait"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.bin").write_text(HOST_SECRET + " in a host folder\n")
+    (folder / "host.npy").write_text(HOST_SECRET + " in a host file\n")
+    (entry / "host_paths.txt").write_text(f"{folder}\n{folder / 'host.npy'}\n")
+
+
+def _no_host_bytes(r: RunResult, run: Path, entry: Path) -> None:
+    folder = Path((entry / "host_paths.txt").read_text().split()[0])
+    assert (folder / "model.bin").read_text().startswith(HOST_SECRET), "the host's files are untouched"
+    logs = [p for p in run.rglob("*") if p.is_file() and p.suffix in (".log", ".json", ".csv", ".md", ".html")]
+    for path in logs:
+        assert HOST_SECRET not in path.read_text(errors="replace"), f"a host file reached {path.name}"
+    assert not any("host" in c["name"] for c in r.train.checkpoints), r.train.checkpoints
+
+
+def _checkpoint_swap(r: RunResult, run: Path, entry: Path) -> None:
+    _no_host_bytes(r, run, entry)
+    assert "swapping" in log(run, "train")
+    assert "FILE model.npy" in log(run, "predict"), "predict prints what it is given: the check above can see"
+    assert "model.npy" in [c["name"] for c in r.train.checkpoints]
+    assert r.curve is not None and any(not p.final for p in r.curve.points), "the watcher copied while it swapped"
+    assert r.status is Status.SCORED, (r.status, r.reason)
+
+
+def _checkpoint_maze(r: RunResult, run: Path, entry: Path) -> None:
+    _no_host_bytes(r, run, entry)
+    assert r.train.checkpoints == [] and "could not be read in full" in r.train.detail, r.train
+    assert r.predict.outcome is Outcome.NOT_STARTED and r.status is Status.FAILED
 
 
 EXPECTED: dict[str, Expected] = {
@@ -293,6 +328,9 @@ EXPECTED: dict[str, Expected] = {
     "predict-ignores-sigterm": Expected(_predict_past_sigterm, run=dict(predict_budget_s=None)),
     "yaml-alias-bomb": Expected(_scored, refused="anchors (&name) are not allowed"),
     "big-file": Expected(_scored, refused="more than"),  # with a sparse 3 GiB file put beside it
+    # Their tests put host_paths.txt beside them (host_bait).
+    "checkpoint-swap": Expected(_checkpoint_swap, run=dict(budget_s=6.0, grace_s=1.0, curve=True, curve_per_class=5)),
+    "checkpoint-maze": Expected(_checkpoint_maze),
     **{name: Expected(_deadline, run=dict(budget_s=BUDGET, grace_s=GRACE, predict_budget_s=30.0),
                       runner=dict(memory="1g", events_limit="32m")) for name in DEADLINE_ENTRIES},
 }

@@ -17,7 +17,7 @@ from harness.options import RunOptions
 from harness.run import graded_run
 from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
 from tests.helpers import stage_hostile
-from tests.hostile_outcomes import EXPECTED
+from tests.hostile_outcomes import EXPECTED, host_bait
 
 pytestmark = pytest.mark.docker
 HOSTILE = Path(__file__).parent / "hostile"
@@ -199,3 +199,21 @@ def test_predict_is_cut_at_the_default_predict_budget(hostile, tmp_path, name):
     entry = stage_hostile(name, tmp_path / "entries" / name)
     result, run, _ = hostile(name, submission=entry, predict_budget=None)
     EXPECTED[name].check(result, run, entry)
+
+
+@pytest.mark.parametrize("name", ["checkpoint-swap", "checkpoint-maze"])
+def test_checkpoint_walks_never_lead_to_the_host(name, other_run, tmp_path, runtime_image, synthetic_npz,
+                                                 docker_client):
+    """The harness reads the checkpoint volume from the host side (its mountpoint), as root: an
+    entry's links and swapped folders there point at host paths. The shared table's check."""
+    runs, _ = other_run
+    entry = shutil.copytree(HOSTILE / name, tmp_path / name)
+    host_bait(entry, tmp_path)
+    expected = EXPECTED[name]
+    run_id = f"{name}-{uuid.uuid4().hex[:6]}"
+    settings = {**dict(budget_s=3.0, grace_s=1.0, predict_budget_s=20.0), **expected.run}
+    options = RunOptions(submission=entry, data=synthetic_npz, device="cpu", runs_dir=runs, train_per_class=20,
+                         eval_per_class=10, cache_dir=tmp_path / "cache", run_id=run_id, **settings)
+    result = graded_run(options, small_runner(runtime_image), Progress(quiet=True))
+    expected.check(result, runs / run_id, entry)
+    assert harness_leftovers(docker_client, run_id) == []

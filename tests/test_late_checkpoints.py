@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from harness.console import Progress
 from harness.model import Outcome, Status
 from harness.options import RunOptions
@@ -94,3 +96,42 @@ def test_file_times_cannot_be_set_back(tmp_path):
     os.utime(f, (0, 0))
     st = f.stat()
     assert st.st_mtime == 0 and st.st_ctime >= before - 0.02
+
+
+HIDE_LATE_CHECKPOINT = """
+import os, signal, time, numpy as np
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+ckpt = os.environ["HAET_CHECKPOINTS"]
+np.save(os.path.join(ckpt, "model.npy"), np.zeros((10, 3072), np.float32))  # in time
+deep = ckpt
+if os.path.exists("deep"):  # the late file 70 folders down: past the walker's 64 levels
+    for _ in range(70):
+        deep = os.path.join(deep, "d")
+    os.makedirs(deep)
+else:  # the late file behind 10,001 empty folders: past the walker's 10,000 entries
+    for i in range(10_001):
+        os.mkdir(os.path.join(ckpt, f"e{i:05d}"))
+    deep = os.path.join(ckpt, "zz")
+    os.mkdir(deep)
+deadline = float(os.environ["HAET_DEADLINE"])
+while time.time() < deadline + 0.3:
+    time.sleep(0.01)
+np.save(os.path.join(deep, "late.npy"), np.zeros(3))
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("where", ["deep", "many"])
+def test_a_late_checkpoint_hidden_past_the_walker_s_bounds_means_no_checkpoint_is_scored(
+        tmp_path, synthetic_npz, make_submission, where):
+    """A walk that stopped at its bound and kept what it saw would miss the late file and score the
+    rest: the harness cannot tell when each file was written, so it scores none and says why."""
+    entry = make_submission(where, HIDE_LATE_CHECKPOINT)
+    if where == "deep":
+        (entry / "deep").write_text("hide it deep\n")
+    result = grade(tmp_path, entry, synthetic_npz)
+    train = result.train
+    assert train.outcome is Outcome.NO_CHECKPOINT and train.checkpoints == []
+    assert "could not be read in full" in train.detail and "no checkpoint was scored" in train.detail
+    assert result.status is Status.FAILED and result.predict.outcome is Outcome.NOT_STARTED

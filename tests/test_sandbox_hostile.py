@@ -20,7 +20,7 @@ from harness.runners.local import become_subreaper
 from harness.runners.sandbox import SandboxRunner, find_bwrap, probe
 from harness.runners.sandbox.cgroup import ROOT as CGROUP_ROOT, _own_groups
 from tests.helpers import HOSTILE, ROOT, stage_hostile
-from tests.hostile_outcomes import DEFAULTS, EXPECTED, RUNNER_LIMITS
+from tests.hostile_outcomes import DEFAULTS, EXPECTED, RUNNER_LIMITS, host_bait
 from tests.test_verdict_integrity import heldout_data  # noqa: F401 - a fixture
 
 SECRET = "HAET-OTHER-RUN-" + "SECRET"
@@ -67,6 +67,8 @@ def stage(name: str, tmp_path: Path, synthetic_npz: str) -> Path:
     entry = stage_hostile(name, tmp_path / "entries" / name)
     if name == "snoop":  # real host files, wherever this checkout lives: the harness's source, the labels
         (entry / "host_paths.txt").write_text(f"{ROOT / 'harness' / 'run.py'}\n{synthetic_npz.split(':', 1)[1]}\n")
+    if name.startswith("checkpoint-"):
+        host_bait(entry, tmp_path)
     if name == "big-file":
         with open(entry / "weights.bin", "wb") as f:
             f.truncate(3 * 2**30)  # sparse: no disk; reading it whole would take 3 GiB

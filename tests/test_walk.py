@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from harness.walk import WalkLimit, open_beneath, walk
+from harness.walk import TooDeep, WalkLimit, open_beneath, remove_beneath, walk
 
 
 def test_walk_lists_every_entry_once_and_never_follows_links(tmp_path):
@@ -85,3 +85,46 @@ def test_open_beneath_refuses_links_on_the_way_and_replaced_files(tmp_path):
     for bad in ("", "..", os.path.join("..", "outside", "model.pt")):
         with pytest.raises(OSError):
             open_beneath(root, bad)
+
+
+def test_the_depth_bound_is_exact_and_skipped_folders_are_not_entered(tmp_path):
+    deep = tmp_path
+    for _ in range(5):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    assert len(list(walk(tmp_path, max_depth=5))) == 5  # five folders deep: within "at most 5"
+    (deep / "d").mkdir()
+    with pytest.raises(TooDeep, match="nested more than 5") as raised:
+        list(walk(tmp_path, max_depth=5))
+    assert raised.value.rel == os.path.join(*["d"] * 6) and isinstance(raised.value, WalkLimit)
+    (tmp_path / "cache" / "inner").mkdir(parents=True)
+    seen = [f.rel for f in walk(tmp_path, skip=frozenset({"cache"}), max_depth=10)]
+    assert "cache" in seen and os.path.join("cache", "inner") not in seen
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a folder of mode 0 all the same")
+def test_a_folder_the_walk_may_not_read_is_an_error_not_a_gap(tmp_path):
+    (tmp_path / "closed").mkdir()
+    (tmp_path / "closed").chmod(0)
+    try:
+        with pytest.raises(PermissionError):
+            list(walk(tmp_path))
+    finally:
+        (tmp_path / "closed").chmod(0o755)
+
+
+def test_remove_beneath_never_follows_a_swapped_folder(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "late.bin").write_bytes(b"late")
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "late.bin").write_text("a host file")
+    os.rename(root / "sub", tmp_path / "moved")
+    (root / "sub").symlink_to(host)
+    remove_beneath(root, os.path.join("sub", "late.bin"))  # nothing there below the root: nothing removed
+    assert (host / "late.bin").read_text() == "a host file"
+    (root / "link").symlink_to(host / "late.bin")
+    remove_beneath(root, "link")  # the link itself goes, its target stays
+    assert not (root / "link").is_symlink() and (host / "late.bin").exists()
+    remove_beneath(root, "not-there")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,10 @@ from harness.formatting import fmt_bytes
 from harness.errors import DataError
 from harness.options import CHOICES, RunOptions
 from harness.runners import runner_for, runner_name
-from harness.contract import MANIFEST, ContractError, load_submission, missing_script
+from harness.contract import (MANIFEST, MAX_ENTRY_DEPTH, MAX_ENTRY_FILES, ContractError, load_submission,
+                              missing_script)
+from harness.text import clean
+from harness.walk import WalkLimit, walk
 from harness.model import Outcome, Status
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".onnx", ".h5", ".hdf5", ".npy", ".npz",
@@ -63,10 +67,10 @@ class Validation:
 
 
 def _files(root: Path):
-    """Every path below root, without following symlinked directories."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            yield Path(dirpath) / name
+    """(relative path, lstat) of every entry below root, with the shared walker: no link is
+    followed and the walk is bounded (WalkLimit past it, like the graded run's refusal)."""
+    for found in walk(Path(os.path.realpath(root)), MAX_ENTRY_FILES, MAX_ENTRY_DEPTH):
+        yield Path(found.rel), found.st
 
 
 def static_checks(result: Validation, root: Path, runner: str, max_size_mb: float, weights_limit_mb: float):
@@ -104,18 +108,22 @@ def static_checks(result: Validation, root: Path, runner: str, max_size_mb: floa
     # Symlinks: inside the directory is fine; anything pointing out (or nowhere) is not.
     escaping, total, big_weights = [], 0, []
     resolved_root = root.resolve()
-    for path in _files(root):
-        rel = path.relative_to(root)
-        if path.is_symlink():
-            target = Path(os.path.realpath(path))
-            if not target.exists() or (target != resolved_root and resolved_root not in target.parents):
-                escaping.append(f"{rel} -> {os.readlink(path)}")
-            continue
-        if path.is_file():
-            size = path.stat().st_size
-            total += size
-            if path.name.lower().endswith(WEIGHT_SUFFIXES) and size > weights_limit_mb * 2**20:
-                big_weights.append(f"{rel} ({fmt_bytes(size)})")
+    try:
+        for rel, st in _files(root):
+            path = resolved_root / rel
+            if stat.S_ISLNK(st.st_mode):
+                target = Path(os.path.realpath(path))
+                if not target.exists() or (target != resolved_root and resolved_root not in target.parents):
+                    escaping.append(f"{clean(rel, 120)} -> {clean(os.readlink(path), 120)}")
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+                if path.name.lower().endswith(WEIGHT_SUFFIXES) and st.st_size > weights_limit_mb * 2**20:
+                    big_weights.append(f"{clean(rel, 120)} ({fmt_bytes(st.st_size)})")
+    except (WalkLimit, OSError) as exc:  # the same bounds as a graded run's: it would refuse the entry
+        result.add(Check("files", "the folder is within an entry's bounds", FAIL, clean(exc, 300),
+                         f"keep at most {MAX_ENTRY_FILES} files and folders, {MAX_ENTRY_DEPTH} levels deep, all "
+                         "readable: remove data, caches and virtual environments"))
     if escaping:
         result.add(Check("symlinks", "no symbolic links leave the directory", FAIL,
                          "links pointing outside the submission or nowhere: " + ", ".join(escaping),

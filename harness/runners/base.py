@@ -53,6 +53,9 @@ class ExitInfo:
     # Train only: when each checkpoint file last changed (its ctime, wall clock), by relative name,
     # read where the entry wrote it; None where the runner cannot see that (see docs/security.md).
     checkpoint_times: Optional[dict[str, float]] = None
+    # Train only: why the checkpoint folder could not be read in full where the entry wrote it
+    # (harness.checkpoints.checkpoint_times); then none of it is scored.
+    checkpoints_unreadable: Optional[str] = None
 
 
 class PhaseHandle(Protocol):

@@ -25,7 +25,8 @@ import psutil
 
 from harness.clock import Deadline
 from harness.contract import phase_environment
-from harness.files import change_times
+from harness.checkpoints import checkpoint_times
+from harness.walk import WalkLimit, walk
 from harness.options import DEFAULT_GPU
 from harness.logs import LogSink
 from harness.runners.base import ExitInfo, PhaseSpec, sample_processes
@@ -173,11 +174,22 @@ def _reap_orphans() -> None:
 
 
 def _set_writable(root: Path, writable: bool) -> None:
-    """Predict gets the checkpoints read-only (advisory here; enforced by the Docker runner)."""
-    for path in [root, *root.rglob("*")]:
-        mode = path.stat().st_mode
-        bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
-        path.chmod((mode | stat.S_IWUSR) if writable else (mode & ~bits))
+    """Predict gets the checkpoints read-only (advisory here; enforced by the Docker runner).
+
+    Links are skipped (a chmod would change their target, wherever it is); the walk is the shared,
+    bounded one, and past its bounds the rest keeps its mode: such a folder is never scored
+    (harness.checkpoints.settle empties it after train)."""
+    bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    found = [(root, root.stat().st_mode)]
+    try:
+        found += [(root / f.rel, f.st.st_mode) for f in walk(root) if f.is_file or f.is_dir]
+    except (WalkLimit, OSError):
+        pass
+    for path, mode in found:
+        try:
+            path.chmod((mode | stat.S_IWUSR) if writable else (mode & ~bits))
+        except OSError:
+            pass  # gone since it was listed
 
 
 class LocalHandle:
@@ -244,9 +256,10 @@ class LocalHandle:
         self.process.stdout.close()
         self.sink.close()
         # Before any chmod: that too would move every file's ctime to now.
-        times = change_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else None
+        times, unreadable = checkpoint_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else (None, None)
         _set_writable(self.spec.checkpoints_dir, True)
-        return ExitInfo(oom_killed=False, stray_processes_killed=len(strays), checkpoint_times=times)
+        return ExitInfo(oom_killed=False, stray_processes_killed=len(strays), checkpoint_times=times,
+                        checkpoints_unreadable=unreadable)
 
 
 class LocalRunner:

@@ -20,7 +20,7 @@ from docker.types import DeviceRequest, Mount, Ulimit
 
 from harness.clock import Deadline
 from harness.contract import phase_environment
-from harness.files import change_times
+from harness.checkpoints import checkpoint_times
 from harness.logs import LogSink
 from harness.options import DEFAULT_GPU
 from harness.runners.base import ExitInfo, PhaseSpec
@@ -312,7 +312,7 @@ class DockerHandle:
                 pass
             self._pump.join(timeout=5)
             self._watch_events()  # a flood can hit the file-size limit between two checks
-            times = self._checkpoint_times()
+            times, unreadable = self._checkpoint_times()
             for path, (_, host_dir, cap) in self._capped.items():
                 self.notes += copy_out(self._holder, path, host_dir, cap)
             for note in self.notes:
@@ -326,7 +326,8 @@ class DockerHandle:
                     c.close()
                 except Exception:
                     pass
-        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times)
+        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times,
+                        checkpoints_unreadable=unreadable)
 
     def checkpoint_view(self) -> Optional[Path]:
         """The checkpoint volume's host side, where the harness runs on the engine's host."""
@@ -338,11 +339,11 @@ class DockerHandle:
             return None
         return mountpoint if mountpoint.is_dir() else None
 
-    def _checkpoint_times(self) -> Optional[dict[str, float]]:
+    def _checkpoint_times(self) -> tuple[Optional[dict[str, float]], Optional[str]]:
         """The checkpoint files' ctimes, read on the host side of their volume before the copy
         (which would reset them); None where the harness cannot see the engine's volumes."""
         view = self.checkpoint_view()
-        return change_times(view) if view else None
+        return checkpoint_times(view) if view else (None, None)
 
     def _remove_all(self) -> None:
         for container in (self.container, self._holder):

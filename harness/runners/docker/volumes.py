@@ -12,6 +12,7 @@ from typing import Iterable, Optional
 import docker.errors
 
 from harness import text
+from harness.walk import MAX_DEPTH
 
 MAX_FILES = 10_000  # files and folders in a capped volume (tmpfs nr_inodes); copy-out stops there too
 
@@ -39,9 +40,10 @@ class _ChunkReader(io.RawIOBase):
 
 
 def _safe_target(root: Path, name: str) -> Optional[Path]:
-    """Where a tar member may land under root; None for absolute names or any '..'."""
+    """Where a tar member may land under root; None for absolute names, any '..', or folders nested
+    deeper than the shared walker reads (harness.walk.MAX_DEPTH; the volume's own folder is one more)."""
     parts = Path(name).parts
-    if not parts or Path(name).is_absolute() or ".." in parts:
+    if not parts or Path(name).is_absolute() or ".." in parts or len(parts) > MAX_DEPTH + 2:
         return None
     return root.joinpath(*[p for p in parts if p != "."])
 
@@ -66,7 +68,7 @@ def copy_out(holder, path: str, host_dir: Path, cap: int) -> list[str]:
             for member in tar:
                 target = _safe_target(staging, member.name)
                 if target is None or not (member.isfile() or member.isdir()):
-                    skipped.append(member.name)  # links, devices, fifos, odd names
+                    skipped.append(member.name)  # links, devices, fifos, odd names, nested too deep
                     continue
                 files += 1
                 # Apparent sizes count: a sparse file takes no room in the tmpfs, but its copy
@@ -74,13 +76,17 @@ def copy_out(holder, path: str, host_dir: Path, cap: int) -> list[str]:
                 if files > MAX_FILES or (member.isfile() and total + member.size > cap):
                     over.append(member.name)
                     continue
-                if member.isdir():
-                    target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                try:
+                    if member.isdir():
+                        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                    source = tar.extractfile(member)
+                    with open(target, "wb") as out:
+                        shutil.copyfileobj(source, out, 2**20)
+                except OSError:  # a name too long for the host, say: the entry's choice, never the harness's crash
+                    skipped.append(member.name)
                     continue
-                target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, 2**20)
                 target.chmod(0o644)  # readable by uid 10001 in the next phase, never executable
                 total += member.size
         copied = staging / Path(path).name

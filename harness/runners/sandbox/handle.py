@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
-import stat
 import subprocess
 import threading
 import time
@@ -25,18 +25,19 @@ import psutil
 from harness import text
 from harness.clock import Deadline
 from harness.contract import phase_environment
-from harness.files import change_times
+from harness.checkpoints import checkpoint_times
 from harness.logs import LogSink
 from harness.runners.base import ExitInfo, PhaseSpec, RunnerError, sample_processes
 from harness.runners.sandbox import mounts, user
 from harness.runners.sandbox.cgroup import PhaseCgroup
+from harness.walk import MAX_DEPTH, MAX_ENTRIES, WalkLimit, open_beneath, remove_beneath, walk
 
 if TYPE_CHECKING:
     from harness.runners.sandbox import SandboxRunner
 
 ENTRY_NICENESS = 19  # as under the local runner: the clock wins the CPU (harness/runners/local.py)
 WATCH_S = 0.25  # how often the caps (memory without a cgroup, disk, events) are checked
-MAX_WALK = 10_000  # entries counted in a capped folder; past it, the folder is over its cap
+MAX_WALK = MAX_ENTRIES  # entries counted in a capped folder; past it (or MAX_DEPTH deep), the folder is over its cap
 
 
 def _children(pid: int) -> list[int]:
@@ -92,36 +93,33 @@ def _send(pids, sig: int) -> None:
 
 
 def folder_bytes(root: Path) -> int:
-    """Apparent bytes of everything under `root` (links not followed); past MAX_WALK entries, -1."""
-    total, count, stack = 0, 0, [root]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    count += 1
-                    if count > MAX_WALK:
-                        return -1
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        total += entry.stat(follow_symlinks=False).st_size
-        except OSError:
-            continue
-    return total
+    """Apparent bytes of everything under `root` (links not followed); -1 past the walker's bounds
+    (MAX_WALK entries, harness.walk.MAX_DEPTH levels) or where a folder cannot be read: over the cap."""
+    try:
+        return sum(found.st.st_size for found in walk(root, MAX_WALK) if not found.is_dir)
+    except (WalkLimit, OSError):
+        return -1
+
+
+def _listed(root: Path) -> list:
+    """Everything under `root` (harness.walk.Found). Past the walker's bounds, or where a folder
+    cannot be read, the folder is emptied and the WalkLimit or OSError raised: fail closed, since
+    what was not read may be a link that the harness would follow later."""
+    try:
+        return list(walk(root, MAX_WALK))
+    except (WalkLimit, OSError):
+        shutil.rmtree(root, ignore_errors=True)  # never follows a link (fd-based on Linux)
+        root.mkdir(mode=0o755, exist_ok=True)
+        raise
 
 
 def keep_regular(root: Path) -> list[str]:
     """Remove what is neither a regular file nor a folder (links, fifos, sockets) under `root`:
-    the harness reads these folders as itself, outside the sandbox. The removed names, relative."""
-    removed = []
-    for path in sorted(root.rglob("*"), reverse=True):
-        try:
-            mode = path.lstat().st_mode
-        except OSError:
-            continue
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            path.unlink(missing_ok=True)
-            removed.append(str(path.relative_to(root)))
+    the harness reads these folders as itself, outside the sandbox. The removed names, relative.
+    Past the walker's bounds the folder is emptied and WalkLimit (or OSError) raised."""
+    removed = [found.rel for found in _listed(root) if not (found.is_file or found.is_dir)]
+    for rel in removed:
+        remove_beneath(root, rel)
     return removed
 
 
@@ -129,23 +127,24 @@ def trim_to_cap(root: Path, cap: int) -> list[str]:
     """Make `root` hold at most `cap` bytes (apparent size) as a full disk would have: files in the
     order they last changed, the one that crosses the cap cut there, the later ones removed. The
     names cut or removed, relative."""
-    files = []
-    for path in root.rglob("*"):
-        try:
-            info = path.lstat()
-        except OSError:
-            continue
-        if stat.S_ISREG(info.st_mode):
-            files.append((info.st_ctime, str(path.relative_to(root)), info.st_size))
+    files = [found for found in _listed(root) if found.is_file]
     total, over = 0, []
-    for count, (_, name, size) in enumerate(sorted(files)):
+    for count, found in enumerate(sorted(files, key=lambda f: (f.st.st_ctime, f.rel))):
+        size, name = found.st.st_size, found.rel
         room = cap - total if count < MAX_WALK else 0
         if size > room:
             over.append(name)
             if room > 0:
-                os.truncate(root / name, room)
+                try:
+                    fd = open_beneath(root, name, found.same_file, os.O_WRONLY)
+                except OSError:
+                    continue
+                try:
+                    os.ftruncate(fd, room)
+                finally:
+                    os.close(fd)
             else:
-                (root / name).unlink(missing_ok=True)
+                remove_beneath(root, name)
         total += min(size, max(room, 0))
     return over
 
@@ -293,8 +292,8 @@ class SandboxHandle:
         for inside, (directory, cap) in self._capped.items():
             used = folder_bytes(directory)
             if used < 0 or used > cap:
-                notes.append(f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files; "
-                             "the phase was killed")
+                notes.append(f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files and "
+                             f"folders ({MAX_DEPTH} levels deep, all readable); the phase was killed")
         try:
             events = self.spec.events_file.stat().st_size
         except OSError:
@@ -321,9 +320,15 @@ class SandboxHandle:
             # A burst can pass a cap between two checks, up to the file-size limit: say so all the same.
             self.notes += [note for note in self._over_caps() if note not in self.notes]
             # Read before the trim below: the late-checkpoint check needs the entry's own ctimes.
-            times = change_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else None
+            times, unreadable = (checkpoint_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints
+                                 else (None, None))
             for inside, (directory, cap) in self._capped.items():
-                removed = keep_regular(directory)
+                try:
+                    removed = keep_regular(directory)
+                except (WalkLimit, OSError) as exc:
+                    self.notes.append(f"{inside} was emptied: the harness could not read it in full ({exc}; at most "
+                                      f"{MAX_WALK} files and folders, {MAX_DEPTH} levels deep)")
+                    continue
                 if removed:
                     self.notes.append(f"removed from {inside} (only regular files count): "
                                       + ", ".join(text.file_name(n) for n in removed[:5]))
@@ -333,7 +338,8 @@ class SandboxHandle:
                                       "or removed where the cap was passed, e.g. "
                                       + ", ".join(text.file_name(n) for n in removed[:3]))
             if times is not None:
-                times = {name: t for name, t in times.items() if (self.spec.checkpoints_dir / name).is_file()}
+                kept = {found.rel for found in walk(self.spec.checkpoints_dir, MAX_WALK) if found.is_file}
+                times = {name: t for name, t in times.items() if name in kept}
             oom = self._oom_by_monitor or bool(self.cgroup and self.cgroup.oom_killed())
             for note in self.notes:
                 self.sink.write(f"\n[harness] {note}\n".encode())
@@ -342,7 +348,8 @@ class SandboxHandle:
             self.sink.close()
             if self.cgroup:
                 self.cgroup.remove()
-        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times)
+        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times,
+                        checkpoints_unreadable=unreadable)
 
 
 def _limiter(cgroup: Optional[PhaseCgroup], fsize: int, runner: "SandboxRunner", staging: Optional[user.Staging]):
