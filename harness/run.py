@@ -413,6 +413,7 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
     ]
     run_dir = new_run_dir(Path(options.runs_dir).resolve(), submission.name, options.run_id)
     try:  # the phases run the staged copy, and its digest is the run's (harness.staging)
+        private_dir(run_dir / STAGED.parent)  # no other user may reach into it, even while it is staged
         staged = dataclasses.replace(submission, path=stage_entry(submission.path, run_dir / STAGED / submission.name))
         info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
                               submission_digest(staged.path))
