@@ -4,6 +4,8 @@ before submitting, and a grading bigger than the user's job limit submitted in w
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.helpers import CENTROID, ENTRIES, run_harness
@@ -39,3 +41,41 @@ def test_a_request_no_node_can_run_is_refused_before_submitting(tmp_path):
     assert "--cpus-per-task 64: no node of the default partition has more than 2 CPUs" in done.stderr
     assert "lower --cpus-per-task or choose another --partition" in done.stderr
     assert not state(out)["arrays"]
+
+
+def test_a_purged_job_id_is_nothing_queued_not_an_error():
+    from harness.organizer.slurm import client
+
+    # Slurm 22.05's squeue exits 1 ("Invalid job id specified") when every id asked about is unknown,
+    # as after MinJobAge: the grader must then ask sacct and the markers, not retry squeue forever.
+    assert subprocess.run(["squeue", "-h", "-j", "999999"], capture_output=True, timeout=30).returncode == 1
+    assert client.tasks(["999999"]) == {}
+
+
+def test_pending_tasks_are_read_from_one_record_per_array():
+    from harness.organizer.slurm import client
+
+    stray = subprocess.run(["sbatch", "--parsable", "--hold", "--array=0-2,4%2", "--mem=10M", "--output=/dev/null",
+                            "--job-name=haet-test-compact", "--wrap", "true"],
+                           capture_output=True, text=True, timeout=30, check=True)
+    job_id = stray.stdout.strip().split(";")[0]
+    try:
+        found = client.tasks([job_id])
+        assert sorted(found) == sorted(f"{job_id}_{i}" for i in (0, 1, 2, 4))
+        assert {t.state for t in found.values()} == {"PENDING"}
+        assert {t.reason for t in found.values()} == {"JobHeldUser"}
+    finally:
+        subprocess.run(["scancel", job_id], timeout=30)
+
+
+def test_the_state_file_is_written_only_when_it_changed(tmp_path):
+    from harness.organizer.slurm import state as store
+
+    state = store.load(tmp_path)
+    store.save(tmp_path, state)
+    first = (tmp_path / "slurm.json").stat().st_ino  # a rewrite is a new file renamed over it
+    store.save(tmp_path, state)
+    assert (tmp_path / "slurm.json").stat().st_ino == first
+    state["runs"]["a/seed-0"] = {"task": "1_0"}
+    store.save(tmp_path, state)
+    assert (tmp_path / "slurm.json").stat().st_ino != first
