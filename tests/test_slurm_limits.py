@@ -1,6 +1,7 @@
 """`grade --backend slurm` against what a site allows, on the real single-node cluster (2 CPUs,
 MaxArraySize 5): defaults fitted to the partition's nodes, an explicit request no node can run refused
-before submitting, and a grading bigger than the user's job limit submitted in waves."""
+before submitting, a grading bigger than the user's job limit submitted in waves, a requeue under
+--max-parallel that does not wait for its whole array, and squeue's answers at scale."""
 
 from __future__ import annotations
 
@@ -8,28 +9,51 @@ import subprocess
 
 import pytest
 
-from tests.helpers import CENTROID, ENTRIES, run_harness
-from tests.slurm_support import limited_sbatch, slurm_cluster, state  # noqa: F401
-from tests.test_slurm_cluster import ENV, grade_args, rows
+from tests.helpers import CENTROID, ENTRIES, read_json, run_harness
+from tests.slurm_support import limited_sbatch, slow_entry, slurm_cluster, state, wait_for  # noqa: F401
+from tests.test_slurm_cluster import ENV, SLURM, grade_args, rows, start, started_task
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
 
-def test_a_grading_above_the_job_limit_goes_out_in_waves_with_defaults_fitted(tmp_path):
+def test_a_grading_above_the_users_job_limit_goes_out_in_waves(tmp_path):
+    from harness.organizer.slurm import client
+
+    limit = client.submit_limit(None)
+    if limit is None:
+        pytest.skip("the test cluster runs without accounting (HAET_SLURM_ACCOUNTING=0): no per-user job limit")
+    out = tmp_path / "grading"
+    repeats = limit // 2 + 1  # two entries: more runs than the user may queue
+    done = run_harness(*grade_args(tmp_path, out, CENTROID, ENTRIES / "crash", repeats=repeats, extra=SLURM),
+                       env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"the site lets this user queue at most {limit} job(s)" in done.stderr
+    assert "wait for room under the job limit" in done.stderr
+    assert "sbatch refused" not in done.stderr  # read from sacctmgr, never learned the hard way
+    arrays = state(out)["arrays"]
+    assert sum(len(a["runs"]) for a in arrays) == 2 * repeats
+    first_wave = [a for a in arrays if a["submitted_at"] - arrays[0]["submitted_at"] < 1]
+    assert sum(len(a["runs"]) for a in first_wave) <= limit
+    runs = rows(out / "runs.csv")
+    assert sorted((r["entry"], r["status"]) for r in runs) == ([("centroid", "scored")] * repeats
+                                                               + [("crash", "failed")] * repeats)
+    assert all(r["attempts"] == "1" for r in runs)
+
+
+def test_a_limit_sacctmgr_does_not_show_is_learned_from_sbatchs_refusal(tmp_path):
     out = tmp_path / "grading"
     env = {**ENV, **limited_sbatch(tmp_path / "bin", limit=3)}
     # No --cpus-per-task/--mem: the defaults (8 CPUs) are fitted to the 2-CPU node, not left pending.
-    done = run_harness(*grade_args(tmp_path, out, CENTROID, ENTRIES / "crash", repeats=3,
+    done = run_harness(*grade_args(tmp_path, out, CENTROID, ENTRIES / "crash", repeats=2,
                                    extra=["--backend", "slurm"]), env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "the defaults do not fit any node of the default partition: using --cpus-per-task 2" in done.stderr
-    assert "sbatch refused 5 task(s) for a job limit" in done.stderr, done.stderr
+    assert "sbatch refused 4 task(s) for a job limit with 0 of this grading queued" in done.stderr, done.stderr
     assert "waiting in Slurm's queue:" in done.stderr
     arrays = state(out)["arrays"]
-    assert sum(len(a["runs"]) for a in arrays) == 6 and all(len(a["runs"]) <= 3 for a in arrays), arrays
-    assert len(arrays) >= 2
+    assert sum(len(a["runs"]) for a in arrays) == 4 and all(len(a["runs"]) <= 2 for a in arrays), arrays
     runs = rows(out / "runs.csv")
-    assert sorted((r["entry"], r["status"]) for r in runs) == [("centroid", "scored")] * 3 + [("crash", "failed")] * 3
+    assert sorted((r["entry"], r["status"]) for r in runs) == [("centroid", "scored")] * 2 + [("crash", "failed")] * 2
     assert all(r["attempts"] == "1" for r in runs)
 
 
@@ -79,3 +103,23 @@ def test_the_state_file_is_written_only_when_it_changed(tmp_path):
     state["runs"]["a/seed-0"] = {"task": "1_0"}
     store.save(tmp_path, state)
     assert (tmp_path / "slurm.json").stat().st_ino != first
+
+
+def test_a_requeued_run_under_max_parallel_does_not_wait_for_its_whole_array(tmp_path):
+    out = tmp_path / "grading"
+    slow = slow_entry(tmp_path / "slow", 4)
+    grader = start(grade_args(tmp_path, out, slow, repeats=3, budget=10, extra=[*SLURM, "--max-parallel", "1"]))
+    task = wait_for(lambda: started_task(out, "slow/seed-0"), 120, "the first task to start")
+    subprocess.run(["scancel", task], check=True, timeout=30)  # an admin's scancel: a platform failure
+    _, stderr = grader.communicate(timeout=400)
+    assert grader.returncode == 0, stderr
+    assert "requeued (1/2), not counted" in stderr
+    first, again = state(out)["arrays"]
+    assert again["runs"] == ["slow/seed-0"]
+    markers = out / ".slurm" / "tasks"
+    requeued_start = read_json(markers / f"{again['job_id']}_0.start.json")["at"]
+    last_end = read_json(markers / f"{first['job_id']}_2.end.json")["at"]
+    assert requeued_start < last_end, "the requeued run waited for the whole original array"
+    runs = rows(out / "runs.csv")
+    assert [(r["seed"], r["status"], r["attempts"]) for r in runs] == [("0", "scored", "2"), ("1", "scored", "1"),
+                                                                       ("2", "scored", "1")]

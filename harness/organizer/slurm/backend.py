@@ -101,10 +101,6 @@ class SlurmGrader:
         return sum(1 for r in self.state["runs"].values() if not r.get("ended") and r.get("task")
                    and (found is None or r["task"] not in found or found[r["task"]].active))
 
-    def running_count(self, found: dict[str, client.TaskState]) -> int:
-        return sum(1 for r in self.state["runs"].values() if not r.get("ended") and r.get("task") in found
-                   and found[r["task"]].state.split()[0] in ("RUNNING", "COMPLETING", "CONFIGURING"))
-
     def submit(self, jobs: "list[Job]", requeue: bool = False) -> None:
         """Queue these runs for submission; waves go out as the site's limits allow (flush)."""
         (self.requeue if requeue else self.backlog).extend(jobs)
@@ -113,8 +109,9 @@ class SlurmGrader:
     def flush(self, found: Optional[dict[str, client.TaskState]] = None) -> list[str]:
         """Submit what the limits allow now: arrays below MaxArraySize, the user's queued tasks below
         the job limit read from sacctmgr or learned from sbatch's refusals. Requeued runs go first and
-        depend on nothing (an `afterany` on their original array would hold them until it all ended);
-        under --max-parallel they wait for a free slot instead."""
+        depend on nothing: an `afterany` on their original array would hold them until it all ended,
+        and a wait for a free slot would too, since the array's next task takes each slot that frees.
+        Under --max-parallel N they may therefore run beside N others, one array of them at most N."""
         submitted, before = [], self.counts["submitted"]
         if self.array_size is None:
             self.array_size = client.max_array_size() or 0
@@ -124,8 +121,6 @@ class SlurmGrader:
                 size = min(len(pending), self.array_size or len(pending))
                 if self.limit is not None:
                     size = min(size, self.limit - self.queued_count(found))
-                if requeue and self.site.max_parallel and found is not None:
-                    size = min(size, self.site.max_parallel - self.running_count(found))
                 if size <= 0:
                     break
                 try:

@@ -185,6 +185,14 @@ def show_status(grader: "Grader") -> int:
             counts["not submitted"] += 1
     total = sum(counts.values())
     print(f"{out}: {total} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + slurm_note)
+    reasons: dict[str, int] = {}
+    for record in state["runs"].values():
+        info = found.get(record.get("task") or "")
+        if info is not None and info.state == "PENDING" and not record.get("ended"):
+            reasons[info.reason] = reasons.get(info.reason, 0) + 1
+    for reason, n in sorted(reasons.items()):
+        why = limits.permanent(reason)
+        print(f"  {n} queued for {reason or 'no reason given'}" + (f": they can never start ({why})" if why else ""))
     print("  (failed: the entry's own failure, counted as 0; not submitted: waiting for the next grade, "
           "including platform failures to retry)")
     left = counts["running"] + counts["queued"] + counts["not submitted"]
