@@ -101,11 +101,6 @@ class SlurmGrader:
         return sum(1 for r in self.state["runs"].values() if not r.get("ended") and r.get("task")
                    and (found is None or r["task"] not in found or found[r["task"]].active))
 
-    def submit(self, jobs: "list[Job]", requeue: bool = False) -> None:
-        """Queue these runs for submission; waves go out as the site's limits allow (flush)."""
-        (self.requeue if requeue else self.backlog).extend(jobs)
-        self.flush()
-
     def flush(self, found: Optional[dict[str, client.TaskState]] = None) -> list[str]:
         """Submit what the limits allow now: arrays below MaxArraySize, the user's queued tasks below
         the job limit read from sacctmgr or learned from sbatch's refusals. Requeued runs go first and

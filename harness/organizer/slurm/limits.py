@@ -1,20 +1,12 @@
-"""What a site allows, read before submitting or learned from Slurm: the resources a partition's nodes
-can give one task, the pending reasons that mean a task can never start, and how many tasks the
-user may have queued at once.
+"""What a site allows, read before submitting or told by Slurm while runs wait: the resources a
+partition's nodes can give one task, and the pending reasons that mean a task can never start.
 
-Permanent pending reasons (the task waits forever unless an administrator changes the cluster, so the
-grader stops at once and says which option to change):
-
-    PartitionConfig        the request exceeds what the partition allows (CPUs, memory, GRES per node)
-    PartitionNodeLimit     more nodes than the partition's MinNodes/MaxNodes allow
-    PartitionTimeLimit     --time above the partition's MaxTime (the budgets set it)
-    BadConstraints         --constraint names features no node of the partition has
-    DependencyNeverSatisfied, InvalidAccount, InvalidQOS
-
-Everything else is temporary and only reported while runs wait: Resources, Priority, Dependency,
-JobArrayTaskLimit (--max-parallel), AssocMaxJobsLimit / QOSMaxJobsPerUserLimit and the other
-Max*/Grp* limits (the user's other jobs end), ReqNodeNotAvail (nodes down or reserved come back),
-PartitionDown / PartitionInactive (an administrator's pause).
+PERMANENT are the reasons a task keeps until an administrator changes the cluster or the grader asks
+for something else, so the grader stops at once and names the option to change. Every other reason
+is temporary and only reported while runs wait: Resources, Priority, Dependency, JobArrayTaskLimit
+(--max-parallel), AssocMaxJobsLimit, QOSMaxJobsPerUserLimit and the other Max*/Grp* limits (the
+user's other jobs end), ReqNodeNotAvail (nodes down or reserved come back), PartitionDown and
+PartitionInactive (an administrator's pause).
 """
 
 from __future__ import annotations
