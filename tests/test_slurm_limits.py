@@ -123,3 +123,16 @@ def test_a_requeued_run_under_max_parallel_does_not_wait_for_its_whole_array(tmp
     runs = rows(out / "runs.csv")
     assert [(r["seed"], r["status"], r["attempts"]) for r in runs] == [("0", "scored", "2"), ("1", "scored", "1"),
                                                                        ("2", "scored", "1")]
+
+
+def test_runs_that_can_never_start_stop_the_grading_at_once_with_the_option_to_change(tmp_path):
+    out = tmp_path / "grading"
+    # The test cluster's partition `short` has MaxTime 1 minute: no run's time limit fits, and Slurm
+    # keeps such a job pending (PartitionTimeLimit) instead of refusing it.
+    done = run_harness(*grade_args(tmp_path, out, CENTROID, repeats=1, extra=[*SLURM, "--partition", "short"]),
+                       env=ENV, timeout=300)
+    assert done.returncode == 2, done.stderr
+    (array,) = state(out)["arrays"]
+    assert "1 run(s) can never start: Slurm's pending reason is PartitionTimeLimit" in done.stderr, done.stderr
+    assert f"`scancel {array['job_id']}`, then grade again with another --partition" in done.stderr
+    subprocess.run(["scancel", array["job_id"]], timeout=30)

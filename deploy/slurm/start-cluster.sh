@@ -89,6 +89,8 @@ SlurmctldTimeout=30
 SlurmdTimeout=60
 NodeName=$HOST CPUs=$CPUS RealMemory=$REAL_MB State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+# A partition no graded run fits in (MaxTime below any run's time limit): a job pends there for ever.
+PartitionName=short Nodes=$HOST MaxTime=1 State=UP
 CONFEOF
 }
 conf_current() { [ "${HAET_SLURM_KEEP_CONF:-0}" = 1 ] && [ -s "$CONF" ] || [ "$(desired_conf)" = "$(cat "$CONF" 2>/dev/null)" ]; }

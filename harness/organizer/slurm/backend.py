@@ -46,6 +46,7 @@ class SlurmGrader:
         self.array_size: Optional[int] = None  # MaxArraySize, once read (0: none)
         self.limit: Optional[int] = None  # at most this many tasks of this grading queued at once
         self.reasons: dict[str, int] = {}  # pending reasons last reported
+        self.permanent_since: dict[str, float] = {}  # permanent pending reasons, since when (monotonic)
 
     def jobs(self) -> list["Job"]:
         return self.grader.jobs()
@@ -193,9 +194,13 @@ class SlurmGrader:
             info = found.get(r.get("task") or "")
             if not r.get("ended") and info is not None and info.state == "PENDING":
                 reasons[info.reason] = reasons.get(info.reason, 0) + 1
-        for reason in reasons:
+        # Slurm may give a new array a generic reason first (PartitionConfig for a time limit) and the
+        # precise one a scheduling pass later: a permanent reason stops the grading once it has held.
+        now = time.monotonic()
+        self.permanent_since = {r: self.permanent_since.get(r, now) for r in reasons if limits.permanent(r)}
+        for reason, since in self.permanent_since.items():
             why = limits.permanent(reason)
-            if why:
+            if now - since >= limits.CONFIRM_S:
                 ids = sorted({r["task"].split("_")[0] for r in self.state["runs"].values()
                               if not r.get("ended") and r.get("task") in found})
                 raise client.SlurmError(

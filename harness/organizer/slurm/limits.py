@@ -7,6 +7,9 @@ is temporary and only reported while runs wait: Resources, Priority, Dependency,
 (--max-parallel), AssocMaxJobsLimit, QOSMaxJobsPerUserLimit and the other Max*/Grp* limits (the
 user's other jobs end), ReqNodeNotAvail (nodes down or reserved come back), PartitionDown and
 PartitionInactive (an administrator's pause).
+
+A permanent reason stops the grading only after it has held CONFIRM_S: Slurm 22.05 shows a new array
+as PartitionConfig for a moment before the precise reason (PartitionTimeLimit) of its next pass.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Optional
 from harness.errors import UsageError
 from harness.organizer.slurm import script
 
+CONFIRM_S = 10.0
 PERMANENT = {
     "PartitionConfig": "no node of the partition can give one task the CPUs, memory or GPU asked for",
     "PartitionNodeLimit": "the task asks for more nodes than the partition allows",
