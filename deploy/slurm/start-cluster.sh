@@ -7,7 +7,8 @@
 #   1. installs Debian's slurmctld, slurmd, slurm-client and munge if they are missing;
 #   2. writes /etc/slurm/slurm.conf for one node named after this host (unless $HAET_SLURM_KEEP_CONF=1
 #      and one exists), with CPUs=$HAET_SLURM_CPUS (default 2), RealMemory below the machine's and
-#      MaxArraySize=$HAET_SLURM_MAX_ARRAY_SIZE (default 5); reconfigures running daemons when it changed;
+#      MaxArraySize=$HAET_SLURM_MAX_ARRAY_SIZE (default 5), and a partition `short` (MaxTime 1 minute)
+#      no graded run fits; reconfigures running daemons when it changed;
 #   3. starts munged, slurmctld -D and slurmd -D in the background (logs in $HAET_SLURM_LOGS,
 #      default /var/log/haet-slurm), unless they already run;
 #   4. unless $HAET_SLURM_ACCOUNTING=0: accounting as sites run it, so that a per-user job limit is
