@@ -122,8 +122,8 @@ def tasks(job_ids: list[str]) -> dict[str, TaskState]:
 
 
 def arrays_named(name: str) -> set[str]:
-    """The job ids of this name still queued or running."""
-    out = _call(["squeue", "-h", "-r", "--name", name, "-o", "%F|%T"])
+    """The job ids of this name still queued or running (without -r: an array's pending tasks are one line)."""
+    out = _call(["squeue", "-h", "--name", name, "-o", "%F|%T"])
     return {line.split("|")[0] for line in out.splitlines()
             if "|" in line and line.split("|")[1] in ACTIVE and line.split("|")[0].isdigit()}
 
