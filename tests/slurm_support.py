@@ -69,3 +69,31 @@ def queue(job_ids: list[str]) -> dict[str, str]:
     done = subprocess.run(["squeue", "-h", "-r", "--states=all", "-j", ",".join(job_ids), "-o", "%i|%T"],
                           capture_output=True, text=True, timeout=30, check=True)
     return dict(line.split("|", 1) for line in done.stdout.splitlines() if "|" in line)
+
+
+def limited_sbatch(directory: Path, limit: int) -> dict[str, str]:
+    """PATH with an `sbatch` that enforces a per-user submit limit of `limit` jobs (array tasks count one
+    each), then runs the real sbatch; its refusal is Slurm's own text for QOS MaxSubmitJobsPerUser.
+
+    A shim, and the only one in these tests: that limit needs Slurm's accounting database (slurmdbd
+    with MariaDB), which the single-node test cluster does not run; slurm.conf's MaxJobCount is global
+    and counts ended jobs until MinJobAge, so it cannot stand in for it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    real = shutil.which("sbatch")
+    shim = directory / "sbatch"
+    shim.write_text(f"""#!/bin/bash
+script="${{@: -1}}"
+spec=$(sed -n 's/^#SBATCH --array=\\([0-9]*\\)-\\([0-9]*\\).*/\\1 \\2/p' "$script")
+set -- "$@"
+asked=1
+if [ -n "$spec" ]; then read first last <<<"$spec"; asked=$((last - first + 1)); fi
+queued=$(squeue -h -r -u "$(id -un)" -t PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED | wc -l)
+if [ $((queued + asked)) -gt {limit} ]; then
+    echo "sbatch: error: QOSMaxSubmitJobPerUserLimit" >&2
+    echo "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)" >&2
+    exit 1
+fi
+exec {real} "$@"
+""")
+    shim.chmod(0o755)
+    return {"PATH": f"{directory}:{os.environ['PATH']}"}

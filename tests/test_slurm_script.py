@@ -179,3 +179,34 @@ def test_status_of_a_local_grading_counts_every_run_once(tmp_path):
     assert status.returncode == 0, status.stderr
     assert "6 runs: 2 done, 4 failed, 0 running, 0 queued, 0 not submitted" in status.stdout
     assert "nothing left to run" in status.stdout
+
+
+def test_defaults_are_fitted_to_the_partition_and_explicit_requests_no_node_has_are_refused():
+    from harness.organizer.slurm import limits
+
+    nodes = [(2, 19000), (4, 8000)]  # (CPUs, MB): neither has the defaults' 8 CPUs and 16 GB
+    site = script.SiteOptions()
+    note = limits.fit(site, nodes, default_cpus=8, default_mem_mb=16384)
+    # The node that gives the most of both: all the memory on the first, half the CPUs on the second.
+    assert (site.cpus_per_task, site.mem) == (2, None)
+    assert "set --cpus-per-task/--mem to choose" in note
+    roomy = script.SiteOptions()
+    assert limits.fit(roomy, [(16, 64000)], 8, 16384) is None and roomy.cpus_per_task is None  # fits: unchanged
+    with pytest.raises(UsageError, match=r"--mem 32G: no node of partition gpu has more than 19000M; lower --mem"):
+        limits.fit(script.SiteOptions(partition="gpu", mem="32G"), nodes, 8, 16384)
+    with pytest.raises(UsageError, match=r"--cpus-per-task 4 with --mem 16G: no node of the default partition has both"):
+        limits.fit(script.SiteOptions(cpus_per_task=4, mem="16G"), nodes, 8, 16384)
+    # An explicit value that some node has keeps that node; only the default is lowered to it.
+    site = script.SiteOptions(cpus_per_task=4)
+    limits.fit(site, nodes, 8, 16384)
+    assert (site.cpus_per_task, site.mem) == (4, "8000M")
+
+
+def test_pending_reasons_that_never_clear_are_told_apart():
+    from harness.organizer.slurm import limits
+
+    for reason in ("PartitionConfig", "PartitionTimeLimit", "BadConstraints", "PartitionNodeLimit"):
+        assert limits.permanent(reason), reason
+    for reason in ("Resources", "Priority", "Dependency", "JobArrayTaskLimit", "AssocMaxJobsLimit",
+                   "QOSMaxJobsPerUserLimit", "ReqNodeNotAvail, UnavailableNodes:vm", "PartitionDown", ""):
+        assert limits.permanent(reason) is None, reason

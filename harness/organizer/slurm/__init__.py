@@ -8,7 +8,9 @@ the nodes, and the resume rule is the local one: a run with a final result.json 
                 options), one `case` arm per task, and the task's start/end marker files
     client.py   sbatch / squeue / scontrol / sacct / scancel through subprocess, parsable output
     state.py    OUT/slurm.json (arrays, job ids, per-run attempts and Slurm states) and the markers
-    backend.py  submit, watch, collect, requeue platform failures, detach, --status
+    limits.py   what the site allows: defaults fitted to the partition's nodes, pending reasons
+                that mean a task never starts
+    backend.py  submit in waves under the job limits, watch, collect, requeue platform failures, detach
 
 Why plain commands through subprocess: they work with any Slurm version the site runs, need
 nothing installed on the client beyond slurm-client, and pickle nothing (a node only needs the

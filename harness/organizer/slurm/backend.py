@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from harness.formatting import utc_now
 from harness.organizer.rundirs import completed_result, run_dir, set_aside
-from harness.organizer.slurm import client, script, state as store
+from harness.organizer.slurm import client, limits, script, state as store
 
 if TYPE_CHECKING:
     from harness.organizer.grade import Grader, Job
 
 DEFAULT_RETRIES = 2
-POLL_S = float(os.environ.get("HAET_SLURM_POLL_S", "2"))
+POLL_S = float(os.environ.get("HAET_SLURM_POLL_S", "15"))  # one squeue call for all arrays per poll
 SETTLE_S = float(os.environ.get("HAET_SLURM_SETTLE_S", "90"))  # past Slurm's KillWait (30 s by default)
 
 
@@ -41,6 +41,12 @@ class SlurmGrader:
         # Platform failures per run in this invocation: --retries is a budget per `grade` command, so
         # running it again retries a run that ran out (its history stays in slurm.json).
         self.failed_now: dict[str, int] = {}
+        self.backlog: list["Job"] = []  # runs not yet submitted, in order (first submissions)
+        self.requeue: list["Job"] = []  # runs to submit again after a platform failure
+        self.array_size: Optional[int] = None  # MaxArraySize, once read (0: none)
+        self.limit: Optional[int] = None  # at most this many tasks of this grading queued at once
+        self.reasons: dict[str, int] = {}  # pending reasons last reported
+        self.permanent_since: dict[str, float] = {}  # permanent pending reasons, since when (monotonic)
 
     def jobs(self) -> list["Job"]:
         return self.grader.jobs()
@@ -91,47 +97,121 @@ class SlurmGrader:
 
     # --- submitting ------------------------------------------------------------------------
 
-    def scripts(self, jobs: "list[Job]") -> list[tuple["list[Job]", str]]:
-        """The batch script(s) for these runs, split below the cluster's MaxArraySize."""
-        limit = client.max_array_size() if jobs else None
-        # Each task runs the local grader's command (no GPU named: the script adds Slurm's allocation).
-        return [([jobs[i] for i in part],
-                 script.batch_script([self.grader.command(jobs[i], None) for i in part], [jobs[i].key for i in part],
-                                     self.out, Path.cwd(), self.options, self.site))
-                for part in script.split(len(jobs), limit)]
+    def queued_count(self, found: Optional[dict[str, client.TaskState]] = None) -> int:
+        """This grading's tasks that count against a job limit (pending or running)."""
+        return sum(1 for r in self.state["runs"].values() if not r.get("ended") and r.get("task")
+                   and (found is None or r["task"] not in found or found[r["task"]].active))
 
-    def submit(self, jobs: "list[Job]") -> list[str]:
-        dirs = store.directories(self.out)
-        submitted, previous = [], None
-        for part, text in self.scripts(jobs):
-            path = dirs["scripts"] / f"array-{len(self.state['arrays']) + 1}.sh"
-            path.write_text(text)
-            # Ctrl-C waits until the submitted array is written down: a job Slurm has is never unknown here.
-            masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-            try:
-                self._submit_one(part, path, previous)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, masked)
-            previous = self.state["arrays"][-1]["job_id"]
-            submitted.append(previous)
-            self.counts["submitted"] += len(part)
+    def flush(self, found: Optional[dict[str, client.TaskState]] = None) -> list[str]:
+        """Submit what the limits allow now: arrays below MaxArraySize, the user's queued tasks below
+        the job limit read from sacctmgr or learned from sbatch's refusals. Requeued runs go first and
+        depend on nothing: an `afterany` on their original array would hold them until it all ended,
+        and a wait for a free slot would too, since the array's next task takes each slot that frees.
+        Under --max-parallel N they may therefore run beside N others, one array of them at most N."""
+        submitted, before = [], self.counts["submitted"]
+        if self.array_size is None:
+            self.array_size = client.max_array_size() or 0
+        for requeue in (True, False):
+            pending = self.requeue if requeue else self.backlog
+            while pending:
+                size = min(len(pending), self.array_size or len(pending))
+                if self.limit is not None:
+                    size = min(size, self.limit - self.queued_count(found))
+                if size <= 0:
+                    break
+                try:
+                    job_id = self._submit_one(pending[:size], chain=not requeue)
+                except client.SubmitLimit as exc:
+                    queued = self.queued_count(found)
+                    if size == 1 and queued == 0:
+                        raise client.SlurmError(f"{exc}; not even one run may be queued: ask the site, or change "
+                                                "--account, --qos or --partition") from None
+                    # Fewer fit: halve the wave (a conservative guess of the limit), or wait for ours to end.
+                    self.limit = queued + size // 2
+                    self.progress.say(f"sbatch refused {size} task(s) for a job limit with {queued} of this "
+                                      f"grading queued: submitting at most {self.limit} at a time from now on")
+                    continue
+                del pending[:size]
+                submitted.append(job_id)
+                self.counts["submitted"] += size
+        if submitted:
+            left = len(self.backlog) + len(self.requeue)
+            self.progress.say(f"submitted {self.counts['submitted'] - before} run(s) as job array(s) "
+                              f"{', '.join(submitted)}"
+                              + (f"; {left} run(s) wait for room under the job limit" if left else ""))
         return submitted
 
-    def _submit_one(self, part: list["Job"], path: Path, previous: Optional[str]) -> None:
+    def _submit_one(self, part: "list[Job]", chain: bool) -> str:
         """sbatch one array and write it down."""
-        # Arrays after the first wait for the one before: the throttle (%N) holds for the whole plan.
-        job_id = client.sbatch(path, dependency=previous if self.site.max_parallel else None)
-        final = path.with_name(f"{job_id}.sh")
-        os.replace(path, final)
-        now = time.time()
-        self.state["arrays"].append({"job_id": job_id, "runs": [j.key for j in part], "script": str(final),
-                                     "submitted_at": now, "cancelled_by_organizer": False})
-        for index, job in enumerate(part):
-            record = self.state["runs"].setdefault(job.key, {"attempts": 0, "failures": []})
-            record.pop("gone_since", None)
-            record.update(task=f"{job_id}_{index}", state="PENDING", node=None, ended=False,
-                          submitted_at=now, attempts=record.get("attempts", 0) + 1)
-        store.save(self.out, self.state)
+        dirs = store.directories(self.out)
+        path = dirs["scripts"] / f"array-{len(self.state['arrays']) + 1}.sh"
+        # Each task runs the local grader's command (no GPU named: the script adds Slurm's allocation).
+        path.write_text(script.batch_script([self.grader.command(j, None) for j in part], [j.key for j in part],
+                                            self.out, Path.cwd(), self.options, self.site))
+        # Arrays after the first wait for the one before (while it is still queued): the throttle (%N)
+        # holds for the whole plan.
+        previous = self.state["arrays"][-1] if self.state["arrays"] else None
+        after = None
+        if chain and self.site.max_parallel and previous and any(
+                not self.state["runs"].get(k, {}).get("ended") for k in previous["runs"]):
+            after = previous["job_id"]
+        # Ctrl-C waits until the submitted array is written down: a job Slurm has is never unknown here.
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            job_id = client.sbatch(path, dependency=after)
+            final = path.with_name(f"{job_id}.sh")
+            os.replace(path, final)
+            now = time.time()
+            self.state["arrays"].append({"job_id": job_id, "runs": [j.key for j in part], "script": str(final),
+                                         "submitted_at": now, "cancelled_by_organizer": False})
+            for index, job in enumerate(part):
+                record = self.state["runs"].setdefault(job.key, {"attempts": 0, "failures": []})
+                record.pop("gone_since", None)
+                record.update(task=f"{job_id}_{index}", state="PENDING", node=None, ended=False,
+                              submitted_at=now, attempts=record.get("attempts", 0) + 1)
+            store.save(self.out, self.state)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+        return job_id
+
+    def fit_to_partition(self) -> None:
+        """Fit the default CPUs/memory to the partition's nodes, or refuse what no node can run."""
+        try:
+            nodes = client.partition_nodes(self.site.partition)
+        except client.SlurmError:
+            return  # unreadable here: Slurm's pending reason says it (PartitionConfig) instead
+        if self.site.partition and not nodes:
+            raise client.SlurmError(f"--partition {self.site.partition}: sinfo lists no node in it; choose one of "
+                                    "`sinfo -s`")
+        note = limits.fit(self.site, nodes, script.default_cpus(), script.default_mem_mb())
+        if note:
+            self.progress.say(note)
+
+    def report_waiting(self, found: dict[str, client.TaskState]) -> None:
+        """Say why runs wait, when that changed; stop at once when a reason means they never start."""
+        reasons: dict[str, int] = {}
+        for r in self.state["runs"].values():
+            info = found.get(r.get("task") or "")
+            if not r.get("ended") and info is not None and info.state == "PENDING":
+                reasons[info.reason] = reasons.get(info.reason, 0) + 1
+        # Slurm may give a new array a generic reason first (PartitionConfig for a time limit) and the
+        # precise one a scheduling pass later: a permanent reason stops the grading once it has held.
+        now = time.monotonic()
+        self.permanent_since = {r: self.permanent_since.get(r, now) for r in reasons if limits.permanent(r)}
+        for reason, since in self.permanent_since.items():
+            why = limits.permanent(reason)
+            if now - since >= limits.CONFIRM_S:
+                ids = sorted({r["task"].split("_")[0] for r in self.state["runs"].values()
+                              if not r.get("ended") and r.get("task") in found})
+                raise client.SlurmError(
+                    f"{reasons[reason]} run(s) can never start: Slurm's pending reason is {reason} ({why}); "
+                    f"`scancel {' '.join(ids)}`, then grade again with another "
+                    f"{limits.WHAT_TO_CHANGE[reason.split(',')[0].strip()]}")
+        if reasons != self.reasons:
+            self.reasons = reasons
+            if reasons:
+                self.progress.say("waiting in Slurm's queue: " + ", ".join(
+                    f"{n} run(s) for {reason or 'no reason given'}" for reason, n in sorted(reasons.items())))
 
     # --- collecting ------------------------------------------------------------------------
 
@@ -212,8 +292,16 @@ class SlurmGrader:
                           f"into {self.out}: {self.counts['done_before']} run(s) already done, {len(unfinished)} "
                           f"still in Slurm's queue, {len(pending)} to submit")
         if pending:
-            ids = self.submit(pending)
-            self.progress.say(f"submitted {len(pending)} run(s) as job array(s) {', '.join(ids)}")
+            self.fit_to_partition()
+            self.limit = client.submit_limit(self.site.qos)
+            if self.limit is not None:
+                self.progress.say(f"the site lets this user queue at most {self.limit} job(s) (array tasks count "
+                                  "one each): submitting in waves")
+            if self.limit is not None and self.limit < 1:
+                raise client.SlurmError(f"sacctmgr says this user may queue {self.limit} jobs: ask the site, or "
+                                        "change --account or --qos")
+            self.backlog.extend(pending)
+            self.flush(found)
         store.save(self.out, self.state)
         if on_progress:
             on_progress()
@@ -237,16 +325,18 @@ class SlurmGrader:
                 job = self.collect(key, jobs[key], found.get(record["task"]))
                 if job is not None:
                     again.append(job)
-            if again:
-                for job in again:
-                    moved = set_aside(run_dir(self.out, job))
-                    if moved:
-                        self.progress.say(f"{job.key}: the failed attempt was kept as {moved.name}")
-                self.submit(again)
+            for job in again:
+                moved = set_aside(run_dir(self.out, job))
+                if moved:
+                    self.progress.say(f"{job.key}: the failed attempt was kept as {moved.name}")
+                self.requeue.append(job)
+            if self.backlog or self.requeue:
+                self.flush(found)
+            self.report_waiting(found)
             store.save(self.out, self.state)
             if waiting and on_progress and len(waiting) != len(self.open_keys()):
                 on_progress()
-            if not self.open_keys():
+            if not self.open_keys() and not self.backlog and not self.requeue:
                 return
             time.sleep(POLL_S)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from harness.organizer.rundirs import GradeError, acquire_lock, completed_result, run_dir
-from harness.organizer.slurm import client, script, state as store
+from harness.organizer.slurm import client, limits, script, state as store
 from harness.organizer.slurm.backend import DEFAULT_RETRIES, SlurmGrader, ask_cancel_or_detach
 
 if TYPE_CHECKING:
@@ -75,6 +75,9 @@ def dry_run(args, grader: "Grader", site: script.SiteOptions) -> int:
     jobs = [j for j in grader.jobs() if completed_result(run_dir(args.out, j)) is None]
     try:
         limit = client.max_array_size()
+        note = limits.fit(site, client.partition_nodes(site.partition), script.default_cpus(), script.default_mem_mb())
+        if note:
+            progress.say(note)
     except client.SlurmError:
         limit = None  # no cluster here: one array, as the cluster's limit is unknown
     parts = script.split(len(jobs), limit)
@@ -100,6 +103,9 @@ def grade(args, local: "Grader", site: script.SiteOptions, publish: Callable[[],
         try:
             grader.start(on_progress=publish)
             if args.detach:
+                if grader.backlog:
+                    progress.say(f"{len(grader.backlog)} run(s) not submitted yet (the job limit): the same grade "
+                                 "command submits them as room frees")
                 progress.say(f"detached: `python -m harness grade --status {args.out}` shows the runs; the same "
                              "grade command again collects them and writes the leaderboard")
                 return "detached"
@@ -179,6 +185,14 @@ def show_status(grader: "Grader") -> int:
             counts["not submitted"] += 1
     total = sum(counts.values())
     print(f"{out}: {total} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + slurm_note)
+    reasons: dict[str, int] = {}
+    for record in state["runs"].values():
+        info = found.get(record.get("task") or "")
+        if info is not None and info.state == "PENDING" and not record.get("ended"):
+            reasons[info.reason] = reasons.get(info.reason, 0) + 1
+    for reason, n in sorted(reasons.items()):
+        why = limits.permanent(reason)
+        print(f"  {n} queued for {reason or 'no reason given'}" + (f": they can never start ({why})" if why else ""))
     print("  (failed: the entry's own failure, counted as 0; not submitted: waiting for the next grade, "
           "including platform failures to retry)")
     left = counts["running"] + counts["queued"] + counts["not submitted"]

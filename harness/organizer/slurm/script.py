@@ -53,7 +53,7 @@ class SiteOptions:
         return self
 
 
-def _size_mb(text: str) -> int:
+def size_mb(text: str) -> int:
     units = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
     text = text.strip().lower().rstrip("b")
     if text and text[-1] in units:
@@ -76,9 +76,17 @@ def slurm_time(seconds: int) -> str:
     return f"{days}-{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
+def default_cpus() -> int:
+    return math.ceil(float(os.environ.get("HAET_DOCKER_CPUS") or DEFAULT_ENTRY_CPUS))
+
+
+def default_mem_mb() -> int:
+    return size_mb(os.environ.get("HAET_DOCKER_MEMORY") or DEFAULT_ENTRY_MEMORY) + HARNESS_MEMORY_MB
+
+
 def resources(options: RunOptions, site: SiteOptions) -> list[str]:
-    cpus = site.cpus_per_task or math.ceil(float(os.environ.get("HAET_DOCKER_CPUS") or DEFAULT_ENTRY_CPUS))
-    mem = site.mem or f"{_size_mb(os.environ.get('HAET_DOCKER_MEMORY') or DEFAULT_ENTRY_MEMORY) + HARNESS_MEMORY_MB}M"
+    cpus = site.cpus_per_task or default_cpus()
+    mem = site.mem or f"{default_mem_mb()}M"
     lines = [f"--cpus-per-task={cpus}", f"--mem={mem}", f"--time={slurm_time(time_limit_s(options))}"]
     if options.device == "cuda":
         lines.append("--gres=gpu:1")

@@ -39,8 +39,18 @@ def load(out: Path) -> dict[str, Any]:
     return {"kind": "slurm-grading", "schema_version": 1, "arrays": [], "runs": {}}
 
 
+_saved: dict[Path, str] = {}  # what this process last wrote, per file
+
+
 def save(out: Path, state: dict[str, Any]) -> None:
-    atomic_write_json(Path(out) / STATE_FILE, state)
+    """Write (atomically, fsynced) only when something changed since this process last wrote it: a
+    grading of thousands of runs polls for hours, and most polls change nothing."""
+    path = Path(out).resolve() / STATE_FILE
+    text = json.dumps(state, sort_keys=True)
+    if _saved.get(path) == text and path.exists():
+        return
+    atomic_write_json(path, state)
+    _saved[path] = text
 
 
 def directories(out: Path) -> dict[str, Path]:
