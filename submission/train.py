@@ -82,8 +82,8 @@ HP = {
                               # tried once in setup, eager training if it fails (speed.try_compile)
     "compile_min_budget_s": 300,
     "compile_reserve_s": 60,  # the plan leaves this much for compiling; with less than twice it left
-                              # the entry trains eagerly; the attempt stops at max(this, a quarter of
-                              # the time left)
+                              # the entry trains eagerly; the attempt stops at max(this, half the
+                              # time left), where eager training of the rest would have done better
     "sync_every": 20,         # CUDA: wait for the GPU every this many steps to time them (speed.StepTimer)
     "safety_s": 2.0,          # finish this long before SIGTERM (final EMA save, slow steps)
     "ckpt_every_s": 10,       # checkpoint every this many seconds of training (at least 12 times in a
@@ -333,7 +333,7 @@ def compile_model(cfg, model, wrap, xb, yb, sync, t_end, want, why, n, epochs):
     def step(net):
         scaled_cross_entropy(wrap(net)(xb), yb, 0.0, 1.0).backward()
 
-    net, seconds, why = speed.try_compile(model, step, max(cfg["compile_reserve_s"], left / 4), xb.device)
+    net, seconds, why = speed.try_compile(model, step, max(cfg["compile_reserve_s"], left / 2), xb.device)
     if net is not model and cfg["epochs"] == "auto":
         image_s = speed.timed(lambda: step(net), sync, 3) / len(yb) * (2 if cfg["sam"] else 1)
         fit = (t_end - time.time()) / (image_s * n)
