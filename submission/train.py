@@ -83,7 +83,8 @@ HP = {
     "compile_min_budget_s": 300,
     "compile_reserve_s": 60,  # the plan leaves this much for compiling; with less than twice it left
                               # the entry trains eagerly; the attempt stops at max(this, half the
-                              # time left), where eager training of the rest would have done better
+                              # time left), a bound (no break-even is measured): a cold compile of
+                              # width 0.25 took 128 s on 2 busy CPU cores
     "sync_every": 20,         # CUDA: wait for the GPU every this many steps to time them (speed.StepTimer)
     "safety_s": 2.0,          # finish this long before SIGTERM (final EMA save, slow steps)
     "ckpt_every_s": 10,       # checkpoint every this many seconds of training (at least 12 times in a

@@ -57,10 +57,10 @@ def test_forced_compile_without_a_c_compiler_trains_eagerly_and_says_why(tmp_pat
                     reason="needs torch.compile and a C++ compiler")
 def test_forced_compile_with_a_compiler_compiles_and_scores(tmp_path, synthetic_npz):
     # A cold compile of ResNet-9's forward and backward took 128 s on 2 busy CPU cores (Inductor's
-    # C++ kernels; a warm Inductor cache in $TMPDIR skips most of it), so a 150 s budget leaves too
-    # little: the attempt's limit is half the time left. 300 s fits a cold compile here.
-    result, config, log = run_entry(tmp_path, synthetic_npz, "300")
+    # C++ kernels; a warm Inductor cache in $TMPDIR skips most of it), and a 300 s budget's attempt
+    # (its limit: half the time left) stopped at 129 s and trained eagerly. 400 s fits it.
+    result, config, log = run_entry(tmp_path, synthetic_npz, "400")
     assert config["compile"] == 1 and config["compile_mode"] == "compiled", log[-3000:]
     assert "compile: compiled (compile: true;" in log
     assert config["compile_s"] > 0 and any(line.startswith("epoch") for line in log.splitlines())
-    assert result["train"]["seconds"] <= 300.5
+    assert result["train"]["seconds"] <= 400.5
