@@ -81,15 +81,20 @@ def missing_compiler(device):
     return f"no C{'' if var == 'CC' else '++'} compiler on PATH (${var}, {', '.join(names)}), which Inductor needs"
 
 
+def unavailable(device):
+    """Why torch.compile cannot work here, known without trying, or None."""
+    if not hasattr(torch, "compile"):
+        return f"torch {torch.__version__} has no torch.compile"
+    return missing_compiler(device)
+
+
 def try_compile(model, step, limit_s, device):
     """(forward, seconds spent, why): torch.compile(model) and one call of step(compiled), which
     compiles the forward and backward passes, or the model itself and why not. Any failure (no
     torch.compile, no C compiler, an unsupported op, past limit_s) falls back to eager. limit_s
     bounds the attempt with SIGALRM, which interrupts Dynamo/Inductor's Python between ops."""
-    if not hasattr(torch, "compile"):
-        return model, 0.0, f"torch {torch.__version__} has no torch.compile"
-    if missing_compiler(device):
-        return model, 0.0, missing_compiler(device)
+    if unavailable(device):
+        return model, 0.0, unavailable(device)
     t0 = time.time()
 
     def give_up(signum, frame):

@@ -306,16 +306,17 @@ def plan_budget(cfg, device, mf, num_classes, train_s, n, bs, predict_s):
 
 
 def compile_wanted(cfg, device, budget_s):
-    """(whether to try torch.compile, why not if not), from `compile`: true, false or auto."""
-    if cfg["compile"] is True:
-        return True, "compile: true"
-    if cfg["compile"] != "auto":
-        return False, "compile: false"
-    if device.type != "cuda":
-        return False, "compile: auto compiles on CUDA only"
-    if budget_s < cfg["compile_min_budget_s"]:
-        return False, f"compile: auto needs a budget of compile_min_budget_s={cfg['compile_min_budget_s']:g} s"
-    return True, "compile: auto"
+    """(whether to try torch.compile, why or why not), from `compile`: true, false or auto, and from
+    what is known without trying (torch 1.13, no C compiler), so no time is reserved in vain."""
+    if cfg["compile"] is not True:
+        if cfg["compile"] != "auto":
+            return False, "compile: false"
+        if device.type != "cuda":
+            return False, "compile: auto compiles on CUDA only"
+        if budget_s < cfg["compile_min_budget_s"]:
+            return False, f"compile: auto needs a budget of compile_min_budget_s={cfg['compile_min_budget_s']:g} s"
+    why_not = speed.unavailable(device)
+    return (False, why_not) if why_not else (True, f"compile: {str(cfg['compile']).lower()}")
 
 
 def compile_model(cfg, model, wrap, xb, yb, sync, t_end, want, why, n, epochs):
