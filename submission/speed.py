@@ -89,8 +89,8 @@ def unavailable(device):
 
 
 def try_compile(model, step, limit_s, device):
-    """(forward, seconds spent, why): torch.compile(model) and one call of step(compiled), which
-    compiles the forward and backward passes, or the model itself and why not. Any failure (no
+    """(forward, seconds spent, why not or "compiled"): torch.compile(model) and one call of
+    step(compiled), which compiles the forward and backward passes, or the model itself and why not. Any failure (no
     torch.compile, no C compiler, an unsupported op, past limit_s) falls back to eager. limit_s
     bounds the attempt with SIGALRM, which interrupts Dynamo/Inductor's Python between ops."""
     if unavailable(device):

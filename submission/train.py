@@ -335,7 +335,8 @@ def compile_model(cfg, model, wrap, xb, yb, sync, t_end, want, why, n, epochs):
     def step(net):
         scaled_cross_entropy(wrap(net)(xb), yb, 0.0, 1.0).backward()
 
-    net, seconds, why = speed.try_compile(model, step, max(cfg["compile_reserve_s"], left / 2), xb.device)
+    net, seconds, failure = speed.try_compile(model, step, max(cfg["compile_reserve_s"], left / 2), xb.device)
+    why = why if net is not model else failure
     if net is not model and cfg["epochs"] == "auto":
         image_s = speed.timed(lambda: step(net), sync, 3) / len(yb) * (2 if cfg["sam"] else 1)
         fit = (t_end - time.time()) / (image_s * n)
