@@ -72,4 +72,5 @@ def test_forced_compile_with_a_compiler_compiles_and_scores(tmp_path, synthetic_
     assert config["compile"] == 1 and config["compile_mode"] == "compiled", log[-3000:]
     assert "compile: compiled (compile: true;" in log
     assert config["compile_s"] > 0 and any(line.startswith("epoch") for line in log.splitlines())
+    assert result["train"]["outcome"] == "completed", "the process ends after its final save, not at SIGTERM"
     assert result["train"]["seconds"] <= 400.5
