@@ -10,7 +10,10 @@ Runs on the host's own Python with no Docker and nothing to install (the local r
   nvml       the `gpu`-marked tests against the real NVML (skipped on CPU)
   grade-Ns   the bundled submission graded at each budget (--budgets; 60 and 150 s on a GPU), one seed:
              it must score, train must complete, result.json must carry the GPU series and energy in
-             joules (on a GPU), metrics.csv the GPU columns, and the report its resource plot
+             joules (on a GPU), metrics.csv the GPU columns, and the report its resource plot. On a
+             GPU the longest run forces torch.compile (`--set compile=true`) and must have compiled
+  sandbox    (GPU only) the bundled submission under --runner sandbox --device cuda, 30 s: it must
+             score; skipped, with the reason, where bwrap cannot build its namespaces
   deadline   tests/hostile/ignore-sigterm under the same device: the SIGKILL must leave at most
              0.5 s past the deadline, and the phase end with it
   check      `python -m harness check` against benchmarks/baselines/gpu-<card>.json (cpu-<cpu> on CPU),
@@ -43,7 +46,7 @@ sys.path.insert(0, str(ROOT))  # the harness from this checkout, installed or no
 DEADLINE_SLACK_S = 0.5
 DATA_CANDIDATES = (ROOT / ".device" / "cifar10-jpeg.tar.gz", ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz")
 DEFAULTS = {  # per device: budgets of the graded runs, the check's budget, the deadline entry's budget
-    "cuda": {"budgets": [60.0, 150.0], "check_budget": 30.0, "deadline_budget": 10.0},
+    "cuda": {"budgets": [60.0, 150.0], "check_budget": 30.0, "deadline_budget": 10.0, "sandbox_budget": 30.0},
     "cpu": {"budgets": [10.0], "check_budget": 10.0, "deadline_budget": 4.0},
 }
 
@@ -132,11 +135,23 @@ def nvml_tests(step: Step, device: str) -> None:
         step.require(proc.returncode in (0, 5) and "failed" not in last, f"the gpu tests failed: {last}")
 
 
-def grade(step: Step, device: str, data: str, budget: float, runs: Path, cache: Path) -> Path:
-    run_id = f"bundled-{budget:g}s"
-    proc = harness("run", "--submission", "submission", "--runner", "local", "--device", device, "--data", data,
-                   "--budget", str(budget), "--runs-dir", str(runs), "--run-id", run_id, "--cache-dir", str(cache),
-                   "--quiet", timeout=budget + 300)
+def forced_compile_entry(work: Path) -> Path:
+    """The bundled submission with `--set compile=true` on its train command (its budget plan
+    compiles only from compile_min_budget_s, 300 s, which this check cannot afford)."""
+    entry = work / "bundled-compiled"
+    shutil.rmtree(entry, ignore_errors=True)
+    shutil.copytree(ROOT / "submission", entry)
+    manifest = entry / "submission.yaml"
+    manifest.write_text(manifest.read_text().replace("train: python train.py", "train: python train.py --set compile=true"))
+    return entry
+
+
+def grade(step: Step, device: str, data: str, budget: float, runs: Path, cache: Path,
+          entry: Optional[Path] = None, runner: str = "local") -> Path:
+    run_id = f"bundled-{budget:g}s" + ("-compiled" if entry else "") + ("" if runner == "local" else f"-{runner}")
+    proc = harness("run", "--submission", str(entry or "submission"), "--runner", runner, "--device", device,
+                   "--data", data, "--budget", str(budget), "--runs-dir", str(runs), "--run-id", run_id,
+                   "--cache-dir", str(cache), "--quiet", timeout=budget + 300)
     run = runs / run_id
     step.require((run / "result.json").is_file(), f"no result.json (exit {proc.returncode}): {proc.stderr[-300:]}")
     result = json.loads((run / "result.json").read_text())
@@ -145,6 +160,9 @@ def grade(step: Step, device: str, data: str, budget: float, runs: Path, cache: 
                   "train_s": train["seconds"], "predict_s": result["predict"]["seconds"],
                   "epochs": _epochs(run), "plan": _plan(run), "gpu": (monitor.get("gpus") or [None])[0]}
     step.require(result["status"] == "scored", f"not scored: {result['reason']}")
+    plan = step.facts["plan"] or {}
+    step.require(not entry or plan.get("compile_mode") == "compiled",
+                 f"torch.compile was forced but the entry trained eagerly: {plan.get('compile_why')}")
     step.require(train["outcome"] == "completed" or (device == "cpu" and train["outcome"] == "killed_at_deadline"),
                  f"train ended {train['outcome']}: {train['detail']}")
     header = (run / "metrics.csv").read_text().splitlines()[0]
@@ -172,7 +190,19 @@ def _plan(run: Path) -> Optional[dict]:
     from harness import events
 
     config = next((e for e in events.read(run / "events.jsonl").events if e.get("event") == "config"), None)
-    return {k: config.get(k) for k in ("width", "members", "planned_epochs", "batch_size", "compile")} if config else None
+    return {k: config.get(k) for k in ("width", "members", "planned_epochs", "batch_size", "compile", "compile_mode",
+                                       "compile_why", "compile_s")} if config else None
+
+
+def sandboxed(step: Step, data: str, budget: float, runs: Path, cache: Path) -> None:
+    """The bundled entry under the sandbox runner with --device cuda, where bwrap works here."""
+    from harness.runners.sandbox import find_bwrap, probe
+
+    why_not = probe(find_bwrap())
+    if why_not:
+        step.facts = {"skipped": why_not}
+        return
+    grade(step, "cuda", data, budget, runs, cache, runner="sandbox")
 
 
 def deadline(step: Step, device: str, data: str, budget: float, runs: Path, cache: Path) -> None:
@@ -255,9 +285,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     host = timed(steps, "host", lambda s: host_facts(s, args.device))
     timed(steps, "nvml", lambda s: nvml_tests(s, args.device))
     graded: list[Path] = []
+    compiled = forced_compile_entry(work) if args.device == "cuda" else None  # the longest run compiles
     for budget in budgets:
-        timed(steps, f"grade-{budget:g}s",
-              lambda s, b=budget: graded.append(grade(s, args.device, data, b, runs, cache)))
+        entry = compiled if budget == max(budgets) else None
+        timed(steps, f"grade-{budget:g}s" + ("-compiled" if entry else ""),
+              lambda s, b=budget, e=entry: graded.append(grade(s, args.device, data, b, runs, cache, e)))
+    if args.device == "cuda":
+        timed(steps, "sandbox", lambda s: sandboxed(s, data, defaults["sandbox_budget"], runs, cache))
     timed(steps, "deadline", lambda s: deadline(s, args.device, data, defaults["deadline_budget"], runs, cache))
     card = host.facts.get("card") or host.facts.get("cpu") or "unknown"
     timed(steps, "check", lambda s: regression_check(s, args.device, data, defaults["check_budget"],

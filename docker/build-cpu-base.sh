@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the offline CPU base image with no container registry at all:
 # debootstrap a Debian bookworm root filesystem from Debian's own packages
-# (python3, python-is-python3, python3-torch, python3-numpy, python3-yaml),
+# (python3, python-is-python3, python3-torch, python3-torchvision, python3-numpy, python3-yaml),
 # then `docker import` it.
 #
 #   bash docker/build-cpu-base.sh [TAG]      # default TAG haet-base:bookworm-cpu
@@ -17,7 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SCRIPT_SHA=$(sha256sum "$HERE/build-cpu-base.sh" | cut -c1-16)
 CACHE=${HAET_DEBOOTSTRAP_CACHE:-/var/cache/haet-debootstrap}
 SUITE=bookworm
-PACKAGES=python3,python-is-python3,python3-torch,python3-numpy,python3-yaml,ca-certificates
+PACKAGES=python3,python-is-python3,python3-torch,python3-torchvision,python3-numpy,python3-yaml,ca-certificates
 
 say() { echo "[build-cpu-base] $*" >&2; }
 
@@ -64,7 +64,7 @@ rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache
 for tool in python3 python useradd; do
     chroot "$ROOT" sh -c "command -v $tool" >/dev/null || { say "$tool missing in the root filesystem"; exit 1; }
 done
-chroot "$ROOT" python3 -c 'import torch, numpy, yaml; print("torch", torch.__version__, "numpy", numpy.__version__)' >&2
+chroot "$ROOT" python3 -c 'import torch, torchvision, numpy, yaml; print("torch", torch.__version__, "torchvision", torchvision.__version__, "numpy", numpy.__version__)' >&2
 
 say "importing as $TAG"
 nice -n 10 tar --numeric-owner -C "$ROOT" -c . | docker import \

@@ -18,15 +18,21 @@ from harness.errors import RunnerError
 
 PACKAGES = ("torch", "torchvision", "numpy", "PIL", "yaml")  # import names, in the contract's order
 NAMES = {"PIL": "Pillow", "yaml": "PyYAML"}  # what the contract calls them
+# torch.compile needs a C compiler on PATH (Triton's launcher on CUDA, Inductor's C++ on CPU); the
+# bundled entry trains eagerly without one (submission/speed.py), other entries may not.
+COMPILERS = ("gcc", "clang", "cc", "g++", "c++", "clang++")
 PROBE = f"""
-import importlib, json, sys
+import importlib, json, shutil, sys
 versions = {{}}
 for name in {PACKAGES!r}:
     try:
         versions[name] = getattr(importlib.import_module(name), "__version__", "?")
     except Exception:
         versions[name] = None
-print(json.dumps({{"python": sys.version.split()[0], "packages": versions}}))
+compile_ = versions["torch"] is not None and hasattr(importlib.import_module("torch"), "compile")
+compiler = next((shutil.which(c) for c in {COMPILERS!r} if shutil.which(c)), None)
+print(json.dumps({{"python": sys.version.split()[0], "packages": versions, "torch_compile": compile_,
+                  "c_compiler": compiler}}))
 """
 
 
@@ -50,6 +56,8 @@ def describe_image(image: str) -> dict:
 
 def table(runtime: dict) -> str:
     rows = [("Python", runtime["python"])] + [(NAMES.get(n, n), v or "absent") for n, v in runtime["packages"].items()]
+    rows += [("torch.compile", "yes" if runtime.get("torch_compile") else "no"),
+             ("C compiler", runtime.get("c_compiler") or "absent")]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 

@@ -32,6 +32,8 @@ import common  # noqa: E402  (sets the /tmp cache dirs before torch is imported)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+import speed  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ---------------------------------------------------------------------------------------------
@@ -76,8 +78,14 @@ HP = {
     # system
     "amp": "auto",            # auto: bf16 (or fp16) autocast on CUDA, fp32 on CPU
     "channels_last": True,    # faster on CUDA tensor cores and on CPU (oneDNN) alike
-    "compile": "auto",        # auto: torch.compile only on CUDA with a budget >= compile_min_budget_s
+    "compile": "auto",        # auto: torch.compile only on CUDA with a budget >= compile_min_budget_s;
+                              # tried once in setup, eager training if it fails (speed.try_compile)
     "compile_min_budget_s": 300,
+    "compile_reserve_s": 60,  # the plan leaves this much for compiling; with less than twice it left
+                              # the entry trains eagerly; the attempt stops at max(this, half the
+                              # time left), a bound (no break-even is measured): a cold compile of
+                              # width 0.25 took 128 s on 2 busy CPU cores
+    "sync_every": 20,         # CUDA: wait for the GPU every this many steps to time them (speed.StepTimer)
     "safety_s": 2.0,          # finish this long before SIGTERM (final EMA save, slow steps)
     "ckpt_every_s": 10,       # checkpoint every this many seconds of training (at least 12 times in a
                               # short run, for the harness's --curve, but never more than every 2 s)
@@ -297,6 +305,48 @@ def plan_budget(cfg, device, mf, num_classes, train_s, n, bs, predict_s):
     return width, members, cap if epochs_fit(members) > cap else None
 
 
+def compile_wanted(cfg, device, budget_s):
+    """(whether to try torch.compile, why or why not), from `compile`: true, false or auto, and from
+    what is known without trying (torch 1.13, no C compiler), so no time is reserved in vain."""
+    if cfg["compile"] is not True:
+        if cfg["compile"] != "auto":
+            return False, "compile: false"
+        if device.type != "cuda":
+            return False, "compile: auto compiles on CUDA only"
+        if budget_s < cfg["compile_min_budget_s"]:
+            return False, f"compile: auto needs a budget of compile_min_budget_s={cfg['compile_min_budget_s']:g} s"
+    why_not = speed.unavailable(device)
+    return (False, why_not) if why_not else (True, f"compile: {str(cfg['compile']).lower()}")
+
+
+def compile_model(cfg, model, wrap, xb, yb, sync, t_end, want, why, n, epochs):
+    """(the network to train, seconds spent compiling, why that mode, epochs): when `want`
+    (compile_wanted: else `why` not), try_compile once, on
+    one batch (xb, yb) of the training size, then time the compiled step so the epochs planned come
+    from the speed it will train at (the members stay the eager plan's: see docs/gpu.md). The
+    weights and BN statistics are restored, so the trials train nothing."""
+    if not want:
+        return model, 0.0, why, epochs
+    left = t_end - time.time()
+    if left < 2 * cfg["compile_reserve_s"]:
+        return model, 0.0, f"{left:.0f} s left is under twice compile_reserve_s={cfg['compile_reserve_s']:g}", epochs
+    state = copy.deepcopy(model.state_dict())
+
+    def step(net):
+        scaled_cross_entropy(wrap(net)(xb), yb, 0.0, 1.0).backward()
+
+    net, seconds, failure = speed.try_compile(model, step, max(cfg["compile_reserve_s"], left / 2), xb.device)
+    why = why if net is not model else failure
+    if net is not model and cfg["epochs"] == "auto":
+        image_s = speed.timed(lambda: step(net), sync, 3) / len(yb) * (2 if cfg["sam"] else 1)
+        fit = (t_end - time.time()) / (image_s * n)
+        epochs = int(cfg["epoch_cap"]) if fit > cfg["epoch_cap"] else None
+    model.load_state_dict(state)
+    for p in model.parameters():
+        p.grad = None
+    return net, seconds, why, epochs
+
+
 def make_network(arch, cfg, x):
     """common.build_model(arch); with whiten (IP), its frozen first layer whitens the 3x3 patches of
     the training images x (Page's final DAWNBench network)."""
@@ -512,6 +562,7 @@ def main(argv=None):
         torch.set_num_threads(common.cpu_cores())
     else:
         torch.backends.cudnn.benchmark = True
+    sync = speed.device_sync(device)
     mf = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
 
     # ---- Data, batch size, network ----
@@ -519,27 +570,34 @@ def main(argv=None):
     n = len(y)
     bs = int(cfg["batch_size"]) if cfg["batch_size"] != "auto" else (512 if device.type == "cuda" else 128)
     bs = min(bs, n // (2 if cfg["meta"] else 1))  # meta needs two batches per update
-    width, members, epochs = plan_budget(cfg, device, mf, num_classes, t_end - time.time(), n, bs,
-                                         predict_budget_s(budget_s))
+    want_compile, compile_why = compile_wanted(cfg, device, budget_s)
+    width, members, epochs = plan_budget(cfg, device, mf, num_classes,  # leaving room to compile
+                                         t_end - time.time() - (cfg["compile_reserve_s"] if want_compile else 0),
+                                         n, bs, predict_budget_s(budget_s))
     arch = model_arch(cfg, width, num_classes, members)
     model = make_network(arch, cfg, x).to(device, memory_format=mf)
     params = [p for p in model.parameters() if p.requires_grad]  # all but the frozen whitening layer
     opt = make_optimizer(params, cfg)
     ema = EMA(model, cfg["ema_decay"]) if cfg["ema"] else None
 
-    use_compile = cfg["compile"] is True or (cfg["compile"] == "auto" and device.type == "cuda"
-                                             and budget_s >= cfg["compile_min_budget_s"])
-    forward = torch.compile(model) if use_compile and hasattr(torch, "compile") else model
     amp_dtype, loss_scale = mixed_precision(device, cfg["amp"])
     amp = amp_dtype is not None
-    forward = Autocast(forward, amp_dtype) if amp else forward
+    wrap = (lambda net: Autocast(net, amp_dtype)) if amp else (lambda net: net)  # noqa: E731
+    first = torch.arange(bs, device=device)  # one batch, laid out as the loop's batches are (no recompile)
+    net, compile_s, compile_why, epochs = compile_model(cfg, model, wrap, x.contiguous(memory_format=mf)[first],
+                                                        y[first], sync, t_end,
+                                                        want_compile, compile_why, n, epochs)
+    use_compile, forward = net is not model, wrap(net)
 
     t_train = time.time()
     train_s = max(t_end - t_train, 1e-3)
     per_update = 2 if cfg["meta"] else 1  # meta consumes a pair of batches per update
     planned_steps = epochs * (n // bs // per_update) if epochs else None  # None: time decides
+    mode = "compiled" if use_compile else "eager"
     emit("config", width=width, members=members, planned_epochs=epochs, batch_size=bs,
-         compile=int(use_compile), amp=int(amp), planned_train_s=train_s, setup_s=t_train - t_start)
+         compile=int(use_compile), compile_mode=mode, compile_why=compile_why, compile_s=compile_s,
+         amp=int(amp), planned_train_s=train_s, setup_s=t_train - t_start)
+    print(f"compile: {mode} ({compile_why}; {compile_s:.1f} s)", flush=True)
     print(f"preset={cfg['preset']} device={device} width={width} members={members} epochs={epochs or 'time'} "
           f"batch={bs} compile={use_compile} amp={amp} train_s={train_s:.1f} setup_s={t_train - t_start:.1f}",
           flush=True)
@@ -549,7 +607,8 @@ def main(argv=None):
     ckpt = Checkpointer(ckpt_dir, {"arch": arch, "mean": mean, "std": std, "tta": bool(cfg["tta"]),
                                    "tta_shift": int(cfg["tta_shift"]), "preset": cfg["preset"]},
                         max(2.0, min(cfg["ckpt_every_s"], train_s / 12)), t_start)
-    step, epoch, step_s, lr = 0, 0, 0.0, 0.0
+    step, epoch, lr = 0, 0, 0.0
+    timer = speed.StepTimer(sync, cfg["sync_every"] if device.type == "cuda" else 1)
     stopping = STOP["requested"]
     while not stopping:
         # one epoch: fresh augmentation and order of the whole set, on its device
@@ -557,11 +616,12 @@ def main(argv=None):
         order = torch.randperm(n, generator=gen).to(device)
         batches = [order[i:i + bs] for i in range(0, n - bs + 1, bs)]  # drop the ragged last batch
         loss_sum, correct, seen = 0.0, 0, 0
+        timer.restart()
         for i in range(0, len(batches) - per_update + 1, per_update):
             t0 = time.time()
-            # stop on SIGTERM, when the next step (at the pessimistic step time) would end late,
-            # or when the planned epochs are done
-            stopping = STOP["requested"] or t0 + step_s >= t_end or (planned_steps and step >= planned_steps)
+            # stop on SIGTERM, when the queued steps and the next (at the pessimistic step time) would
+            # end late, or when the planned epochs are done
+            stopping = STOP["requested"] or timer.done_by() >= t_end or (planned_steps and step >= planned_steps)
             if stopping:
                 break
             # the schedule follows the time spent or the planned steps done, whichever is further
@@ -571,17 +631,18 @@ def main(argv=None):
                 group["lr"] = lr
             b = [(xa[idx], y[idx]) for idx in batches[i:i + per_update]]
             loss, out = update_grad(forward, params, b, lr, cfg, loss_scale)
-            if loss_scale == 1.0 or all(bool(torch.isfinite(p.grad).all()) for p in params):
-                opt.step()  # (fp16 only: skip the rare step whose gradient overflowed)
+            if loss_scale == 1.0 or speed.grads_finite(params):
+                opt.step()  # (fp16 only: skip the rare step whose gradient overflowed; one sync)
             if ema:
                 ema.update(model)
             step += 1
             loss_sum += loss.float() / loss_scale * len(b[0][1])  # stays on the device: no sync
             correct += (out.mean(1).argmax(1) == b[0][1]).sum()  # the ensemble's prediction
             seen += len(b[0][1])
-            step_s = max(step_s * 0.9, time.time() - t0)  # a pessimistic running step time
+            timer.stepped()
             if ckpt.due():
                 ckpt.save(saved_net, epoch, step)
+                timer.restart()
         if seen:  # an epoch cut short by the stop still counts, with what it saw
             epoch += 1
             loss_sum, correct = float(loss_sum), int(correct)
@@ -597,3 +658,7 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+    # The final checkpoint is saved (fsync'd) and the log flushed. A compiled run on CPU did not exit
+    # within 7 s of its final save (torch.compile's worker processes at interpreter teardown) and was
+    # ended by SIGTERM (outcome killed_at_deadline): exit without teardown, as predict.py does.
+    os._exit(0)

@@ -109,6 +109,7 @@ def test_the_local_runtime_is_described(tmp_path):
     runtime = json.loads(proc.stdout)
     assert proc.returncode == 0 and runtime["python"].count(".") == 2
     assert runtime["packages"]["numpy"] and "torch" in runtime["packages"]
+    assert runtime["torch_compile"] == hasattr(__import__("torch"), "compile")
 
 
 @pytest.mark.docker
@@ -122,3 +123,6 @@ def test_the_cpu_image_is_what_the_contract_says(runtime_image):
     runtime = json.loads(proc.stdout)
     assert runtime["python"] == python
     assert [v or "absent" for v in runtime["packages"].values()] == packages
+    # torch.compile fails without a C compiler: an image with torch.compile must have one. The CPU
+    # image's torch 1.13 has no torch.compile, so it needs none (and has none).
+    assert runtime["c_compiler"] or not runtime["torch_compile"], "torch.compile without a C compiler"

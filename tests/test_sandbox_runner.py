@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import RunnerError
 from harness.runners import docker_answers, runner_name
 from harness.runners.base import PhaseSpec
 from harness.runners.sandbox import find_bwrap, mounts, probe
@@ -125,6 +126,25 @@ def test_cuda_binds_only_the_pinned_gpu_as_device_0(tmp_path):
     assert env["CUDA_VISIBLE_DEVICES"] == "GPU-fake-1", "one GPU visible: device 0 inside"
     cpu = mounts.phase_argv("bwrap", _spec(tmp_path, "cpu"), mounts.Limits(2**20, 2**20), [], None, {})
     assert not any("nvidia" in a for a in cpu) and mounts.phase_env(None, {})["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_a_missing_uvm_node_is_created_with_nvidia_modprobe_or_refused(tmp_path, monkeypatch):
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    gpu = mounts.Gpu(0, "0", dev=dev)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))  # no nvidia-modprobe: refused, naming the fix
+    with pytest.raises(RunnerError, match=r"nvidia-uvm does not exist .* `nvidia-modprobe -u -c=0`"):
+        mounts.ensure_uvm(gpu)
+    tool = bin_dir / "nvidia-modprobe"  # a stand-in for the driver's tool: it records its arguments
+    tool.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\n: > {dev}/nvidia-uvm\n')
+    tool.chmod(0o755)
+    mounts.ensure_uvm(gpu)
+    assert (dev / "nvidia-uvm").exists() and (tmp_path / "args").read_text().split() == ["-u", "-c=0"]
+    (tmp_path / "args").unlink()
+    mounts.ensure_uvm(gpu)  # present: nothing to run
+    assert not (tmp_path / "args").exists()
 
 
 def test_every_namespace_and_a_non_root_user(tmp_path):

@@ -415,3 +415,19 @@ def test_grace_comes_from_the_contract_variable(monkeypatch):
     with pytest.raises(SystemExit, match="HAET_GRACE_S is not set"):  # no fallback of our own
         sub_train.main([])
     assert "grace_s" not in sub_train.HP
+
+
+def test_compile_is_tried_only_where_it_is_asked_for_and_can_work(monkeypatch, tmp_path):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no card
+    auto, forced = sub_train.make_config([]), sub_train.make_config(["--set", "compile=true"])
+    assert sub_train.compile_wanted(auto, cpu, 600) == (False, "compile: auto compiles on CUDA only")
+    assert sub_train.compile_wanted(auto, cuda, 100) == (False, "compile: auto needs a budget of "
+                                                                "compile_min_budget_s=300 s")
+    assert sub_train.compile_wanted(sub_train.make_config(["--set", "compile=false"]), cuda, 600) == (
+        False, "compile: false")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no C compiler: known before trying, no time reserved
+    monkeypatch.delenv("CC", raising=False)
+    want, why = sub_train.compile_wanted(auto, cuda, 600)
+    assert not want and why.startswith("no C compiler on PATH" if hasattr(torch, "compile") else "torch ")
+    monkeypatch.delattr(torch, "compile", raising=False)  # torch 1.13
+    assert sub_train.compile_wanted(forced, cpu, 600) == (False, f"torch {torch.__version__} has no torch.compile")

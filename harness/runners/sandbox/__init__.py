@@ -162,6 +162,7 @@ class SandboxRunner:
                                   "with --gpu") from None
             libraries = mounts.driver_libraries(self.dirs)
             self._gpus[selector] = mounts.Gpu(gpu.minor, gpu.visible_as, libraries)
+            mounts.ensure_uvm(self._gpus[selector])
         return self._gpus[selector]
 
     def prepare(self, submission_dir: Path, run_dir: Path) -> None:

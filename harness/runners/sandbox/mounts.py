@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 import harness
+from harness.errors import RunnerError
 from harness.runners.base import PhaseSpec
 # The Docker runner's user and paths: an entry sees the same under both runners.
 from harness.runners.docker.handle import C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, C_SUBMISSION, GID, UID  # noqa: F401
@@ -117,6 +119,24 @@ def gpu_binds(gpu: Gpu) -> list[str]:
     for library in gpu.libraries:
         args += ["--ro-bind-try", library, library]
     return args
+
+
+def ensure_uvm(gpu: Gpu) -> None:
+    """Make sure the UVM node exists before a phase binds it. The driver creates /dev/nvidia-uvm on
+    the first CUDA use by any process, so a fresh node may lack it; bwrap's --dev-bind-try then skips
+    it silently and the entry's CUDA fails to initialise with an error that does not say why.
+    nvidia-modprobe (setuid root, shipped with the driver) creates it; without it, refuse."""
+    node = gpu.dev / "nvidia-uvm"
+    tool = shutil.which("nvidia-modprobe")
+    if not node.exists() and tool:
+        try:
+            subprocess.run([tool, "-u", "-c=0"], capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            pass  # the check below says what to do
+    if not node.exists():
+        raise RunnerError(f"{node} does not exist (the driver creates it on the first CUDA use), so a sandboxed "
+                          "phase could not use CUDA; create it once as root with `nvidia-modprobe -u -c=0` "
+                          "(or run any CUDA program once as root), then run again")
 
 
 def driver_libraries(bound: list[Path]) -> tuple[str, ...]:
