@@ -11,6 +11,11 @@ deadline. Graded three ways at the same training budget and seeds (paired):
   new   the default predict budget, max(20 s, a tenth of --budget): 20 s at 30 s
   infer the same entry with an `infer-only` file beside it: predict only infers (the control)
 
+With `--learner resnet9` the attacker is the bundled entry itself (benchmarks/entries/predict-retrain/
+beside a copy of submission/): train keeps its training set beside its model; predict trains the
+ResNet-9 afresh on it for all the predict time it can spare (keeping 25 s to predict), and predicts
+with that model when it trained longer than the train phase did, else with train's model.
+
 Flags it does not know go to every `run` (e.g. `--train-per-class 20` on a small data set). Prints
 one Markdown table: per configuration the accuracy (mean and per seed), predict's
 seconds and sampled CPU seconds, and the predict warnings the result carried. `old` - `infer`
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +37,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import SHARED_TARBALL, stage_hostile  # noqa: E402
+
+RETRAIN = ROOT / "benchmarks" / "entries" / "predict-retrain"
+
+
+def stage_retrain(entry: Path) -> None:
+    """The bundled entry with the predict-retrain wrappers (and their submission.yaml) over it."""
+    shutil.copytree(ROOT / "submission", entry, ignore=shutil.ignore_patterns("__pycache__", "README.md"))
+    for path in RETRAIN.iterdir():
+        shutil.copy(path, entry / path.name)
 
 CONFIGS = {  # name: (infer only, extra run flags)
     "old": (False, ["--predict-budget", "120"]),
@@ -50,6 +65,8 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=30.0)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "predict-budget")
+    p.add_argument("--learner", default="softmax", choices=["softmax", "resnet9"],
+                   help="the hostile learner: tests/hostile/predict-training, or the bundled ResNet-9 retrained")
     p.add_argument("--only", nargs="*", choices=sorted(CONFIGS), help="configurations to run (default: all)")
     args, passed = p.parse_known_args()
     out = args.out.resolve()
@@ -57,12 +74,12 @@ def main() -> None:
     rows = []
     for name in args.only or CONFIGS:
         infer_only, flags = CONFIGS[name]
-        entry = out / "entries" / name
+        entry = out / "entries" / f"{args.learner}-{name}"
         if not entry.exists():
-            stage_hostile("predict-training", entry)
+            stage_retrain(entry) if args.learner == "resnet9" else stage_hostile("predict-training", entry)
             if infer_only:
                 (entry / "infer-only").write_text("predict only infers\n")
-        run_id = f"{name}-{args.budget:g}s"
+        run_id = f"{args.learner}-{name}-{args.budget:g}s"
         cmd = [sys.executable, "-m", "harness", "run", "--submission", str(entry), "--runner", args.runner,
                "--device", "cpu", "--data", args.data, "--budget", f"{args.budget:g}", "--repeats",
                str(args.seeds), "--runs-dir", str(runs_dir), "--run-id", run_id, "--quiet", *flags, *passed]
@@ -79,7 +96,7 @@ def main() -> None:
         rows.append(f"| {name} | {' '.join(flags) or 'default'} | {statistics.fmean(acc):.1%} | "
                     f"{', '.join(f'{a:.1%}' for a in acc)} | {runs[0]['predict']['budget_s']:g} | "
                     f"{statistics.fmean(predict_s):.1f} | {statistics.fmean(cpu_s):.1f} | {warned}/{len(runs)} |")
-    print(f"\npredict-training, --budget {args.budget:g} s, runner {args.runner}, {args.seeds} seed(s), {args.data}\n")
+    print(f"\n{args.learner} learner, --budget {args.budget:g} s, runner {args.runner}, {args.seeds} seed(s), {args.data}\n")
     print("| config | predict flags | accuracy | per seed | predict budget s | predict s | predict CPU s | "
           "predict warnings |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
