@@ -111,11 +111,13 @@ def test_parallel_slots_run_at_the_same_time(tmp_path):
     (slow / "train.py").write_text(
         "import json, os, time\n"
         "open(os.environ['HAET_EVENTS'], 'a').write(json.dumps({'event': 'start', 'time': time.time()}) + '\\n')\n"
-        "time.sleep(2)\n" + train)
+        "time.sleep(6)\n"  # long enough that the other slot's run (3-4 s) emits inside it, staging and all
+        "open(os.environ['HAET_EVENTS'], 'a').write(json.dumps({'event': 'slept', 'time': time.time()}) + '\\n')\n"
+        + train)
     (slow / "submission.yaml").write_text("name: slow\ntrain: python train.py\npredict: python predict.py\n")
     out = tmp_path / "grading"
     proc = run_harness(*grade_args(tmp_path, out, slow, MINIMAL, repeats=2,
-                               extra=["--gpus", "0,1", "--reference", CENTROID]))
+                               extra=["--gpus", "0,1", "--reference", CENTROID, "--budget", "20"]))
     assert proc.returncode == 0, proc.stderr
     assert "on GPU 0" in proc.stderr and "on GPU 1" in proc.stderr
     assert len(results(out)) == 6
