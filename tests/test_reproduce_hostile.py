@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -27,23 +26,11 @@ from harness.runners.sandbox import find_bwrap, probe
 from harness.synthetic import write_synthetic_npz
 from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures the Docker test uses
 from tests.helpers import CENTROID, ROOT, copy_entry, read_json
+from tests.test_hostile_inputs import MEASURED  # main() in a process that writes its own peak RSS
 
 DEAD_ENGINE = "unix:///nonexistent/haet-test-docker.sock"  # `auto` then means the sandbox where bwrap works
 needs_bwrap = pytest.mark.skipif(probe(find_bwrap()) is not None, reason="the sandbox cannot run here")
 MAX_REFUSAL_RSS_MB = 150  # the harness refusing a 200 MB result.json: its imports, not the file
-# main() in a process that writes its own peak RSS (VmHWM, KiB) at the end.
-MEASURED = textwrap.dedent("""
-    import sys
-    from harness.cli import main
-    try:
-        code = main(sys.argv[2:])
-    finally:
-        with open("/proc/self/status") as status:
-            peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
-        with open(sys.argv[1], "w") as f:
-            f.write(peak)
-    sys.exit(code)
-""")
 
 
 def harness(*args, tmp: Path, env: dict | None = None) -> subprocess.CompletedProcess:
