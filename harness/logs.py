@@ -28,6 +28,9 @@ class LogSink:
 
     def write(self, chunk: bytes) -> None:
         with self._lock:
+            if self._file.closed:  # a pump still draining after the phase ended: count it, write nothing
+                self.dropped += len(chunk)
+                return
             self._remember(chunk)
             room = self.limit - self.written
             if room > 0:

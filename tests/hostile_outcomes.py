@@ -333,7 +333,7 @@ EXPECTED: dict[str, Expected] = {
     "yaml-alias-bomb": Expected(_scored, refused="anchors (&name) are not allowed"),
     "big-file": Expected(_scored, refused="more than"),  # with a sparse 3 GiB file put beside it
     # Their tests put host_paths.txt beside them (host_bait).
-    "checkpoint-swap": Expected(_checkpoint_swap, run=dict(budget_s=6.0, grace_s=1.0, curve=True, curve_per_class=5)),
+    "checkpoint-swap": Expected(_checkpoint_swap, run=dict(budget_s=10.0, grace_s=1.0, curve=True, curve_per_class=5)),
     "checkpoint-maze": Expected(_checkpoint_maze),
     **{name: Expected(_deadline, run=dict(budget_s=BUDGET, grace_s=GRACE, predict_budget_s=30.0),
                       runner=dict(memory="1g", events_limit="32m")) for name in DEADLINE_ENTRIES},
