@@ -49,7 +49,7 @@ GIT_TIMEOUT_S = 300.0
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 REF_PATTERN = re.compile(r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
-REMOTE_PATTERN = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.I)
+REMOTE_PATTERN = re.compile(r"^([a-z][a-z0-9+.-]*:/|[\w.-]+@[\w.-]+:)", re.I)  # :/ too: Path() folds ://
 SOURCES_HELP = "a folder, a .zip, a .tar.gz (.tar, .tgz, .tar.bz2, .tar.xz) or a local git repository (PATH@REF)"
 
 
@@ -195,7 +195,7 @@ def _copy_archive(source: Source, work: Path, tree: Tree) -> tuple[Path, str]:
     """The archive copied into the private folder, with the sha256 of what was copied: what is
     unpacked is what the digest names, whatever happens to the original meanwhile."""
     shown = clean(source.location, 300)
-    copy = work / ("archive" + "".join(source.path.suffixes[-2:]))
+    copy = work / f"archive.{source.kind}"  # its compression is told by its first bytes, not by its name
     digest = hashlib.sha256()
     try:
         fd = os.open(source.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -19,9 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.archives import Limits, Tree
 from harness.contract import submission_digest
 from harness.errors import ContractError
-from harness.archives import Limits, Tree
+from harness.organizer.grade import find_entries
+from harness.organizer.rundirs import GradeError
 from harness.unpack import describe, open_source, parse_source
 from tests.helpers import CENTROID, copy_entry, read_json, run_harness, synthetic_data
 
@@ -139,6 +141,19 @@ def test_zip_tar_and_git_entries_grade_like_the_folder(tmp_path):
     refused = read_json(out / "hostile" / "entry.json")
     assert "leads out of the entry" in refused["invalid"] and not (tmp_path.parent / "escaped.py").exists()
     assert not list(out.rglob(".unpack-*")), "every unpacked copy is removed"
+
+
+def test_a_queue_holds_folders_and_archives(tmp_path):
+    queue = tmp_path / "queue"
+    copy_entry(CENTROID, queue / "centroid")
+    zip_entry(CENTROID, queue / "centroid.zip")
+    tar_entry(CENTROID, queue / "centroid.tar.gz")
+    (queue / "notes.txt").write_text("not an entry")
+    zip_entry(CENTROID, queue / ".hidden.zip")
+    found = find_entries([], queue)
+    assert [p.name for p in found] == ["centroid", "centroid.tar.gz", "centroid.zip"]
+    with pytest.raises(GradeError, match="does not fetch entries over the network"):
+        find_entries([Path("https://example.com/entry.zip")], None)
 
 
 def test_run_and_validate_take_an_archive(tmp_path):
