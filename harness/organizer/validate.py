@@ -272,8 +272,9 @@ def validate(root: Path, *, runner: str = "auto", smoke: bool = True, smoke_budg
     try:  # an archive or a repository is unpacked (bounded) into a private folder, removed after
         source = open_source(root)
     except ContractError as exc:
-        result.add(Check("source", "the entry can be unpacked", FAIL, str(exc),
-                         f"pass {SOURCES_HELP}, with only files and folders inside"))
+        result.add(Check("source", "the entry can be read: a folder, an archive or a repository", FAIL, str(exc),
+                         "pass the folder that holds submission.yaml, or its archive or repository, holding only "
+                         "files and folders"))
         return result
     with source:
         return _validate_folder(result, source.path, runner, smoke, smoke_budget_s, max_size_mb, weights_limit_mb,
