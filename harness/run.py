@@ -424,7 +424,7 @@ def _graded_run(options: RunOptions, source: Unpacked, runner: Runner, progress:
     try:  # the phases run the staged copy, and its digest is the run's (harness.staging)
         private_dir(run_dir / STAGED.parent)  # no other user may reach into it, even while it is staged
         staged = dataclasses.replace(submission, path=stage_entry(submission.path, run_dir / STAGED / submission.name))
-        info = SubmissionInfo(submission.name, source.source.location, submission.train_text, submission.predict_text,
+        info = SubmissionInfo(submission.name, source.location, submission.train_text, submission.predict_text,
                               submission_digest(staged.path), source.origin)
     except (ContractError, OSError):  # the entry changed since it was listed: refused, and no run is left behind
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -153,6 +153,11 @@ class Unpacked:
     def __init__(self, source: Source, path: Path, origin: Optional[EntrySource], work: Optional[Path]):
         self.source, self.path, self.origin, self._work = source, path, origin, work
 
+    @property
+    def location(self) -> str:
+        """The source as a run records it (`submission.path`)."""
+        return self.source.location
+
     def close(self) -> None:
         if self._work is not None:
             shutil.rmtree(self._work, ignore_errors=True)
