@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from harness import text
+from harness import text, unpack
 from harness.console import Progress
 from harness.contract import check_commands, load_submission, submission_digest
 from harness.errors import EXIT_INTERRUPTED, ContractError
@@ -92,10 +92,13 @@ def find_entries(dirs: list[Path], queue: Optional[Path]) -> list[Path]:
     if queue is not None:
         if not Path(queue).is_dir():
             raise GradeError(f"--queue {queue} is not a directory")
-        found += sorted(p for p in Path(queue).iterdir() if p.is_dir() and not p.name.startswith("."))
+        found += sorted(p for p in Path(queue).iterdir() if (p.is_dir() or unpack.is_archive(p))
+                        and not p.name.startswith("."))
     for d in found:
-        if not d.is_dir():
-            raise GradeError(f"entry {d} is not a directory")
+        try:
+            unpack.parse_source(d)  # a folder, an archive or a local repository (read when the entry is checked)
+        except ContractError as exc:
+            raise GradeError(str(exc)) from None
     return found
 
 
@@ -129,14 +132,15 @@ def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], refere
     taken = {e["id"] for e in plan["entries"]}
     wanted = [(d, False) for d in entry_dirs] + ([(reference, True)] if reference is not None else [])
     for directory, is_reference in wanted:
-        path = str(Path(directory).resolve())
+        path = unpack.describe(directory)
         if path in known:
             known[path]["reference"] = known[path].get("reference", False) or is_reference
             continue
         try:
-            base = load_submission(Path(directory)).name
+            with unpack.open_source(directory) as source:
+                base = load_submission(source.path).name
         except Exception:  # an unreadable entry still gets an id, and its reason in entry.json
-            base = slug(Path(path).name)
+            base = slug(unpack.source_name(path))
         entry_id, n = base, 2
         while entry_id in taken or entry_id in (PLAN_FILE, "leaderboard"):
             entry_id, n = f"{base}-{n}", n + 1
@@ -153,10 +157,11 @@ def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], refere
 
 def check_entry(entry: Entry, runner: str) -> None:
     try:
-        submission = load_submission(Path(entry.path))
-        entry.name = submission.name
-        entry.digest = submission_digest(submission.path)
-        check_commands(submission, runner)
+        with unpack.open_source(entry.path) as source:  # an archive or a repository: unpacked, bounded
+            submission = load_submission(source.path)
+            entry.name = submission.name
+            entry.digest = submission_digest(submission.path)
+            check_commands(submission, runner)
         entry.invalid = None
     except ContractError as exc:
         entry.invalid = text.clean(exc, limit=500)
@@ -335,8 +340,8 @@ def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
 
 def add_parser(commands) -> None:
     p = commands.add_parser("grade", help="grade many entries (paired seeds, resumable) into a leaderboard")
-    p.add_argument("entries", nargs="*", type=Path, metavar="DIR", help="submission directories")
-    p.add_argument("--queue", type=Path, help="also grade every subdirectory of this folder")
+    p.add_argument("entries", nargs="*", type=Path, metavar="ENTRY", help=f"entries: each {unpack.SOURCES_HELP}")
+    p.add_argument("--queue", type=Path, help="also grade every subfolder and archive in this folder")
     p.add_argument("--out", type=Path, help="grading directory (resumed when it exists); required")
     p.add_argument("--reference", type=Path, help="a reference entry, run first in every seed round (drift)")
     p.add_argument("--gpus", help="run in parallel, one run per GPU, e.g. 0,1 (implies --device cuda)")
