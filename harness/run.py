@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness import curve, data, predict_rule, report, scoring
-from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, list_checkpoints, settle
+from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, list_checkpoints, settle, watched_state
 from harness.clock import Deadline, Interrupted, supervise
 from harness.console import Progress
 from harness.contract import (PREDICTIONS_FILE, ContractError, Submission, list_entry, load_submission,
@@ -110,10 +110,11 @@ class PhaseRunner:
         monitor = Monitor(handle.sample, self.devices.gpus, self.devices.note, self.options.monitor_interval_s,
                           run_dir / "metrics.csv" if monitored else None)
         monitor.start(deadline.started_monotonic)
-        saves = SaveWatch(handle.checkpoint_view() if spec.writable_checkpoints else None)
+        view = handle.checkpoint_view() if spec.writable_checkpoints else None
+        saves = SaveWatch()
         if self.snapshot_store and spec.writable_checkpoints:
-            self.snapshots = Snapshots(saves.view, self.snapshot_store, deadline.elapsed, monitor.energy_so_far)
-        watcher = Watcher(spec, deadline, events, monitor, saves, self.progress,
+            self.snapshots = Snapshots(view, self.snapshot_store, deadline.elapsed, monitor.energy_so_far)
+        watcher = Watcher(spec, deadline, events, monitor, self.progress, view, saves,
                           self.snapshots if spec.writable_checkpoints else None).start()
 
         interrupted = False
@@ -177,16 +178,17 @@ def harmless(spec: PhaseSpec) -> list[str]:
 
 
 class Watcher:
-    """Everything the clock must never wait for: the entry's events and the progress line.
+    """Everything the clock must never wait for: the entry's events, its checkpoints (`view`, the
+    runner's view of them while train runs) and the progress line.
 
     Runs on its own thread; the entry controls how much there is to read, so none of it
     may run in the clock's loop (harness.clock).
     """
 
     def __init__(self, spec: PhaseSpec, deadline: Deadline, events: EventTail, monitor: Optional[Monitor],
-                 saves: SaveWatch, progress: Progress, snapshots: Optional[Snapshots] = None):
+                 progress: Progress, view: Optional[Path], saves: SaveWatch, snapshots: Optional[Snapshots] = None):
         self.spec, self.deadline, self.events, self.monitor, self.progress = spec, deadline, events, monitor, progress
-        self.saves, self.snapshots = saves, snapshots
+        self.view, self.saves, self.snapshots = view, saves, snapshots
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"watch:{spec.phase}", daemon=True)
 
@@ -201,9 +203,11 @@ class Watcher:
     def _loop(self) -> None:
         while not self._stop.wait(TICK_S):
             self.events.poll()
-            self.saves.look()
-            if self.snapshots:
-                self.snapshots.look()
+            if self.view is not None:  # one walk a tick feeds both checkpoint watchers
+                state, complete = watched_state(self.view)
+                self.saves.look(state)
+                if self.snapshots:
+                    self.snapshots.look(state if complete else None)
             latest = self.monitor.latest if self.monitor else None
             util = latest.gpus[0]["util"] if latest and latest.gpus else None
             self.progress.update(self.spec.phase, self.deadline.elapsed(), self.spec.budget_s,
