@@ -26,7 +26,7 @@ from harness.monitor import Gpus
 from harness.options import RunOptions
 from harness.organizer import leaderboard
 from harness.reproduce import compare
-from harness.run import Devices, graded_run, run_once
+from harness.run import Devices, OneRun, graded_run
 from harness.runners.local import LocalRunner
 from harness.snapshots import PROBATION_LOOKS, Snapshot, Snapshots, _state, thin
 from tests.fake_nvml import FakeNvml
@@ -303,8 +303,8 @@ def test_the_last_point_equals_the_official_score_when_the_curve_set_is_the_held
                           submission_digest(submission.path))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    result = run_once(run_dir, submission, info, sets, LocalRunner(), o, Progress(quiet=True),
-                      Devices.open(o, Gpus.open), 0, "run")
+    result = OneRun(run_dir, submission, info, sets, LocalRunner(), o, Progress(quiet=True),
+                    Devices.open(o, Gpus.open), 0, "run").run()
     assert result.status.value == "scored"
     last = result.curve.points[-1]
     assert last.final and (last.correct, last.total) == (result.correct, result.total)
