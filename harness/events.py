@@ -161,11 +161,12 @@ class EventTail:
     harness's watcher), write() after the phase; nothing else mutates the tail.
 
     `started_unix` puts each event on the run's clock (its `t_s`); None reads a recorded file,
-    whose events carry the `t_s` they were recorded with."""
+    whose events carry the `t_s` they were recorded with. `max_events`: events kept."""
 
-    def __init__(self, path: Path, started_unix: Optional[float]):
+    def __init__(self, path: Path, started_unix: Optional[float], max_events: int = MAX_EVENTS):
         self.path = Path(path)
         self.started_unix = started_unix
+        self.max_events = max_events
         self.events: list[dict[str, Any]] = []
         self._last: Optional[dict[str, Any]] = None
         self._offset = 0
@@ -187,7 +188,7 @@ class EventTail:
     def notes(self) -> list[str]:
         """Every problem with what the entry wrote, once each, with how often it happened."""
         values = dict(max_line=MAX_LINE // 1024, max_depth=MAX_DEPTH, max_values_per_event=MAX_VALUES_PER_EVENT,
-                      max_string=MAX_STRING, max_mib=MAX_BYTES // 2**20, max_events=MAX_EVENTS,
+                      max_string=MAX_STRING, max_mib=MAX_BYTES // 2**20, max_events=self.max_events,
                       max_values=MAX_VALUES, max_lines=MAX_LINES)
         return [NOTES[kind].format(n=n, detail=self._details.get(kind, ""), **values)
                 for kind, n in self._counts.items()]
@@ -290,7 +291,7 @@ class EventTail:
             self._partial += rest
 
     def _full(self) -> bool:
-        return len(self.events) >= MAX_EVENTS or self._lines >= MAX_LINES
+        return len(self.events) >= self.max_events or self._lines >= MAX_LINES
 
     def _follow(self, line: Optional[bytes]) -> None:
         if line is None or len(line) > MAX_LINE:
@@ -310,7 +311,7 @@ class EventTail:
         """Parse and keep one line; False when the caps are reached (the line is not looked at)."""
         if self._full():
             if "count" not in self._counts and "lines" not in self._counts:
-                self._note("count" if len(self.events) >= MAX_EVENTS else "lines")
+                self._note("count" if len(self.events) >= self.max_events else "lines")
             return False
         if line.isspace():
             return True
@@ -335,7 +336,7 @@ class EventTail:
 
     @property
     def last(self) -> Optional[dict[str, Any]]:
-        """The latest event read (also one that came past MAX_EVENTS and is not kept)."""
+        """The latest event read (also one that came past max_events and is not kept)."""
         return self._last
 
     def drain(self) -> None:
@@ -379,7 +380,7 @@ class EventLog:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0  # non-blank lines that are not kept events (malformed, too long, too deep, too many values)
-    truncated: bool = False  # the file passed a cap (MAX_BYTES, MAX_LINES, MAX_EVENTS) or failed mid-read
+    truncated: bool = False  # the file passed MAX_BYTES or MAX_LINES (or failed mid-read): the rest was not read
 
 
 _SKIPPED = ("long", "deep", "json", "object", "values", "total", "error")  # notes of lines not kept
@@ -388,9 +389,10 @@ _TRUNCATED = ("bytes", "count", "lines")  # notes of a file not read to its end
 
 def read(path: Path) -> EventLog:
     """A recorded events.jsonl, drained by an EventTail: the same bounds as a live file, each event
-    with the `t_s` it was recorded with. A missing file, a FIFO or a folder is an empty log;
-    nothing in the file raises."""
-    tail = EventTail(path, started_unix=None)
+    with the `t_s` it was recorded with, and as many events as lines (MAX_LINES: the file was capped
+    to MAX_EVENTS when it was recorded). A missing file, a FIFO or a folder is an empty log; nothing
+    in the file raises."""
+    tail = EventTail(path, started_unix=None, max_events=MAX_LINES)
     tail.drain()
     counts = tail._counts
     failed_mid_read = "file" in counts and tail._offset > 0
