@@ -127,6 +127,29 @@ def drop_late_checkpoints(phase: PhaseResult, times: dict[str, float], checkpoin
     phase.late_checkpoints = [text.file_name(name) for name in late[:LISTED_CHECKPOINTS]]
 
 
+State = tuple[tuple[str, tuple[int, int], int, int], ...]  # (relative name, (device, inode), size, mtime_ns), by name
+
+
+def watched_state(root: Path) -> tuple[State, bool]:
+    """The folder's first WATCHED_FILES regular files (links skipped), and whether that is all of
+    them: not past WATCHED_FILES files, nor past 2 x WATCHED_FILES entries (an entry's million empty
+    folders must not cost every look), nor with a folder that could not be read. The watcher walks
+    the folder once a tick for both SaveWatch and the snapshots: it looks often, so what it reads
+    is small; what it misses costs a note or a curve point, never a score."""
+    files, complete = [], True
+    try:
+        for found in walk(root, 2 * WATCHED_FILES):
+            if not found.is_file:
+                continue
+            if len(files) == WATCHED_FILES:
+                complete = False
+                break
+            files.append((found.rel, found.same_file, found.st.st_size, found.st.st_mtime_ns))
+    except (WalkLimit, OSError):
+        complete = False
+    return tuple(sorted(files)), complete
+
+
 class SaveWatch:
     """Notices checkpoints rewritten in place: the same file (inode) changed between two looks.
 
@@ -134,32 +157,14 @@ class SaveWatch:
     file rewritten in place keeps its inode, and a kill in mid-write leaves it half written.
     """
 
-    def __init__(self, view: Optional[Path]):
-        self.view = view
+    def __init__(self) -> None:
         self.in_place: set[str] = set()
-        self._seen: dict[str, tuple[int, int, int]] = {}  # name -> (inode, size, mtime_ns)
+        self._seen: dict[str, tuple[str, tuple[int, int], int, int]] = {}  # name -> its entry in the last state
 
-    def look(self) -> None:
-        if self.view is None:
-            return
-        for name, st in _files(self.view, WATCHED_FILES):
-            now = (st.st_ino, st.st_size, st.st_mtime_ns)
-            before = self._seen.get(name)
-            if before and before[0] == now[0] and before[1:] != now[1:]:
-                self.in_place.add(text.file_name(name))
-            self._seen[name] = now
-
-
-def _files(root: Path, limit: int) -> list:
-    """The first `limit` regular files (relative name, lstat) seen in 2 x `limit` entries: the
-    watcher looks often, so what it reads is small; what it misses costs a note, never a score."""
-    found = []
-    try:
-        for entry in walk(root, 2 * limit):
-            if entry.is_file:
-                found.append((entry.rel, entry.st))
-                if len(found) >= limit:
-                    break
-    except (WalkLimit, OSError):
-        pass
-    return found
+    def look(self, state: State) -> None:
+        """One look (watched_state: also a folder read only in part)."""
+        for file in state:
+            before = self._seen.get(file[0])
+            if before and before[1] == file[1] and before[2:] != file[2:]:  # same inode, other size or mtime
+                self.in_place.add(text.file_name(file[0]))
+            self._seen[file[0]] = file

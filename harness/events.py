@@ -13,10 +13,9 @@ harness or stop it:
 Every problem is counted and recorded once in `notes` ("events: 3 lines over 64 KiB
 skipped"); nothing the entry writes raises out of poll().
 
-The one reader of a recorded events.jsonl is `read` (the report, the leaderboard, the
-regression check and the ablation benchmark all use it), under the same bounds and the one
-byte cap MAX_BYTES; `epochs`, `last_epoch` and `throughput` are what the harness derives
-from the events.
+A recorded events.jsonl (the report, the leaderboard, the regression check and the ablation
+benchmark read one) goes through the same tail: `read`. `epochs`, `last_epoch` and `throughput`
+are what the harness derives from the events.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from harness.files import atomic_write_text
 from harness.formatting import finite
 from harness.text import clean, cut, utf8
 
-MAX_BYTES = 10 * 2**20  # read at most this much of an events file: live (EventTail) or recorded (read)
+MAX_BYTES = 10 * 2**20  # read at most this much of an events file
 POLL_BYTES = 2**20  # read per poll(), at most
 POLL_LINES = 10_000  # lines parsed per poll(), at most (the rest waits for the next call)
 MAX_LINE = 64 * 1024  # bytes of one event line
@@ -159,11 +158,15 @@ def _seconds_since(stamp: Any, started_unix: float) -> float:
 
 class EventTail:
     """Reads an events file as it grows. poll() is called from one thread at a time (the
-    harness's watcher), write() after the phase; nothing else mutates the tail."""
+    harness's watcher), write() after the phase; nothing else mutates the tail.
 
-    def __init__(self, path: Path, started_unix: float):
+    `started_unix` puts each event on the run's clock (its `t_s`); None reads a recorded file,
+    whose events carry the `t_s` they were recorded with. `max_events`: events kept."""
+
+    def __init__(self, path: Path, started_unix: Optional[float], max_events: int = MAX_EVENTS):
         self.path = Path(path)
         self.started_unix = started_unix
+        self.max_events = max_events
         self.events: list[dict[str, Any]] = []
         self._last: Optional[dict[str, Any]] = None
         self._offset = 0
@@ -185,7 +188,7 @@ class EventTail:
     def notes(self) -> list[str]:
         """Every problem with what the entry wrote, once each, with how often it happened."""
         values = dict(max_line=MAX_LINE // 1024, max_depth=MAX_DEPTH, max_values_per_event=MAX_VALUES_PER_EVENT,
-                      max_string=MAX_STRING, max_mib=MAX_BYTES // 2**20, max_events=MAX_EVENTS,
+                      max_string=MAX_STRING, max_mib=MAX_BYTES // 2**20, max_events=self.max_events,
                       max_values=MAX_VALUES, max_lines=MAX_LINES)
         return [NOTES[kind].format(n=n, detail=self._details.get(kind, ""), **values)
                 for kind, n in self._counts.items()]
@@ -288,7 +291,7 @@ class EventTail:
             self._partial += rest
 
     def _full(self) -> bool:
-        return len(self.events) >= MAX_EVENTS or self._lines >= MAX_LINES
+        return len(self.events) >= self.max_events or self._lines >= MAX_LINES
 
     def _follow(self, line: Optional[bytes]) -> None:
         if line is None or len(line) > MAX_LINE:
@@ -297,14 +300,18 @@ class EventTail:
             event = parse_event(line)
         except Exception:  # noqa: BLE001 - not an event: `last` stays as it was
             return
-        event["t_s"] = _seconds_since(event.get("time"), self.started_unix)
-        self._last = event
+        self._last = self._stamped(event)
+
+    def _stamped(self, event: dict[str, Any]) -> dict[str, Any]:
+        if self.started_unix is not None:
+            event["t_s"] = _seconds_since(event.get("time"), self.started_unix)
+        return event
 
     def _add(self, line: bytes) -> bool:
         """Parse and keep one line; False when the caps are reached (the line is not looked at)."""
         if self._full():
             if "count" not in self._counts and "lines" not in self._counts:
-                self._note("count" if len(self.events) >= MAX_EVENTS else "lines")
+                self._note("count" if len(self.events) >= self.max_events else "lines")
             return False
         if line.isspace():
             return True
@@ -322,21 +329,24 @@ class EventTail:
             return True
         if budget.cut_strings:
             self._note("strings", budget.cut_strings)
-        event["t_s"] = _seconds_since(event.get("time"), self.started_unix)
-        self._last = event
+        self._last = self._stamped(event)
         self.events.append(event)
         self._values += budget.used
         return True
 
     @property
     def last(self) -> Optional[dict[str, Any]]:
-        """The latest event read (also one that came past MAX_EVENTS and is not kept)."""
+        """The latest event read (also one that came past max_events and is not kept)."""
         return self._last
+
+    def drain(self) -> None:
+        """Read what is left, within the bounds."""
+        while self.poll():
+            pass
 
     def write(self, path: Path) -> None:
         """Read what is left (within the bounds) and write the kept events as JSON lines."""
-        while self.poll():
-            pass
+        self.drain()
         atomic_write_text(path, "".join(json.dumps(e, default=str) + "\n" for e in self.events))
 
 
@@ -373,50 +383,21 @@ class EventLog:
     truncated: bool = False  # the file passed MAX_BYTES or MAX_LINES (or failed mid-read): the rest was not read
 
 
+_SKIPPED = ("long", "deep", "json", "object", "values", "total", "error")  # notes of lines not kept
+_TRUNCATED = ("bytes", "count", "lines")  # notes of a file not read to its end
+
+
 def read(path: Path) -> EventLog:
-    """An events.jsonl file, streamed line by line under the bounds of a live tail: at most
-    MAX_BYTES read and MAX_LINES non-blank lines looked at, each line parsed by parse_event
-    (size, depth, values per event, strings made UTF-8-safe), at most MAX_VALUES values kept in
-    all. A missing file, a FIFO or a folder is an empty log; nothing in the file raises."""
-    out = EventLog()
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the reader
-    except OSError:
-        return out
-    values = read_bytes = lines = 0
-    try:
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return out
-            while line := f.readline(MAX_LINE + 2):
-                read_bytes += len(line)
-                if read_bytes > MAX_BYTES:
-                    out.truncated = True
-                    break
-                if not line.endswith(b"\n") and len(line) > MAX_LINE:  # too long: skip the rest of it
-                    while (more := f.readline(2**20)) and not more.endswith(b"\n"):
-                        read_bytes += len(more)
-                    read_bytes += len(more)
-                    out.skipped += 1
-                    continue
-                line = line.strip()
-                if not line:
-                    continue
-                lines += 1
-                if lines > MAX_LINES:
-                    out.truncated = True
-                    break
-                budget = _Budget(min(MAX_VALUES_PER_EVENT, MAX_VALUES - values))
-                try:
-                    event = parse_event(line, budget)
-                except Exception:  # noqa: BLE001 - EventError, or anything else: the line is skipped
-                    out.skipped += 1
-                    continue
-                values += budget.used
-                out.events.append(event)
-    except OSError:
-        out.truncated = True
-    return out
+    """A recorded events.jsonl, drained by an EventTail: the same bounds as a live file, each event
+    with the `t_s` it was recorded with, and as many events as lines (MAX_LINES: the file was capped
+    to MAX_EVENTS when it was recorded). A missing file, a FIFO or a folder is an empty log; nothing
+    in the file raises."""
+    tail = EventTail(path, started_unix=None, max_events=MAX_LINES)
+    tail.drain()
+    counts = tail._counts
+    failed_mid_read = "file" in counts and tail._offset > 0
+    return EventLog(tail.events, skipped=sum(counts.get(kind, 0) for kind in _SKIPPED),
+                    truncated=failed_mid_read or any(kind in counts for kind in _TRUNCATED))
 
 
 def _epoch_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness import curve, data, predict_rule, report, scoring
-from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, list_checkpoints, settle
+from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, list_checkpoints, settle, watched_state
 from harness.clock import Deadline, Interrupted, supervise
 from harness.console import Progress
 from harness.contract import (PREDICTIONS_FILE, ContractError, Submission, list_entry, load_submission,
@@ -111,10 +111,11 @@ class PhaseRunner:
         monitor = Monitor(handle.sample, self.devices.gpus, self.devices.note, self.options.monitor_interval_s,
                           run_dir / "metrics.csv" if monitored else None)
         monitor.start(deadline.started_monotonic)
-        saves = SaveWatch(handle.checkpoint_view() if spec.writable_checkpoints else None)
+        view = handle.checkpoint_view() if spec.writable_checkpoints else None
+        saves = SaveWatch()
         if self.snapshot_store and spec.writable_checkpoints:
-            self.snapshots = Snapshots(saves.view, self.snapshot_store, deadline.elapsed, monitor.energy_so_far)
-        watcher = Watcher(spec, deadline, events, monitor, saves, self.progress,
+            self.snapshots = Snapshots(view, self.snapshot_store, deadline.elapsed, monitor.energy_so_far)
+        watcher = Watcher(spec, deadline, events, monitor, self.progress, view, saves,
                           self.snapshots if spec.writable_checkpoints else None).start()
 
         interrupted = False
@@ -178,16 +179,17 @@ def harmless(spec: PhaseSpec) -> list[str]:
 
 
 class Watcher:
-    """Everything the clock must never wait for: the entry's events and the progress line.
+    """Everything the clock must never wait for: the entry's events, its checkpoints (`view`, the
+    runner's view of them while train runs) and the progress line.
 
     Runs on its own thread; the entry controls how much there is to read, so none of it
     may run in the clock's loop (harness.clock).
     """
 
     def __init__(self, spec: PhaseSpec, deadline: Deadline, events: EventTail, monitor: Optional[Monitor],
-                 saves: SaveWatch, progress: Progress, snapshots: Optional[Snapshots] = None):
+                 progress: Progress, view: Optional[Path], saves: SaveWatch, snapshots: Optional[Snapshots] = None):
         self.spec, self.deadline, self.events, self.monitor, self.progress = spec, deadline, events, monitor, progress
-        self.saves, self.snapshots = saves, snapshots
+        self.view, self.saves, self.snapshots = view, saves, snapshots
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"watch:{spec.phase}", daemon=True)
 
@@ -202,9 +204,11 @@ class Watcher:
     def _loop(self) -> None:
         while not self._stop.wait(TICK_S):
             self.events.poll()
-            self.saves.look()
-            if self.snapshots:
-                self.snapshots.look()
+            if self.view is not None:  # one walk a tick feeds both checkpoint watchers
+                state, complete = watched_state(self.view)
+                self.saves.look(state)
+                if self.snapshots:
+                    self.snapshots.look(state if complete else None)
             latest = self.monitor.latest if self.monitor else None
             util = latest.gpus[0]["util"] if latest and latest.gpus else None
             self.progress.update(self.spec.phase, self.deadline.elapsed(), self.spec.budget_s,
@@ -225,141 +229,177 @@ def not_started(phase: str, budget: float) -> PhaseResult:
 
 # --- one graded run ------------------------------------------------------------
 
+MODEL_LEFT = (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE)  # train outcomes that leave a model to score
 
-def run_once(
-    run_dir: Path,
-    submission: Submission,
-    info: SubmissionInfo,
-    sets: data.GradedSets,
-    runner: Runner,
-    options: RunOptions,
-    progress: Progress,
-    devices: Devices,
-    seed: int,
-    run_id: str,
-    original: Optional[tuple[Reproduction, RunResult]] = None,
-) -> RunResult:
-    started_at, t0 = utc_now(), time.monotonic()
-    # Private to the harness: what an entry writes inside is never reachable by another user of the host.
-    work = private_dir(run_dir / ".work")
-    dirs = {name: work / name for name in ("train-data", "test-data", "checkpoints", "output", "events")}
-    for d in dirs.values():
-        d.mkdir(exist_ok=True)
-        d.chmod(0o755)  # whatever the umask: the entry's uid reads its data through the mounts
-    data.write_phase_data(sets, dirs["train-data"], dirs["test-data"])
-    phases = PhaseRunner(runner, options, progress, devices, work / "snapshots" if options.curve else None)
 
-    def spec(phase: str, budget: float, data_dir: Path, output: Optional[Path]) -> PhaseSpec:
+class OneRun:
+    """One graded run (one seed): its private work folder, its phases, and the result its steps fill in."""
+
+    def __init__(self, run_dir: Path, submission: Submission, info: SubmissionInfo, sets: data.GradedSets,
+                 runner: Runner, options: RunOptions, progress: Progress, devices: Devices, seed: int, run_id: str,
+                 original: Optional[tuple[Reproduction, RunResult]] = None):
+        started_at, self.t0 = utc_now(), time.monotonic()
+        self.run_dir, self.submission, self.sets, self.runner = run_dir, submission, sets, runner
+        self.options, self.progress, self.devices, self.seed, self.original = options, progress, devices, seed, original
+        # Private to the harness: what an entry writes inside is never reachable by another user of the host.
+        self.work = private_dir(run_dir / ".work")
+        self.dirs = {name: self.work / name for name in ("train-data", "test-data", "checkpoints", "output", "events")}
+        for d in self.dirs.values():
+            d.mkdir(exist_ok=True)
+            d.chmod(0o755)  # whatever the umask: the entry's uid reads its data through the mounts
+        data.write_phase_data(sets, self.dirs["train-data"], self.dirs["test-data"])
+        snapshot_store = self.work / "snapshots" if options.curve else None
+        self.phases = PhaseRunner(runner, options, progress, devices, snapshot_store)
+        self.result = RunResult(  # a failed run with nothing started: the steps fill it in
+            run_id=run_id,
+            status=Status.FAILED,
+            reason="",
+            submission=info,
+            data=sets.info,
+            train=not_started("train", options.budget_s),
+            predict=not_started("predict", options.predict_budget_s),
+            monitor=MonitorSummary(interval_s=options.monitor_interval_s, samples=0),
+            environment=environment(runner, options.device, devices.gpus, run_dir),
+            started_at=started_at,
+            finished_at=started_at,
+            wall_seconds=0.0,
+            seed=seed,
+            options=dataclasses.replace(options, seed=seed, repeats=1).record(),
+        )
+        if original is not None:
+            self.result.reproduces = original[0]
+        self.result.warnings += run_warnings(sets, runner, options)
+
+    def run(self) -> RunResult:
+        """Build, train, predict, score, curve, in that order (predict and the curve only with a model);
+        result.json and the report are written however it ends."""
+        result = self.result
+        try:
+            if self.build():
+                self.train()
+                self.predict()
+                self.score()
+                self.curve_points()
+        except PhaseInterrupted as stop:
+            setattr(result, stop.phase.phase, stop.phase)
+            result.monitor = stop.monitor or result.monitor
+            result.status, result.reason = Status.INTERRUPTED, f"interrupted during the {stop.phase.phase} phase"
+            self.finish()
+            raise Interrupted() from None
+        self.finish()
+        return result
+
+    def spec(self, phase: str, budget: float, data_dir: Path, output: Optional[Path]) -> PhaseSpec:
+        options = self.options
         return PhaseSpec(
             phase=phase,
-            command=submission.train if phase == "train" else submission.predict,
-            submission_dir=submission.path,
+            command=self.submission.train if phase == "train" else self.submission.predict,
+            submission_dir=self.submission.path,
             data_dir=data_dir,
-            checkpoints_dir=dirs["checkpoints"],
-            events_file=dirs["events"] / "events.jsonl",
+            checkpoints_dir=self.dirs["checkpoints"],
+            events_file=self.dirs["events"] / "events.jsonl",
             output_dir=output,
-            log_path=run_dir / f"{phase}.log",
+            log_path=self.run_dir / f"{phase}.log",
             budget_s=budget,
             # predict's grace: --grace, but at most the default's share of its shorter budget (a
             # quarter of 20 s), so an entry that infers in 12 s is not signalled at 10 s
             grace_s=options.grace_s if phase == "train" else min(options.grace_s, default_grace(budget)),
-            seed=seed,
+            seed=self.seed,
             device=options.device,
             gpu=options.gpu_selector,
             predict_budget_s=options.predict_budget_s if phase == "train" else None,
         )
 
-    result = RunResult(
-        run_id=run_id,
-        status=Status.FAILED,
-        reason="",
-        submission=info,
-        data=sets.info,
-        train=not_started("train", options.budget_s),
-        predict=not_started("predict", options.predict_budget_s),
-        monitor=MonitorSummary(interval_s=options.monitor_interval_s, samples=0),
-        environment=environment(runner, options.device, devices.gpus, run_dir),
-        started_at=started_at,
-        finished_at=started_at,
-        wall_seconds=0.0,
-        seed=seed,
-        options=dataclasses.replace(options, seed=seed, repeats=1).record(),
-    )
-    if original is not None:
-        result.reproduces = original[0]
-    result.warnings += [PUBLIC_HELDOUT] if sets.info.heldout_public else []
-    result.warnings += [] if runner.isolated else [NOT_ISOLATED]
-    result.warnings += [w for w in [predict_rule.granted_warning(options)] if w]
-    try:
-        result.build = runner.prepare(submission.path, run_dir)
+    def build(self) -> bool:
+        """The entry's image (Docker runners); False when it did not build."""
+        result = self.result
+        result.build = self.runner.prepare(self.submission.path, self.run_dir)
         if result.build and result.build.outcome not in ("built", "reused"):
             result.reason = f"the entry's Dockerfile did not build ({result.build.outcome}): {result.build.detail}"
-            finish(result, run_dir, t0)
-            return result
-        # Train: the clock runs from the command's start; killing it at the deadline is normal.
-        progress.say(f"[{result.run_id}] train: {submission.train_text} (budget {options.budget_s:g}s, seed {seed})")
-        result.train, result.monitor = phases.run(spec("train", options.budget_s, dirs["train-data"], None),
-                                                  run_dir, monitored=True)
-        result.environment = environment(runner, options.device, devices.gpus, run_dir)  # the image it really ran in
+            return False
+        return True
+
+    def train(self) -> None:
+        """The clock runs from the command's start; killing it at the deadline is normal."""
+        result, options = self.result, self.options
+        self.progress.say(f"[{result.run_id}] train: {self.submission.train_text} "
+                          f"(budget {options.budget_s:g}s, seed {self.seed})")
+        spec = self.spec("train", options.budget_s, self.dirs["train-data"], None)
+        result.train, result.monitor = self.phases.run(spec, self.run_dir, monitored=True)
+        result.environment = environment(self.runner, options.device, self.devices.gpus, self.run_dir)  # as it ran
         if result.reproduces:
-            result.reproduces.differences = compare(original[1], result)
-        result.train.checkpoints, result.train.checkpoint_files = list_checkpoints(dirs["checkpoints"])
+            result.reproduces.differences = compare(self.original[1], result)
+        result.train.checkpoints, result.train.checkpoint_files = list_checkpoints(self.dirs["checkpoints"])
         if result.train.late_checkpoints:
             result.warnings.append(
                 f"{len(result.train.late_checkpoints)} checkpoint file(s) were written after the deadline and "
                 "were not scored: " + ", ".join(result.train.late_checkpoints[:5]))
-        if result.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE) and not result.train.checkpoints:
+        if result.train.outcome in MODEL_LEFT and not result.train.checkpoints:
             result.train.outcome = Outcome.NO_CHECKPOINT
-            result.train.detail = phases.unreadable or (
+            result.train.detail = self.phases.unreadable or (
                 "nothing was saved in HAET_CHECKPOINTS, so there is no model to score"
                 + (" before the deadline" if result.train.late_checkpoints else ""))
         result.warnings += result.monitor.warnings
         if result.train.stray_processes_killed:
             result.warnings.append(result.train.detail)
 
-        # Predict: only with a model, on images without labels.
-        if result.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE):
-            progress.say(f"[{result.run_id}] predict: {submission.predict_text} (budget {options.predict_budget_s:g}s)")
-            result.predict, _ = phases.run(spec("predict", options.predict_budget_s, dirs["test-data"], dirs["output"]),
-                                           run_dir, monitored=False)
+    def predict(self) -> None:
+        """Only with a model, on images without labels."""
+        result, budget = self.result, self.options.predict_budget_s
+        if result.train.outcome in MODEL_LEFT:
+            self.progress.say(f"[{result.run_id}] predict: {self.submission.predict_text} (budget {budget:g}s)")
+            spec = self.spec("predict", budget, self.dirs["test-data"], self.dirs["output"])
+            result.predict, _ = self.phases.run(spec, self.run_dir, monitored=False)
 
-        # Score: the only place held-out labels are used. Then the predict rule (harness/predict_rule.py).
-        judge(result, dirs["output"] / PREDICTIONS_FILE, run_dir, sets)
-        predict_rule.apply(result, options)
+    def score(self) -> None:
+        """The only place held-out labels are used (judge). Then the predict rule (harness/predict_rule.py)."""
+        judge(self.result, self.dirs["output"] / PREDICTIONS_FILE, self.run_dir, self.sets)
+        predict_rule.apply(self.result, self.options)
 
-        # Curve: each snapshot predicted like the official predict, off the clock, on the curve set.
-        if phases.snapshots and sets.curve is not None and result.train.outcome in (Outcome.COMPLETED,
-                                                                                  Outcome.KILLED_AT_DEADLINE):
-            def predict(checkpoints: Path, data_dir: Path, output: Path, name: str) -> PhaseResult:
-                point = dataclasses.replace(spec("predict", options.predict_budget_s, data_dir, output),
-                                            checkpoints_dir=checkpoints, log_limit_bytes=CURVE_LOG_BYTES,
-                                            log_path=run_dir / "curve-logs" / f"{name}.log")
-                return phases.run(point, run_dir, monitored=False)[0]
+    def curve_points(self) -> None:
+        """Each snapshot predicted like the official predict, off the clock, on the curve set."""
+        result, snapshots = self.result, self.phases.snapshots
+        if not snapshots or self.sets.curve is None or result.train.outcome not in MODEL_LEFT:
+            return
+        gpu = [g.energy_j for g in result.monitor.gpus or []]
+        snapshots.final(self.dirs["checkpoints"], result.train.last_checkpoint_write_s or result.train.seconds,
+                        (sum(gpu) if gpu and None not in gpu else None, result.monitor.cpu_energy_j))
+        result.curve = Curve(per_class=self.options.curve_per_class, target=self.options.target)
+        self.progress.say(f"[{result.run_id}] curve: {len(snapshots.kept)} snapshot(s), off the clock")
+        try:
+            curve.evaluate(result.curve, snapshots, self.sets.curve, len(self.sets.classes), self.work,
+                           self._curve_point)
+        except PhaseInterrupted:
+            result.curve.notes.append("interrupted: the points before it are kept; the official score stands")
+            self.finish()
+            raise Interrupted() from None
 
-            gpu = [g.energy_j for g in result.monitor.gpus or []]
-            phases.snapshots.final(dirs["checkpoints"], result.train.last_checkpoint_write_s or result.train.seconds,
-                                   (sum(gpu) if gpu and None not in gpu else None, result.monitor.cpu_energy_j))
-            result.curve = Curve(per_class=options.curve_per_class, target=options.target)
-            progress.say(f"[{result.run_id}] curve: {len(phases.snapshots.kept)} snapshot(s), off the clock")
-            try:
-                curve.evaluate(result.curve, phases.snapshots, sets.curve, len(sets.classes), work, predict)
-            except PhaseInterrupted:
-                result.curve.notes.append("interrupted: the points before it are kept; the official score stands")
-                finish(result, run_dir, t0)
-                raise Interrupted() from None
-    except PhaseInterrupted as stop:
-        setattr(result, stop.phase.phase, stop.phase)
-        if stop.monitor:
-            result.monitor = stop.monitor
-        result.status, result.reason = Status.INTERRUPTED, f"interrupted during the {stop.phase.phase} phase"
-        finish(result, run_dir, t0)
-        raise Interrupted() from None
-    finish(result, run_dir, t0)
-    return result
+    def _curve_point(self, checkpoints: Path, data_dir: Path, output: Path, name: str) -> PhaseResult:
+        point = dataclasses.replace(self.spec("predict", self.options.predict_budget_s, data_dir, output),
+                                    checkpoints_dir=checkpoints, log_limit_bytes=CURVE_LOG_BYTES,
+                                    log_path=self.run_dir / "curve-logs" / f"{name}.log")
+        return self.phases.run(point, self.run_dir, monitored=False)[0]
+
+    def finish(self) -> None:
+        """result.json and the report, with the work folder gone (however the run ended)."""
+        result, run_dir = self.result, self.run_dir
+        result.finished_at = utc_now()
+        result.wall_seconds = round(time.monotonic() - self.t0, 3)
+        shutil.rmtree(run_dir / ".work", ignore_errors=True)
+        if result.curve:
+            curve.write_csv(run_dir / curve.CURVE_FILE, result.curve)
+        atomic_write_json(run_dir / "result.json", to_dict(result))
+        report.write_report(run_dir, result)
+
+
+def run_warnings(sets: data.GradedSets, runner: Runner, options: RunOptions) -> list[str]:
+    """What every run of these options says up front (on the terminal, and in result.json)."""
+    return ([PUBLIC_HELDOUT] if sets.info.heldout_public else []) + ([] if runner.isolated else [NOT_ISOLATED]) \
+        + [w for w in [predict_rule.granted_warning(options)] if w]
 
 
 def judge(result: RunResult, predictions: Path, run_dir: Path, sets: data.GradedSets) -> None:
-    if result.train.outcome not in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE):
+    if result.train.outcome not in MODEL_LEFT:
         result.reason = f"train {result.train.outcome.value}: {result.train.detail}"
         return
     if result.predict.outcome is not Outcome.COMPLETED:
@@ -377,16 +417,6 @@ def judge(result: RunResult, predictions: Path, run_dir: Path, sets: data.Graded
     result.score = scoring.score(predicted, sets.eval.labels, sets.classes)
     result.accuracy, result.correct, result.total = result.score.accuracy, result.score.correct, result.score.total
     result.status, result.reason = Status.SCORED, ""
-
-
-def finish(result: RunResult, run_dir: Path, t0: float) -> None:
-    result.finished_at = utc_now()
-    result.wall_seconds = round(time.monotonic() - t0, 3)
-    shutil.rmtree(run_dir / ".work", ignore_errors=True)
-    if result.curve:
-        curve.write_csv(run_dir / curve.CURVE_FILE, result.curve)
-    atomic_write_json(run_dir / "result.json", to_dict(result))
-    report.write_report(run_dir, result)
 
 
 # --- the whole command ---------------------------------------------------------
@@ -431,23 +461,22 @@ def _graded_run(options: RunOptions, source: Unpacked, runner: Runner, progress:
         raise
     source.close()  # an unpacked archive: the phases run the staged copy
     progress.say(f"run directory: {run_dir}")
-    for warning in ([PUBLIC_HELDOUT] if sets[0].info.heldout_public else []) + ([] if runner.isolated else [NOT_ISOLATED]) \
-            + [w for w in [predict_rule.granted_warning(options)] if w]:
+    for warning in run_warnings(sets[0], runner, options):
         progress.say(f"warning: {warning}")
 
     devices = Devices.open(options, open_gpus)
     try:
         if options.repeats == 1:
-            return run_once(run_dir, staged, info, sets[0], runner, options, progress, devices, seeds[0],
-                            run_dir.name, original.reproduction(0) if original else None)
+            return OneRun(run_dir, staged, info, sets[0], runner, options, progress, devices, seeds[0],
+                          run_dir.name, original.reproduction(0) if original else None).run()
         started_at, t0, results = utc_now(), time.monotonic(), []
         try:
             for i, seed in enumerate(seeds):
                 repeat_dir = run_dir / f"repeat-{i + 1:02d}"
                 repeat_dir.mkdir()
-                results.append(run_once(repeat_dir, staged, info, sets[i], runner, options, progress, devices,
-                                        seed, f"{run_dir.name}/{repeat_dir.name}",
-                                        original.reproduction(i) if original else None))
+                results.append(OneRun(repeat_dir, staged, info, sets[i], runner, options, progress, devices,
+                                      seed, f"{run_dir.name}/{repeat_dir.name}",
+                                      original.reproduction(i) if original else None).run())
         except Interrupted:
             write_series(run_dir, info, results, started_at, t0, interrupted=True)
             raise

@@ -1,10 +1,11 @@
 """Snapshots of the train phase's checkpoints, for the off-clock curve (harness.curve).
 
-The watcher thread (harness.run.Watcher) calls `look()` every tick; nothing here runs in the
-clock's loop or in the entry's processes, so a snapshot never stalls the entry nor costs it
-budget (benchmarks/snapshot_overhead.py measures the entry's saves with and without). The copy
-is read from the runner's `checkpoint_view()` (the host side of the mount under Docker) into
-the run's work folder, outside the entry's reach, stamped with the harness's clock.
+The watcher thread (harness.run.Watcher) calls `look()` every tick with the folder it walked;
+nothing here runs in the clock's loop or in the entry's processes, so a snapshot never stalls
+the entry nor costs it budget (benchmarks/snapshot_overhead.py measures the entry's saves with
+and without). The copy is read from the runner's `checkpoint_view()` (the host side of the mount
+under Docker) into the run's work folder, outside the entry's reach, stamped with the harness's
+clock.
 
 Complete, never torn:
   * the folder is copied only once two looks in a row saw the same files (name, inode, size,
@@ -15,8 +16,8 @@ Complete, never torn:
     (docs/submission-contract.md asks for atomic saves): it is dropped. The check stops there: a
     slower in-place writer costs a curve point at worst, never the official score.
 Bounded: at most `limit` snapshots, thinned to stay spread over the run (`thin`), each at most
-`max_bytes / limit` bytes and `WATCHED_FILES` files; the files an entry names are never
-followed out of the folder (symlinks are skipped).
+`max_bytes / limit` bytes and `WATCHED_FILES` files (checkpoints.watched_state: the watcher's one
+walk a tick); the files an entry names are never followed out of the folder (symlinks are skipped).
 """
 
 from __future__ import annotations
@@ -28,14 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness.checkpoints import WATCHED_FILES
-from harness.walk import WalkLimit, open_beneath, walk
+from harness.checkpoints import State, watched_state
+from harness.walk import open_beneath
 
 DEFAULT_LIMIT = 12
 DEFAULT_MAX_BYTES = 4 * 2**30  # all snapshots together (a ResNet-9 folder of two checkpoints: ~52 MB)
 PROBATION_LOOKS = 10  # 5 s at the watcher's tick
-
-State = tuple[tuple[str, tuple[int, int], int, int], ...]  # (relative name, (device, inode), size, mtime_ns) per file
 
 
 @dataclass
@@ -79,14 +78,12 @@ class Snapshots:
     def per_snapshot_bytes(self) -> int:
         return self.max_bytes // self.limit
 
-    def look(self) -> None:
-        """One observation; copies the folder when it has stood still since the last one."""
-        if self.view is None:
-            return
-        now = self.elapsed()
-        state = _state(self.view)
+    def look(self, state: Optional[State]) -> None:
+        """One observation of the view (None: the watcher could not read all of it); copies the
+        folder when it has stood still since the last one."""
         if state is None:
             return
+        now = self.elapsed()
         self._drop_torn(state)
         if state != self._previous:
             self._previous, self._first_seen, self._first_energy = state, now, self.energy()
@@ -198,19 +195,9 @@ def thin(kept: list[Snapshot], limit: int) -> list[Snapshot]:
 
 
 def _state(root: Path) -> Optional[State]:
-    """The folder's regular files (symlinks skipped), or None when it cannot be read or holds too many
-    entries (files and folders: an entry's million empty folders must not cost every look). Walked
-    with the shared walker: no link followed, folders checked to be those listed."""
-    files = []
-    try:
-        for found in walk(root, 2 * WATCHED_FILES):
-            if found.is_file:
-                files.append((found.rel, found.same_file, found.st.st_size, found.st.st_mtime_ns))
-                if len(files) > WATCHED_FILES:
-                    return None
-    except (WalkLimit, OSError):
-        return None
-    return tuple(sorted(files))
+    """The folder's files (checkpoints.watched_state), or None when that is not all of them."""
+    state, complete = watched_state(root)
+    return state if complete else None
 
 
 def _copy_at_most(root: Path, rel: str, destination: Path, size: int, same_file: tuple[int, int]) -> None:

@@ -26,9 +26,9 @@ from harness.monitor import Gpus
 from harness.options import RunOptions
 from harness.organizer import leaderboard
 from harness.reproduce import compare
-from harness.run import Devices, graded_run, run_once
+from harness.run import Devices, OneRun, graded_run
 from harness.runners.local import LocalRunner
-from harness.snapshots import PROBATION_LOOKS, Snapshot, Snapshots, thin
+from harness.snapshots import PROBATION_LOOKS, Snapshot, Snapshots, _state, thin
 from tests.fake_nvml import FakeNvml
 from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures the Docker test uses
 from tests.helpers import CENTROID, ROOT, read_json, run_harness
@@ -60,11 +60,16 @@ def save(view: Path, name: str, payload: bytes) -> None:
     os.replace(view / (name + ".tmp"), view / name)
 
 
+def look(snaps: Snapshots) -> None:
+    """One tick of the watcher: its walk of the folder, then the snapshots' look at it."""
+    snaps.look(_state(snaps.view))
+
+
 def look_twice(snaps: Snapshots, clock: Clock, at: float) -> None:
     clock.t = at
-    snaps.look()
+    look(snaps)
     clock.t = at + 0.5
-    snaps.look()
+    look(snaps)
 
 
 def test_snapshots_thin_to_an_even_spread_within_the_count_cap(tmp_path):
@@ -119,7 +124,7 @@ def test_a_save_in_progress_is_never_copied(tmp_path):
         with open(view / "model.bin.tmp", "ab") as f:
             f.write(b"partial")
         clock.t = 2.0 + i * 0.5
-        snaps.look()
+        look(snaps)
     assert len(snaps.kept) == 1, "a folder that changes between every two looks is never copied"
 
 
@@ -134,7 +139,7 @@ def test_a_checkpoint_rewritten_in_place_mid_copy_is_dropped(tmp_path):
         assert [s.bytes for s in snaps.kept] == [len(b"first half ")], "it looked complete"
         f.write(b"second half")
     clock.t = 2.0
-    snaps.look()
+    look(snaps)
     assert snaps.kept == [] and any("rewritten in place" in n for n in snaps.notes)
     assert not any(snaps.store.iterdir())
     final = snaps.final(view, 3.0)
@@ -150,12 +155,12 @@ def test_a_recycled_inode_after_an_atomic_save_is_not_a_tear(tmp_path):
     os.link(view / "model.bin", tmp_path / "kept-inode")
     save(view, "model.bin", b"two, on another inode")
     clock.t = 2.0
-    snaps.look()
+    look(snaps)
     with open(tmp_path / "kept-inode", "ab") as f:
         f.write(b" and more")
     os.replace(tmp_path / "kept-inode", view / "model.bin")  # the first inode is back, with other bytes
     clock.t = 2.5
-    snaps.look()
+    look(snaps)
     assert [s.bytes for s in snaps.kept][:1] == [3] and not snaps.notes
 
 
@@ -166,7 +171,7 @@ def test_the_torn_check_ends_after_its_probation(tmp_path):
     look_twice(snaps, clock, 1.0)
     for i in range(PROBATION_LOOKS + 1):
         clock.t = 2.0 + i
-        snaps.look()
+        look(snaps)
     assert len(snaps.kept) == 1 and snaps.kept[0].probation == 0
 
 
@@ -185,8 +190,6 @@ def test_a_folder_swapped_for_a_symlink_mid_copy_never_leaks_a_host_file(tmp_pat
     """The race a hostile entry would run: the listing saw sub/model.bin, then `sub` became a symlink
     to a host folder with a model.bin of its own. The copy made from the earlier listing (as the
     watcher would, a moment later) must refuse the host's file: its inode is not the listed one."""
-    from harness.snapshots import _state
-
     view, snaps, clock = watched(tmp_path)
     (view / "sub").mkdir()
     (view / "sub" / "model.bin").write_bytes(b"weights")
@@ -202,8 +205,6 @@ def test_a_folder_swapped_for_a_symlink_mid_copy_never_leaks_a_host_file(tmp_pat
 
 
 def test_a_million_empty_folders_are_not_walked_at_every_look(tmp_path):
-    from harness.snapshots import _state
-
     view, snaps, clock = watched(tmp_path)
     for i in range(2100):
         (view / f"d{i}").mkdir()
@@ -302,8 +303,8 @@ def test_the_last_point_equals_the_official_score_when_the_curve_set_is_the_held
                           submission_digest(submission.path))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    result = run_once(run_dir, submission, info, sets, LocalRunner(), o, Progress(quiet=True),
-                      Devices.open(o, Gpus.open), 0, "run")
+    result = OneRun(run_dir, submission, info, sets, LocalRunner(), o, Progress(quiet=True),
+                    Devices.open(o, Gpus.open), 0, "run").run()
     assert result.status.value == "scored"
     last = result.curve.points[-1]
     assert last.final and (last.correct, last.total) == (result.correct, result.total)
