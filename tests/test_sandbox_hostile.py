@@ -5,6 +5,8 @@ phase outlives it: no process, no cgroup."""
 
 from __future__ import annotations
 
+import os
+
 import dataclasses
 import hashlib
 from pathlib import Path
@@ -59,7 +61,8 @@ def leftover_cgroups() -> list[Path]:
     for controller in ("memory", "pids", "cpu"):
         if controller in groups:
             parent = CGROUP_ROOT / controller / groups[controller].lstrip("/")
-            found += list(parent.glob("haet-*")) if parent.is_dir() else []
+            # This process's groups only (named haet-<pid>-...): other suites and workers run their own.
+            found += list(parent.glob(f"haet-{os.getpid()}-*")) if parent.is_dir() else []
     return found
 
 
