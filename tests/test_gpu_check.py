@@ -16,6 +16,7 @@ from tests.helpers import ROOT
 pytest.importorskip("torch")  # the bundled submission trains with torch
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_gpu_check_passes_in_cpu_mode_without_the_docker_package(tmp_path):
     hidden = tmp_path / "hide"
