@@ -285,17 +285,28 @@ class Checkpointer:
         self.last = time.time()
 
 
+def save_stand_in(ckpt, cfg, num_classes):
+    """Checkpoint 1: an untrained network of the narrowest candidate width, saved before anything
+    slow (the budget probe, compiling, the first epoch), so that a start too slow for training to
+    begin (a loaded machine, a short budget) still leaves a model to score. It scores at chance;
+    the trained network's saves replace it."""
+    arch = budget.model_arch(cfg, cfg["auto_widths"][0], num_classes)
+    with torch.random.fork_rng(devices=[]):  # the trained network's initialisation stays what it was without it
+        ckpt.save(common.build_model(arch), arch, epoch=0, step=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # ---- Training: main() is the steps of a run; train_loop() the epochs ----
 # ---------------------------------------------------------------------------------------------
 def main(argv=None):
-    """A run: its settings, the data, the plan, the epochs, the final save."""
+    """A run: its settings, the data, a first model at once, the plan, the epochs, the final save."""
     cfg = make_config(argv)
     run = read_run(cfg)
     gen = set_up_device(run)
     x, y, mean, std, num_classes = load_train(run.data_dir, run.device)
     ckpt = Checkpointer(run.ckpt_dir, {"mean": mean, "std": std, "tta": bool(cfg["tta"]),
                                        "tta_shift": int(cfg["tta_shift"]), "preset": cfg["preset"]}, run.t_start)
+    save_stand_in(ckpt, cfg, num_classes)  # before anything slow: a start cut short still leaves a model
     training = set_up_training(cfg, run, x, y, num_classes)
     report_config(cfg, run, training)
     epoch, step = train_loop(cfg, run, training, x, y, gen, ckpt)

@@ -398,6 +398,23 @@ def test_checkpointer_numbers_saves_keeps_two_and_reports_them(tmp_path, monkeyp
     assert ckpt.due()
 
 
+def test_the_stand_in_is_a_loadable_model_saved_without_drawing_from_the_seed(tmp_path, monkeypatch):
+    """The untrained model saved before the budget probe: predict.py loads it, and the trained
+    network's initialisation (the next draws of torch's generator) is what it was without it."""
+    monkeypatch.setenv("HAET_EVENTS", str(tmp_path / "events.jsonl"))
+    (tmp_path / "ckpt").mkdir()
+    cfg = sub_train.make_config(["--preset", "ip"])
+    ckpt = sub_train.Checkpointer(str(tmp_path / "ckpt"), {"mean": [0.5] * 3, "std": [0.25] * 3}, t_start=0.0)
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    sub_train.save_stand_in(ckpt, cfg, num_classes=10)
+    assert torch.equal(torch.rand(4), expected)
+    model, meta = sub_common.load_latest(str(tmp_path / "ckpt"))
+    assert os.listdir(tmp_path / "ckpt") == ["ckpt-000001.pt"] and (meta["epoch"], meta["step"]) == (0, 0)
+    assert meta["arch"] == sub_budget.model_arch(cfg, cfg["auto_widths"][0], 10)
+    assert model.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 1, 10)
+
 
 def test_width_probe_builds_the_training_network(monkeypatch):
     built = []
