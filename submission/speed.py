@@ -1,11 +1,12 @@
-"""Compiling and timing on the training device: what train.py plans and paces its steps with.
+"""Compiling, precision and timing on the training device: what train.py plans and paces its steps with.
 
 Two facts shape this file. CUDA runs kernels asynchronously: `time.time()` around a step times
 its kernel launches, not the GPU's work, unless something waits for the queue (a synchronize).
 And torch.compile can fail where the entry runs: torch 1.13 has no torch.compile; Inductor needs a
 C compiler (Triton builds a C launcher on CUDA, the CPU backend builds C++), which the PyTorch
 runtime image lacks; an op may be unsupported. So compiling is tried once, timed, inside the
-budget, and a failure means eager training with the reason said, never a failed run.
+budget, and a failure means eager training with the reason said, never a failed run. On CUDA
+the steps run in bf16 (fp16 before Ampere) under autocast, which the tensor cores run fastest.
 """
 import os
 import shutil
@@ -121,3 +122,24 @@ def grads_finite(params):
     """Whether every gradient is finite, with one host sync for all of them (not one per parameter):
     a sum is inf or nan when any of its terms is."""
     return bool(torch.isfinite(torch.stack([p.grad.float().sum() for p in params if p.grad is not None])).all())
+
+
+def mixed_precision(device, setting):
+    """(autocast dtype or None, static loss scale). On CUDA (amp: auto or true) bf16, which needs
+    no loss scaling, or fp16 where bf16 is unsupported (pre-Ampere), with a static scale: a dynamic
+    GradScaler does not compose with the multi-pass SAM/meta gradients. On CPU: fp32, scale 1."""
+    if not (device.type == "cuda" and setting in ("auto", True)):
+        return None, 1.0
+    return (torch.bfloat16, 1.0) if torch.cuda.is_bf16_supported() else (torch.float16, 1024.0)
+
+
+class Autocast:
+    """Calls `net` under CUDA autocast at `dtype`; the loss is computed in fp32, and the weights,
+    gradients and optimizer stay fp32."""
+
+    def __init__(self, net, dtype):
+        self.net, self.dtype = net, dtype
+
+    def __call__(self, inp):
+        with torch.autocast(device_type="cuda", dtype=self.dtype):
+            return self.net(inp)

@@ -1,4 +1,4 @@
-"""ResNet-9 for HAET 2021 (5000 CIFAR-10 images, hard time budget): the whole recipe, one file.
+"""ResNet-9 for HAET 2021 (5000 CIFAR-10 images, hard time budget): the training recipe.
 
 Recipe of Awad et al., "Improving ResNet-9 Generalization Trained on Small Datasets" (HAET 2021
 1st prize): Page's DAWNBench ResNet-9 + improved preprocessing (IP: label smoothing, weight
@@ -9,8 +9,11 @@ look-ahead steps. Every part is a switch in HP below; presets live in configs/*.
 
 Everything is driven by the wall clock: the LR schedule runs on the fraction of the time budget
 spent, so the schedule finishes (and the final EMA checkpoint is written) before the harness
-sends SIGTERM, on any hardware. Read top to bottom: hyperparameters, data, network, gradients,
-schedule, checkpoints, and main(), the training loop.
+sends SIGTERM, on any hardware. Read top to bottom: hyperparameters, data, network, schedule,
+checkpoints, and main(), the steps of a run, then the training loop. Beside this file:
+gradients.py (the loss; plain, SAM and meta gradients; GC), budget.py (the budget plan: width,
+members, epochs, compiling), speed.py (compiling, precision, step timing), common.py (the network,
+checkpoint files).
 """
 import signal
 
@@ -20,10 +23,10 @@ signal.signal(signal.SIGTERM, lambda signum, frame: STOP.update(requested=True))
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
-import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
@@ -32,6 +35,8 @@ import common  # noqa: E402  (sets the /tmp cache dirs before torch is imported)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+import budget  # noqa: E402
+import gradients  # noqa: E402
 import speed  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,7 +50,7 @@ HP = {
     "auto_widths": [0.25, 0.5, 0.75, 1.0],  # candidates for width: auto (multiples of 16 channels)
     "auto_min_epochs": 20,    # auto: the widest candidate that still fits this many epochs (600 s on
                               # 2 CPU cores: 0.5, or 0.25 on a slow day; both scored ~80 %)
-    # the budget plan: epochs per network up to epoch_cap, then more networks (plan_budget)
+    # the budget plan: epochs per network up to epoch_cap, then more networks (budget.plan_budget)
     "epoch_cap": 40,          # more epochs stop paying past this: width 0.25 on CPU scored 80.1 % at
                               # both 40 and 80 epochs (3 seeds, docs/results.md)
     "epochs": "auto",         # epochs per network; auto: epoch_cap where it fits, else what time allows
@@ -200,153 +205,8 @@ def whitening_filters(x, eps, max_images=512):
 
 
 # ---------------------------------------------------------------------------------------------
-# ---- Network: ResNet-9 (common.py), its width picked from measured throughput ----
+# ---- Network: ResNet-9 (common.py) at the width the budget plan picks (budget.py) ----
 # ---------------------------------------------------------------------------------------------
-def model_arch(cfg, width, num_classes, members=1):
-    """The network's description: common.build_model(arch) builds it, and every checkpoint stores
-    it, so the width probe, training and predict.py all build exactly the same network."""
-    return {"width": width, "act": cfg["act"], "celu_alpha": cfg["celu_alpha"],
-            "whiten": bool(cfg["whiten"]), "num_classes": num_classes, "members": members}
-
-
-def measure_image_s(arch, device, mf, passes=1, probe_bs=64, timed_steps=3, amp_dtype=None):
-    """Seconds per training image of this network: one warm-up step, then the fastest of a few
-    timed steps on random data (the fastest: a one-off stall must not shrink the network).
-    A small probe batch keeps this cheap (well under a second on CPU); per-image cost only falls
-    at the real (larger) batch size, so the estimate errs on the slow side. `passes`: forward/
-    backward passes per training step (SAM: 2). `amp_dtype`: the training's autocast precision,
-    so a GPU is timed at the speed it will train at (bf16 tensor cores outrun fp32/TF32)."""
-    m = common.build_model(arch).to(device, memory_format=mf)
-    m = Autocast(m, amp_dtype) if amp_dtype else m
-    x = torch.randn(probe_bs, 3, 32, 32, device=device).contiguous(memory_format=mf)
-    y = torch.randint(0, arch["num_classes"], (probe_bs,), device=device)
-    times = []
-    for i in range(1 + timed_steps):
-        t0 = time.time()
-        scaled_cross_entropy(m(x), y, 0.0, 1.0).backward()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.time() - t0)
-    return min(times[1:]) / probe_bs * passes
-
-
-def plan_width(cfg, device, mf, num_classes, train_s, n):
-    """(width, seconds per training image at that width on CPU, else None).
-
-    width: auto -> the widest candidate that still fits auto_min_epochs in the time left.
-    Only the narrowest is timed; wider ones are extrapolated with cost ~ width^2 (FLOPs), which
-    is pessimistic on CPU where wider convolutions run more efficiently. On 2 CPU cores this picks
-    0.25 at 90 s and 0.5 at 600 s; on a VM 1.5x slower per step the 600 s choice sits at the
-    boundary, where both widths score the same (docs/results.md)."""
-    if cfg["width"] != "auto":
-        return float(cfg["width"]), None
-    if device.type == "cuda":
-        return 1.0, None
-    w0 = cfg["auto_widths"][0]
-    image_s = measure_image_s(model_arch(cfg, w0, num_classes), device, mf, passes=2 if cfg["sam"] else 1)
-    fits = [w for w in cfg["auto_widths"] if image_s * (w / w0) ** 2 * n * cfg["auto_min_epochs"] <= train_s]
-    width = max(fits, default=w0)
-    return width, image_s * (width / w0) ** 2
-
-
-def predict_budget_s(budget_s):
-    """The predict phase's budget: HAET_PREDICT_BUDGET_S, which the harness tells the train phase;
-    without it (an older harness, a run by hand) the harness's default rule, max(20 s, a tenth of
-    the training budget), as docs/submission-contract.md states it."""
-    told = os.environ.get("HAET_PREDICT_BUDGET_S")
-    return float(told) if told else max(20.0, 0.1 * budget_s)
-
-
-def plan_budget(cfg, device, mf, num_classes, train_s, n, bs, predict_s):
-    """How to spend the budget: (width, members, epochs per member; None: as many as time allows).
-
-    Epochs first, up to epoch_cap: past it more epochs of one network stop paying. Time beyond
-    the cap buys more networks, trained in lockstep as one batched model and averaged at predict
-    time, up to max_members and a predicted prediction time of predict_share of the predict
-    budget `predict_s` (each member is one more network to infer, 10 views each). Members cost time
-    in proportion on a CPU, which has no idle units; on a GPU a small batch leaves units idle, so
-    there the cost of 1 and of max_members members is measured at the real batch size and
-    interpolated. The cap is a cap: a plan that fits its epochs in less time ends early."""
-    width, cpu_image_s = plan_width(cfg, device, mf, num_classes, train_s, n)
-    passes = 2 if cfg["sam"] else 1
-    cap = int(cfg["epoch_cap"])
-    top = int(cfg["max_members"]) if cfg["members"] == "auto" else int(cfg["members"])
-    amp_dtype, _ = mixed_precision(device, cfg["amp"])
-
-    def measured(members):  # training seconds per image of the whole ensemble
-        if device.type == "cuda":
-            return measure_image_s(model_arch(cfg, width, num_classes, members), device, mf, passes, probe_bs=bs,
-                                   amp_dtype=amp_dtype)
-        # the width probe's figure where there is one: a second probe would cost a short budget
-        return (cpu_image_s or measure_image_s(model_arch(cfg, width, num_classes), device, mf, passes)) * members
-
-    one = measured(1)
-    while top > 1 and device.type == "cuda":
-        try:
-            most = measured(top)
-            break
-        except torch.cuda.OutOfMemoryError:  # the ensemble must fit the card: halve it until it does
-            torch.cuda.empty_cache()
-            top //= 2
-            print(f"plan: {top * 2} members do not fit the GPU's memory; trying {top}", flush=True)
-    else:
-        most = one * top
-    cost = lambda k: one + (most - one) * (k - 1) / max(top - 1, 1)  # noqa: E731
-    epochs_fit = lambda k: train_s / (cost(k) * n)  # noqa: E731
-    if cfg["members"] != "auto":
-        members = top
-    elif epochs_fit(1) <= cap:
-        members = 1
-    else:  # predicting 10 views of ~1000 images costs about a third of training on 10,000 images
-        members = max([k for k in range(1, top + 1) if epochs_fit(k) >= cap
-                       and cost(k) * 10_000 / 3 <= cfg["predict_share"] * predict_s], default=1)
-    if cfg["epochs"] != "auto":
-        return width, members, int(cfg["epochs"])
-    return width, members, cap if epochs_fit(members) > cap else None
-
-
-def compile_wanted(cfg, device, budget_s):
-    """(whether to try torch.compile, why or why not), from `compile`: true, false or auto, and from
-    what is known without trying (torch 1.13, no C compiler), so no time is reserved in vain."""
-    if cfg["compile"] is not True:
-        if cfg["compile"] != "auto":
-            return False, "compile: false"
-        if device.type != "cuda":
-            return False, "compile: auto compiles on CUDA only"
-        if budget_s < cfg["compile_min_budget_s"]:
-            return False, f"compile: auto needs a budget of compile_min_budget_s={cfg['compile_min_budget_s']:g} s"
-    why_not = speed.unavailable(device)
-    return (False, why_not) if why_not else (True, f"compile: {str(cfg['compile']).lower()}")
-
-
-def compile_model(cfg, model, wrap, xb, yb, sync, t_end, want, why, n, epochs):
-    """(the network to train, seconds spent compiling, why that mode, epochs): when `want`
-    (compile_wanted: else `why` not), try_compile once, on
-    one batch (xb, yb) of the training size, then time the compiled step so the epochs planned come
-    from the speed it will train at (the members stay the eager plan's: see docs/gpu.md). The
-    weights and BN statistics are restored, so the trials train nothing."""
-    if not want:
-        return model, 0.0, why, epochs
-    left = t_end - time.time()
-    if left < 2 * cfg["compile_reserve_s"]:
-        return model, 0.0, f"{left:.0f} s left is under twice compile_reserve_s={cfg['compile_reserve_s']:g}", epochs
-    state = copy.deepcopy(model.state_dict())
-
-    def step(net):
-        scaled_cross_entropy(wrap(net)(xb), yb, 0.0, 1.0).backward()
-
-    net, seconds, failure = speed.try_compile(model, step, max(cfg["compile_reserve_s"], left / 2), xb.device)
-    why = why if net is not model else failure
-    if net is not model and cfg["epochs"] == "auto":
-        image_s = speed.timed(lambda: step(net), sync, 3) / len(yb) * (2 if cfg["sam"] else 1)
-        fit = (t_end - time.time()) / (image_s * n)
-        epochs = int(cfg["epoch_cap"]) if fit > cfg["epoch_cap"] else None
-    model.load_state_dict(state)
-    for p in model.parameters():
-        p.grad = None
-    return net, seconds, why, epochs
-
-
 def make_network(arch, cfg, x):
     """common.build_model(arch); with whiten (IP), its frozen first layer whitens the 3x3 patches of
     the training images x (Page's final DAWNBench network)."""
@@ -366,126 +226,6 @@ def make_optimizer(params, cfg):
     return torch.optim.SGD([{"params": decay, "weight_decay": cfg["weight_decay"]},
                             {"params": other, "weight_decay": 0.0}],
                            lr=0.0, momentum=cfg["momentum"], nesterov=cfg["nesterov"])
-
-
-def mixed_precision(device, setting):
-    """(autocast dtype or None, static loss scale). On CUDA (amp: auto or true) bf16, which needs
-    no loss scaling, or fp16 where bf16 is unsupported (pre-Ampere), with a static scale: a dynamic
-    GradScaler does not compose with the multi-pass SAM/meta gradients. On CPU: fp32, scale 1."""
-    if not (device.type == "cuda" and setting in ("auto", True)):
-        return None, 1.0
-    return (torch.bfloat16, 1.0) if torch.cuda.is_bf16_supported() else (torch.float16, 1024.0)
-
-
-class Autocast:
-    """Calls `net` under CUDA autocast at `dtype`; the loss is computed in fp32, and the weights,
-    gradients and optimizer stay fp32."""
-
-    def __init__(self, net, dtype):
-        self.net, self.dtype = net, dtype
-
-    def __call__(self, inp):
-        with torch.autocast(device_type="cuda", dtype=self.dtype):
-            return self.net(inp)
-
-
-# ---------------------------------------------------------------------------------------------
-# ---- Gradients: plain, SAM, meta look-ahead, GC; update_grad combines them for one step ----
-# ---------------------------------------------------------------------------------------------
-def centralize_gradients(params):
-    """Gradient Centralization: remove each conv/linear filter gradient's mean (all axes but the
-    output channel). Acts as a projection constraining weights to a hyperplane: smoother loss."""
-    for p in params:
-        if p.grad is not None and p.grad.dim() > 1:
-            p.grad.sub_(p.grad.mean(dim=tuple(range(1, p.grad.dim())), keepdim=True))
-
-
-def plain_grad(model, params, batch, loss_fn):
-    """Leaves dL/dparams in .grad; returns the loss and the logits."""
-    for p in params:
-        p.grad = None
-    out = model(batch[0])
-    loss = loss_fn(out, batch[1])
-    loss.backward()
-    return loss.detach(), out.detach()
-
-
-@torch.no_grad()
-def add_to_params(params, deltas, sign=1.0):
-    for p, d in zip(params, deltas):
-        p.add_(d, alpha=sign)
-
-
-def sam_grad(model, params, batch, loss_fn, rho):
-    """Sharpness-Aware Minimization gradient: g at w + rho * g(w)/||g(w)||, weights restored to w.
-
-    The caller's optimizer then steps *from w* with this gradient (the real two-pass SAM update).
-    """
-    loss, out = plain_grad(model, params, batch, loss_fn)
-    with torch.no_grad():
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        norm = torch.norm(torch.stack([g.norm() for g in grads])) + 1e-12
-        eps = [g * (rho / norm) for g in grads]
-    add_to_params(params, eps, +1)   # ascend to the worst point nearby
-    plain_grad(model, params, batch, loss_fn)
-    add_to_params(params, eps, -1)   # back to w (BN running stats saw one extra batch: harmless)
-    return loss, out
-
-
-def meta_grad(model, params, b1, b2, grad_fn, inner_lr, inner_weight):
-    """First-order look-ahead across two batches ("tasks"), in the spirit of MLTP:
-    theta' = theta - inner_lr * g(B1; theta);  gradient = inner_weight * g(B1; theta) + g(B2; theta').
-    A step that helps B1 is only rewarded if it also helps B2. Weights restored to theta."""
-    loss, out = grad_fn(b1)
-    g1 = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in params]
-    step = [g * -inner_lr for g in g1]
-    add_to_params(params, step, +1)
-    grad_fn(b2)
-    add_to_params(params, step, -1)
-    with torch.no_grad():
-        for p, g in zip(params, g1):
-            p.grad.add_(g, alpha=inner_weight)
-    return loss, out
-
-
-def scaled_cross_entropy(out, target, label_smoothing, scale):
-    """The training loss, in fp32 whatever the forward pass ran in, times the static fp16 loss
-    scale (1 with bf16 and on CPU). An ensemble's [batch, members, classes] output counts each
-    member's mean loss in full (the sum over members), so every member learns at the rate one
-    network alone would."""
-    if out.dim() == 3:
-        members = out.shape[1]
-        out, target = out.flatten(0, 1), target.repeat_interleave(members)
-        scale = scale * members
-    return F.cross_entropy(out.float(), target, label_smoothing=label_smoothing) * scale
-
-
-def batch_grad(forward, params, batch, cfg, loss_scale):
-    """Plain or SAM gradient of one batch, true (unscaled) values in .grad; (scaled loss, logits)."""
-    loss_fn = functools.partial(scaled_cross_entropy, label_smoothing=cfg["label_smoothing"], scale=loss_scale)
-    if cfg["sam"]:
-        loss, out = sam_grad(forward, params, batch, loss_fn, cfg["sam_rho"])
-    else:
-        loss, out = plain_grad(forward, params, batch, loss_fn)
-    if loss_scale != 1.0:
-        for p in params:
-            p.grad.div_(loss_scale)
-    return loss, out
-
-
-def update_grad(forward, params, batches, lr, cfg, loss_scale):
-    """Leaves the direction of one optimizer step in .grad: the gradient of one batch, or with meta
-    the look-ahead over a pair (inner rate meta_inner_lr_mult x lr), then GC on the result.
-    Returns the (scaled) loss and the logits of the first batch."""
-    grad_fn = functools.partial(batch_grad, forward, params, cfg=cfg, loss_scale=loss_scale)
-    if cfg["meta"]:
-        loss, out = meta_grad(forward, params, batches[0], batches[1], grad_fn,
-                              cfg["meta_inner_lr_mult"] * lr, cfg["meta_inner_weight"])
-    else:
-        loss, out = grad_fn(batches[0])
-    if cfg["gc"]:
-        centralize_gradients(params)
-    return loss, out
 
 
 # ---- EMA of the weights (and BN statistics): what we checkpoint and score ----
@@ -520,100 +260,149 @@ def lr_at(fraction, cfg):
 
 
 class Checkpointer:
-    """Saves a network as ckpt-000001.pt, ckpt-000002.pt, ... in the checkpoint directory, atomically
-    (common.save_checkpoint: temp file, fsync, rename; the two newest kept), with `meta` plus the
-    epoch, step and seconds since `t_start`; emits a checkpoint event for each. `due()`: the last
-    save (or the creation) is at least `every_s` seconds old."""
+    """Saves networks as ckpt-000001.pt, ckpt-000002.pt, ... in the checkpoint directory, atomically
+    (common.save_checkpoint: temp file, fsync, rename; the two newest kept), each with its arch,
+    `meta` and the epoch, step and seconds since `t_start`; emits a checkpoint event for each.
+    `due()`: periodic saves have begun (start_clock) and the last is at least `every_s` seconds old."""
 
-    def __init__(self, directory, meta, every_s, t_start):
-        self.directory, self.meta, self.every_s, self.t_start = directory, meta, every_s, t_start
-        self.saved, self.last = 0, time.time()
+    def __init__(self, directory, meta, t_start):
+        self.directory, self.meta, self.t_start = directory, meta, t_start
+        self.saved, self.every_s, self.last = 0, float("inf"), time.time()
+
+    def start_clock(self, every_s):
+        """Periodic saves from now on, every `every_s` seconds."""
+        self.every_s, self.last = every_s, time.time()
 
     def due(self):
         return time.time() - self.last >= self.every_s
 
-    def save(self, net, epoch, step):
+    def save(self, net, arch, epoch, step):
         self.saved += 1
-        meta = {**self.meta, "epoch": epoch, "step": step, "elapsed_s": time.time() - self.t_start}
+        meta = {**self.meta, "arch": arch, "epoch": epoch, "step": step, "elapsed_s": time.time() - self.t_start}
         state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
         common.save_checkpoint(self.directory, self.saved, state, meta)
         emit("checkpoint", seq=self.saved, epoch=epoch, step=step)
         self.last = time.time()
 
 
+def save_stand_in(ckpt, cfg, num_classes):
+    """Checkpoint 1: an untrained network of the narrowest candidate width, saved before anything
+    slow (the budget probe, compiling, the first epoch), so that a start too slow for training to
+    begin (a loaded machine, a short budget) still leaves a model to score. It scores at chance;
+    the trained network's saves replace it."""
+    arch = budget.model_arch(cfg, cfg["auto_widths"][0], num_classes)
+    with torch.random.fork_rng(devices=[]):  # the trained network's initialisation stays what it was without it
+        ckpt.save(common.build_model(arch), arch, epoch=0, step=0)
+
+
 # ---------------------------------------------------------------------------------------------
-# ---- Training ----
+# ---- Training: main() is the steps of a run; train_loop() the epochs ----
 # ---------------------------------------------------------------------------------------------
 def main(argv=None):
+    """A run: its settings, the data, a first model at once, the plan, the epochs, the final save."""
     cfg = make_config(argv)
+    run = read_run(cfg)
+    gen = set_up_device(run)
+    x, y, mean, std, num_classes = load_train(run.data_dir, run.device)
+    ckpt = Checkpointer(run.ckpt_dir, {"mean": mean, "std": std, "tta": bool(cfg["tta"]),
+                                       "tta_shift": int(cfg["tta_shift"]), "preset": cfg["preset"]}, run.t_start)
+    save_stand_in(ckpt, cfg, num_classes)  # before anything slow: a start cut short still leaves a model
+    training = set_up_training(cfg, run, x, y, num_classes)
+    report_config(cfg, run, training)
+    epoch, step = train_loop(cfg, run, training, x, y, gen, ckpt)
+    ckpt.save(training.saved_net, training.arch, epoch, step)  # the last save: the model scored
+    emit("done", epoch=epoch, step=step, stopped_by_signal=int(STOP["requested"]))
+    print(f"saved final checkpoint after {epoch} epochs / {step} steps, {time.time() - run.t_start:.1f}s "
+          f"(SIGTERM: {STOP['requested']})", flush=True)
+
+
+def read_run(cfg):
+    """The run as the harness sets it out in HAET_* variables (docs/submission-contract.md), all read
+    before anything slow so that a missing one is named at once; t_end: when the schedule must be
+    done and saved, safety_s before the SIGTERM at HAET_DEADLINE - HAET_GRACE_S."""
     t_start = time.time()
     data_dir = common.require_env("HAET_DATA")
     ckpt_dir = common.require_env("HAET_CHECKPOINTS")
     budget_s = float(common.require_env("HAET_BUDGET_S"))
     deadline = float(common.require_env("HAET_DEADLINE"))
-    grace_s = float(common.require_env("HAET_GRACE_S"))  # SIGTERM comes at deadline - grace
+    grace_s = float(common.require_env("HAET_GRACE_S"))
     seed = int(common.require_env("HAET_SEED"))
     device = common.pick_device(common.require_env("HAET_DEVICE"))
-    t_end = deadline - grace_s - cfg["safety_s"]  # the schedule must be done (and saved) by then
+    return SimpleNamespace(t_start=t_start, data_dir=data_dir, ckpt_dir=ckpt_dir, budget_s=budget_s, seed=seed,
+                           device=device, t_end=deadline - grace_s - cfg["safety_s"], sync=speed.device_sync(device),
+                           mf=torch.channels_last if cfg["channels_last"] else torch.contiguous_format)
 
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)  # augmentation and batch order
-    if device.type == "cpu":
+
+def set_up_device(run):
+    """Seeds torch and sets the device up; returns the generator of augmentation and batch order."""
+    torch.manual_seed(run.seed)
+    if run.device.type == "cpu":
         torch.set_num_threads(common.cpu_cores())
     else:
         torch.backends.cudnn.benchmark = True
-    sync = speed.device_sync(device)
-    mf = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    return torch.Generator().manual_seed(run.seed)
 
-    # ---- Data, batch size, network ----
-    x, y, mean, std, num_classes = load_train(data_dir, device)
-    n = len(y)
+
+def set_up_training(cfg, run, x, y, num_classes):
+    """Set-up after the data: the batch size, the budget plan (budget.py: width, members, epochs),
+    the network with its optimizer and EMA, the precision, and compiling, tried once. Returns what
+    the loop needs; the training window is t_train .. run.t_end."""
+    device, mf, n = run.device, run.mf, len(y)
     bs = int(cfg["batch_size"]) if cfg["batch_size"] != "auto" else (512 if device.type == "cuda" else 128)
     bs = min(bs, n // (2 if cfg["meta"] else 1))  # meta needs two batches per update
-    want_compile, compile_why = compile_wanted(cfg, device, budget_s)
-    width, members, epochs = plan_budget(cfg, device, mf, num_classes,  # leaving room to compile
-                                         t_end - time.time() - (cfg["compile_reserve_s"] if want_compile else 0),
-                                         n, bs, predict_budget_s(budget_s))
-    arch = model_arch(cfg, width, num_classes, members)
+    want_compile, compile_why = budget.compile_wanted(cfg, device, run.budget_s)
+    plan_s = run.t_end - time.time() - (cfg["compile_reserve_s"] if want_compile else 0)  # room to compile
+    width, members, epochs = budget.plan_budget(cfg, device, mf, num_classes, plan_s, n, bs,
+                                                budget.predict_budget_s(run.budget_s))
+    arch = budget.model_arch(cfg, width, num_classes, members)
     model = make_network(arch, cfg, x).to(device, memory_format=mf)
     params = [p for p in model.parameters() if p.requires_grad]  # all but the frozen whitening layer
     opt = make_optimizer(params, cfg)
     ema = EMA(model, cfg["ema_decay"]) if cfg["ema"] else None
 
-    amp_dtype, loss_scale = mixed_precision(device, cfg["amp"])
-    amp = amp_dtype is not None
-    wrap = (lambda net: Autocast(net, amp_dtype)) if amp else (lambda net: net)  # noqa: E731
+    amp_dtype, loss_scale = speed.mixed_precision(device, cfg["amp"])
+    wrap = (lambda net: speed.Autocast(net, amp_dtype)) if amp_dtype else (lambda net: net)  # noqa: E731
     first = torch.arange(bs, device=device)  # one batch, laid out as the loop's batches are (no recompile)
-    net, compile_s, compile_why, epochs = compile_model(cfg, model, wrap, x.contiguous(memory_format=mf)[first],
-                                                        y[first], sync, t_end,
-                                                        want_compile, compile_why, n, epochs)
-    use_compile, forward = net is not model, wrap(net)
-
-    t_train = time.time()
-    train_s = max(t_end - t_train, 1e-3)
+    net, compile_s, compile_why, epochs = budget.compile_model(cfg, model, wrap, x.contiguous(memory_format=mf)[first],
+                                                               y[first], run.sync, run.t_end,
+                                                               want_compile, compile_why, n, epochs)
     per_update = 2 if cfg["meta"] else 1  # meta consumes a pair of batches per update
-    planned_steps = epochs * (n // bs // per_update) if epochs else None  # None: time decides
-    mode = "compiled" if use_compile else "eager"
-    emit("config", width=width, members=members, planned_epochs=epochs, batch_size=bs,
-         compile=int(use_compile), compile_mode=mode, compile_why=compile_why, compile_s=compile_s,
-         amp=int(amp), planned_train_s=train_s, setup_s=t_train - t_start)
-    print(f"compile: {mode} ({compile_why}; {compile_s:.1f} s)", flush=True)
-    print(f"preset={cfg['preset']} device={device} width={width} members={members} epochs={epochs or 'time'} "
-          f"batch={bs} compile={use_compile} amp={amp} train_s={train_s:.1f} setup_s={t_train - t_start:.1f}",
-          flush=True)
+    t_train = time.time()
+    return SimpleNamespace(
+        bs=bs, width=width, members=members, epochs=epochs, arch=arch, model=model, params=params,
+        opt=opt, ema=ema, saved_net=ema.model if ema else model,  # the EMA is what is saved and scored
+        forward=wrap(net), amp=amp_dtype is not None, loss_scale=loss_scale, compiled=net is not model,
+        compile_s=compile_s, compile_why=compile_why, per_update=per_update,
+        planned_steps=epochs * (n // bs // per_update) if epochs else None,  # None: time decides
+        t_train=t_train, train_s=max(run.t_end - t_train, 1e-3))
 
-    # ---- The loop: epochs of updates until SIGTERM or the planned end ----
-    saved_net = ema.model if ema else model
-    ckpt = Checkpointer(ckpt_dir, {"arch": arch, "mean": mean, "std": std, "tta": bool(cfg["tta"]),
-                                   "tta_shift": int(cfg["tta_shift"]), "preset": cfg["preset"]},
-                        max(2.0, min(cfg["ckpt_every_s"], train_s / 12)), t_start)
+
+def report_config(cfg, run, training):
+    """The plan as a config event (the harness's report shows it) and as the log's first lines."""
+    mode, setup_s = "compiled" if training.compiled else "eager", training.t_train - run.t_start
+    emit("config", width=training.width, members=training.members, planned_epochs=training.epochs,
+         batch_size=training.bs, compile=int(training.compiled), compile_mode=mode, compile_why=training.compile_why,
+         compile_s=training.compile_s, amp=int(training.amp), planned_train_s=training.train_s, setup_s=setup_s)
+    print(f"compile: {mode} ({training.compile_why}; {training.compile_s:.1f} s)", flush=True)
+    print(f"preset={cfg['preset']} device={run.device} width={training.width} members={training.members} "
+          f"epochs={training.epochs or 'time'} batch={training.bs} compile={training.compiled} amp={training.amp} "
+          f"train_s={training.train_s:.1f} setup_s={setup_s:.1f}", flush=True)
+
+
+def train_loop(cfg, run, training, x, y, gen, ckpt):
+    """Epochs of updates until SIGTERM, the planned end or the planned steps; checkpoints the
+    scored network every ckpt_every_s. Returns the epochs and steps done."""
+    n, bs, per_update, planned_steps = len(y), training.bs, training.per_update, training.planned_steps
+    model, params, opt, ema, forward, loss_scale = (training.model, training.params, training.opt, training.ema,
+                                                    training.forward, training.loss_scale)
+    ckpt.start_clock(max(2.0, min(cfg["ckpt_every_s"], training.train_s / 12)))
     step, epoch, lr = 0, 0, 0.0
-    timer = speed.StepTimer(sync, cfg["sync_every"] if device.type == "cuda" else 1)
+    timer = speed.StepTimer(run.sync, cfg["sync_every"] if run.device.type == "cuda" else 1)
     stopping = STOP["requested"]
     while not stopping:
         # one epoch: fresh augmentation and order of the whole set, on its device
-        xa = augment(x, cfg["crop_pad"], cfg["flip"], gen, cfg["cutout"]).contiguous(memory_format=mf)
-        order = torch.randperm(n, generator=gen).to(device)
+        xa = augment(x, cfg["crop_pad"], cfg["flip"], gen, cfg["cutout"]).contiguous(memory_format=run.mf)
+        order = torch.randperm(n, generator=gen).to(run.device)
         batches = [order[i:i + bs] for i in range(0, n - bs + 1, bs)]  # drop the ragged last batch
         loss_sum, correct, seen = 0.0, 0, 0
         timer.restart()
@@ -621,16 +410,16 @@ def main(argv=None):
             t0 = time.time()
             # stop on SIGTERM, when the queued steps and the next (at the pessimistic step time) would
             # end late, or when the planned epochs are done
-            stopping = STOP["requested"] or timer.done_by() >= t_end or (planned_steps and step >= planned_steps)
+            stopping = STOP["requested"] or timer.done_by() >= run.t_end or (planned_steps and step >= planned_steps)
             if stopping:
                 break
             # the schedule follows the time spent or the planned steps done, whichever is further
-            fraction = (t0 - t_train) / train_s
+            fraction = (t0 - training.t_train) / training.train_s
             lr = lr_at(max(fraction, step / planned_steps) if planned_steps else fraction, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
             b = [(xa[idx], y[idx]) for idx in batches[i:i + per_update]]
-            loss, out = update_grad(forward, params, b, lr, cfg, loss_scale)
+            loss, out = gradients.update_grad(forward, params, b, lr, cfg, loss_scale)
             if loss_scale == 1.0 or speed.grads_finite(params):
                 opt.step()  # (fp16 only: skip the rare step whose gradient overflowed; one sync)
             if ema:
@@ -641,19 +430,16 @@ def main(argv=None):
             seen += len(b[0][1])
             timer.stepped()
             if ckpt.due():
-                ckpt.save(saved_net, epoch, step)
+                ckpt.save(training.saved_net, training.arch, epoch, step)
                 timer.restart()
         if seen:  # an epoch cut short by the stop still counts, with what it saw
             epoch += 1
             loss_sum, correct = float(loss_sum), int(correct)
             emit("epoch", epoch=epoch, step=step, train_loss=loss_sum / seen, train_acc=correct / seen,
-                 lr=lr, elapsed_s=time.time() - t_start)
+                 lr=lr, elapsed_s=time.time() - run.t_start)
             print(f"epoch {epoch:3d} step {step:5d} loss {loss_sum / seen:.4f} acc {correct / seen:.4f} "
-                  f"lr {lr:.4f} t {time.time() - t_start:6.1f}s", flush=True)
-    ckpt.save(saved_net, epoch, step)
-    emit("done", epoch=epoch, step=step, stopped_by_signal=int(STOP["requested"]))
-    print(f"saved final checkpoint after {epoch} epochs / {step} steps, {time.time() - t_start:.1f}s "
-          f"(SIGTERM: {STOP['requested']})", flush=True)
+                  f"lr {lr:.4f} t {time.time() - run.t_start:6.1f}s", flush=True)
+    return epoch, step
 
 
 if __name__ == "__main__":

@@ -207,7 +207,7 @@ def test_checkpoint_walks_never_lead_to_the_host(name, other_run, tmp_path, runt
     """The harness reads the checkpoint volume from the host side (its mountpoint), as root: an
     entry's links and swapped folders there point at host paths. The shared table's check."""
     runs, _ = other_run
-    entry = shutil.copytree(HOSTILE / name, tmp_path / name)
+    entry = stage_hostile(name, tmp_path / name)  # with kit.py, which their predict imports
     host_bait(entry, tmp_path)
     expected = EXPECTED[name]
     run_id = f"{name}-{uuid.uuid4().hex[:6]}"

@@ -20,7 +20,9 @@ import torch.nn.functional as F  # noqa: E402
 SUBMISSION_DIR = Path(__file__).resolve().parents[1] / "submission"
 sys.path.insert(0, str(SUBMISSION_DIR))
 _sigterm = signal.getsignal(signal.SIGTERM)
+import budget as sub_budget  # noqa: E402
 import common as sub_common  # noqa: E402
+import gradients as sub_gradients  # noqa: E402
 import predict as sub_predict  # noqa: E402
 import train as sub_train  # noqa: E402
 
@@ -47,9 +49,9 @@ def test_sam_restores_weights_and_differs_from_plain_gradient():
     params = list(model.parameters())
     before = [p.detach().clone() for p in params]
     batch = tiny_batch()
-    sub_train.plain_grad(model, params, batch, F.cross_entropy)
+    sub_gradients.plain_grad(model, params, batch, F.cross_entropy)
     g_plain = grads(params)
-    sub_train.sam_grad(model, params, batch, F.cross_entropy, rho=0.5)
+    sub_gradients.sam_grad(model, params, batch, F.cross_entropy, rho=0.5)
     g_sam = grads(params)
     for p, b in zip(params, before):  # the probe step w + e is undone exactly
         assert torch.allclose(p, b, atol=1e-7)
@@ -73,8 +75,8 @@ def test_sam_update_differs_from_sgd_update():
         model = tiny_model()
         params = list(model.parameters())
         opt = torch.optim.SGD(params, lr=0.1)
-        fn = (lambda: sub_train.sam_grad(model, params, batch, F.cross_entropy, 0.5)) if use_sam \
-            else (lambda: sub_train.plain_grad(model, params, batch, F.cross_entropy))
+        fn = (lambda: sub_gradients.sam_grad(model, params, batch, F.cross_entropy, 0.5)) if use_sam \
+            else (lambda: sub_gradients.plain_grad(model, params, batch, F.cross_entropy))
         fn()
         opt.step()
         results.append([p.detach().clone() for p in params])
@@ -89,7 +91,7 @@ def test_gradient_centralization_zero_mean_per_output_channel():
     for p in (conv, lin, bias):
         p.grad = torch.randn_like(p) + 3.0
     bias_grad = bias.grad.clone()
-    sub_train.centralize_gradients([conv, lin, bias])
+    sub_gradients.centralize_gradients([conv, lin, bias])
     assert torch.allclose(conv.grad.mean(dim=(1, 2, 3)), torch.zeros(4), atol=1e-6)
     assert torch.allclose(lin.grad.mean(dim=1), torch.zeros(5), atol=1e-6)
     assert torch.equal(bias.grad, bias_grad)  # 1-D parameters are left alone
@@ -147,7 +149,7 @@ def test_ensemble_loss_trains_each_member_at_a_lone_networks_rate():
     ensemble = sub_common.ResNet9(width=0.125, members=2)
     x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
     out = ensemble(x)
-    sub_train.scaled_cross_entropy(out, y, 0.0, 1.0).backward()
+    sub_gradients.scaled_cross_entropy(out, y, 0.0, 1.0).backward()
     grad = ensemble.fc.weight.grad.reshape(2, -1).clone()
     # member 0's gradient is exactly the gradient of its own mean loss
     ensemble.zero_grad()
@@ -159,12 +161,12 @@ def test_ensemble_loss_trains_each_member_at_a_lone_networks_rate():
 # ---- The budget plan ----
 def plan(monkeypatch, train_s, image_s_per_member=1e-3, predict_s=120.0, **settings):
     """plan_budget on the CPU path, the probe's answer fixed (seconds per image of one network)."""
-    monkeypatch.setattr(sub_train, "measure_image_s", lambda *a, **k: image_s_per_member)
+    monkeypatch.setattr(sub_budget, "measure_image_s", lambda *a, **k: image_s_per_member)
     argv = ["--preset", "default", "--set", "width=0.5"]
     for key, value in settings.items():
         argv += ["--set", f"{key}={value}"]
     cfg = sub_train.make_config(argv)
-    return sub_train.plan_budget(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s, 5000, 128, predict_s)
+    return sub_budget.plan_budget(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s, 5000, 128, predict_s)
 
 
 def test_plan_leaves_a_budget_short_of_the_cap_to_the_clock(monkeypatch):
@@ -188,9 +190,9 @@ def test_plan_keeps_prediction_within_its_share_of_the_predict_budget(monkeypatc
 
 def test_the_plan_reads_the_predict_budget_the_harness_tells(monkeypatch):
     monkeypatch.setenv("HAET_PREDICT_BUDGET_S", "45")
-    assert sub_train.predict_budget_s(90) == 45
+    assert sub_budget.predict_budget_s(90) == 45
     monkeypatch.delenv("HAET_PREDICT_BUDGET_S")  # told nothing: the harness's default rule
-    assert sub_train.predict_budget_s(90) == 20 and sub_train.predict_budget_s(600) == 60
+    assert sub_budget.predict_budget_s(90) == 20 and sub_budget.predict_budget_s(600) == 60
 
 
 def test_plan_obeys_explicit_members_and_epochs(monkeypatch):
@@ -207,9 +209,9 @@ def test_meta_grad_is_first_order_lookahead(inner_weight):
     b1, b2 = tiny_batch(1), tiny_batch(2)
 
     def grad_fn(batch):
-        return sub_train.plain_grad(model, params, batch, F.cross_entropy)
+        return sub_gradients.plain_grad(model, params, batch, F.cross_entropy)
 
-    sub_train.meta_grad(model, params, b1, b2, grad_fn, inner_lr=0.3, inner_weight=inner_weight)
+    sub_gradients.meta_grad(model, params, b1, b2, grad_fn, inner_lr=0.3, inner_weight=inner_weight)
     got = grads(params)
     for p, b in zip(params, before):
         assert torch.allclose(p, b, atol=1e-7)
@@ -379,11 +381,12 @@ def test_checkpointer_numbers_saves_keeps_two_and_reports_them(tmp_path, monkeyp
     monkeypatch.setenv("HAET_EVENTS", str(tmp_path / "events.jsonl"))
     (tmp_path / "ckpt").mkdir()
     net = sub_common.build_model(ARCH)
-    ckpt = sub_train.Checkpointer(str(tmp_path / "ckpt"), {"arch": ARCH, "mean": [0.5] * 3, "std": [0.25] * 3},
-                                  every_s=3600, t_start=0.0)
+    ckpt = sub_train.Checkpointer(str(tmp_path / "ckpt"), {"mean": [0.5] * 3, "std": [0.25] * 3}, t_start=0.0)
+    assert not ckpt.due(), "no periodic saves before start_clock"
+    ckpt.start_clock(every_s=3600)
     assert not ckpt.due()
     for step in (5, 10, 15):
-        ckpt.save(net, epoch=step // 5, step=step)
+        ckpt.save(net, ARCH, epoch=step // 5, step=step)
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["ckpt-000002.pt", "ckpt-000003.pt"]
     model, meta = sub_common.load_latest(str(tmp_path / "ckpt"))
     assert (meta["epoch"], meta["step"], meta["arch"]) == (3, 15, ARCH) and meta["elapsed_s"] > 0
@@ -391,8 +394,26 @@ def test_checkpointer_numbers_saves_keeps_two_and_reports_them(tmp_path, monkeyp
     lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [(e["event"], e["seq"], e["step"]) for e in lines] == [("checkpoint", 1, 5), ("checkpoint", 2, 10),
                                                                   ("checkpoint", 3, 15)]
-    ckpt.every_s = 0
+    ckpt.start_clock(every_s=0)
     assert ckpt.due()
+
+
+def test_the_stand_in_is_a_loadable_model_saved_without_drawing_from_the_seed(tmp_path, monkeypatch):
+    """The untrained model saved before the budget probe: predict.py loads it, and the trained
+    network's initialisation (the next draws of torch's generator) is what it was without it."""
+    monkeypatch.setenv("HAET_EVENTS", str(tmp_path / "events.jsonl"))
+    (tmp_path / "ckpt").mkdir()
+    cfg = sub_train.make_config(["--preset", "ip"])
+    ckpt = sub_train.Checkpointer(str(tmp_path / "ckpt"), {"mean": [0.5] * 3, "std": [0.25] * 3}, t_start=0.0)
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    sub_train.save_stand_in(ckpt, cfg, num_classes=10)
+    assert torch.equal(torch.rand(4), expected)
+    model, meta = sub_common.load_latest(str(tmp_path / "ckpt"))
+    assert os.listdir(tmp_path / "ckpt") == ["ckpt-000001.pt"] and (meta["epoch"], meta["step"]) == (0, 0)
+    assert meta["arch"] == sub_budget.model_arch(cfg, cfg["auto_widths"][0], 10)
+    assert model.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 1, 10)
 
 
 def test_width_probe_builds_the_training_network(monkeypatch):
@@ -400,9 +421,9 @@ def test_width_probe_builds_the_training_network(monkeypatch):
     real_build = sub_common.build_model
     monkeypatch.setattr(sub_common, "build_model", lambda arch: built.append(arch) or real_build(arch))
     cfg = sub_train.make_config(["--preset", "ip", "--set", "auto_widths=[0.125, 0.25]"])
-    width, image_s = sub_train.plan_width(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s=1e9, n=5000)
+    width, image_s = sub_budget.plan_width(cfg, torch.device("cpu"), torch.contiguous_format, 10, train_s=1e9, n=5000)
     assert width == 0.25 and image_s > 0  # an unlimited time fits the widest candidate
-    assert built == [sub_train.model_arch(cfg, 0.125, 10)]  # only the narrowest is timed, built as in training
+    assert built == [sub_budget.model_arch(cfg, 0.125, 10)]  # only the narrowest is timed, built as in training
     assert built[0]["whiten"] and built[0]["act"] == "celu"
 
 
@@ -420,14 +441,14 @@ def test_grace_comes_from_the_contract_variable(monkeypatch):
 def test_compile_is_tried_only_where_it_is_asked_for_and_can_work(monkeypatch, tmp_path):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no card
     auto, forced = sub_train.make_config([]), sub_train.make_config(["--set", "compile=true"])
-    assert sub_train.compile_wanted(auto, cpu, 600) == (False, "compile: auto compiles on CUDA only")
-    assert sub_train.compile_wanted(auto, cuda, 100) == (False, "compile: auto needs a budget of "
-                                                                "compile_min_budget_s=300 s")
-    assert sub_train.compile_wanted(sub_train.make_config(["--set", "compile=false"]), cuda, 600) == (
+    assert sub_budget.compile_wanted(auto, cpu, 600) == (False, "compile: auto compiles on CUDA only")
+    assert sub_budget.compile_wanted(auto, cuda, 100) == (False, "compile: auto needs a budget of "
+                                                                 "compile_min_budget_s=300 s")
+    assert sub_budget.compile_wanted(sub_train.make_config(["--set", "compile=false"]), cuda, 600) == (
         False, "compile: false")
     monkeypatch.setenv("PATH", str(tmp_path))  # no C compiler: known before trying, no time reserved
     monkeypatch.delenv("CC", raising=False)
-    want, why = sub_train.compile_wanted(auto, cuda, 600)
+    want, why = sub_budget.compile_wanted(auto, cuda, 600)
     assert not want and why.startswith("no C compiler on PATH" if hasattr(torch, "compile") else "torch ")
     monkeypatch.delattr(torch, "compile", raising=False)  # torch 1.13
-    assert sub_train.compile_wanted(forced, cpu, 600) == (False, f"torch {torch.__version__} has no torch.compile")
+    assert sub_budget.compile_wanted(forced, cpu, 600) == (False, f"torch {torch.__version__} has no torch.compile")

@@ -1,6 +1,7 @@
 """Shared by the deadline entries (quiet-baseline, late-writer, event-burst, event-poison, log-burst,
-process-churn, fork-storm, disk-storm). Each entry folder carries its own identical copy, because the
-Docker runner mounts only the entry's own folder.
+process-churn, fork-storm, disk-storm) and the checkpoint-* entries' predict (show_checkpoints,
+predict_class_zero). Each entry folder carries its own identical copy, because the Docker runner
+mounts only the entry's own folder.
 
 Every entry ignores SIGTERM in its main process, so only the SIGKILL at the deadline stops it, and
 starts two witnesses that keep checkpoint files named after their own clock until they die:
@@ -84,6 +85,28 @@ def save_model():
     with open(target + ".tmp", "wb") as f:
         np.save(f, np.zeros(3))
     os.replace(target + ".tmp", target)
+
+
+def show_checkpoints():
+    """Prints every file in HAET_CHECKPOINTS (the official folder, or a curve snapshot) with its first
+    bytes, so that a host file the harness copied in would show in the log."""
+    for folder, _, files in os.walk(CHECKPOINTS):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                with open(path, "rb") as f:
+                    print("FILE", os.path.relpath(path, CHECKPOINTS), f.read(64), flush=True)
+            except OSError as exc:
+                print("UNREADABLE", os.path.relpath(path, CHECKPOINTS), exc)
+
+
+def predict_class_zero():
+    """predictions.csv with class 0 for every test image."""
+    import numpy as np
+
+    n = len(np.load(os.path.join(os.environ["HAET_DATA"], "test.npz"))["images"])
+    with open(os.path.join(os.environ["HAET_OUTPUT"], "predictions.csv"), "w") as f:
+        f.write("index,label\n" + "".join(f"{i},0\n" for i in range(n)))
 
 
 def sleep_until(t):
