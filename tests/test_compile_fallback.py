@@ -52,6 +52,7 @@ def test_forced_compile_without_a_c_compiler_trains_eagerly_and_says_why(tmp_pat
     assert result["train"]["seconds"] <= 60.5
 
 
+@pytest.mark.slow
 @pytest.mark.docker
 def test_forced_compile_in_the_cpu_image_trains_eagerly_on_its_torch_1_13(tmp_path, synthetic_npz, runtime_image):
     result, config, log = run_entry(tmp_path, synthetic_npz, "60",
