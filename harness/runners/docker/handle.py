@@ -26,19 +26,11 @@ from harness.options import DEFAULT_GPU
 from harness.runners.base import ExitInfo, PhaseSpec
 from harness.runners.docker.cgroup import CgroupReader
 from harness.runners.docker.volumes import MAX_FILES, copy_out
+from harness.runners.limits import (
+    C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, C_SUBMISSION, GID, UID, USER, events_over_cap)
 
 if TYPE_CHECKING:
     from harness.runners.docker import DockerRunner
-
-USER = "10001:10001"
-UID = GID = 10001
-
-C_SUBMISSION = "/submission"
-C_DATA = "/data"
-C_CHECKPOINTS = "/checkpoints"
-C_OUTPUT = "/output"
-C_EVENTS = "/haet/events.jsonl"
-
 
 class _Safe(Iterator[bytes]):
     """A stream of chunks that ends quietly when the engine closes or breaks it."""
@@ -109,11 +101,11 @@ class DockerHandle:
         mounts.append(Mount(C_EVENTS, r.host_path(spec.events_file), type="bind", read_only=False))
 
         if spec.writable_checkpoints:
-            mounts.append(self._capped_volume(C_CHECKPOINTS, spec.checkpoints_dir, r.checkpoint_limit, labels))
+            mounts.append(self._capped_volume(C_CHECKPOINTS, spec.checkpoints_dir, r.limits.checkpoint_limit, labels))
         else:
             mounts.append(Mount(C_CHECKPOINTS, r.host_path(spec.checkpoints_dir), type="bind", read_only=True))
         if spec.output_dir is not None:
-            mounts.append(self._capped_volume(C_OUTPUT, spec.output_dir, r.output_limit, labels))
+            mounts.append(self._capped_volume(C_OUTPUT, spec.output_dir, r.limits.output_limit, labels))
         if self._capped:
             # Keeps the tmpfs volumes mounted after the phase's container exits, until copied out.
             self._holder = self.client.containers.run(
@@ -149,7 +141,7 @@ class DockerHandle:
                 output=C_OUTPUT,
             )
         )
-        fsize = max(r.checkpoint_limit, r.output_limit, r.events_limit)
+        fsize = r.limits.file_size
         self.container = self.client.containers.create(
             image,
             spec.command,
@@ -161,15 +153,15 @@ class DockerHandle:
             init=True,
             network_mode="none",
             read_only=True,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={r.tmp_size},mode=1777"},
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={r.limits.tmp_size},mode=1777"},
             mounts=mounts,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            mem_limit=r.memory,
-            memswap_limit=r.memory,  # swap equal to memory: no swap
-            nano_cpus=int(r.cpus * 1e9),
-            shm_size=r.shm_size,
-            pids_limit=r.pids_limit,
+            mem_limit=r.limits.memory,
+            memswap_limit=r.limits.memory,  # swap equal to memory: no swap
+            nano_cpus=int(r.limits.cpus * 1e9),
+            shm_size=r.limits.shm_size,
+            pids_limit=r.limits.pids_limit,
             ulimits=[Ulimit(name="fsize", soft=fsize, hard=fsize), Ulimit(name="core", soft=0, hard=0)],
             device_requests=device_requests,
             log_config={"type": "json-file", "config": {"max-size": "16m", "max-file": "2"}},
@@ -233,13 +225,9 @@ class DockerHandle:
                 return None
 
     def _watch_events(self) -> None:
-        try:
-            size = self.spec.events_file.stat().st_size
-        except OSError:
-            return
-        if size > self.runner.events_limit and not any("events file" in n for n in self.notes):
-            self.notes.append(
-                f"the events file passed its cap of {self.runner.events_limit} bytes; the phase was killed")
+        note = events_over_cap(self.spec.events_file, self.runner.limits.events_limit)
+        if note and note not in self.notes:
+            self.notes.append(note)
             self.kill()
 
     def terminate(self) -> None:

@@ -28,6 +28,7 @@ from harness.contract import phase_environment
 from harness.checkpoints import checkpoint_times
 from harness.logs import LogSink
 from harness.runners.base import ExitInfo, PhaseSpec, RunnerError, sample_processes
+from harness.runners.limits import C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, events_over_cap
 from harness.runners.sandbox import mounts, user
 from harness.runners.sandbox.cgroup import PhaseCgroup
 from harness.walk import MAX_DEPTH, MAX_ENTRIES, WalkLimit, open_beneath, remove_beneath, walk
@@ -156,9 +157,12 @@ class SandboxHandle:
         self._oom_by_monitor = False
         self._init: Optional[int] = None  # host pid of the namespace's init, once seen
         self._cpu: dict[int, psutil.Process] = {}
-        self._capped = {mounts.C_CHECKPOINTS: (spec.checkpoints_dir, runner.checkpoint_limit)} if spec.writable_checkpoints else {}
+        limits = runner.limits
+        self._capped: dict[str, tuple[Path, int]] = {}  # path inside -> (host folder, cap)
+        if spec.writable_checkpoints:
+            self._capped[C_CHECKPOINTS] = (spec.checkpoints_dir, limits.checkpoint_limit)
         if spec.output_dir is not None:
-            self._capped[mounts.C_OUTPUT] = (spec.output_dir, runner.output_limit)
+            self._capped[C_OUTPUT] = (spec.output_dir, limits.output_limit)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         spec.events_file.parent.mkdir(parents=True, exist_ok=True)
         spec.events_file.touch(exist_ok=True)
@@ -176,10 +180,9 @@ class SandboxHandle:
                     f"(chmod -R o+rX {spec.submission_dir})")
             for path in writable:
                 os.chown(path, *runner.user)
-        self.cgroup = PhaseCgroup.create(runner.memory, runner.pids_limit, runner.cpus) if runner.use_cgroup else None
+        self.cgroup = PhaseCgroup.create(limits.memory, limits.pids_limit, limits.cpus) if runner.use_cgroup else None
         if runner.use_cgroup and self.cgroup is None:
             self.notes.append("no cgroup could be made for the phase; memory was enforced by sampling")
-        fsize = max(runner.checkpoint_limit, runner.output_limit, runner.events_limit)
 
         pipes = {path: os.pipe() for path in mounts.FILES}
         for path, (_, write_end) in pipes.items():
@@ -188,13 +191,12 @@ class SandboxHandle:
         readers = {path: read_end for path, (read_end, _) in pipes.items()}
         argv = mounts.phase_argv(runner.bwrap, spec, runner.limits, runner.dirs, runner.gpu_for(spec), readers)
         staging = user.Staging(argv) if runner.user else None  # root's child binds the sources (sandbox.user)
-        preexec = _limiter(self.cgroup, fsize, runner, staging)
+        preexec = _limiter(self.cgroup, runner, staging)
         self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
         try:
             self.deadline = Deadline.start(spec.budget_s, spec.grace_s)  # bwrap's set-up is the phase's
             env = mounts.phase_env(runner.gpu_for(spec), phase_environment(
-                spec, self.deadline, data=mounts.C_DATA, checkpoints=mounts.C_CHECKPOINTS,
-                events=mounts.C_EVENTS, output=mounts.C_OUTPUT))
+                spec, self.deadline, data=C_DATA, checkpoints=C_CHECKPOINTS, events=C_EVENTS, output=C_OUTPUT))
             self.process = subprocess.Popen(
                 staging.argv if staging else argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True, pass_fds=list(readers.values()), preexec_fn=preexec)
@@ -270,9 +272,9 @@ class SandboxHandle:
     def _check(self) -> None:
         if self.cgroup is None:
             rss = self._resident()
-            if rss > self.runner.memory:
+            if rss > self.runner.limits.memory:
                 self._oom_by_monitor = True
-                self._over(f"the phase held {rss} bytes of memory, over its limit of {self.runner.memory} "
+                self._over(f"the phase held {rss} bytes of memory, over its limit of {self.runner.limits.memory} "
                            "(no cgroup here: enforced by sampling every 0.25 s)")
         for note in self._over_caps():
             self._over(note)
@@ -294,13 +296,8 @@ class SandboxHandle:
             if used < 0 or used > cap:
                 notes.append(f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files and "
                              f"folders ({MAX_DEPTH} levels deep, all readable); the phase was killed")
-        try:
-            events = self.spec.events_file.stat().st_size
-        except OSError:
-            events = 0
-        if events > self.runner.events_limit:
-            notes.append(f"the events file passed its cap of {self.runner.events_limit} bytes; the phase was killed")
-        return notes
+        events = events_over_cap(self.spec.events_file, self.runner.limits.events_limit)
+        return notes + [events] if events else notes
 
     def _over(self, note: str) -> None:
         if note not in self.notes:
@@ -352,13 +349,14 @@ class SandboxHandle:
                         checkpoints_unreadable=unreadable)
 
 
-def _limiter(cgroup: Optional[PhaseCgroup], fsize: int, runner: "SandboxRunner", staging: Optional[user.Staging]):
+def _limiter(cgroup: Optional[PhaseCgroup], runner: "SandboxRunner", staging: Optional[user.Staging]):
     """What bwrap's process does between fork and exec: join the phase's cgroup and take the limits
     no cgroup gives here; then, when the harness is root, bind bwrap's sources where the sandbox's
     unprivileged user can reach them and become that user (last: both need root). Everything it
     computes is computed before the fork."""
     procs = cgroup.procs_files() if cgroup else []
-    nproc = None if cgroup and cgroup.limits_pids else runner.pids_limit
+    nproc = None if cgroup and cgroup.limits_pids else runner.limits.pids_limit
+    fsize = runner.limits.file_size
     cpus = None if cgroup and "cpu" in cgroup.dirs else runner.cpu_set
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     open_files = runner.open_files if hard == resource.RLIM_INFINITY else min(runner.open_files, hard)
