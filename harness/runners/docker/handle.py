@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import signal
 import threading
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from harness.contract import phase_environment
 from harness.checkpoints import checkpoint_times
 from harness.logs import LogSink
 from harness.options import DEFAULT_GPU
+from harness.runners import procs
 from harness.runners.base import ExitInfo, PhaseSpec
 from harness.runners.docker.cgroup import CgroupReader
 from harness.runners.docker.volumes import MAX_FILES, copy_out
@@ -233,21 +233,10 @@ class DockerHandle:
     def terminate(self) -> None:
         """SIGTERM to every process of the container: from its cgroup where this host shows it
         (a `setsid` child is reached too), else through the engine to docker-init's process group."""
-        if not self._signals_by_pid:
+        if self._signals_by_pid:
+            procs.terminate(lambda: self._cgroup.processes() or [], spared=[self._init_pid])
+        else:
             _ignore_gone(self.container.kill, signal="SIGTERM")
-            return
-        signalled: set[int] = {self._init_pid}
-        end = time.monotonic() + 0.05
-        while time.monotonic() < end:  # again for children forked while it is sent
-            fresh = [p for p in (self._cgroup.processes() or []) if p not in signalled]
-            if not fresh:
-                break
-            for pid in fresh:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except OSError:
-                    pass
-            signalled.update(fresh)
 
     def kill(self) -> None:
         _ignore_gone(self.container.kill, signal="SIGKILL")

@@ -16,9 +16,8 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import psutil
 
@@ -27,6 +26,7 @@ from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.checkpoints import checkpoint_times
 from harness.logs import LogSink
+from harness.runners import procs
 from harness.runners.base import ExitInfo, PhaseSpec, RunnerError, sample_processes
 from harness.runners.limits import C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, events_over_cap
 from harness.runners.sandbox import mounts, user
@@ -36,34 +36,8 @@ from harness.walk import MAX_DEPTH, MAX_ENTRIES, WalkLimit, open_beneath, remove
 if TYPE_CHECKING:
     from harness.runners.sandbox import SandboxRunner
 
-ENTRY_NICENESS = 19  # as under the local runner: the clock wins the CPU (harness/runners/local.py)
 WATCH_S = 0.25  # how often the caps (memory without a cgroup, disk, events) are checked
 MAX_WALK = MAX_ENTRIES  # entries counted in a capped folder; past it (or MAX_DEPTH deep), the folder is over its cap
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{task}/children") as f:
-                    found += [int(p) for p in f.read().split()]
-            except (OSError, ValueError):
-                continue
-    except OSError:
-        pass
-    return found
-
-
-def _descendants(root: int) -> Iterator[int]:
-    """Every process below `root`, found by walking the children files (vanished ones left out)."""
-    stack, seen = [root], {root}
-    while stack:
-        for pid in _children(stack.pop()):
-            if pid not in seen:
-                seen.add(pid)
-                stack.append(pid)
-                yield pid
 
 
 def _reap_inits() -> None:
@@ -81,16 +55,8 @@ def _reap_inits() -> None:
             pass
     _, alive = psutil.wait_procs(inits, timeout=2)
     for child in alive:
-        _send([child.pid], signal.SIGKILL)
+        procs.send([child.pid], signal.SIGKILL)
     psutil.wait_procs(alive, timeout=2)
-
-
-def _send(pids, sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
 
 
 def folder_bytes(root: Path) -> int:
@@ -221,39 +187,29 @@ class SandboxHandle:
 
     def _init_pid(self) -> Optional[int]:
         if self._init is None:
-            children = _children(self.process.pid)
+            children = procs.children(self.process.pid)
             self._init = children[0] if children else None
         return self._init
 
-    def _entry_pids(self) -> list[int]:
+    def _entry_pids(self) -> Iterable[int]:
         """Every process of the entry: all below the namespace's init."""
         init = self._init_pid()
-        return list(_descendants(init)) if init else []
+        return procs.descendants(init) if init else ()
 
     # --- the clock's interface ---------------------------------------------------
 
     def wait(self, timeout: float) -> Optional[int]:
-        try:
-            return self.process.wait(timeout=max(timeout, 0.0))
-        except subprocess.TimeoutExpired:
-            return None
+        return procs.wait(self.process, timeout)
 
     def terminate(self) -> None:
-        signalled: set[int] = set()
-        end = time.monotonic() + 0.05
-        while True:  # again for children forked while it is sent
-            fresh = [p for p in self._entry_pids() if p not in signalled]
-            _send(fresh, signal.SIGTERM)
-            signalled.update(fresh)
-            if not fresh or time.monotonic() > end:
-                return
+        procs.terminate(self._entry_pids)
 
     def kill(self) -> None:
         """The namespace's init: the kernel kills every process of the namespace, and bwrap, which
         waits for init, exits and reaps it. Before init exists, bwrap itself (--die-with-parent
         takes init along). Killing both at once would orphan init to a subreaper harness as a zombie."""
         init = self._init_pid()
-        _send([init or self.process.pid], signal.SIGKILL)
+        procs.send([init or self.process.pid], signal.SIGKILL)
 
     def checkpoint_view(self) -> Optional[Path]:
         return self.spec.checkpoints_dir  # bound into the sandbox: the entry writes here directly
@@ -354,16 +310,16 @@ def _limiter(cgroup: Optional[PhaseCgroup], runner: "SandboxRunner", staging: Op
     no cgroup gives here; then, when the harness is root, bind bwrap's sources where the sandbox's
     unprivileged user can reach them and become that user (last: both need root). Everything it
     computes is computed before the fork."""
-    procs = cgroup.procs_files() if cgroup else []
+    cgroup_files = cgroup.procs_files() if cgroup else []
     nproc = None if cgroup and cgroup.limits_pids else runner.limits.pids_limit
-    fsize = runner.limits.file_size
+    fsize, niceness = runner.limits.file_size, procs.ENTRY_NICENESS
     cpus = None if cgroup and "cpu" in cgroup.dirs else runner.cpu_set
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     open_files = runner.open_files if hard == resource.RLIM_INFINITY else min(runner.open_files, hard)
 
     def limit() -> None:
         pid = str(os.getpid())
-        for path in procs:
+        for path in cgroup_files:
             with open(path, "w") as f:
                 f.write(pid)
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
@@ -373,7 +329,7 @@ def _limiter(cgroup: Optional[PhaseCgroup], runner: "SandboxRunner", staging: Op
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         if cpus:
             os.sched_setaffinity(0, cpus)
-        os.setpriority(os.PRIO_PROCESS, 0, ENTRY_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
         if staging is not None:
             staging.enter()
             user.become(runner.user)
