@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import threading
@@ -25,19 +24,19 @@ from harness import text
 from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.checkpoints import checkpoint_times
+from harness.hostfiles import MAX_WALK, folder_bytes, keep_regular, trim_to_cap
 from harness.logs import LogSink
 from harness.runners import procs
 from harness.runners.base import ExitInfo, PhaseSpec, RunnerError, sample_processes
 from harness.runners.limits import C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, events_over_cap
 from harness.runners.sandbox import mounts, user
 from harness.runners.sandbox.cgroup import PhaseCgroup
-from harness.walk import MAX_DEPTH, MAX_ENTRIES, WalkLimit, open_beneath, remove_beneath, walk
+from harness.walk import MAX_DEPTH, WalkLimit, walk
 
 if TYPE_CHECKING:
     from harness.runners.sandbox import SandboxRunner
 
 WATCH_S = 0.25  # how often the caps (memory without a cgroup, disk, events) are checked
-MAX_WALK = MAX_ENTRIES  # entries counted in a capped folder; past it (or MAX_DEPTH deep), the folder is over its cap
 
 
 def _reap_inits() -> None:
@@ -57,63 +56,6 @@ def _reap_inits() -> None:
     for child in alive:
         procs.send([child.pid], signal.SIGKILL)
     psutil.wait_procs(alive, timeout=2)
-
-
-def folder_bytes(root: Path) -> int:
-    """Apparent bytes of everything under `root` (links not followed); -1 past the walker's bounds
-    (MAX_WALK entries, harness.walk.MAX_DEPTH levels) or where a folder cannot be read: over the cap."""
-    try:
-        return sum(found.st.st_size for found in walk(root, MAX_WALK) if not found.is_dir)
-    except (WalkLimit, OSError):
-        return -1
-
-
-def _listed(root: Path) -> list:
-    """Everything under `root` (harness.walk.Found). Past the walker's bounds, or where a folder
-    cannot be read, the folder is emptied and the WalkLimit or OSError raised: fail closed, since
-    what was not read may be a link that the harness would follow later."""
-    try:
-        return list(walk(root, MAX_WALK))
-    except (WalkLimit, OSError):
-        shutil.rmtree(root, ignore_errors=True)  # never follows a link (fd-based on Linux)
-        root.mkdir(mode=0o755, exist_ok=True)
-        raise
-
-
-def keep_regular(root: Path) -> list[str]:
-    """Remove what is neither a regular file nor a folder (links, fifos, sockets) under `root`:
-    the harness reads these folders as itself, outside the sandbox. The removed names, relative.
-    Past the walker's bounds the folder is emptied and WalkLimit (or OSError) raised."""
-    removed = [found.rel for found in _listed(root) if not (found.is_file or found.is_dir)]
-    for rel in removed:
-        remove_beneath(root, rel)
-    return removed
-
-
-def trim_to_cap(root: Path, cap: int) -> list[str]:
-    """Make `root` hold at most `cap` bytes (apparent size) as a full disk would have: files in the
-    order they last changed, the one that crosses the cap cut there, the later ones removed. The
-    names cut or removed, relative."""
-    files = [found for found in _listed(root) if found.is_file]
-    total, over = 0, []
-    for count, found in enumerate(sorted(files, key=lambda f: (f.st.st_ctime, f.rel))):
-        size, name = found.st.st_size, found.rel
-        room = cap - total if count < MAX_WALK else 0
-        if size > room:
-            over.append(name)
-            if room > 0:
-                try:
-                    fd = open_beneath(root, name, found.same_file, os.O_WRONLY)
-                except OSError:
-                    continue
-                try:
-                    os.ftruncate(fd, room)
-                finally:
-                    os.close(fd)
-            else:
-                remove_beneath(root, name)
-        total += min(size, max(room, 0))
-    return over
 
 
 class SandboxHandle:
