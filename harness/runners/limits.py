@@ -9,7 +9,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from harness.errors import RunnerError
 
@@ -60,7 +59,7 @@ class PhaseLimits:
     events_limit: int = 16 * MIB  # the events file's size before the phase is killed
 
     @classmethod
-    def read(cls, prefix: str, cpus_there: float, given: dict) -> "PhaseLimits":
+    def read(cls, prefix: str, cpus_there: float, given: dict) -> PhaseLimits:
         """The limits from the runner's keyword options `given` and the environment; `cpus_there`
         is how many CPUs the runner can give. An option no runner has is a TypeError, as a wrong
         keyword is."""
@@ -80,7 +79,7 @@ class PhaseLimits:
         return max(self.checkpoint_limit, self.output_limit, self.events_limit)
 
 
-def events_over_cap(events_file: Path, cap: int) -> Optional[str]:
+def events_over_cap(events_file: Path, cap: int) -> str | None:
     """The note for a phase whose events file grew past `cap` bytes (it is then killed); None if not."""
     try:
         size = events_file.stat().st_size

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Callable, Iterable, Iterator, Optional
+from collections.abc import Callable, Iterable, Iterator
 
 import psutil
 
@@ -35,7 +35,7 @@ def send(pids: Iterable[int], sig: int) -> None:
             pass
 
 
-def wait(process: subprocess.Popen, timeout: float) -> Optional[int]:
+def wait(process: subprocess.Popen, timeout: float) -> int | None:
     """The exit code once `process` has exited, None if it still runs after `timeout` seconds."""
     try:
         return process.wait(timeout=max(timeout, 0.0))
