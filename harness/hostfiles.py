@@ -10,27 +10,34 @@ nothing it leaves may carry special rights on the host:
     folder the entry wrote, and removes device files, fifos and sockets (the harness reads these
     folders as itself, often root: a fifo would block it, a device node would be a door to the
     host's disks). Symlinks are left to each runner's own rule (the sandbox and Docker refuse
-    them; the harness never follows them).
+    them; the harness never follows them);
+  * the sandbox's writable folders, which the entry writes on the host itself, are capped here:
+    `folder_bytes` measures them while the phase runs; after it, `keep_regular` removes links and
+    whatever else is not a regular file or a folder, and `trim_to_cap` cuts them to their caps as a
+    full disk would have.
 
-The walk is harness/walk.py's: bounded, never led out of its root. Each change is made through a
-descriptor of the very inode that was listed, so an entry that swaps a file for a link cannot make
-the harness chmod or remove anything outside the folder.
+The walk is harness/walk.py's: bounded, never led out of its root. Each change is made from a
+descriptor reached with no link followed, and checked to be the inode that was listed where it
+changes a file, so an entry that swaps a file for a link cannot make the harness chmod, cut or
+remove anything outside the folder.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Optional
 
 from harness import text
-from harness.walk import WalkLimit, walk
+from harness.walk import MAX_ENTRIES, WalkLimit, open_beneath, remove_beneath, walk
 
 SET_ID = stat.S_ISUID | stat.S_ISGID
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 SHOWN = 5  # names quoted in a note
+MAX_WALK = MAX_ENTRIES  # entries counted in a capped folder; past it (or MAX_DEPTH deep), the folder is over its cap
 
 
 def private_dir(path: Path) -> Path:
@@ -148,3 +155,63 @@ def _notes(place: str, stripped: list[str], removed: list[str], limit: Optional[
     if limit:
         notes.append(f"{place} was made safe only in part: {limit}")
     return notes
+
+
+# --- the sandbox's capped folders ---------------------------------------------------------------
+
+
+def folder_bytes(root: Path) -> int:
+    """Apparent bytes of everything under `root` (links not followed); -1 past the walker's bounds
+    (MAX_WALK entries, harness.walk.MAX_DEPTH levels) or where a folder cannot be read: over the cap."""
+    try:
+        return sum(found.st.st_size for found in walk(root, MAX_WALK) if not found.is_dir)
+    except (WalkLimit, OSError):
+        return -1
+
+
+def _listed(root: Path) -> list:
+    """Everything under `root` (harness.walk.Found). Past the walker's bounds, or where a folder
+    cannot be read, the folder is emptied and the WalkLimit or OSError raised: fail closed, since
+    what was not read may be a link that the harness would follow later."""
+    try:
+        return list(walk(root, MAX_WALK))
+    except (WalkLimit, OSError):
+        shutil.rmtree(root, ignore_errors=True)  # never follows a link (fd-based on Linux)
+        root.mkdir(mode=0o755, exist_ok=True)
+        raise
+
+
+def keep_regular(root: Path) -> list[str]:
+    """Remove what is neither a regular file nor a folder (links, fifos, sockets) under `root`:
+    the harness reads these folders as itself, outside the sandbox. The removed names, relative.
+    Past the walker's bounds the folder is emptied and WalkLimit (or OSError) raised."""
+    removed = [found.rel for found in _listed(root) if not (found.is_file or found.is_dir)]
+    for rel in removed:
+        remove_beneath(root, rel)
+    return removed
+
+
+def trim_to_cap(root: Path, cap: int) -> list[str]:
+    """Make `root` hold at most `cap` bytes (apparent size) as a full disk would have: files in the
+    order they last changed, the one that crosses the cap cut there, the later ones removed. The
+    names cut or removed, relative."""
+    files = [found for found in _listed(root) if found.is_file]
+    total, over = 0, []
+    for count, found in enumerate(sorted(files, key=lambda f: (f.st.st_ctime, f.rel))):
+        size, name = found.st.st_size, found.rel
+        room = cap - total if count < MAX_WALK else 0
+        if size > room:
+            over.append(name)
+            if room > 0:
+                try:
+                    fd = open_beneath(root, name, found.same_file, os.O_WRONLY)
+                except OSError:
+                    continue
+                try:
+                    os.ftruncate(fd, room)
+                finally:
+                    os.close(fd)
+            else:
+                remove_beneath(root, name)
+        total += min(size, max(room, 0))
+    return over

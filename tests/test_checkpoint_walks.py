@@ -11,8 +11,8 @@ import pytest
 from harness.checkpoints import WALK_LIMIT, checkpoint_times, drop_late_checkpoints, list_checkpoints, settle
 from harness.clock import Deadline
 from harness.files import change_times
+from harness.hostfiles import folder_bytes, keep_regular, trim_to_cap
 from harness.model import Outcome, PhaseResult
-from harness.runners.sandbox.handle import folder_bytes, keep_regular, trim_to_cap
 from harness.walk import MAX_DEPTH, WalkLimit
 
 

@@ -29,7 +29,7 @@ from harness.console import Progress
 from harness.hostfiles import make_safe, private_dir
 from harness.options import RunOptions
 from harness.run import graded_run
-from harness.runners.docker.handle import UID
+from harness.runners.limits import UID
 from harness.runners.local import LocalRunner
 from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures
 from tests.helpers import MINIMAL, ROOT, stage_hostile

@@ -16,11 +16,13 @@ import pytest
 from harness.errors import RunnerError
 from harness.runners import docker_answers, runner_name
 from harness.runners.base import PhaseSpec
+from harness.runners.limits import PhaseLimits
 from harness.runners.sandbox import find_bwrap, mounts, probe
 from tests.fake_nvml import FakeNvml
 from tests.helpers import MINIMAL, ROOT
 
 DEAD_ENGINE = "unix:///nonexistent/haet-test-docker.sock"
+SMALL = PhaseLimits(tmp_size=2**20, shm_size=2**20)
 BWRAP = find_bwrap()
 needs_bwrap = pytest.mark.skipif(probe(BWRAP) is not None, reason=f"the sandbox cannot run here: {probe(BWRAP)}")
 
@@ -115,7 +117,7 @@ def test_cuda_binds_only_the_pinned_gpu_as_device_0(tmp_path):
     gpu = mounts.find_gpu("1", nvml=FakeNvml(gpus=4))
     assert gpu.minor == 6 and gpu.visible_as == "GPU-fake-1", "the node is NVML's minor number, not the index"
     gpu = mounts.Gpu(gpu.minor, gpu.visible_as, libraries=("/opt/nvidia/lib/libcuda.so.1",))
-    argv = mounts.phase_argv("bwrap", _spec(tmp_path, "cuda", "1"), mounts.Limits(2**20, 2**20), [], gpu, {})
+    argv = mounts.phase_argv("bwrap", _spec(tmp_path, "cuda", "1"), SMALL, [], gpu, {})
     binds = [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == "--dev-bind-try"]
     assert binds == [(f"/dev/{n}", f"/dev/{n}") for n in ("nvidia6", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools")]
     assert "--dev-bind" not in argv and not any(a.startswith("/dev/nvidia") and a[11:].isdigit() and a != "/dev/nvidia6"
@@ -124,7 +126,7 @@ def test_cuda_binds_only_the_pinned_gpu_as_device_0(tmp_path):
     assert argv[i - 1] == "--ro-bind-try" and argv[i + 1] == "/opt/nvidia/lib/libcuda.so.1"
     env = mounts.phase_env(gpu, {})
     assert env["CUDA_VISIBLE_DEVICES"] == "GPU-fake-1", "one GPU visible: device 0 inside"
-    cpu = mounts.phase_argv("bwrap", _spec(tmp_path, "cpu"), mounts.Limits(2**20, 2**20), [], None, {})
+    cpu = mounts.phase_argv("bwrap", _spec(tmp_path, "cpu"), SMALL, [], None, {})
     assert not any("nvidia" in a for a in cpu) and mounts.phase_env(None, {})["CUDA_VISIBLE_DEVICES"] == ""
 
 
@@ -148,7 +150,7 @@ def test_a_missing_uvm_node_is_created_with_nvidia_modprobe_or_refused(tmp_path,
 
 
 def test_every_namespace_and_a_non_root_user(tmp_path):
-    argv = mounts.phase_argv("bwrap", _spec(tmp_path, "cpu"), mounts.Limits(2**20, 2**20), [], None, {})
+    argv = mounts.phase_argv("bwrap", _spec(tmp_path, "cpu"), SMALL, [], None, {})
     for flag in ("--unshare-all", "--die-with-parent", "--new-session"):
         assert flag in argv
     assert argv[argv.index("--uid") + 1] == "10001" and argv[argv.index("--gid") + 1] == "10001"

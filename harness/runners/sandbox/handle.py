@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import psutil
 
@@ -26,43 +24,19 @@ from harness import text
 from harness.clock import Deadline
 from harness.contract import phase_environment
 from harness.checkpoints import checkpoint_times
+from harness.hostfiles import MAX_WALK, folder_bytes, keep_regular, trim_to_cap
 from harness.logs import LogSink
+from harness.runners import procs
 from harness.runners.base import ExitInfo, PhaseSpec, RunnerError, sample_processes
+from harness.runners.limits import C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, events_over_cap
 from harness.runners.sandbox import mounts, user
 from harness.runners.sandbox.cgroup import PhaseCgroup
-from harness.walk import MAX_DEPTH, MAX_ENTRIES, WalkLimit, open_beneath, remove_beneath, walk
+from harness.walk import MAX_DEPTH, WalkLimit, walk
 
 if TYPE_CHECKING:
     from harness.runners.sandbox import SandboxRunner
 
-ENTRY_NICENESS = 19  # as under the local runner: the clock wins the CPU (harness/runners/local.py)
 WATCH_S = 0.25  # how often the caps (memory without a cgroup, disk, events) are checked
-MAX_WALK = MAX_ENTRIES  # entries counted in a capped folder; past it (or MAX_DEPTH deep), the folder is over its cap
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{task}/children") as f:
-                    found += [int(p) for p in f.read().split()]
-            except (OSError, ValueError):
-                continue
-    except OSError:
-        pass
-    return found
-
-
-def _descendants(root: int) -> Iterator[int]:
-    """Every process below `root`, found by walking the children files (vanished ones left out)."""
-    stack, seen = [root], {root}
-    while stack:
-        for pid in _children(stack.pop()):
-            if pid not in seen:
-                seen.add(pid)
-                stack.append(pid)
-                yield pid
 
 
 def _reap_inits() -> None:
@@ -80,73 +54,8 @@ def _reap_inits() -> None:
             pass
     _, alive = psutil.wait_procs(inits, timeout=2)
     for child in alive:
-        _send([child.pid], signal.SIGKILL)
+        procs.send([child.pid], signal.SIGKILL)
     psutil.wait_procs(alive, timeout=2)
-
-
-def _send(pids, sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-
-def folder_bytes(root: Path) -> int:
-    """Apparent bytes of everything under `root` (links not followed); -1 past the walker's bounds
-    (MAX_WALK entries, harness.walk.MAX_DEPTH levels) or where a folder cannot be read: over the cap."""
-    try:
-        return sum(found.st.st_size for found in walk(root, MAX_WALK) if not found.is_dir)
-    except (WalkLimit, OSError):
-        return -1
-
-
-def _listed(root: Path) -> list:
-    """Everything under `root` (harness.walk.Found). Past the walker's bounds, or where a folder
-    cannot be read, the folder is emptied and the WalkLimit or OSError raised: fail closed, since
-    what was not read may be a link that the harness would follow later."""
-    try:
-        return list(walk(root, MAX_WALK))
-    except (WalkLimit, OSError):
-        shutil.rmtree(root, ignore_errors=True)  # never follows a link (fd-based on Linux)
-        root.mkdir(mode=0o755, exist_ok=True)
-        raise
-
-
-def keep_regular(root: Path) -> list[str]:
-    """Remove what is neither a regular file nor a folder (links, fifos, sockets) under `root`:
-    the harness reads these folders as itself, outside the sandbox. The removed names, relative.
-    Past the walker's bounds the folder is emptied and WalkLimit (or OSError) raised."""
-    removed = [found.rel for found in _listed(root) if not (found.is_file or found.is_dir)]
-    for rel in removed:
-        remove_beneath(root, rel)
-    return removed
-
-
-def trim_to_cap(root: Path, cap: int) -> list[str]:
-    """Make `root` hold at most `cap` bytes (apparent size) as a full disk would have: files in the
-    order they last changed, the one that crosses the cap cut there, the later ones removed. The
-    names cut or removed, relative."""
-    files = [found for found in _listed(root) if found.is_file]
-    total, over = 0, []
-    for count, found in enumerate(sorted(files, key=lambda f: (f.st.st_ctime, f.rel))):
-        size, name = found.st.st_size, found.rel
-        room = cap - total if count < MAX_WALK else 0
-        if size > room:
-            over.append(name)
-            if room > 0:
-                try:
-                    fd = open_beneath(root, name, found.same_file, os.O_WRONLY)
-                except OSError:
-                    continue
-                try:
-                    os.ftruncate(fd, room)
-                finally:
-                    os.close(fd)
-            else:
-                remove_beneath(root, name)
-        total += min(size, max(room, 0))
-    return over
 
 
 class SandboxHandle:
@@ -156,9 +65,12 @@ class SandboxHandle:
         self._oom_by_monitor = False
         self._init: Optional[int] = None  # host pid of the namespace's init, once seen
         self._cpu: dict[int, psutil.Process] = {}
-        self._capped = {mounts.C_CHECKPOINTS: (spec.checkpoints_dir, runner.checkpoint_limit)} if spec.writable_checkpoints else {}
+        limits = runner.limits
+        self._capped: dict[str, tuple[Path, int]] = {}  # path inside -> (host folder, cap)
+        if spec.writable_checkpoints:
+            self._capped[C_CHECKPOINTS] = (spec.checkpoints_dir, limits.checkpoint_limit)
         if spec.output_dir is not None:
-            self._capped[mounts.C_OUTPUT] = (spec.output_dir, runner.output_limit)
+            self._capped[C_OUTPUT] = (spec.output_dir, limits.output_limit)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         spec.events_file.parent.mkdir(parents=True, exist_ok=True)
         spec.events_file.touch(exist_ok=True)
@@ -176,10 +88,9 @@ class SandboxHandle:
                     f"(chmod -R o+rX {spec.submission_dir})")
             for path in writable:
                 os.chown(path, *runner.user)
-        self.cgroup = PhaseCgroup.create(runner.memory, runner.pids_limit, runner.cpus) if runner.use_cgroup else None
+        self.cgroup = PhaseCgroup.create(limits.memory, limits.pids_limit, limits.cpus) if runner.use_cgroup else None
         if runner.use_cgroup and self.cgroup is None:
             self.notes.append("no cgroup could be made for the phase; memory was enforced by sampling")
-        fsize = max(runner.checkpoint_limit, runner.output_limit, runner.events_limit)
 
         pipes = {path: os.pipe() for path in mounts.FILES}
         for path, (_, write_end) in pipes.items():
@@ -188,13 +99,12 @@ class SandboxHandle:
         readers = {path: read_end for path, (read_end, _) in pipes.items()}
         argv = mounts.phase_argv(runner.bwrap, spec, runner.limits, runner.dirs, runner.gpu_for(spec), readers)
         staging = user.Staging(argv) if runner.user else None  # root's child binds the sources (sandbox.user)
-        preexec = _limiter(self.cgroup, fsize, runner, staging)
+        preexec = _limiter(self.cgroup, runner, staging)
         self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
         try:
             self.deadline = Deadline.start(spec.budget_s, spec.grace_s)  # bwrap's set-up is the phase's
             env = mounts.phase_env(runner.gpu_for(spec), phase_environment(
-                spec, self.deadline, data=mounts.C_DATA, checkpoints=mounts.C_CHECKPOINTS,
-                events=mounts.C_EVENTS, output=mounts.C_OUTPUT))
+                spec, self.deadline, data=C_DATA, checkpoints=C_CHECKPOINTS, events=C_EVENTS, output=C_OUTPUT))
             self.process = subprocess.Popen(
                 staging.argv if staging else argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True, pass_fds=list(readers.values()), preexec_fn=preexec)
@@ -219,39 +129,29 @@ class SandboxHandle:
 
     def _init_pid(self) -> Optional[int]:
         if self._init is None:
-            children = _children(self.process.pid)
+            children = procs.children(self.process.pid)
             self._init = children[0] if children else None
         return self._init
 
-    def _entry_pids(self) -> list[int]:
+    def _entry_pids(self) -> Iterable[int]:
         """Every process of the entry: all below the namespace's init."""
         init = self._init_pid()
-        return list(_descendants(init)) if init else []
+        return procs.descendants(init) if init else ()
 
     # --- the clock's interface ---------------------------------------------------
 
     def wait(self, timeout: float) -> Optional[int]:
-        try:
-            return self.process.wait(timeout=max(timeout, 0.0))
-        except subprocess.TimeoutExpired:
-            return None
+        return procs.wait(self.process, timeout)
 
     def terminate(self) -> None:
-        signalled: set[int] = set()
-        end = time.monotonic() + 0.05
-        while True:  # again for children forked while it is sent
-            fresh = [p for p in self._entry_pids() if p not in signalled]
-            _send(fresh, signal.SIGTERM)
-            signalled.update(fresh)
-            if not fresh or time.monotonic() > end:
-                return
+        procs.terminate(self._entry_pids)
 
     def kill(self) -> None:
         """The namespace's init: the kernel kills every process of the namespace, and bwrap, which
         waits for init, exits and reaps it. Before init exists, bwrap itself (--die-with-parent
         takes init along). Killing both at once would orphan init to a subreaper harness as a zombie."""
         init = self._init_pid()
-        _send([init or self.process.pid], signal.SIGKILL)
+        procs.send([init or self.process.pid], signal.SIGKILL)
 
     def checkpoint_view(self) -> Optional[Path]:
         return self.spec.checkpoints_dir  # bound into the sandbox: the entry writes here directly
@@ -270,9 +170,9 @@ class SandboxHandle:
     def _check(self) -> None:
         if self.cgroup is None:
             rss = self._resident()
-            if rss > self.runner.memory:
+            if rss > self.runner.limits.memory:
                 self._oom_by_monitor = True
-                self._over(f"the phase held {rss} bytes of memory, over its limit of {self.runner.memory} "
+                self._over(f"the phase held {rss} bytes of memory, over its limit of {self.runner.limits.memory} "
                            "(no cgroup here: enforced by sampling every 0.25 s)")
         for note in self._over_caps():
             self._over(note)
@@ -294,13 +194,8 @@ class SandboxHandle:
             if used < 0 or used > cap:
                 notes.append(f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files and "
                              f"folders ({MAX_DEPTH} levels deep, all readable); the phase was killed")
-        try:
-            events = self.spec.events_file.stat().st_size
-        except OSError:
-            events = 0
-        if events > self.runner.events_limit:
-            notes.append(f"the events file passed its cap of {self.runner.events_limit} bytes; the phase was killed")
-        return notes
+        events = events_over_cap(self.spec.events_file, self.runner.limits.events_limit)
+        return notes + [events] if events else notes
 
     def _over(self, note: str) -> None:
         if note not in self.notes:
@@ -352,20 +247,21 @@ class SandboxHandle:
                         checkpoints_unreadable=unreadable)
 
 
-def _limiter(cgroup: Optional[PhaseCgroup], fsize: int, runner: "SandboxRunner", staging: Optional[user.Staging]):
+def _limiter(cgroup: Optional[PhaseCgroup], runner: "SandboxRunner", staging: Optional[user.Staging]):
     """What bwrap's process does between fork and exec: join the phase's cgroup and take the limits
     no cgroup gives here; then, when the harness is root, bind bwrap's sources where the sandbox's
     unprivileged user can reach them and become that user (last: both need root). Everything it
     computes is computed before the fork."""
-    procs = cgroup.procs_files() if cgroup else []
-    nproc = None if cgroup and cgroup.limits_pids else runner.pids_limit
+    cgroup_files = cgroup.procs_files() if cgroup else []
+    nproc = None if cgroup and cgroup.limits_pids else runner.limits.pids_limit
+    fsize, niceness = runner.limits.file_size, procs.ENTRY_NICENESS
     cpus = None if cgroup and "cpu" in cgroup.dirs else runner.cpu_set
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     open_files = runner.open_files if hard == resource.RLIM_INFINITY else min(runner.open_files, hard)
 
     def limit() -> None:
         pid = str(os.getpid())
-        for path in procs:
+        for path in cgroup_files:
             with open(path, "w") as f:
                 f.write(pid)
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
@@ -375,7 +271,7 @@ def _limiter(cgroup: Optional[PhaseCgroup], fsize: int, runner: "SandboxRunner",
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         if cpus:
             os.sched_setaffinity(0, cpus)
-        os.setpriority(os.PRIO_PROCESS, 0, ENTRY_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
         if staging is not None:
             staging.enter()
             user.become(runner.user)

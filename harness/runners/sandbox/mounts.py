@@ -1,11 +1,11 @@
 """What a sandboxed phase sees: the bwrap command line that builds its namespaces and mounts.
 
-Inside, the paths are the Docker runner's (/submission, /data, /checkpoints, /output,
-/haet/events.jsonl), so an entry cannot tell the two apart by where things are. Besides them the
-sandbox holds only what the runtime needs, read-only: /usr (and the /bin, /lib* links or folders
-beside it), the loader's cache, the harness's interpreter (its prefix) and the folders on its
-`sys.path` (the virtual environment's site-packages and any it names in .pth files). Never the
-harness's own source, the runs directory, $HOME, or any label: those are simply not mounted.
+Inside, the paths and the user are the Docker runner's (harness.runners.limits), so an entry
+cannot tell the two apart by where things are. Besides them the sandbox holds only what the
+runtime needs, read-only: /usr (and the /bin, /lib* links or folders beside it), the loader's
+cache, the harness's interpreter (its prefix) and the folders on its `sys.path` (the virtual
+environment's site-packages and any it names in .pth files). Never the harness's own source, the
+runs directory, $HOME, or any label: those are simply not mounted.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typing import Optional
 import harness
 from harness.errors import RunnerError
 from harness.runners.base import PhaseSpec
-# The Docker runner's user and paths: an entry sees the same under both runners.
-from harness.runners.docker.handle import C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, C_SUBMISSION, GID, UID  # noqa: F401
+from harness.runners.limits import C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, C_SUBMISSION, GID, UID, PhaseLimits
 
 TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # links into /usr (merged /usr) or folders
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime")  # the loader's cache; nothing about the host's users or network
@@ -38,12 +37,6 @@ DRIVER_LIBRARY = re.compile(r"^\s*(libcuda\.so|libcudadebugger\.so|libnvidia-[\w
 # a new session (no terminal to push input into), uid/gid 10001, no capabilities.
 NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
               "--uid", str(UID), "--gid", str(GID), "--cap-drop", "ALL")
-
-
-@dataclass(frozen=True)
-class Limits:
-    tmp_size: int
-    shm_size: int
 
 
 @dataclass(frozen=True)
@@ -179,7 +172,7 @@ def find_gpu(selector: str, nvml=None) -> Gpu:
 FILES = {"/etc/passwd": PASSWD, "/etc/group": GROUP}  # written into the sandbox from pipes (--ro-bind-data)
 
 
-def phase_argv(bwrap: str, spec: PhaseSpec, limits: Limits, dirs: list[Path], gpu: Optional[Gpu],
+def phase_argv(bwrap: str, spec: PhaseSpec, limits: PhaseLimits, dirs: list[Path], gpu: Optional[Gpu],
                files: dict[str, int]) -> list[str]:
     """The bwrap argv for one phase; `files` maps a path inside to the fd bwrap reads it from."""
     argv = [bwrap, *NAMESPACES, "--hostname", "haet"]

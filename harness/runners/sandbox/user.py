@@ -26,7 +26,7 @@ import stat
 from pathlib import Path
 from typing import Optional
 
-from harness.runners.docker.handle import GID, UID
+from harness.runners.limits import GID, UID
 from harness.walk import WalkLimit, walk
 
 User = tuple[int, int]
