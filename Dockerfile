@@ -1,7 +1,8 @@
 # The image that runs a submission's phases (one container per phase, see harness/runners/docker.py).
 #
-#   docker build -t haet-runtime:cuda .                                          # GPU host, official PyTorch image
-#   docker build --build-arg BASE_IMAGE=haet-base:bookworm-cpu -t haet-runtime:cpu .   # offline (make image-cpu)
+#   make image-cpu     # offline: --build-arg BASE_IMAGE=haet-base:bookworm-cpu  -t haet-runtime:cpu
+#   make image-cuda    # offline: --build-arg BASE_IMAGE=haet-base:bookworm-cuda -t haet-runtime:cuda
+#   docker build -t haet-runtime:cuda .    # online alternative: the official PyTorch image (registry, Ubuntu archive)
 #
 # The runner mounts the graded submission read-only at /submission over the copy baked in
 # here, runs it as uid 10001 with a read-only root filesystem, and never mounts labels.
@@ -18,6 +19,14 @@ RUN if command -v useradd >/dev/null 2>&1; then \
 # The contract's runtime table (docs/submission-contract.md) promises numpy and PyYAML next to torch;
 # the official image has numpy: install only what is missing.
 RUN python -c "import numpy, yaml" 2>/dev/null || python -m pip install --no-cache-dir numpy pyyaml
+
+# torch.compile needs a C and a C++ compiler (Triton's launcher on CUDA, Inductor's kernels on CPU). The
+# offline bases have them (cuda) or no torch.compile (cpu, torch 1.13); the official PyTorch runtime image
+# has torch.compile and no compiler: install one from its Ubuntu archive.
+RUN if python -c "import shutil, sys, torch; sys.exit(0 if hasattr(torch, 'compile') and not shutil.which('g++') else 1)"; then \
+        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc g++ libc6-dev \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 COPY submission/ /submission
 ENV HOME=/tmp \

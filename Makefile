@@ -21,13 +21,16 @@ test: setup
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# Offline CPU images, no registry: Debian bookworm + python3-torch via debootstrap, then the
-# runtime image from the root Dockerfile (used by `--runner docker --device cpu --image haet-runtime:cpu`).
-.PHONY: image-cpu
-image-cpu:
+# Offline runtime images, no registry: a Debian bookworm base via debootstrap (docker/build-base.sh),
+# then the runtime image from the root Dockerfile on it. The default image of `--runner docker` is
+# haet-runtime:DEVICE.
+#   image-cpu:  Debian's python3-torch 1.13 (CPU), about 2 min.
+#   image-cuda: torch 2.14.1's CUDA wheels, gcc and g++ for torch.compile (docs/benchmarks.md: time, size).
+.PHONY: image-cpu image-cuda
+image-cpu image-cuda: image-%:
 	bash docker/start-engine.sh
-	bash docker/build-cpu-base.sh haet-base:bookworm-cpu
-	docker build -q --build-arg BASE_IMAGE=haet-base:bookworm-cpu -t haet-runtime:cpu .
+	bash docker/build-base.sh $* haet-base:bookworm-$*
+	docker build -q --build-arg BASE_IMAGE=haet-base:bookworm-$* -t haet-runtime:$* .
 
 # The bundled submission's ablation table (docs/results.md): every preset, 3 seeds, 90 s on CPU.
 .PHONY: ablation bench

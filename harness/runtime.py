@@ -50,7 +50,7 @@ def describe_image(image: str) -> dict:
                                        remove=True, stdout=True, stderr=False)
     except Exception as exc:  # no SDK, no engine, no such image
         raise RunnerError(f"could not run {image!r} to describe it ({exc}); is the engine up and the image built "
-                          "(make image-cpu, or docker build -t haet-runtime:cuda .)?") from None
+                          "(make image-cpu, make image-cuda)?") from None
     return json.loads(output.decode().strip().splitlines()[-1])
 
 
