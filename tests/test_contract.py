@@ -114,8 +114,8 @@ def test_the_local_runtime_is_described(tmp_path):
 
 
 # torch.compile of a tiny function on CPU, as an entry runs (uid 10001, no network, read-only root, no GPU)
-# but with /tmp mounted exec: Inductor loads the kernels it compiles there, and a Docker tmpfs is noexec
-# unless told (the Docker runner's /tmp is noexec today, so there torch.compile fails to load them).
+# with /tmp mounted exec as the Docker runner mounts it: Inductor loads the kernels it compiles there, and a
+# Docker tmpfs is noexec unless told.
 COMPILE_PROBE = """
 import torch
 f = torch.compile(lambda x: torch.sin(x) * 2 + x)

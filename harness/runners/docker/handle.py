@@ -174,7 +174,9 @@ class DockerHandle:
             init=True,
             network_mode="none",
             read_only=True,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_size},mode=1777"},
+            # exec: torch.compile (Inductor) loads the kernels it builds from /tmp; Docker's default noexec breaks
+            # it, and bars nothing an entry that already runs its own code could not do otherwise.
+            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={limits.tmp_size},mode=1777"},
             mounts=mounts,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
