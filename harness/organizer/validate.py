@@ -22,7 +22,7 @@ from harness.console import Progress
 from harness.errors import UsageError
 from harness.formatting import fmt_bytes
 from harness.errors import DataError
-from harness.options import CHOICES, RunOptions
+from harness.options import RUNNERS, RunOptions
 from harness.runners import runner_for, runner_name
 from harness.contract import (MANIFEST, MAX_ENTRY_DEPTH, MAX_ENTRY_FILES, ContractError, load_submission,
                               missing_script)
@@ -317,7 +317,7 @@ def add_parser(commands) -> None:
     p = commands.add_parser("validate", help="check an entry before grading: static checks and a smoke run")
     p.add_argument("submission", type=Path, metavar="SUBMISSION_DIR")
     p.add_argument("--json", action="store_true", help="print the checklist as JSON on stdout")
-    p.add_argument("--runner", choices=CHOICES["runner"], default="auto",
+    p.add_argument("--runner", choices=RUNNERS, default="auto",
                    help="where the smoke run happens: docker or sandbox (both also prove the entry needs no network), "
                         "or local (on this host, not isolated: only when asked); auto is docker, else sandbox, or a "
                         "refusal when neither works here (default: auto)")
