@@ -158,7 +158,8 @@ class RunOptions:
             value = getattr(self, option.field)
             if value is None or value is False:
                 continue
-            argv += [option.flag] if value is True else [option.flag, repr(value) if isinstance(value, float) else str(value)]
+            shown = repr(value) if isinstance(value, float) else str(value)
+            argv += [option.flag] if value is True else [option.flag, shown]
         return argv
 
     def record(self) -> dict[str, Any]:
