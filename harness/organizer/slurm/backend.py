@@ -69,7 +69,8 @@ class SlurmGrader:
         for record in self.state["runs"].values():
             info = found.get(record.get("task") or "")
             if info and not record.get("ended"):
-                record["state"], record["node"] = info.state, info.node or record.get("node")
+                record["state"] = info.state
+                record["node"] = info.node or record.get("node")
         return found
 
     def still_running(self, key: str, record: dict, found: dict[str, client.TaskState]) -> bool:
@@ -110,7 +111,8 @@ class SlurmGrader:
         depend on nothing: an `afterany` on their original array would hold them until it all ended,
         and a wait for a free slot would too, since the array's next task takes each slot that frees.
         Under --max-parallel N they may therefore run beside N others, one array of them at most N."""
-        submitted, before = [], self.counts["submitted"]
+        submitted = []
+        before = self.counts["submitted"]
         if self.array_size is None:
             self.array_size = client.max_array_size() or 0
         for requeue in (True, False):
@@ -226,8 +228,10 @@ class SlurmGrader:
         job is returned when it should run again."""
         record = self.state["runs"][key]
         task = record["task"]
-        record["ended"], record["collected_at"] = True, time.time()
-        start, end = store.marker(self.out, task, "start"), store.marker(self.out, task, "end")
+        record["ended"] = True
+        record["collected_at"] = time.time()
+        start = store.marker(self.out, task, "start")
+        end = store.marker(self.out, task, "end")
         if info is not None and not info.active:
             record["state"] = info.state
         elif end is not None:  # ended, and Slurm still completes it or has forgotten it: what it will say
