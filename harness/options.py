@@ -74,7 +74,7 @@ class RunOptions:
         None, "--predict-budget", f"prediction seconds (default: {PREDICT_RULE}); more than the default is recorded "
                                   "as a warning: predict-phase compute can buy accuracy", float)
     strict_predict: bool = option(
-        False, "--strict-predict", f"fail a run whose predict phase takes longer than the default predict budget "
+        False, "--strict-predict", "fail a run whose predict phase takes longer than the default predict budget "
                                    f"({PREDICT_RULE}), whatever --predict-budget granted", bool)
     device: str = option(  # cuda | cpu; the flag's "auto" is resolved by from_args
         "cpu", "--device", "what HAET_DEVICE says: cuda, cpu, or auto (cuda when NVML sees a GPU)",
