@@ -24,6 +24,7 @@ from harness.organizer import check, grade, leaderboard, validate
 from harness.report import summary_table
 from harness.run import graded_run
 from harness.runners import runner_for, sandbox_refusal
+from harness.unpack import open_source
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 def add_run_options(parser: argparse.ArgumentParser, unset: bool = False) -> None:
     """`run`'s options; `unset` leaves every default None, to tell which were given."""
     parser.add_argument("--submission", type=Path, default=None if unset else Path("submission"),
-                        help="submission directory (default: submission)")
+                        help="the entry: a folder, a .zip, a .tar.gz or a git repository (PATH@REF) "
+                             "(default: submission)")
     parser.add_argument("--run-id", help="name of the run directory (default: time and submission name)")
     parser.add_argument("--runs-dir", type=Path, default=None if unset else Path("runs"),
                         help="where run directories go (default: runs)")
@@ -77,7 +79,8 @@ def cmd_run(args: argparse.Namespace, progress: Progress) -> int:
         progress.say(f"runner: no Docker engine answers and {sandbox_refusal()}; using the local runner (not a sandbox)")
     elif runner.name == "sandbox" and run_options.runner == "auto":
         progress.say("runner: no Docker engine answers; using the sandbox runner (bubblewrap)")
-    check_commands(load_submission(run_options.submission), runner.name)
+    with open_source(run_options.submission) as source:  # an archive or a repository: unpacked (harness.unpack)
+        check_commands(load_submission(source.path), runner.name)
     result = graded_run(run_options, runner, progress, original=reproducing)
     progress.say(summary_table(result))
     return EXIT_SCORED if result.status is Status.SCORED else EXIT_NOT_SCORED

@@ -3,9 +3,9 @@
 One module for the report, the leaderboard, the regression check and the console, so
 that a percentage, a byte count or a 95% interval reads the same everywhere. Tables of
 entry text are built on the one escaping module, harness.text: a Markdown cell goes
-through `text.md` (unless it is marked `Md`, Markdown the caller built itself), an HTML
-cell through `text.html`, a console cell through `text.clean`; every cell is cut to
-CELL_CHARS characters.
+through `text.md` (unless it is marked `Md`, Markdown the caller built itself), a console
+cell through `text.clean`; every cell is cut to CELL_CHARS characters. HTML is built by
+harness.markup, on `text.html`.
 
 Conventions: a missing value is shown as DASH; sizes are binary (KiB, MiB, GiB: a
 "MB" would be ambiguous); times are UTC ISO-8601 to the second.
@@ -113,11 +113,6 @@ def md(x: Any, limit: Optional[int] = CELL_CHARS) -> str:
     if isinstance(x, Md):
         return str(x)
     return text.md(x, limit)
-
-
-def html(x: Any, limit: Optional[int] = CELL_CHARS) -> str:
-    """Any value for HTML element content or a quoted attribute (harness.text.html)."""
-    return text.html(x, limit)
 
 
 # --- tables ------------------------------------------------------------------------------

@@ -226,12 +226,24 @@ class BuildInfo:
 
 
 @dataclass
+class EntrySource:
+    """An entry handed over as an archive or a repository (harness.unpack), not as a folder."""
+
+    kind: str  # zip | tar | git
+    location: str  # the archive's resolved path, or the repository as git+file:///PATH
+    sha256: Optional[str] = None  # zip, tar: of the archive's bytes that were unpacked
+    commit: Optional[str] = None  # git: the commit whose files were graded
+    ref: Optional[str] = None  # git: what was asked for (HEAD, a branch, a tag or a commit)
+
+
+@dataclass
 class SubmissionInfo:
     name: str
-    path: str
+    path: str  # the entry as given: its folder, archive or repository (resolved)
     train: str
     predict: str
     sha256: str  # of the submission's files, so a score names exactly what was graded
+    source: Optional[EntrySource] = None  # an archive's own digest or a repository's commit; None: a folder
 
 
 @dataclass

@@ -28,6 +28,7 @@ from harness.model import DataInfo, Environment, Reproduction, RunResult, Series
 from harness.options import OPTIONS, RunOptions, detect_device, runtime_image
 from harness.report.read import read_result
 from harness.text import clean, cut
+from harness.unpack import describe, open_source
 
 # This host's settings, never a record's: a record naming the cache would choose where the harness writes.
 THIS_MACHINE = ("gpu", "cache_dir")
@@ -213,13 +214,14 @@ def _of_type(parse: Any, value: Any) -> bool:
 
 
 def _entry(recorded: str, where: str) -> Path:
-    """The entry folder the record names: absolute, without `..` or symlinks (a run records the resolved
-    path), and an entry."""
-    if not os.path.isabs(recorded) or os.path.realpath(recorded) != recorded:
+    """The entry folder, archive or repository the record names: absolute, without `..` or symlinks (a
+    run records the resolved path, harness.unpack.describe), and an entry."""
+    if not (os.path.isabs(recorded) or recorded.startswith("git+file:")) or describe(recorded) != recorded:
         raise UsageError(f"{where}: its result.json names the entry folder {quote(recorded)}, not the resolved "
                          "absolute path a run records; pass --submission DIR")
     try:
-        load_submission(Path(recorded))
+        with open_source(recorded) as source:
+            load_submission(source.path)
     except BAD_INPUT as exc:
         raise UsageError(f"{where}: the entry folder its result.json names cannot be graded ({exc}); "
                          "pass --submission DIR") from None

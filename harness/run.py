@@ -46,6 +46,7 @@ from harness.options import RunOptions, default_grace
 from harness.runners import PhaseSpec, Runner
 from harness.snapshots import Snapshots
 from harness.staging import stage_entry
+from harness.unpack import Unpacked, open_source
 
 TICK_S = 0.5  # how often the watcher reads events and redraws progress
 CURVE_LOG_BYTES = 2**20  # each curve point's predict log (12 of them): enough to say why one failed
@@ -395,8 +396,16 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
                open_gpus: Callable[[str], tuple[Optional[Gpus], str]] = Gpus.open,
                original: Optional[Reproducing] = None) -> RunResult | SeriesResult:
     """The whole command. `open_gpus` reads the GPUs (NVML); tests without a GPU pass a stand-in;
-    `original`: the run(s) this one reproduces (harness.reproduce)."""
-    submission = load_submission(options.submission)
+    `original`: the run(s) this one reproduces (harness.reproduce). An entry handed over as an archive
+    or a repository is unpacked beside the runs first (harness.unpack), and staged from there."""
+    with open_source(options.submission, Path(options.runs_dir)) as source:
+        return _graded_run(options, source, runner, progress, open_gpus, original)
+
+
+def _graded_run(options: RunOptions, source: Unpacked, runner: Runner, progress: Progress,
+                open_gpus: Callable[[str], tuple[Optional[Gpus], str]],
+                original: Optional[Reproducing]) -> RunResult | SeriesResult:
+    submission = load_submission(source.path)
     list_entry(submission.path)  # before any run directory: it may refuse the entry (nothing is read yet)
     progress.say(f"data: {options.data}" + (f", held-out set from {options.eval_data}" if options.eval_data else ""))
     pool = data.load_pool(options.data, options.cache_dir)
@@ -415,11 +424,12 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
     try:  # the phases run the staged copy, and its digest is the run's (harness.staging)
         private_dir(run_dir / STAGED.parent)  # no other user may reach into it, even while it is staged
         staged = dataclasses.replace(submission, path=stage_entry(submission.path, run_dir / STAGED / submission.name))
-        info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
-                              submission_digest(staged.path))
+        info = SubmissionInfo(submission.name, source.location, submission.train_text, submission.predict_text,
+                              submission_digest(staged.path), source.origin)
     except (ContractError, OSError):  # the entry changed since it was listed: refused, and no run is left behind
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    source.close()  # an unpacked archive: the phases run the staged copy
     progress.say(f"run directory: {run_dir}")
     for warning in ([PUBLIC_HELDOUT] if sets[0].info.heldout_public else []) + ([] if runner.isolated else [NOT_ISOLATED]) \
             + [w for w in [predict_rule.granted_warning(options)] if w]:

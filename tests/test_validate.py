@@ -90,7 +90,7 @@ def test_size_limit(tmp_path):
 
 def test_missing_directory():
     proc = run_harness("validate", "/nonexistent/entry")
-    assert proc.returncode == 1 and "[FAIL] submission directory exists" in proc.stdout
+    assert proc.returncode == 1 and "[FAIL] the entry can be read" in proc.stdout and "does not exist" in proc.stdout
 
 
 def test_a_learner_cut_short_by_the_smoke_budget_is_told_to_raise_it(tmp_path):

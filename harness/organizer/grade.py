@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from harness import unpack
 from harness.console import Progress
-from harness.errors import EXIT_INTERRUPTED
+from harness.errors import EXIT_INTERRUPTED, ContractError
 from harness.files import atomic_write_json
 from harness.formatting import utc_now
 from harness.options import GRADING_REPEATS, RunOptions, add_arguments
@@ -164,10 +165,13 @@ def find_entries(dirs: list[Path], queue: Optional[Path]) -> list[Path]:
     if queue is not None:
         if not Path(queue).is_dir():
             raise GradeError(f"--queue {queue} is not a directory")
-        found += sorted(p for p in Path(queue).iterdir() if p.is_dir() and not p.name.startswith("."))
+        found += sorted(p for p in Path(queue).iterdir() if (p.is_dir() or unpack.is_archive(p))
+                        and not p.name.startswith("."))
     for d in found:
-        if not d.is_dir():
-            raise GradeError(f"entry {d} is not a directory")
+        try:
+            unpack.parse_source(d)  # a folder, an archive or a local repository (read when the entry is checked)
+        except ContractError as exc:
+            raise GradeError(str(exc)) from None
     return found
 
 
@@ -182,8 +186,8 @@ def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
 
 def add_parser(commands) -> None:
     p = commands.add_parser("grade", help="grade many entries (paired seeds, resumable) into a leaderboard")
-    p.add_argument("entries", nargs="*", type=Path, metavar="DIR", help="submission directories")
-    p.add_argument("--queue", type=Path, help="also grade every subdirectory of this folder")
+    p.add_argument("entries", nargs="*", type=Path, metavar="ENTRY", help=f"entries: each {unpack.SOURCES_HELP}")
+    p.add_argument("--queue", type=Path, help="also grade every subfolder and archive in this folder")
     p.add_argument("--out", type=Path, help="grading directory (resumed when it exists); required")
     p.add_argument("--reference", type=Path, help="a reference entry, run first in every seed round (drift)")
     p.add_argument("--gpus", help="run in parallel, one run per GPU, e.g. 0,1 (implies --device cuda)")

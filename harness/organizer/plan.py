@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from harness import text
+from harness import text, unpack
 from harness.console import Progress
 from harness.contract import check_commands, load_submission, submission_digest
 from harness.errors import ContractError
@@ -89,14 +89,15 @@ def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], refere
     taken = {e["id"] for e in plan["entries"]}
     wanted = [(d, False) for d in entry_dirs] + ([(reference, True)] if reference is not None else [])
     for directory, is_reference in wanted:
-        path = str(Path(directory).resolve())
+        path = unpack.describe(directory)
         if path in known:
             known[path]["reference"] = known[path].get("reference", False) or is_reference
             continue
         try:
-            base = load_submission(Path(directory)).name
+            with unpack.open_source(directory) as source:
+                base = load_submission(source.path).name
         except Exception:  # an unreadable entry still gets an id, and its reason in entry.json
-            base = slug(Path(path).name)
+            base = slug(unpack.source_name(path))
         entry_id = base
         n = 2
         while entry_id in taken or entry_id in (PLAN_FILE, "leaderboard"):
@@ -115,10 +116,11 @@ def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], refere
 
 def check_entry(entry: Entry, runner: str) -> None:
     try:
-        submission = load_submission(Path(entry.path))
-        entry.name = submission.name
-        entry.digest = submission_digest(submission.path)
-        check_commands(submission, runner)
+        with unpack.open_source(entry.path) as source:  # an archive or a repository: unpacked, bounded
+            submission = load_submission(source.path)
+            entry.name = submission.name
+            entry.digest = submission_digest(submission.path)
+            check_commands(submission, runner)
         entry.invalid = None
     except ContractError as exc:
         entry.invalid = text.clean(exc, limit=500)

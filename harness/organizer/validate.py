@@ -27,6 +27,7 @@ from harness.runners import runner_for, runner_name
 from harness.contract import (MANIFEST, MAX_ENTRY_DEPTH, MAX_ENTRY_FILES, ContractError, load_submission,
                               missing_script)
 from harness.text import clean
+from harness.unpack import SOURCES_HELP, open_source
 from harness.walk import WalkLimit, walk
 from harness.model import Outcome, RunResult, Status
 
@@ -313,12 +314,22 @@ def validate(root: Path, *, runner: str = "auto", smoke: bool = True, smoke_budg
     progress = progress or Progress(quiet=True)
     if smoke:  # the smoke run runs the entry: never on the host unless asked (--runner local)
         runner = runner_name(runner, isolation_required=True)
-    root = Path(root)
     result = Validation(submission=str(root), name=None)
-    if not root.is_dir():
-        result.add(Check("directory", "submission directory exists", FAIL, f"{root} is not a directory",
-                         "pass the directory that holds submission.yaml"))
+    try:  # an archive or a repository is unpacked (bounded) into a private folder, removed after
+        source = open_source(root)
+    except ContractError as exc:
+        result.add(Check("source", "the entry can be read: a folder, an archive or a repository", FAIL, str(exc),
+                         "pass the folder that holds submission.yaml, or its archive or repository, holding only "
+                         "files and folders"))
         return result
+    with source:
+        return _validate_folder(result, source.path, runner, smoke, smoke_budget_s, max_size_mb, weights_limit_mb,
+                                keep, image, progress)
+
+
+def _validate_folder(result: Validation, root: Path, runner: str, smoke: bool, smoke_budget_s: float,
+                     max_size_mb: float, weights_limit_mb: float, keep: Optional[Path], image: Optional[str],
+                     progress: Progress) -> Validation:
     submission = static_checks(result, root, runner, max_size_mb, weights_limit_mb)
     if not smoke:
         result.add(Check("smoke", "smoke run", SKIP, "--no-smoke"))
@@ -361,7 +372,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 def add_parser(commands) -> None:
     p = commands.add_parser("validate", help="check an entry before grading: static checks and a smoke run")
-    p.add_argument("submission", type=Path, metavar="SUBMISSION_DIR")
+    p.add_argument("submission", metavar="ENTRY", help=f"the entry: {SOURCES_HELP}")
     p.add_argument("--json", action="store_true", help="print the checklist as JSON on stdout")
     p.add_argument("--runner", choices=RUNNERS, default="auto",
                    help="where the smoke run happens: docker or sandbox (both also prove the entry needs no network), "

@@ -16,9 +16,10 @@ One module per job:
 
 Everything that comes from the submission (its name, commands, logs, event names and
 values, checkpoint names, reasons, class-folder names) is untrusted and escaped by the one
-escaping module, harness.text, through the shared cell writers of harness.formatting:
-HTML text through `html`, Markdown cells through `md` / `md_table`, logs fenced with a fence
-longer than any backtick run inside them (`text.md_code`), plot labels made mathtext-safe.
+escaping module, harness.text: HTML through harness.markup (which escapes every value that is
+not markup it built), Markdown cells through harness.formatting's `md` / `md_table`, logs
+fenced with a fence longer than any backtick run inside them (`text.md_code`), plot labels
+made mathtext-safe.
 Output is bounded: at most MAX_CHECKPOINT_ROWS checkpoint rows, LOG_TAIL_LINES log lines of
 LOG_LINE_CHARS each, MAX_EVENT_FIELDS event fields, CELL_CHARS per cell; the files are
 written as UTF-8 with anything unencodable replaced, so no input can stop the report being

@@ -3,7 +3,7 @@
 A row is (label, value); a value is plain text (escaped by the renderer), a `Code` (shown
 in monospace in HTML), a `Badge` (a status or an outcome, then what it means) or a
 `RepeatLink` (a series row's link to that repeat's own report). Nothing here escapes:
-the renderers do, through harness.formatting.
+the renderers do, through harness.markup (HTML) and harness.formatting (Markdown).
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ Ranking by the mean over seeds, equal scores sharing a rank; tiers of entries no
   * Tiers: each entry compared once with the head of its tier, on the seeds both scored, with a
     Bonferroni-corrected one-sided paired t-test; a seed failed where the head scored separates.
 Everything a submission controls (names, paths, reasons, log lines) is escaped by the one
-escaping module, harness.text, through the shared writers of harness.formatting: `html` in
-HTML, `md` / `md_table` in Markdown, and in CSV the text as it is (lone surrogates replaced)
-behind a formula guard. Every run is read on its own, through the typed model
+escaping module, harness.text: in HTML through harness.markup (escaping is its default), in
+Markdown through harness.formatting's `md` / `md_table`, and in CSV the text as it is (lone
+surrogates replaced) behind a formula guard. Every run is read on its own, through the typed model
 (harness.model.from_dict): a result.json that does not parse into it is that seed's
 `harness_error` with the reason. The training throughput comes from the run's events.jsonl
 through harness.events (its one reader and cap).
