@@ -13,12 +13,9 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
 from harness.model import Signal
-
-if TYPE_CHECKING:
-    from harness.runners.base import PhaseHandle
 
 
 @dataclass(frozen=True)
@@ -67,11 +64,26 @@ class ClockResult:
         return bool(self.signals)
 
 
+class Supervised(Protocol):
+    """What the clock needs of a started phase; every runner's PhaseHandle is one (harness.runners.base)."""
+
+    deadline: Deadline  # the phase's clock, started just before its command
+
+    def wait(self, timeout: float) -> Optional[int]:
+        """The exit code once the command has exited, None if still running after `timeout`."""
+
+    def terminate(self) -> None:
+        """SIGTERM to every process of the phase."""
+
+    def kill(self) -> None:
+        """SIGKILL to every process of the phase."""
+
+
 class Interrupted(Exception):
     """The operator asked the harness to stop (Ctrl-C or SIGTERM to the harness)."""
 
 
-def supervise(handle: "PhaseHandle") -> ClockResult:
+def supervise(handle: Supervised) -> ClockResult:
     """Wait for the phase to exit, signalling it at its deadlines.
 
     A signal's `at_s` is when it left (before the runner delivers it), so a slow delivery

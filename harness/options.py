@@ -1,9 +1,10 @@
 """The options of a graded run: the one place for their defaults and rules.
 
-`RunOptions` is what `run` executes. The command line (`add_arguments`, `from_args`), the plan a
-grading keeps (`record`, `from_record`) and the argv a grader, a check or a cluster task hands
-to a child `run` (`to_argv`) are all derived from the table OPTIONS below, so a default, a flag
-or a rule is written once.
+`RunOptions` is what `run` executes. Each option is one field, its flag, help and type in the
+field's metadata (`option`). The command line (`add_arguments`, `from_args`), the record a run and
+a grading's plan keep (`record`, `from_record`) and the argv a grader, a check or a cluster task
+hands to a child `run` (`to_argv`) are all derived from those fields (OPTIONS), so a default, a
+flag or a rule is written once.
 """
 
 from __future__ import annotations
@@ -51,31 +52,61 @@ def runtime_image(device: str) -> str:
     return os.environ.get("HAET_IMAGE") or f"haet-runtime:{device}"
 
 
+RUNNERS = ("auto", "local", "docker", "sandbox")
+
+
+def option(default: Any, flag: str, help: str, parse: Callable[[str], Any] = str, **more: Any) -> Any:
+    """A RunOptions field that is also a flag of `run`; `more`: the rest of its Option."""
+    return dataclasses.field(default=default, metadata={"flag": flag, "help": help, "parse": parse, **more})
+
+
 @dataclass
 class RunOptions:
     submission: Path = Path("submission")
-    data: str = "cifar10"
-    eval_data: Optional[str] = None
-    budget_s: float = 600.0
-    grace_s: Optional[float] = None  # None: default_grace(budget_s)
-    predict_budget_s: Optional[float] = None  # None: default_predict_budget(budget_s)
-    device: str = "cpu"  # cuda | cpu ("auto" is resolved by from_args)
-    gpu: Optional[str] = None  # index or UUID; None: DEFAULT_GPU
-    runner: str = "auto"  # auto | local | docker | sandbox
-    image: Optional[str] = None  # None: runtime_image(device)
-    build_network: bool = False
-    build_timeout_s: Optional[float] = None  # None: the Docker runner's default
-    repeats: int = 1
-    seed: int = 0
-    train_per_class: int = 500
-    eval_per_class: int = 100
-    monitor_interval_s: float = 0.5
-    strict_predict: bool = False  # a predict phase longer than the default predict budget fails the run
-    curve: bool = False  # off the clock, but it costs a predict per snapshot (docs/curves.md)
-    curve_per_class: int = 100
-    target: float = 0.85
+    data: str = option("cifar10", "--data", "cifar10 (download), tar:FILE, imagefolder:DIR or npz:FILE")
+    eval_data: Optional[str] = option(
+        None, "--eval-data", "a secret held-out set (imagefolder:DIR or npz:FILE) instead of the test split")
+    budget_s: float = option(600.0, "--budget", "training seconds", float)
+    grace_s: Optional[float] = option(  # None: default_grace(budget_s)
+        None, "--grace", "SIGTERM this many seconds before the deadline (default: 10, or a quarter of a shorter "
+                         "budget)", float)
+    predict_budget_s: Optional[float] = option(  # None: default_predict_budget(budget_s)
+        None, "--predict-budget", f"prediction seconds (default: {PREDICT_RULE}); more than the default is recorded "
+                                  "as a warning: predict-phase compute can buy accuracy", float)
+    strict_predict: bool = option(
+        False, "--strict-predict", "fail a run whose predict phase takes longer than the default predict budget "
+                                   f"({PREDICT_RULE}), whatever --predict-budget granted", bool)
+    device: str = option(  # cuda | cpu; the flag's "auto" is resolved by from_args
+        "cpu", "--device", "what HAET_DEVICE says: cuda, cpu, or auto (cuda when NVML sees a GPU)",
+        choices=("auto", "cuda", "cpu"), parser_default="auto")
+    gpu: Optional[str] = option(  # None: DEFAULT_GPU
+        None, "--gpu", f"the one GPU to use, by index or UUID (default: {DEFAULT_GPU})", recorded=False, planned=False)
+    runner: str = option(
+        "auto", "--runner", "where the entry runs: docker, sandbox (bubblewrap, no daemon), local (on this host, not "
+                            "isolated), or auto (docker when an engine answers, else sandbox when bwrap works here; "
+                            "then `run` falls back to local, the organizer commands refuse)", choices=RUNNERS)
+    image: Optional[str] = option(  # None: runtime_image(device)
+        None, "--image", "runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)")
+    build_network: bool = option(
+        False, "--build-network", "let an entry's own Dockerfile use the network while it builds (recorded in the "
+                                  "result and the leaderboard)", bool, negatable=True)
+    build_timeout_s: Optional[float] = option(  # None: the Docker runner's default
+        None, "--build-timeout", "seconds an entry's own Dockerfile may take to build (default: 600)", float,
+        planned=False)
+    repeats: int = option(1, "--repeats", "independent seeds; reports mean and std", int)
+    seed: int = option(0, "--seed", "first seed", int)
+    train_per_class: int = option(500, "--train-per-class", "training images per class", int)
+    eval_per_class: int = option(100, "--eval-per-class", "held-out images per class", int)
+    monitor_interval_s: float = option(0.5, "--monitor-interval", "seconds between samples", float, planned=False)
+    curve: bool = option(  # off the clock, but it costs a predict per snapshot (docs/curves.md)
+        False, "--curve", "after the official score, predict each kept snapshot of the checkpoints on a curve set "
+                          "apart from the held-out images: accuracy against time and energy (off the clock; costs "
+                          "up to 12 extra predict phases)", bool, negatable=True)
+    curve_per_class: int = option(100, "--curve-per-class", "curve-set images per class", int)
+    target: float = option(0.85, "--target", "accuracy whose time and energy to reach the curve reports", float)
     runs_dir: Path = Path("runs")
-    cache_dir: Optional[Path] = None  # None: default_cache_dir()
+    cache_dir: Optional[Path] = option(  # None: default_cache_dir()
+        None, "--cache-dir", "prepared data cache (default: $HAET_CACHE or ~/.cache/haet)", Path, planned=False)
     run_id: Optional[str] = None
 
     def __post_init__(self) -> None:
@@ -125,13 +156,14 @@ class RunOptions:
         argv = []
         for option in OPTIONS:
             value = getattr(self, option.field)
-            if option.flag is None or value is None or value is False:
+            if value is None or value is False:
                 continue
-            argv += [option.flag] if value is True else [option.flag, repr(value) if isinstance(value, float) else str(value)]
+            shown = repr(value) if isinstance(value, float) else str(value)
+            argv += [option.flag] if value is True else [option.flag, shown]
         return argv
 
     def record(self) -> dict[str, Any]:
-        """The options as a grading plan and a baseline keep them (keys as the flags name them)."""
+        """The options as a run's result, a grading's plan and a baseline keep them (keys as the flags name them)."""
         return {o.key: _plain(getattr(self, o.field)) for o in OPTIONS if o.recorded}
 
     @classmethod
@@ -145,69 +177,29 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-# --- the table: each option once ----------------------------------------------------------------
+# --- each option, as its field's metadata says it ------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Option:
     field: str  # the RunOptions attribute
-    flag: Optional[str]  # the command-line flag; None: not a flag of its own
+    default: Any
+    flag: str
     help: str
-    parse: Callable[[str], Any] = str
-    recorded: bool = True  # part of a grading's plan (what must not change on resume)
-    boolean: bool = False
+    parse: Callable[[str], Any]
+    recorded: bool = True  # kept in result.json's options and a grading's plan (what --reproduce reruns)
+    planned: bool = True  # the same for every run of a grading: a resumed grading refuses another value
     negatable: bool = False  # a boolean with a --no- form too
+    choices: Optional[tuple[str, ...]] = None
+    parser_default: Any = None  # the flag's default where it is decided after parsing (the device, by NVML)
 
     @property
     def key(self) -> str:
-        return (self.flag or "--" + self.field).lstrip("-").replace("-", "_")
-
-    @property
-    def default(self) -> Any:
-        spec = RunOptions.__dataclass_fields__[self.field]
-        return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+        """Its name in a record: the flag's."""
+        return self.flag.lstrip("-").replace("-", "_")
 
 
-OPTIONS = [
-    Option("data", "--data", "cifar10 (download), tar:FILE, imagefolder:DIR or npz:FILE"),
-    Option("eval_data", "--eval-data", "a secret held-out set (imagefolder:DIR or npz:FILE) instead of the test split"),
-    Option("budget_s", "--budget", "training seconds", float),
-    Option("grace_s", "--grace", "SIGTERM this many seconds before the deadline (default: 10, or a quarter of a "
-                                 "shorter budget)", float),
-    Option("predict_budget_s", "--predict-budget", f"prediction seconds (default: {PREDICT_RULE}); more than the "
-                                                   "default is recorded as a warning: predict-phase compute can buy "
-                                                   "accuracy", float),
-    Option("strict_predict", "--strict-predict", "fail a run whose predict phase takes longer than the default "
-                                                 f"predict budget ({PREDICT_RULE}), whatever --predict-budget "
-                                                 "granted", bool, boolean=True),
-    Option("device", "--device", "what HAET_DEVICE says: cuda, cpu, or auto (cuda when NVML sees a GPU)"),
-    Option("gpu", "--gpu", f"the one GPU to use, by index or UUID (default: {DEFAULT_GPU})", recorded=False),
-    Option("runner", "--runner", "where the entry runs: docker, sandbox (bubblewrap, no daemon), local (on this "
-                                 "host, not isolated), or auto (docker when an engine answers, else sandbox when "
-                                 "bwrap works here; then `run` falls back to local, the organizer commands refuse)"),
-    Option("image", "--image", "runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)"),
-    Option("build_network", "--build-network", "let an entry's own Dockerfile use the network while it builds "
-                                               "(recorded in the result and the leaderboard)", bool, boolean=True,
-           negatable=True),
-    Option("build_timeout_s", "--build-timeout", "seconds an entry's own Dockerfile may take to build "
-                                                 "(default: 600)", float),
-    Option("repeats", "--repeats", "independent seeds; reports mean and std", int),
-    Option("seed", "--seed", "first seed", int),
-    Option("train_per_class", "--train-per-class", "training images per class", int),
-    Option("eval_per_class", "--eval-per-class", "held-out images per class", int),
-    Option("monitor_interval_s", "--monitor-interval", "seconds between samples", float),
-    Option("curve", "--curve", "after the official score, predict each kept snapshot of the checkpoints on a "
-                               "curve set apart from the held-out images: accuracy against time and energy "
-                               "(off the clock; costs up to 12 extra predict phases)", bool, boolean=True,
-           negatable=True),
-    Option("curve_per_class", "--curve-per-class", "curve-set images per class", int),
-    Option("target", "--target", "accuracy whose time and energy to reach the curve reports", float),
-    Option("cache_dir", "--cache-dir", "prepared data cache (default: $HAET_CACHE or ~/.cache/haet)", Path),
-]
-CHOICES = {"device": ["auto", "cuda", "cpu"], "runner": ["auto", "local", "docker", "sandbox"]}
-# Flags whose default is decided later than parsing: the device by NVML, grace and the predict budget from the
-# budget, the cache by $HAET_CACHE.
-PARSER_DEFAULTS = {"device": "auto"}
+OPTIONS = [Option(f.name, f.default, **f.metadata) for f in dataclasses.fields(RunOptions) if f.metadata]
 
 
 def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude: tuple[str, ...] = (),
@@ -217,15 +209,15 @@ def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude:
     for option in OPTIONS:
         if (include is not None and option.field not in include) or option.field in exclude:
             continue
-        default = None if unset else defaults.get(option.field, PARSER_DEFAULTS.get(option.field, option.default))
+        default = None if unset else defaults.get(option.field, option.parser_default or option.default)
         shown = "" if default in (None, False) else f" (default: {default})"
-        if option.boolean:
+        if option.parse is bool:
             action = argparse.BooleanOptionalAction if option.negatable else "store_true"
             parser.add_argument(option.flag, dest=option.field, action=action, help=option.help,
                                 default=None if unset else option.default)
             continue
         parser.add_argument(option.flag, dest=option.field, type=option.parse, default=default,
-                            choices=CHOICES.get(option.field), help=option.help + shown)
+                            choices=option.choices, help=option.help + shown)
 
 
 def from_args(args: argparse.Namespace, **overrides: Any) -> RunOptions:

@@ -25,7 +25,7 @@ from harness.contract import load_submission, quote
 from harness.errors import BAD_INPUT, UsageError
 from harness.fingerprint import differences
 from harness.model import DataInfo, Environment, Reproduction, RunResult, SeriesResult, SubmissionInfo
-from harness.options import CHOICES, OPTIONS, RunOptions, detect_device, runtime_image
+from harness.options import OPTIONS, RunOptions, detect_device, runtime_image
 from harness.report.read import read_result
 from harness.text import clean, cut
 from harness.unpack import describe, open_source
@@ -190,7 +190,7 @@ def _read_record(options: dict[str, Any], given: dict[str, Any], where: str) -> 
         if option.field in given:
             record[option.key] = value if _of_type(option.parse, value) else clean(value, 200)
             continue
-        if not _of_type(option.parse, value) or value not in CHOICES.get(option.field, [value]):
+        if not _of_type(option.parse, value) or value not in (option.choices or [value]):
             raise UsageError(f"{where}: its result.json records {option.key} = {quote(value)}, which {option.flag} "
                              f"does not take; pass {option.flag} yourself")
         record[option.key] = value

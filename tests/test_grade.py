@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 import signal
@@ -11,6 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from harness.options import RunOptions
+from harness.organizer.plan import PLAN_DEFAULTS, PLAN_FILE, make_plan
+from harness.organizer.rundirs import GradeError
 from tests.helpers import CENTROID, ENTRIES, MINIMAL, ROOT, copy_entry, read_json, run_harness, synthetic_data
 
 
@@ -103,6 +109,18 @@ def test_relative_out_and_resume_with_other_options_is_refused(tmp_path):
                     cwd=tmp_path)
     assert other.returncode == 2
     assert "--budget 6.0 -> 7.0" in other.stderr and "new --out" in other.stderr
+
+
+def test_a_resumed_grading_compares_every_recorded_option_but_this_machines(tmp_path):
+    """The plan's keys are the options marked planned; a plan written before one existed meant its default."""
+    options = RunOptions(cache_dir=tmp_path / "cache")
+    assert set(options.record()) - set(PLAN_DEFAULTS) == {"build_timeout", "monitor_interval", "cache_dir"}
+    plan = make_plan(tmp_path, options, [], None)
+    del plan["options"]["strict_predict"]  # as a plan from before --strict-predict has it
+    (tmp_path / PLAN_FILE).write_text(json.dumps(plan))
+    make_plan(tmp_path, dataclasses.replace(options, monitor_interval_s=2.0, build_timeout_s=60.0), [], None)
+    with pytest.raises(GradeError, match="--strict-predict False -> True"):
+        make_plan(tmp_path, dataclasses.replace(options, strict_predict=True), [], None)
 
 
 def test_parallel_slots_run_at_the_same_time(tmp_path):

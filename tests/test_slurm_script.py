@@ -15,7 +15,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.options import RunOptions
-from harness.organizer.grade import Grader, make_plan
+from harness.organizer.plan import Grading, make_plan
 from harness.console import Progress
 from harness.organizer.slurm import script
 from tests.helpers import CENTROID, ENTRIES, entry, run_harness, synthetic_data
@@ -103,14 +103,14 @@ def test_each_task_runs_exactly_the_local_graders_command(tmp_path):
                          train_per_class=30, eval_per_class=20, repeats=2)
     out = tmp_path / "grading"
     plan = make_plan(out, options, [CENTROID, ENTRIES / "crash"], None)
-    grader = Grader(out, plan, options, [None], Progress(quiet=True))
-    jobs = grader.jobs()
-    text = script.batch_script([grader.command(j, None) for j in jobs], [j.key for j in jobs], out, tmp_path,
+    grading = Grading(out, plan, options, Progress(quiet=True))
+    jobs = grading.jobs()
+    text = script.batch_script([grading.command(j, None) for j in jobs], [j.key for j in jobs], out, tmp_path,
                                options, script.SiteOptions())
     arms = dict(re.findall(r"^  (\d+)\) run=\((.*)\) ;;", text, re.M))
     assert len(arms) == len(jobs) == 4
     for index, job in enumerate(jobs):
-        assert shlex.split(arms[str(index)]) == grader.command(job, None)
+        assert shlex.split(arms[str(index)]) == grading.command(job, None)
 
 
 def test_dry_run_prints_the_script_and_writes_or_submits_nothing(tmp_path):

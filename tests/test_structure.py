@@ -1,7 +1,8 @@
 """The shape of the code: no import cycles inside harness/, and no module past about 500 lines.
 
 Imports are read with `ast`, including those inside functions (a lazy import hides a cycle, it
-does not remove it); only imports under `if TYPE_CHECKING:` are left out, since they never run.
+does not remove it) and those under `if TYPE_CHECKING:` (they never run, but a reader still has to
+know both modules to read either).
 """
 
 from __future__ import annotations
@@ -22,15 +23,9 @@ def module_name(path: Path) -> str:
 def imports(path: Path, modules: set[str]) -> set[str]:
     """The harness modules that `path` imports."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    skipped = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skipped.update(id(n) for stmt in node.body for n in ast.walk(stmt))
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     found = set()
     for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -10,10 +10,9 @@ Layout of GRADING_DIR (everything written atomically):
     leaderboard.{md,csv,html}, runs.csv
     slurm.json, .slurm/           with --backend slurm: arrays, tasks, markers (harness.organizer.slurm)
 
-Fairness: every entry gets the same seeds, so the same 5000 training images and
-the same held-out images per seed (paired comparison). A failed repeat counts as
-accuracy 0. The jobs run seed by seed, with the reference entry (if any) first in
-every round and the other entries rotated so that nobody always runs last.
+The plan, the order of the runs (fair: paired seeds, the reference first, the others rotated) and
+each run's command are harness.organizer.plan's, shared with the Slurm backend; this module is the
+command and the local backend.
 
 Concurrency: one graded run per GPU at a time. Each run is its own child process:
 the local runner finds a phase's processes as all descendants of its harness
@@ -26,149 +25,30 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import json
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from harness import text, unpack
+from harness import unpack
 from harness.console import Progress
-from harness.contract import check_commands, load_submission, submission_digest
 from harness.errors import EXIT_INTERRUPTED, ContractError
-from harness.options import GRADING_REPEATS, RunOptions, add_arguments
-from harness.organizer.leaderboard import add_rank_by
-from harness.options import from_args as options_from_args
-from harness.runners import runner_name
 from harness.files import atomic_write_json
 from harness.formatting import utc_now
-from harness.organizer.rundirs import GradeError, acquire_lock, completed_result, run_dir, set_aside
+from harness.options import GRADING_REPEATS, RunOptions, add_arguments
+from harness.options import from_args as options_from_args
+from harness.organizer.leaderboard import add_rank_by
+from harness.organizer.plan import Grading, Job, make_plan, read_plan
+from harness.organizer.rundirs import GradeError, acquire_lock, completed_result, run_dir
 from harness.organizer.slurm import command as slurm_command
+from harness.runners import runner_name
 
-PLAN_FILE = "grading.json"
-PLAN_KEYS = ("data", "eval_data", "budget", "grace", "predict_budget", "device", "runner", "image",
-             "train_per_class", "eval_per_class", "seed", "repeats", "build_network", "curve", "curve_per_class",
-             "target", "strict_predict")
-# what a plan written before the key existed meant
-ADDED_PLAN_KEYS = {"build_network": False, "curve": False, "curve_per_class": 100, "target": 0.85,
-                   "strict_predict": False}
 PR_SET_PDEATHSIG = 1
 
 
-@dataclass
-class Entry:
-    id: str
-    path: str
-    reference: bool = False
-    name: Optional[str] = None
-    digest: Optional[str] = None
-    invalid: Optional[str] = None
-
-
-@dataclass
-class Job:
-    entry: Entry
-    seed: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.entry.id}/seed-{self.seed}"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "entry"
-
-
-# --- entries and the plan ---------------------------------------------------------
-
-
-def find_entries(dirs: list[Path], queue: Optional[Path]) -> list[Path]:
-    found = [Path(d) for d in dirs]
-    if queue is not None:
-        if not Path(queue).is_dir():
-            raise GradeError(f"--queue {queue} is not a directory")
-        found += sorted(p for p in Path(queue).iterdir() if (p.is_dir() or unpack.is_archive(p))
-                        and not p.name.startswith("."))
-    for d in found:
-        try:
-            unpack.parse_source(d)  # a folder, an archive or a local repository (read when the entry is checked)
-        except ContractError as exc:
-            raise GradeError(str(exc)) from None
-    return found
-
-
-def read_plan(out: Path) -> Optional[dict]:
-    path = out / PLAN_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise GradeError(f"{path} is damaged ({exc}); grade into a new --out directory") from None
-
-
-def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], reference: Optional[Path],
-              write: bool = True) -> dict:
-    """Create or extend grading.json (`write`: False for a dry run); on resume, refuse options that
-    would break the pairing."""
-    options = run_options.record()
-    plan = read_plan(out)
-    if plan is None:
-        plan = {"kind": "grading", "schema_version": 1, "created_at": utc_now(), "options": options,
-                "seeds": [options["seed"] + i for i in range(options["repeats"])], "entries": []}
-    else:
-        before = {k: plan["options"].get(k, ADDED_PLAN_KEYS.get(k)) for k in PLAN_KEYS}
-        changed = [f"--{k.replace('_', '-')} {before[k]!r} -> {options.get(k)!r}"
-                   for k in PLAN_KEYS if before[k] != options.get(k)]
-        if changed:
-            raise GradeError(f"{out} was graded with other options ({'; '.join(changed)}); resume with the same "
-                             "options, or grade into a new --out directory")
-    known = {e["path"]: e for e in plan["entries"]}
-    taken = {e["id"] for e in plan["entries"]}
-    wanted = [(d, False) for d in entry_dirs] + ([(reference, True)] if reference is not None else [])
-    for directory, is_reference in wanted:
-        path = unpack.describe(directory)
-        if path in known:
-            known[path]["reference"] = known[path].get("reference", False) or is_reference
-            continue
-        try:
-            with unpack.open_source(directory) as source:
-                base = load_submission(source.path).name
-        except Exception:  # an unreadable entry still gets an id, and its reason in entry.json
-            base = slug(unpack.source_name(path))
-        entry_id, n = base, 2
-        while entry_id in taken or entry_id in (PLAN_FILE, "leaderboard"):
-            entry_id, n = f"{base}-{n}", n + 1
-        taken.add(entry_id)
-        record = {"id": entry_id, "path": path, "reference": is_reference}
-        plan["entries"].append(record)
-        known[path] = record
-    plan["updated_at"] = utc_now()
-    if write:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / PLAN_FILE, plan)
-    return plan
-
-
-def check_entry(entry: Entry, runner: str) -> None:
-    try:
-        with unpack.open_source(entry.path) as source:  # an archive or a repository: unpacked, bounded
-            submission = load_submission(source.path)
-            entry.name = submission.name
-            entry.digest = submission_digest(submission.path)
-            check_commands(submission, runner)
-        entry.invalid = None
-    except ContractError as exc:
-        entry.invalid = text.clean(exc, limit=500)
-    except OSError as exc:
-        entry.invalid = text.clean(f"cannot read the submission: {exc}", limit=500)
-    except Exception as exc:  # whatever one entry's files do, the others are still graded
-        entry.invalid = text.clean(f"the harness could not read this entry ({type(exc).__name__}: {exc})", limit=500)
+# --- the local backend ---------------------------------------------------------------
 
 
 def _die_with_parent(parent: int) -> None:
@@ -180,36 +60,12 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-# --- the grader -----------------------------------------------------------------------
+class Grader(Grading):
+    """The local backend: the plan's runs as child processes, one per GPU at a time."""
 
-
-class Grader:
-    def __init__(self, out: Path, plan: dict, options: RunOptions, gpus: list[Optional[str]], progress: Progress,
-                 python: str = sys.executable):
-        self.out, self.plan, self.options, self.progress, self.python = out, plan, options, progress, python
+    def __init__(self, out: Path, plan: dict, options: RunOptions, gpus: list[Optional[str]], progress: Progress):
+        super().__init__(out, plan, options, progress)
         self.gpus = gpus
-        self.entries = [Entry(e["id"], e["path"], e.get("reference", False)) for e in plan["entries"]]
-        self.seeds: list[int] = plan["seeds"]
-        self.counts = {"done_before": 0, "ran": 0, "set_aside": 0}
-
-    def jobs(self) -> list[Job]:
-        """Seed-major order; the reference first in each round, the others rotated per round."""
-        valid = [e for e in self.entries if not e.invalid]
-        reference = [e for e in valid if e.reference]
-        others = [e for e in valid if not e.reference]
-        order = []
-        for round_no, seed in enumerate(self.seeds):
-            shift = round_no % len(others) if others else 0
-            for entry in reference + others[shift:] + others[:shift]:
-                order.append(Job(entry, seed))
-        return order
-
-    def command(self, job: Job, gpu: Optional[str]) -> list[str]:
-        """The child `run` of one job: exactly the plan's options, for this seed (and GPU)."""
-        options = dataclasses.replace(self.options, seed=job.seed, repeats=1, gpu=gpu)
-        return [self.python, "-m", "harness", "run", "--submission", job.entry.path,
-                "--runs-dir", str(self.out.resolve() / job.entry.id), "--run-id", f"seed-{job.seed}", "--quiet",
-                *options.to_argv()]
 
     def run(self, on_progress=None) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -219,33 +75,8 @@ class Grader:
         finally:
             os.close(lock)
 
-    def _prepare(self, active: frozenset[str] | set[str] = frozenset()) -> list[Job]:
-        """Check the entries; the jobs without a final result, their unfinished attempts kept aside.
-        `active`: runs a cluster still queues or runs (left alone, not run twice)."""
-        for entry in self.entries:
-            check_entry(entry, self.options.runner)
-            atomic_write_json(self.out / entry.id / "entry.json", {
-                "id": entry.id, "path": entry.path, "name": entry.name, "reference": entry.reference,
-                "sha256": entry.digest, "invalid": entry.invalid, "checked_at": utc_now()})
-            if entry.invalid:
-                self.progress.say(f"{entry.id}: not gradable, every seed counts as 0: {entry.invalid}")
-        pending = []
-        for job in self.jobs():
-            directory = run_dir(self.out, job)
-            if completed_result(directory) is not None:
-                self.counts["done_before"] += 1
-                continue
-            if job.key in active:
-                continue
-            moved = set_aside(directory)
-            if moved:
-                self.counts["set_aside"] += 1
-                self.progress.say(f"{job.key}: an unfinished earlier attempt was kept as {moved.name}; running it again")
-            pending.append(job)
-        return pending
-
     def _run(self, lock: int, on_progress) -> None:
-        pending = self._prepare()
+        pending = self.prepare()
         total = len(self.jobs())
         self.progress.say(f"grading {len(self.entries)} entries x {len(self.seeds)} seeds into {self.out}: "
                           f"{self.counts['done_before']} run(s) already done, {len(pending)} to run on "
@@ -326,6 +157,24 @@ class Grader:
         self.progress.say(f"{job.key}: the harness failed (exit {code}): {tail[-1] if tail else 'no output'}")
 
 
+# --- the command ---------------------------------------------------------------------------
+
+
+def find_entries(dirs: list[Path], queue: Optional[Path]) -> list[Path]:
+    found = [Path(d) for d in dirs]
+    if queue is not None:
+        if not Path(queue).is_dir():
+            raise GradeError(f"--queue {queue} is not a directory")
+        found += sorted(p for p in Path(queue).iterdir() if (p.is_dir() or unpack.is_archive(p))
+                        and not p.name.startswith("."))
+    for d in found:
+        try:
+            unpack.parse_source(d)  # a folder, an archive or a local repository (read when the entry is checked)
+        except ContractError as exc:
+            raise GradeError(str(exc)) from None
+    return found
+
+
 def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
     if not text:
         return [None]
@@ -333,9 +182,6 @@ def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
     if not gpus or len(set(gpus)) != len(gpus):
         raise GradeError("--gpus takes distinct GPU indices or UUIDs separated by commas, e.g. --gpus 0,1")
     return gpus
-
-
-# --- the command ---------------------------------------------------------------------------
 
 
 def add_parser(commands) -> None:
@@ -377,8 +223,7 @@ def cmd_grade(args, progress: Progress) -> int:
         plan = read_plan(args.status)
         if plan is None:
             raise GradeError(f"{args.status} is not a grading directory (no grading.json)")
-        return slurm_command.show_status(Grader(args.status, plan, RunOptions.from_record(plan["options"]), [None],
-                                                progress))
+        return slurm_command.show_status(Grading(args.status, plan, RunOptions.from_record(plan["options"]), progress))
     if args.out is None:
         raise GradeError("grade needs --out DIR, the grading directory (or --status DIR to see one)")
     slurm = args.backend == "slurm"
@@ -394,7 +239,7 @@ def cmd_grade(args, progress: Progress) -> int:
     site = slurm_command.site_options(args) if slurm else None
     plan = make_plan(args.out, run_options, entry_dirs, args.reference, write=not (slurm and args.dry_run))
     if slurm and args.dry_run:
-        return slurm_command.dry_run(args, Grader(args.out, plan, run_options, [None], progress), site)
+        return slurm_command.dry_run(args, Grading(args.out, plan, run_options, progress), site)
     # Decode the data once here, so parallel runs find it cached instead of racing to build it.
     progress.say(f"data: {run_options.data}" + (f", held-out set from {run_options.eval_data}"
                                                  if run_options.eval_data else ""))
@@ -405,7 +250,7 @@ def cmd_grade(args, progress: Progress) -> int:
     publish = leaderboard.Publisher(args.out, args.rank_by)  # after collected runs, every few seconds at most
     outcome = "done"
     if slurm:
-        outcome = slurm_command.grade(args, Grader(args.out, plan, run_options, [None], progress), site, publish)
+        outcome = slurm_command.grade(args, Grading(args.out, plan, run_options, progress), site, publish)
         if outcome in ("detached", "interrupted"):
             publish.flush()
             return EXIT_INTERRUPTED if outcome == "interrupted" else 0

@@ -22,14 +22,14 @@ from harness.console import Progress
 from harness.errors import UsageError
 from harness.formatting import fmt_bytes
 from harness.errors import DataError
-from harness.options import CHOICES, RunOptions
+from harness.options import RUNNERS, RunOptions
 from harness.runners import runner_for, runner_name
 from harness.contract import (MANIFEST, MAX_ENTRY_DEPTH, MAX_ENTRY_FILES, ContractError, load_submission,
                               missing_script)
 from harness.text import clean
 from harness.unpack import SOURCES_HELP, open_source
 from harness.walk import WalkLimit, walk
-from harness.model import Outcome, Status
+from harness.model import Outcome, RunResult, Status
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".onnx", ".h5", ".hdf5", ".npy", ".npz",
                    ".pkl", ".pickle", ".joblib", ".tflite", ".pb", ".msgpack", ".gguf", ".params")
@@ -148,8 +148,27 @@ def static_checks(result: Validation, root: Path, runner: str, max_size_mb: floa
     return submission
 
 
+# The smoke run's stages in the order it goes: a stage that fails skips those after it.
+STAGES = {"trains": "trains on the synthetic set (CPU)", "checkpoint": "saves a checkpoint",
+          "predict": "predict phase loads the checkpoint", "predictions": "writes valid predictions"}
+
+
 def smoke_checks(result: Validation, root: Path, runner: str, budget_s: float, work: Path,
                  image: Optional[str], progress: Progress) -> None:
+    """The smoke run, then its checks stage by stage; what the entry did besides only once it scored."""
+    run = smoke_run(result, root, runner, budget_s, work, image, progress)
+    if run is None:
+        return
+    scored = (train_checks(result, run, budget_s) and checkpoint_checks(result, run) and predict_check(result, run)
+              and predictions_check(result, run))
+    if scored:
+        learns_check(result, run, budget_s)
+        behaviour_checks(result, run, runner)
+
+
+def smoke_run(result: Validation, root: Path, runner: str, budget_s: float, work: Path, image: Optional[str],
+              progress: Progress) -> Optional[RunResult]:
+    """A graded run of the entry on a small synthetic set, on CPU; None (a failed check) when it cannot start."""
     from harness.clock import Interrupted
     from harness.run import graded_run
     from harness.synthetic import write_synthetic_npz
@@ -164,79 +183,105 @@ def smoke_checks(result: Validation, root: Path, runner: str, budget_s: float, w
         run = graded_run(options, runner_for(options), progress)
     except (ContractError, DataError) as exc:
         result.add(Check("smoke", "smoke run", FAIL, str(exc), "fix the error above and validate again"))
-        return
+        return None
     except Interrupted:
         raise KeyboardInterrupt from None
     result.smoke_run_dir = str(work / "runs" / "smoke")
-    tail = " | ".join(run.train.log_tail[-3:])
-    contract = f"see {CONTRACT_DOC}"
+    return run
 
-    train_ok = run.train.outcome in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE, Outcome.NO_CHECKPOINT)
-    if train_ok:
-        how = ("finished" if run.train.outcome is Outcome.COMPLETED
-               else f"still training at the deadline ({run.train.detail})" if run.train.outcome is Outcome.KILLED_AT_DEADLINE
-               else "finished")
-        result.add(Check("trains", "trains on the synthetic set (CPU)", PASS,
-                         f"train phase {how} in {run.train.seconds:.1f}s of {budget_s:g}s"))
-        result.add(sigterm_check(run.train))
-    else:
-        result.add(Check("trains", "trains on the synthetic set (CPU)", FAIL,
-                         f"train phase {run.train.outcome.value}: {run.train.detail}" + (f"; log: {tail}" if tail else ""),
+
+def skip_after(result: Validation, stage: str, why: str) -> None:
+    later = list(STAGES)[list(STAGES).index(stage) + 1:]
+    for stage_id in later:
+        result.add(Check(stage_id, STAGES[stage_id], SKIP, why))
+
+
+def train_checks(result: Validation, run: RunResult, budget_s: float) -> bool:
+    train = run.train
+    if train.outcome not in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE, Outcome.NO_CHECKPOINT):
+        tail = " | ".join(train.log_tail[-3:])
+        result.add(Check("trains", STAGES["trains"], FAIL,
+                         f"train phase {train.outcome.value}: {train.detail}" + (f"; log: {tail}" if tail else ""),
                          "run the train command by hand with HAET_DATA (train.npz), HAET_CHECKPOINTS, HAET_DEVICE=cpu "
-                         f"and friends set and fix the error; it must not need the network or a GPU ({contract})"))
-        for cid, title in (("checkpoint", "saves a checkpoint"), ("predict", "predict phase loads the checkpoint"),
-                           ("predictions", "writes valid predictions")):
-            result.add(Check(cid, title, SKIP, "the train phase failed"))
-        return
+                         f"and friends set and fix the error; it must not need the network or a GPU "
+                         f"(see {CONTRACT_DOC})"))
+        skip_after(result, "trains", "the train phase failed")
+        return False
+    how = (f"still training at the deadline ({train.detail})" if train.outcome is Outcome.KILLED_AT_DEADLINE
+           else "finished")
+    result.add(Check("trains", STAGES["trains"], PASS, f"train phase {how} in {train.seconds:.1f}s of {budget_s:g}s"))
+    result.add(sigterm_check(train))
+    return True
 
-    if run.train.outcome is Outcome.NO_CHECKPOINT:
-        result.add(Check("checkpoint", "saves a checkpoint", FAIL, run.train.detail,
+
+def checkpoint_checks(result: Validation, run: RunResult) -> bool:
+    train = run.train
+    if train.outcome is Outcome.NO_CHECKPOINT:
+        result.add(Check("checkpoint", STAGES["checkpoint"], FAIL, train.detail,
                          "save the model into the directory named by HAET_CHECKPOINTS, early and often (the last "
                          "saved model is what gets scored when training is killed at the deadline)"))
-        result.add(Check("predict", "predict phase loads the checkpoint", SKIP, "no checkpoint"))
-        result.add(Check("predictions", "writes valid predictions", SKIP, "no checkpoint"))
-        return
-    names = ", ".join(c["name"] for c in run.train.checkpoints[:3])
-    result.add(Check("checkpoint", "saves a checkpoint", PASS, f"{len(run.train.checkpoints)} file(s): {names}"))
-    if run.train.rewritten_in_place:
+        skip_after(result, "checkpoint", "no checkpoint")
+        return False
+    names = ", ".join(c["name"] for c in train.checkpoints[:3])
+    result.add(Check("checkpoint", STAGES["checkpoint"], PASS, f"{len(train.checkpoints)} file(s): {names}"))
+    if train.rewritten_in_place:
         result.add(Check("atomic", "saves atomically", WARN,
-                         "rewritten in place: " + ", ".join(run.train.rewritten_in_place[:3]),
+                         "rewritten in place: " + ", ".join(train.rewritten_in_place[:3]),
                          "write a temporary file, then os.replace() it over the checkpoint: a kill in mid-write "
                          "leaves a file in place half written, and predict fails on it"))
+    return True
 
-    if run.predict.outcome is not Outcome.COMPLETED:
-        ptail = " | ".join(run.predict.log_tail[-3:])
-        result.add(Check("predict", "predict phase loads the checkpoint", FAIL,
-                         f"predict phase {run.predict.outcome.value}: {run.predict.detail}" + (f"; log: {ptail}" if ptail else ""),
+
+def predict_check(result: Validation, run: RunResult) -> bool:
+    predict = run.predict
+    if predict.outcome is not Outcome.COMPLETED:
+        tail = " | ".join(predict.log_tail[-3:])
+        result.add(Check("predict", STAGES["predict"], FAIL,
+                         f"predict phase {predict.outcome.value}: {predict.detail}"
+                         + (f"; log: {tail}" if tail else ""),
                          "run the predict command with HAET_DATA (test.npz, images only), HAET_CHECKPOINTS "
-                         f"(read-only) and HAET_OUTPUT set; it must load what train saved and exit 0 ({contract})"))
-        result.add(Check("predictions", "writes valid predictions", SKIP, "the predict phase failed"))
-        return
-    result.add(Check("predict", "predict phase loads the checkpoint", PASS,
-                     f"finished in {run.predict.seconds:.1f}s"))
+                         f"(read-only) and HAET_OUTPUT set; it must load what train saved and exit 0 "
+                         f"(see {CONTRACT_DOC})"))
+        skip_after(result, "predict", "the predict phase failed")
+        return False
+    result.add(Check("predict", STAGES["predict"], PASS, f"finished in {predict.seconds:.1f}s"))
+    return True
 
+
+def predictions_check(result: Validation, run: RunResult) -> bool:
     if run.status is Status.INVALID_PREDICTIONS:
-        result.add(Check("predictions", "writes valid predictions", FAIL, run.reason,
+        result.add(Check("predictions", STAGES["predictions"], FAIL, run.reason,
                          "write HAET_OUTPUT/predictions.csv with the header `index,label` and exactly one row per "
-                         f"test image, labels 0..9 ({contract})"))
-        return
+                         f"test image, labels 0..9 (see {CONTRACT_DOC})"))
+        return False
     if run.status is not Status.SCORED:
-        result.add(Check("predictions", "writes valid predictions", FAIL, run.reason, contract))
-        return
-    result.add(Check("predictions", "writes valid predictions", PASS, f"{run.total} rows, all valid"))
+        result.add(Check("predictions", STAGES["predictions"], FAIL, run.reason, f"see {CONTRACT_DOC}"))
+        return False
+    result.add(Check("predictions", STAGES["predictions"], PASS, f"{run.total} rows, all valid"))
+    return True
+
+
+def learns_check(result: Validation, run: RunResult, budget_s: float) -> None:
     chance = 1 / max(1, len(run.data.classes))
     learned = run.accuracy is not None and run.accuracy > 2 * chance
     # An entry still training at the deadline may just need more than the smoke budget to learn.
     short_budget = run.train.outcome is Outcome.KILLED_AT_DEADLINE
+    if learned:
+        fix = ""
+    elif short_budget:
+        fix = ("the smoke budget may be too short for this entry: validate again with "
+               f"--smoke-budget {max(60, 3 * budget_s):g}")
+    else:
+        fix = ("not a contract failure, but a model that learns scores well above chance on this easy set; check "
+               "that predictions use the trained checkpoint, and that each row's index is the image's position in "
+               "test.npz")
     result.add(Check("learns", "learns (beats chance on the synthetic set)", PASS if learned else WARN,
                      f"accuracy {run.accuracy:.1%} vs chance {chance:.0%}"
-                     + (f"; train was still running at the {budget_s:g}s deadline" if short_budget else ""),
-                     "" if learned else
-                     f"the smoke budget may be too short for this entry: validate again with --smoke-budget "
-                     f"{max(60, 3 * budget_s):g}" if short_budget else
-                     "not a contract failure, but a model that learns scores well above chance on this easy set; "
-                     "check that predictions use the trained checkpoint, and that each row's index is the image's "
-                     "position in test.npz"))
+                     + (f"; train was still running at the {budget_s:g}s deadline" if short_budget else ""), fix))
+
+
+def behaviour_checks(result: Validation, run: RunResult, runner: str) -> None:
+    """What the entry did besides scoring: processes left behind, the network."""
     if run.train.stray_processes_killed:
         result.add(Check("processes", "leaves no processes behind", WARN, run.train.detail,
                          "wait for worker processes (e.g. DataLoader workers) before exiting"))
@@ -252,7 +297,8 @@ def sigterm_check(train) -> Check:
     title = "stops on SIGTERM (saves and exits within HAET_GRACE_S)"
     sent = [s.name for s in train.signals]
     if "SIGKILL" in sent:
-        return Check("sigterm", title, WARN, f"still running {train.grace_s or 0:g}s after SIGTERM: killed at the deadline",
+        return Check("sigterm", title, WARN,
+                     f"still running {train.grace_s or 0:g}s after SIGTERM: killed at the deadline",
                      "on SIGTERM, save the model and exit (signal.signal(signal.SIGTERM, ...)); work after the "
                      "last save is lost when SIGKILL comes")
     if "SIGTERM" in sent:
@@ -328,7 +374,7 @@ def add_parser(commands) -> None:
     p = commands.add_parser("validate", help="check an entry before grading: static checks and a smoke run")
     p.add_argument("submission", metavar="ENTRY", help=f"the entry: {SOURCES_HELP}")
     p.add_argument("--json", action="store_true", help="print the checklist as JSON on stdout")
-    p.add_argument("--runner", choices=CHOICES["runner"], default="auto",
+    p.add_argument("--runner", choices=RUNNERS, default="auto",
                    help="where the smoke run happens: docker or sandbox (both also prove the entry needs no network), "
                         "or local (on this host, not isolated: only when asked); auto is docker, else sandbox, or a "
                         "refusal when neither works here (default: auto)")

@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Protocol
 
 import psutil
 
-from harness.clock import Deadline
+from harness.clock import Supervised
 from harness.errors import RunnerError  # noqa: F401 - runners raise it from here
 from harness.logs import LogSink
 from harness.model import BuildInfo
@@ -58,18 +58,10 @@ class ExitInfo:
     checkpoints_unreadable: Optional[str] = None
 
 
-class PhaseHandle(Protocol):
-    deadline: Deadline  # the phase's clock, started just before its command
+class PhaseHandle(Supervised, Protocol):
+    """A started phase: what the clock waits on and signals (harness.clock.Supervised), and the rest."""
+
     sink: LogSink  # the phase's log; its tail goes into the result
-
-    def wait(self, timeout: float) -> Optional[int]:
-        """The exit code once the command has exited, None if still running after `timeout`."""
-
-    def terminate(self) -> None:
-        """SIGTERM to every process of the phase."""
-
-    def kill(self) -> None:
-        """SIGKILL to every process of the phase."""
 
     def checkpoint_view(self) -> Optional[Path]:
         """Where the harness can watch the checkpoints being written (train), None where it cannot."""

@@ -1,8 +1,8 @@
 """`grade --backend slurm`: the graded runs of a plan as `sbatch` job arrays on a Slurm cluster.
 
-Each array task runs exactly the `python -m harness run ...` that a local `grade` runs (the
-Grader's `command`, from RunOptions.to_argv); results land under OUT on a filesystem shared with
-the nodes, and the resume rule is the local one: a run with a final result.json is never run again.
+Each array task runs exactly the `python -m harness run ...` that a local `grade` runs (the plan's
+`Grading.command`, harness.organizer.plan); results land under OUT on a filesystem shared with the
+nodes, and the resume rule is the local one: a run with a final result.json is never run again.
 
     script.py   the batch script of one array: #SBATCH lines (resources, time, throttle, site
                 options), one `case` arm per task, and the task's start/end marker files

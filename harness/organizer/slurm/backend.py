@@ -14,14 +14,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 from harness.formatting import utc_now
+from harness.organizer.plan import Grading, Job
 from harness.organizer.rundirs import completed_result, run_dir, set_aside
 from harness.organizer.slurm import client, limits, script, state as store
-
-if TYPE_CHECKING:
-    from harness.organizer.grade import Grader, Job
 
 DEFAULT_RETRIES = 2
 POLL_S = float(os.environ.get("HAET_SLURM_POLL_S", "15"))  # one squeue call for all arrays per poll
@@ -29,31 +27,35 @@ SETTLE_S = float(os.environ.get("HAET_SLURM_SETTLE_S", "90"))  # past Slurm's Ki
 
 
 class SlurmGrader:
-    """The local Grader's plan, entries, order, resume rule and child command; Slurm instead of
-    child processes."""
+    """A Grading's runs, order, resume rule and child commands, as the local backend has them; Slurm
+    array tasks instead of child processes."""
 
-    def __init__(self, grader: "Grader", site: script.SiteOptions, retries: int = DEFAULT_RETRIES):
-        self.grader, self.site, self.retries = grader, site, retries
-        self.out, self.options, self.progress = grader.out, grader.options, grader.progress
+    def __init__(self, grading: Grading, site: script.SiteOptions, retries: int = DEFAULT_RETRIES):
+        self.grading = grading
+        self.site = site
+        self.retries = retries
+        self.out = grading.out
+        self.options = grading.options
+        self.progress = grading.progress
         self.state = store.load(self.out)
-        self.counts = grader.counts
+        self.counts = grading.counts
         self.counts.update(submitted=0, requeued=0, gave_up=0)
         # Platform failures per run in this invocation: --retries is a budget per `grade` command, so
         # running it again retries a run that ran out (its history stays in slurm.json).
         self.failed_now: dict[str, int] = {}
-        self.backlog: list["Job"] = []  # runs not yet submitted, in order (first submissions)
-        self.requeue: list["Job"] = []  # runs to submit again after a platform failure
+        self.backlog: list[Job] = []  # runs not yet submitted, in order (first submissions)
+        self.requeue: list[Job] = []  # runs to submit again after a platform failure
         self.array_size: Optional[int] = None  # MaxArraySize, once read (0: none)
         self.limit: Optional[int] = None  # at most this many tasks of this grading queued at once
         self.reasons: dict[str, int] = {}  # pending reasons last reported
         self.permanent_since: dict[str, float] = {}  # permanent pending reasons, since when (monotonic)
 
-    def jobs(self) -> list["Job"]:
-        return self.grader.jobs()
+    def jobs(self) -> list[Job]:
+        return self.grading.jobs()
 
     # --- what is where --------------------------------------------------------------------
 
-    def by_key(self) -> dict[str, "Job"]:
+    def by_key(self) -> dict[str, Job]:
         return {job.key: job for job in self.jobs()}
 
     def refresh(self) -> dict[str, client.TaskState]:
@@ -67,7 +69,8 @@ class SlurmGrader:
         for record in self.state["runs"].values():
             info = found.get(record.get("task") or "")
             if info and not record.get("ended"):
-                record["state"], record["node"] = info.state, info.node or record.get("node")
+                record["state"] = info.state
+                record["node"] = info.node or record.get("node")
         return found
 
     def still_running(self, key: str, record: dict, found: dict[str, client.TaskState]) -> bool:
@@ -108,7 +111,8 @@ class SlurmGrader:
         depend on nothing: an `afterany` on their original array would hold them until it all ended,
         and a wait for a free slot would too, since the array's next task takes each slot that frees.
         Under --max-parallel N they may therefore run beside N others, one array of them at most N."""
-        submitted, before = [], self.counts["submitted"]
+        submitted = []
+        before = self.counts["submitted"]
         if self.array_size is None:
             self.array_size = client.max_array_size() or 0
         for requeue in (True, False):
@@ -141,12 +145,12 @@ class SlurmGrader:
                               + (f"; {left} run(s) wait for room under the job limit" if left else ""))
         return submitted
 
-    def _submit_one(self, part: "list[Job]", chain: bool) -> str:
+    def _submit_one(self, part: list[Job], chain: bool) -> str:
         """sbatch one array and write it down."""
         dirs = store.directories(self.out)
         path = dirs["scripts"] / f"array-{len(self.state['arrays']) + 1}.sh"
-        # Each task runs the local grader's command (no GPU named: the script adds Slurm's allocation).
-        path.write_text(script.batch_script([self.grader.command(j, None) for j in part], [j.key for j in part],
+        # Each task runs the local backend's command (no GPU named: the script adds Slurm's allocation).
+        path.write_text(script.batch_script([self.grading.command(j, None) for j in part], [j.key for j in part],
                                             self.out, Path.cwd(), self.options, self.site))
         # Arrays after the first wait for the one before (while it is still queued): the throttle (%N)
         # holds for the whole plan.
@@ -219,13 +223,15 @@ class SlurmGrader:
         job_id = task.split("_")[0]
         return any(a["job_id"] == job_id and a.get("cancelled_by_organizer") for a in self.state["arrays"])
 
-    def collect(self, key: str, job: "Job", info: Optional[client.TaskState]) -> "Optional[Job]":
+    def collect(self, key: str, job: Job, info: Optional[client.TaskState]) -> Optional[Job]:
         """A task that ended: its result is the run's; without one it is a platform failure, and the
         job is returned when it should run again."""
         record = self.state["runs"][key]
         task = record["task"]
-        record["ended"], record["collected_at"] = True, time.time()
-        start, end = store.marker(self.out, task, "start"), store.marker(self.out, task, "end")
+        record["ended"] = True
+        record["collected_at"] = time.time()
+        start = store.marker(self.out, task, "start")
+        end = store.marker(self.out, task, "end")
         if info is not None and not info.active:
             record["state"] = info.state
         elif end is not None:  # ended, and Slurm still completes it or has forgotten it: what it will say
@@ -286,9 +292,9 @@ class SlurmGrader:
         for key, record in self.state["runs"].items():
             if key in jobs and not record.get("ended") and key not in active:
                 self.collect(key, jobs[key], found.get(record.get("task") or ""))
-        pending = [j for j in self.grader._prepare(active=active) if not self.exhausted(j.key)]
+        pending = [j for j in self.grading.prepare(active=active) if not self.exhausted(j.key)]
         unfinished = [k for k in active if completed_result(self.out / k) is None]
-        self.progress.say(f"grading {len(self.grader.entries)} entries x {len(self.grader.seeds)} seeds on Slurm "
+        self.progress.say(f"grading {len(self.grading.entries)} entries x {len(self.grading.seeds)} seeds on Slurm "
                           f"into {self.out}: {self.counts['done_before']} run(s) already done, {len(unfinished)} "
                           f"still in Slurm's queue, {len(pending)} to submit")
         if pending:

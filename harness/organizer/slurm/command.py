@@ -8,14 +8,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from harness.organizer.plan import Grading
 from harness.organizer.rundirs import GradeError, acquire_lock, completed_result, run_dir
 from harness.organizer.slurm import client, limits, script, state as store
 from harness.organizer.slurm.backend import DEFAULT_RETRIES, SlurmGrader, ask_cancel_or_detach
-
-if TYPE_CHECKING:
-    from harness.organizer.grade import Grader
 
 
 def add_arguments(p) -> None:
@@ -69,10 +67,10 @@ def site_options(args) -> script.SiteOptions:
                               args.max_parallel, args.cpus_per_task, args.mem, job_name(args.out)).check()
 
 
-def dry_run(args, grader: "Grader", site: script.SiteOptions) -> int:
+def dry_run(args, grading: Grading, site: script.SiteOptions) -> int:
     """The batch script(s) of the runs without a final result; nothing written, nothing submitted."""
-    progress, options = grader.progress, grader.options
-    jobs = [j for j in grader.jobs() if completed_result(run_dir(args.out, j)) is None]
+    progress = grading.progress
+    jobs = [j for j in grading.jobs() if completed_result(run_dir(args.out, j)) is None]
     try:
         limit = client.max_array_size()
         note = limits.fit(site, client.partition_nodes(site.partition), script.default_cpus(), script.default_mem_mb())
@@ -83,23 +81,23 @@ def dry_run(args, grader: "Grader", site: script.SiteOptions) -> int:
     parts = script.split(len(jobs), limit)
     for n, part in enumerate(parts, start=1):
         print(f"# --- array {n} of {len(parts)}: {len(part)} run(s)" + (f" (MaxArraySize {limit})" if limit else ""))
-        print(script.batch_script([grader.command(jobs[i], None) for i in part], [jobs[i].key for i in part],
-                                  args.out, Path.cwd(), options, site), end="")
+        print(script.batch_script([grading.command(jobs[i], None) for i in part], [jobs[i].key for i in part],
+                                  args.out, Path.cwd(), grading.options, site), end="")
     if not jobs:
         progress.say("every run has a final result: nothing to submit")
     return 0
 
 
-def grade(args, local: "Grader", site: script.SiteOptions, publish: Callable[[], None]) -> str:
+def grade(args, grading: Grading, site: script.SiteOptions, publish: Callable[[], None]) -> str:
     """Submit, then watch until every run ended ("done"; "incomplete" when a run exhausted its
     retries); "detached" (--detach) or "interrupted" (Ctrl-C: cancelled or detached, as asked)."""
-    progress = local.progress
+    progress = grading.progress
     reason = client.available()
     if reason:
         raise GradeError(f"no Slurm cluster answers: {reason}")
     lock = acquire_lock(args.out, progress, wait_s=10)
     try:
-        grader = SlurmGrader(local, site, args.retries)
+        grader = SlurmGrader(grading, site, args.retries)
         try:
             grader.start(on_progress=publish)
             if args.detach:
@@ -154,22 +152,25 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def show_status(grader: "Grader") -> int:
+def show_status(grading: Grading) -> int:
     """Counts of queued, running, done and failed runs, and an estimate of the time left."""
-    out, options = grader.out, grader.options
+    out = grading.out
+    options = grading.options
     state = store.load(out)
     try:
         found = client.tasks(sorted({r["task"].split("_")[0] for r in state["runs"].values()
                                      if r.get("task") and not r.get("ended")}))
         slurm_note = ""
     except client.SlurmError as exc:
-        found, slurm_note = {}, f" (Slurm did not answer: {exc})"
+        found = {}
+        slurm_note = f" (Slurm did not answer: {exc})"
     counts = {"done": 0, "failed": 0, "running": 0, "queued": 0, "not submitted": 0}
-    durations, finishing = [], 0
-    for entry in grader.entries:  # as the grading last checked it; each seed of an invalid entry counts 0
+    durations = []
+    finishing = 0
+    for entry in grading.entries:  # as the grading last checked it; each seed of an invalid entry counts 0
         entry.invalid = (read_json(out / entry.id / "entry.json") or {}).get("invalid")
-        counts["failed"] += len(grader.seeds) if entry.invalid else 0
-    for job in grader.jobs():
+        counts["failed"] += len(grading.seeds) if entry.invalid else 0
+    for job in grading.jobs():
         record = state["runs"].get(job.key, {})
         result = completed_result(run_dir(out, job))
         info = found.get(record.get("task") or "")

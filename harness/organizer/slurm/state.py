@@ -10,7 +10,7 @@
     .slurm/logs/<job>_<i>.log      the task's own stdout and stderr
     <entry>/seed-<k>/slurm.json    the run's task, node, state and attempts, for the leaderboard
 
-A run counts as done by its result.json alone (harness.organizer.grade.completed_result), whichever
+A run counts as done by its result.json alone (harness.organizer.rundirs.completed_result), whichever
 backend wrote it; this file only says what Slurm did on the way.
 """
 
