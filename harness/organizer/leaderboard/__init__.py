@@ -35,16 +35,13 @@ from typing import Callable
 from harness.errors import UsageError
 from harness.files import atomic_write_bytes
 from harness.organizer.leaderboard.board import (
-    FAILED_STATUSES,
-    PENDING,
     Board,
-    Row,
-    SeedRun,
     build,
     seed_run,
     training_throughput,
     verdict_warnings,
 )
+from harness.organizer.leaderboard.rows import FAILED_STATUSES, PENDING, Row, SeedRun
 from harness.organizer.leaderboard.page import render_html
 from harness.organizer.leaderboard.ranking import ALPHA, RANK_KEYS
 from harness.organizer.leaderboard.tables import console_table, render_csv, render_md, render_runs_csv

@@ -7,7 +7,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, Optional
 
 from harness import events, text
@@ -16,99 +16,10 @@ from harness.model import Outcome, RunResult, Status, from_dict
 from harness.options import PREDICT_RULE, default_predict_budget
 from harness.organizer import stats
 from harness.organizer.leaderboard.ranking import RANK_KEYS, rank, tiers
+from harness.organizer.leaderboard.rows import PENDING, Row, SeedRun
 from harness.scoring import wilson_interval
 
 MAX_JSON_BYTES = 16 * 2**20  # a result.json bigger than this is not read (the harness writes a few KiB)
-PENDING = "pending"  # a seed not run yet, or interrupted: it runs (again) when the grading resumes
-FAILED_STATUSES = tuple(s.value for s in (Status.FAILED, Status.INVALID_PREDICTIONS, Status.INVALID_ENTRY,
-                                          Status.HARNESS_ERROR))
-
-
-@dataclass
-class SeedRun:
-    seed: int
-    status: str  # a harness.model.Status value (not interrupted), or PENDING
-    accuracy: Optional[float] = None  # the counted value: 0.0 for failures, None when pending
-    correct: Optional[int] = None
-    total: Optional[int] = None
-    train_s: Optional[float] = None
-    train_outcome: Optional[str] = None
-    predict_s: Optional[float] = None
-    predict_cpu_s: Optional[float] = None  # sampled (harness.monitor.Monitor.compute)
-    predict_over_default: bool = False  # predict was granted more than the default for its training budget
-    energy_j: Optional[float] = None
-    images_per_s: Optional[float] = None
-    started_at: Optional[str] = None
-    reason: str = ""
-    directory: str = ""
-    data_sha256: Optional[str] = None
-    sha256: Optional[str] = None
-    isolated: bool = True  # False: the entry ran on the organizer's host (--runner local)
-    heldout_public: bool = False  # the held-out images were a published split
-    build_network: bool = False  # the entry's own Dockerfile was built with the network
-    time_to_target_s: Optional[float] = None  # --curve: first snapshot at or above the target; None: not reached
-    energy_to_target_j: Optional[float] = None  # GPU board energy at that snapshot; None: not reached or no GPU
-    node: Optional[str] = None  # the host the run ran on (its environment's hostname)
-    job_id: Optional[str] = None  # on Slurm: the array task "<job>_<index>" of the counted attempt
-    slurm_state: Optional[str] = None  # on Slurm: the task's final state (COMPLETED, FAILED, ...)
-    attempts: Optional[int] = None  # on Slurm: submissions of this run, platform failures included
-
-    @property
-    def finished(self) -> bool:
-        return self.status != PENDING
-
-    @property
-    def scored(self) -> bool:
-        """Finished with a score; a finished seed that is not scored failed (and counts 0)."""
-        return self.status == Status.SCORED.value
-
-
-@dataclass
-class Row:
-    id: str
-    path: str
-    reference: bool
-    invalid: Optional[str]
-    runs: list[SeedRun]
-    rank: int = 0
-    mean: Optional[float] = None
-    ci: Optional[stats.Interval] = None
-    std: Optional[float] = None
-    wilson: Optional[tuple[float, float]] = None
-    tier: Optional[int] = None  # accuracy ranking only; None when nothing finished (see ranking.py)
-    versus: Optional[str] = None  # the entry this one was compared with: the head of its tier, or the one before
-    p: Optional[float] = None  # one-sided paired t-test p-value of that comparison (None: no test made)
-    why: str = ""  # how that comparison was decided
-    within_noise: bool = False  # not separable from `versus`: in its tier
-
-    @property
-    def label(self) -> str:
-        """The entry's id (its yaml name), and its folder when that is named otherwise."""
-        folder = PurePath(self.path).name
-        return self.id if not folder or folder == self.id else f"{self.id} ({folder}/)"
-
-    @property
-    def finished(self) -> list[SeedRun]:
-        return [r for r in self.runs if r.finished]
-
-    @property
-    def complete(self) -> bool:
-        return all(r.finished for r in self.runs)
-
-    @property
-    def failures(self) -> int:
-        return sum(1 for r in self.runs if r.status in FAILED_STATUSES)
-
-    def mean_of(self, attr: str) -> Optional[float]:
-        values = [getattr(r, attr) for r in self.runs if getattr(r, attr) is not None]
-        return sum(values) / len(values) if values else None
-
-    def mean_to_target(self, attr: str) -> Optional[float]:
-        """The mean over finished seeds, only when every one of them reached the target (else None)."""
-        values = [getattr(r, attr) for r in self.finished]
-        return sum(values) / len(values) if values and None not in values else None
-
-
 @dataclass
 class Board:
     out: str

@@ -12,7 +12,8 @@ from harness import text
 from harness.formatting import fmt_kj, fmt_pct, fmt_s
 from harness.markup import Markup, escape, h, page, table, warnings_box
 from harness.model import Status
-from harness.organizer.leaderboard.board import PENDING, Board, Row, SeedRun
+from harness.organizer.leaderboard.board import Board
+from harness.organizer.leaderboard.rows import PENDING, Row, SeedRun
 from harness.organizer.leaderboard.tables import (
     ci_text,
     curved,

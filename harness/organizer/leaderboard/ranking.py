@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from harness.organizer import stats
 
 if TYPE_CHECKING:
-    from harness.organizer.leaderboard.board import Row
+    from harness.organizer.leaderboard.rows import Row
 
 ALPHA = 0.05  # family-wise, over the comparisons of one board
 DECIMALS = 9  # scores equal to this many decimals are equal (a mean of thousandths is exact far beyond it)

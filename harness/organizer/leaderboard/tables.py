@@ -13,7 +13,8 @@ from harness import text
 from harness.formatting import DASH, fmt_interval, fmt_kj, fmt_pct, fmt_s, md, md_table, text_table
 from harness.model import Status
 from harness.organizer import stats
-from harness.organizer.leaderboard.board import FAILED_STATUSES, PENDING, Board, Row, SeedRun
+from harness.organizer.leaderboard.board import Board
+from harness.organizer.leaderboard.rows import FAILED_STATUSES, PENDING, Row, SeedRun
 
 # --- cells every output shares -------------------------------------------------------------
 
