@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
+# Lint and format first (seconds), then the suite on parallel workers: most tests wait on a real
+# deadline, not the CPU; those that train for real run one at a time (tests/conftest.py).
+TEST_WORKERS ?= 4
 test: setup
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -5,7 +5,8 @@
 
 Each preset runs as its own copy of submission/ whose train command is
 `python train.py --preset NAME`; a row `NAME+KEY=VALUE+...` adds `--set KEY=VALUE` for each
-override (`default+width=0.25+epochs=20`: the default preset, 20 planned epochs of width 0.25), graded by `python -m harness run --repeats SEEDS`
+override (`default+width=0.25+epochs=20`: the default preset, 20 planned epochs of width 0.25),
+graded by `python -m harness run --repeats SEEDS`
 on the same seeds (the same 5000 training images and 1000 held-out images per
 seed for every preset). Each preset's row is kept in
 benchmarks/results/ablation-DEVICE-BUDGETs.json, so `--presets NAME` re-measures one row
@@ -55,10 +56,31 @@ def grade_preset(preset: str, args, scratch: Path) -> dict:
     manifest = re.sub(r"^train:.*$", f"train: {train_command(preset)}", manifest, flags=re.M)
     (entry / "submission.yaml").write_text(manifest)
     run_id = f"ablation-{slug}-{args.device}-{args.budget:g}s"
-    command = [sys.executable, "-m", "harness", "run", "--submission", str(entry), "--runner", args.runner,
-               "--device", args.device, "--data", args.data, "--budget", f"{args.budget:g}",
-               "--repeats", str(args.seeds), "--seed", str(args.seed), "--runs-dir", str(args.runs_dir),
-               "--run-id", run_id, "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--submission",
+        str(entry),
+        "--runner",
+        args.runner,
+        "--device",
+        args.device,
+        "--data",
+        args.data,
+        "--budget",
+        f"{args.budget:g}",
+        "--repeats",
+        str(args.seeds),
+        "--seed",
+        str(args.seed),
+        "--runs-dir",
+        str(args.runs_dir),
+        "--run-id",
+        run_id,
+        "--quiet",
+    ]
     print(f"[ablation] {preset}: {' '.join(command[1:])}", flush=True)
     subprocess.run(command, cwd=ROOT, check=False)
     return summarize(preset, max(args.runs_dir.glob(f"{run_id}*"), key=lambda p: p.stat().st_mtime), args)
@@ -86,8 +108,10 @@ def summarize(preset: str, run_dir: Path, args) -> dict:
         "epochs": statistics.fmean(epochs) if epochs else None,
         "s_per_epoch": statistics.fmean(per_epoch) if per_epoch else None,
         "statuses": [r.status.value for r in repeats],
-        "setting": (f"runner `{args.runner}`, {args.seeds} seeds (from {args.seed}), data `{_shown(args.data)}`, "
-                    f"{platform.machine()} with {_cores()} cores{_gpu_note(args)}"),
+        "setting": (
+            f"runner `{args.runner}`, {args.seeds} seeds (from {args.seed}), data `{_shown(args.data)}`, "
+            f"{platform.machine()} with {_cores()} cores{_gpu_note(args)}"
+        ),
         "measured": datetime.date.today().isoformat(),
     }
 
@@ -118,8 +142,10 @@ def table(rows: list[dict], args) -> str:
         epochs = f"{r['epochs']:.1f}" if r["epochs"] is not None else "n/a"
         speed = f"{r['s_per_epoch']:.2f}" if r["s_per_epoch"] is not None else "n/a"
         status = "all scored" if set(r["statuses"]) == {"scored"} else ", ".join(r["statuses"])
-        lines.append(f"| {r['preset']} | {r['mean']:.1%} ± {r['std']:.1%} | {per_seed} | {epochs} | {speed} "
-                     f"| {status} | {r.get('measured', 'n/a')} |")
+        lines.append(
+            f"| {r['preset']} | {r['mean']:.1%} ± {r['std']:.1%} | {per_seed} | {epochs} | {speed} "
+            f"| {status} | {r.get('measured', 'n/a')} |"
+        )
     return "\n".join(lines)
 
 
@@ -147,7 +173,7 @@ def write_section(key: str, body: str) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else "# Results of the bundled submission\n"
     block = f"{begin}\n{body}\n{end}"
     if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + f"\n\n## Ablation: {key}\n\n{block}\n"
     atomic_write_text(RESULTS, text)

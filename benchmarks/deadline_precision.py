@@ -53,8 +53,16 @@ from harness.synthetic import write_synthetic_npz  # noqa: E402
 from tests.helpers import stage_hostile  # noqa: E402
 
 HOSTILE = ROOT / "tests" / "hostile"
-ENTRIES = ["quiet-baseline", "late-writer", "event-burst", "event-poison", "log-burst", "process-churn",
-           "fork-storm", "disk-storm"]
+ENTRIES = [
+    "quiet-baseline",
+    "late-writer",
+    "event-burst",
+    "event-poison",
+    "log-burst",
+    "process-churn",
+    "fork-storm",
+    "disk-storm",
+]
 WITNESS = re.compile(r"^alive-([a-z]+)([+-]\d+\.\d+)$")
 
 
@@ -101,10 +109,37 @@ def one_run(tmp: Path, runner: str, entry: str, index: int, args, data: Path) ->
     stage_hostile(entry, submission)
     pid_file = tmp / f"{run_id}.pids"
     (submission / "probe.json").write_text(json.dumps({"pids": str(pid_file), "scratch": str(tmp / "scratch")}))
-    command = [sys.executable, "-m", "harness", "run", "--submission", str(submission), "--runner", runner,
-               "--device", "cpu", "--data", f"npz:{data}", "--train-per-class", "20", "--eval-per-class", "10",
-               "--budget", str(args.budget), "--grace", str(args.grace), "--predict-budget", "30",
-               "--runs-dir", str(tmp / "runs"), "--cache-dir", str(tmp / "cache"), "--run-id", run_id, "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--submission",
+        str(submission),
+        "--runner",
+        runner,
+        "--device",
+        "cpu",
+        "--data",
+        f"npz:{data}",
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--budget",
+        str(args.budget),
+        "--grace",
+        str(args.grace),
+        "--predict-budget",
+        "30",
+        "--runs-dir",
+        str(tmp / "runs"),
+        "--cache-dir",
+        str(tmp / "cache"),
+        "--run-id",
+        run_id,
+        "--quiet",
+    ]
     if runner == "docker":
         command += ["--image", args.image]
     row = {"runner": runner, "entry": entry, "repeat": index}
@@ -112,7 +147,9 @@ def one_run(tmp: Path, runner: str, entry: str, index: int, args, data: Path) ->
     try:
         proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=args.budget + 180)
         row["exit"] = proc.returncode
-        row["error"] = proc.stderr.strip().splitlines()[-1][:200] if proc.returncode not in (0, 3) and proc.stderr else ""
+        row["error"] = (
+            proc.stderr.strip().splitlines()[-1][:200] if proc.returncode not in (0, 3) and proc.stderr else ""
+        )
     except subprocess.TimeoutExpired:
         row["exit"], row["error"] = None, "the harness did not finish"
     row["wall_s"] = round(time.monotonic() - started, 2)
@@ -142,9 +179,11 @@ def _stats(values: list[float]) -> tuple[str, str]:
 
 
 def table(rows: list[dict], runners: list[str], entries: list[str]) -> str:
-    lines = ["| runner | entry | runs | SIGTERM late max (ms) | SIGTERM late mean (ms) | SIGKILL late max (ms) "
-             "| SIGKILL late mean (ms) | last sign of life (ms) | late listed | broken | survivors |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| runner | entry | runs | SIGTERM late max (ms) | SIGTERM late mean (ms) | SIGKILL late max (ms) "
+        "| SIGKILL late mean (ms) | last sign of life (ms) | late listed | broken | survivors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for runner in runners:
         for entry in entries:
             mine = [r for r in rows if r["runner"] == runner and r["entry"] == entry]
@@ -157,7 +196,8 @@ def table(rows: list[dict], runners: list[str], entries: list[str]) -> str:
             lines.append(
                 f"| {runner} | {entry} | {len(mine)} | {term[0]} | {term[1]} | {kill[0]} | {kill[1]} | "
                 f"{f'{max(alive):+.0f}' if alive else '—'} | {sum(bool(r.get('late_listed')) for r in mine)} | "
-                f"{len(broken)} | {sum(r.get('survivors', 0) for r in mine)} |")
+                f"{len(broken)} | {sum(r.get('survivors', 0) for r in mine)} |"
+            )
     notes = sorted({f"{r['runner']}/{r['entry']}: {r['broken']}" for r in rows if r.get("broken")})
     return "\n".join(lines + ([""] + [f"- broken: {n}" for n in notes] if notes else []))
 
@@ -197,12 +237,17 @@ def main() -> None:
                     if args.json:
                         print(json.dumps(row), flush=True)
                     else:
-                        print(f"  {runner:6} {entry:15} #{index}: SIGTERM {row.get('SIGTERM_late_ms', '—')} ms, "
-                              f"SIGKILL {row.get('SIGKILL_late_ms', '—')} ms, alive {row.get('last_alive_ms', '—')} ms"
-                              + (f", broken: {row['broken']}" if row.get("broken") else ""),
-                              file=sys.stderr, flush=True)
-    print(f"deadline precision: budget {args.budget:g} s, grace {args.grace:g} s, {args.repeats} run(s) each; "
-          f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}\n")
+                        print(
+                            f"  {runner:6} {entry:15} #{index}: SIGTERM {row.get('SIGTERM_late_ms', '—')} ms, "
+                            f"SIGKILL {row.get('SIGKILL_late_ms', '—')} ms, alive {row.get('last_alive_ms', '—')} ms"
+                            + (f", broken: {row['broken']}" if row.get("broken") else ""),
+                            file=sys.stderr,
+                            flush=True,
+                        )
+    print(
+        f"deadline precision: budget {args.budget:g} s, grace {args.grace:g} s, {args.repeats} run(s) each; "
+        f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}\n"
+    )
     print(table(rows, runners, entries))
 
 

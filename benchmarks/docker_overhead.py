@@ -32,17 +32,31 @@ COMMANDS = {
     "sh echo": ["sh", "-c", "echo ready; touch $HAET_CHECKPOINTS/m 2>/dev/null; echo x > ${HAET_OUTPUT:-/tmp}/p"],
     "python print": ["python", "-c", "print('ready', flush=True)"],
 }
-STUBBORN = ["python", "-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                            "print('ready', flush=True)\nwhile True: time.sleep(0.01)"]
+STUBBORN = [
+    "python",
+    "-c",
+    "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\nwhile True: time.sleep(0.01)",
+]
 
 
 def spec(tmp: Path, phase: str, command: list[str], budget: float = 30.0, grace: float = 1.0) -> PhaseSpec:
     for d in ("sub", "data", "ck", "ev", "out"):
         (tmp / d).mkdir(exist_ok=True)
-    return PhaseSpec(phase=phase, command=command, submission_dir=tmp / "sub", data_dir=tmp / "data",
-                     checkpoints_dir=tmp / "ck", events_file=tmp / "ev" / "events.jsonl",
-                     output_dir=tmp / "out" if phase == "predict" else None, log_path=tmp / f"{phase}.log",
-                     budget_s=budget, grace_s=grace, seed=0, device="cpu")
+    return PhaseSpec(
+        phase=phase,
+        command=command,
+        submission_dir=tmp / "sub",
+        data_dir=tmp / "data",
+        checkpoints_dir=tmp / "ck",
+        events_file=tmp / "ev" / "events.jsonl",
+        output_dir=tmp / "out" if phase == "predict" else None,
+        log_path=tmp / f"{phase}.log",
+        budget_s=budget,
+        grace_s=grace,
+        seed=0,
+        device="cpu",
+    )
 
 
 def one_phase(runner: DockerRunner, phase: str, command: list[str]) -> tuple[float, float]:
@@ -89,14 +103,18 @@ def main() -> None:
             samples = [one_phase(runner, phase, command) for _ in range(args.repeats)]
             first, removed = [s[0] for s in samples], [s[1] for s in samples]
             raw[f"{phase} / {label}"] = {"start_to_first_output_s": first, "exit_to_removed_s": removed}
-            rows.append(f"| {phase} | `{label}` | {summary(first)} | {summary(removed)} | "
-                        f"{summary([a + b for a, b in samples])} |")
+            rows.append(
+                f"| {phase} | `{label}` | {summary(first)} | {summary(removed)} | "
+                f"{summary([a + b for a, b in samples])} |"
+            )
     late = [deadline(runner) for _ in range(args.repeats)]
     raw["deadline_past_budget_s"] = late
     info = runner.client.info()
-    print(f"machine: {platform.node()}, {info.get('NCPU')} CPUs, {info.get('MemTotal', 0) / 2**30:.0f} GiB, "
-          f"kernel {info.get('KernelVersion')}, Docker {info.get('ServerVersion')} "
-          f"({info.get('Driver')}, cgroup v{info.get('CgroupVersion', '1')}), image {runner.describe()['image']}")
+    print(
+        f"machine: {platform.node()}, {info.get('NCPU')} CPUs, {info.get('MemTotal', 0) / 2**30:.0f} GiB, "
+        f"kernel {info.get('KernelVersion')}, Docker {info.get('ServerVersion')} "
+        f"({info.get('Driver')}, cgroup v{info.get('CgroupVersion', '1')}), image {runner.describe()['image']}"
+    )
     print(f"repeats: {args.repeats}\n")
     print("| phase | command | start → first output | exit → removed | total overhead |")
     print("| --- | --- | --- | --- | --- |")

@@ -31,12 +31,15 @@ from harness.runners.base import PhaseSpec  # noqa: E402
 from harness.runners.local import LocalRunner  # noqa: E402
 
 CENTROID = ROOT / "tests" / "submissions" / "centroid"
-STUBBORN_TRAIN = (CENTROID / "train.py").read_text() + """
+STUBBORN_TRAIN = (
+    (CENTROID / "train.py").read_text()
+    + """
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 while True:
     time.sleep(0.1)
 """
+)
 WORKLOAD = """
 import numpy as np, time
 a = np.random.default_rng(0).random((256, 256), dtype=np.float32)
@@ -54,9 +57,31 @@ def emit(**fields) -> None:
 def harness_run(tmp: Path, submission: Path, source: str, *extra: str) -> dict:
     runs = tmp / "runs"
     start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "harness", "run", "--submission", str(submission), "--runner", "local",
-                    "--device", "cpu", "--data", source, "--runs-dir", str(runs), "--cache-dir", str(tmp / "cache"),
-                    "--quiet", *extra], cwd=ROOT, check=False, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--submission",
+            str(submission),
+            "--runner",
+            "local",
+            "--device",
+            "cpu",
+            "--data",
+            source,
+            "--runs-dir",
+            str(runs),
+            "--cache-dir",
+            str(tmp / "cache"),
+            "--quiet",
+            *extra,
+        ],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+    )
     wall = time.monotonic() - start
     newest = max(runs.iterdir(), key=lambda p: p.stat().st_mtime)
     result = json.loads((newest / "result.json").read_text())
@@ -83,8 +108,13 @@ def bench_overhead(tmp: Path, source: str) -> None:
     for _ in range(5):
         r = harness_run(tmp, CENTROID, source, "--budget", "30")
         overheads.append(r["_wall"] - r["train"]["seconds"] - r["predict"]["seconds"])
-    emit(benchmark="harness_overhead", runs=5, median_s=round(statistics.median(overheads), 2),
-         max_s=round(max(overheads), 2), target_s=5.0)
+    emit(
+        benchmark="harness_overhead",
+        runs=5,
+        median_s=round(statistics.median(overheads), 2),
+        max_s=round(max(overheads), 2),
+        target_s=5.0,
+    )
 
 
 def bench_deadline(tmp: Path, source: str) -> None:
@@ -95,8 +125,13 @@ def bench_deadline(tmp: Path, source: str) -> None:
     for budget in (5, 10, 20):
         r = harness_run(tmp, sub, source, "--budget", str(budget), "--grace", "2")
         late.append(r["train"]["seconds"] - budget)
-    emit(benchmark="deadline", budgets=[5, 10, 20], past_deadline_s=[round(x, 3) for x in late],
-         max_s=round(max(late), 3), target_s=0.5)
+    emit(
+        benchmark="deadline",
+        budgets=[5, 10, 20],
+        past_deadline_s=[round(x, 3) for x in late],
+        max_s=round(max(late), 3),
+        target_s=0.5,
+    )
 
 
 def bench_monitor(tmp: Path, steps: int = 20000, rounds: int = 5) -> None:
@@ -106,9 +141,20 @@ def bench_monitor(tmp: Path, steps: int = 20000, rounds: int = 5) -> None:
     (tmp / "ck").mkdir(exist_ok=True)
 
     def once(monitored: bool) -> float:
-        spec = PhaseSpec(phase="train", command=[sys.executable, str(script)], submission_dir=tmp, data_dir=tmp,
-                         checkpoints_dir=tmp / "ck", events_file=tmp / "events.jsonl", output_dir=None,
-                         log_path=tmp / "workload.log", budget_s=600, grace_s=10, seed=0, device="cpu")
+        spec = PhaseSpec(
+            phase="train",
+            command=[sys.executable, str(script)],
+            submission_dir=tmp,
+            data_dir=tmp,
+            checkpoints_dir=tmp / "ck",
+            events_file=tmp / "events.jsonl",
+            output_dir=None,
+            log_path=tmp / "workload.log",
+            budget_s=600,
+            grace_s=10,
+            seed=0,
+            device="cpu",
+        )
         (tmp / "workload.log").unlink(missing_ok=True)
         handle = runner.start(spec)
         monitor = Monitor(handle.sample, None, "", 0.1, tmp / "metrics.csv", False) if monitored else None
@@ -125,9 +171,15 @@ def bench_monitor(tmp: Path, steps: int = 20000, rounds: int = 5) -> None:
         plain.append(once(False))
         sampled.append(once(True))
     slower = statistics.median(sampled) / statistics.median(plain) - 1
-    emit(benchmark="monitor", rounds=rounds, interval_s=0.1, plain_median_s=round(statistics.median(plain), 3),
-         sampled_median_s=round(statistics.median(sampled), 3), slower_percent=round(100 * slower, 2),
-         target_percent=1.0)
+    emit(
+        benchmark="monitor",
+        rounds=rounds,
+        interval_s=0.1,
+        plain_median_s=round(statistics.median(plain), 3),
+        sampled_median_s=round(statistics.median(sampled), 3),
+        slower_percent=round(100 * slower, 2),
+        target_percent=1.0,
+    )
 
 
 def main() -> None:

@@ -33,14 +33,38 @@ HOSTILE = ROOT / "tests" / "hostile"
 RSS_CEILING = 400 * 2**20  # the harness's own peak RSS, beside the small data set it loads
 RUN_BYTES_CEILING = 64 * 2**20  # allocated bytes a run may leave in its run directory (logs capped at 50 MiB)
 # Entries that do no harm to the host when run unsandboxed (no writes outside, no memory hog, no disk fill).
-LOCAL_SAFE = {"bad-predictions", "event-burst", "event-poison", "events-flood", "ignore-sigterm", "late-writer",
-              "log-burst", "log-flood", "process-churn", "quiet-baseline", "replay-sampler", "seed-oracle",
-              "sleep-forever", "control-chars", "events-deep-nesting", "events-surrogates", "events-tiny-flood",
-              "predictions-blank-lines", "yaml-alias-bomb"}
-SMALL_DOCKER = {"HAET_DOCKER_MEMORY": "256m", "HAET_DOCKER_CPUS": "1", "HAET_DOCKER_PIDS_LIMIT": "256",
-                "HAET_DOCKER_CHECKPOINT_LIMIT": "64m", "HAET_DOCKER_OUTPUT_LIMIT": "8m",
-                "HAET_DOCKER_EVENTS_LIMIT": "16m", "HAET_DOCKER_SHM_SIZE": "64m", "HAET_DOCKER_TMP_SIZE": "64m",
-                "HAET_DOCKER_BUILD_TIMEOUT_S": "20"}
+LOCAL_SAFE = {
+    "bad-predictions",
+    "event-burst",
+    "event-poison",
+    "events-flood",
+    "ignore-sigterm",
+    "late-writer",
+    "log-burst",
+    "log-flood",
+    "process-churn",
+    "quiet-baseline",
+    "replay-sampler",
+    "seed-oracle",
+    "sleep-forever",
+    "control-chars",
+    "events-deep-nesting",
+    "events-surrogates",
+    "events-tiny-flood",
+    "predictions-blank-lines",
+    "yaml-alias-bomb",
+}
+SMALL_DOCKER = {
+    "HAET_DOCKER_MEMORY": "256m",
+    "HAET_DOCKER_CPUS": "1",
+    "HAET_DOCKER_PIDS_LIMIT": "256",
+    "HAET_DOCKER_CHECKPOINT_LIMIT": "64m",
+    "HAET_DOCKER_OUTPUT_LIMIT": "8m",
+    "HAET_DOCKER_EVENTS_LIMIT": "16m",
+    "HAET_DOCKER_SHM_SIZE": "64m",
+    "HAET_DOCKER_TMP_SIZE": "64m",
+    "HAET_DOCKER_BUILD_TIMEOUT_S": "20",
+}
 
 
 def peak_rss(process: subprocess.Popen) -> int:
@@ -71,24 +95,61 @@ def grade(entry: Path, runner: str, data: str, work: Path, budget: float) -> dic
     staged = work / "entries" / entry.name
     entry = staged if staged.exists() else stage_hostile(entry.name, staged)
     runs = work / f"runs-{runner}"
-    command = [sys.executable, "-m", "harness", "run", "--submission", str(entry), "--runner", runner,
-               "--device", "cpu", "--data", data, "--budget", str(budget), "--grace", str(budget / 3),
-               "--predict-budget", "20", "--train-per-class", "20", "--eval-per-class", "10",
-               "--runs-dir", str(runs), "--cache-dir", str(work / "cache"), "--run-id", entry.name, "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--submission",
+        str(entry),
+        "--runner",
+        runner,
+        "--device",
+        "cpu",
+        "--data",
+        data,
+        "--budget",
+        str(budget),
+        "--grace",
+        str(budget / 3),
+        "--predict-budget",
+        "20",
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--runs-dir",
+        str(runs),
+        "--cache-dir",
+        str(work / "cache"),
+        "--run-id",
+        entry.name,
+        "--quiet",
+    ]
     if runner == "docker":
         command += ["--image", "haet-runtime:cpu"]
     t0 = time.monotonic()
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **SMALL_DOCKER},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **SMALL_DOCKER}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     rss = {}
     sampler = threading.Thread(target=lambda: rss.setdefault("peak", peak_rss(process)))
     sampler.start()
     _, err = process.communicate(timeout=600)
     sampler.join()
     apparent, allocated, files = footprint(runs / entry.name) if (runs / entry.name).is_dir() else (0, 0, 0)
-    return {"entry": entry.name, "runner": runner, "exit": process.returncode, "seconds": time.monotonic() - t0,
-            "rss": rss.get("peak", 0), "apparent": apparent, "allocated": allocated, "files": files,
-            "result": (runs / entry.name / "result.json").is_file(), "stderr": err.decode(errors="replace")[-200:]}
+    return {
+        "entry": entry.name,
+        "runner": runner,
+        "exit": process.returncode,
+        "seconds": time.monotonic() - t0,
+        "rss": rss.get("peak", 0),
+        "apparent": apparent,
+        "allocated": allocated,
+        "files": files,
+        "result": (runs / entry.name / "result.json").is_file(),
+        "stderr": err.decode(errors="replace")[-200:],
+    }
 
 
 def mib(n: int) -> str:
@@ -115,20 +176,32 @@ def main() -> int:
                     continue
                 row = grade(entry, runner, data, work, args.budget)
                 rows.append(row)
-                print(f"{runner:6} {entry.name:24} exit {row['exit']:3}  rss {mib(row['rss']):>6} MiB  "
-                      f"written {mib(row['allocated']):>6} MiB in {row['files']} files", file=sys.stderr, flush=True)
-    print("| runner | entry | exit | result.json | harness peak RSS (MiB) | run dir apparent (MiB) "
-          "| run dir allocated (MiB) | files |")
+                print(
+                    f"{runner:6} {entry.name:24} exit {row['exit']:3}  rss {mib(row['rss']):>6} MiB  "
+                    f"written {mib(row['allocated']):>6} MiB in {row['files']} files",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    print(
+        "| runner | entry | exit | result.json | harness peak RSS (MiB) | run dir apparent (MiB) "
+        "| run dir allocated (MiB) | files |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['runner']} | {r['entry']} | {r['exit']} | {'yes' if r['result'] else 'no'} | {mib(r['rss'])} "
-              f"| {mib(r['apparent'])} | {mib(r['allocated'])} | {r['files']} |")
+        print(
+            f"| {r['runner']} | {r['entry']} | {r['exit']} | {'yes' if r['result'] else 'no'} | {mib(r['rss'])} "
+            f"| {mib(r['apparent'])} | {mib(r['allocated'])} | {r['files']} |"
+        )
     worst_rss = max(rows, key=lambda r: r["rss"])
     worst_disk = max(rows, key=lambda r: r["allocated"])
-    print(f"\nlargest harness RSS: {mib(worst_rss['rss'])} MiB ({worst_rss['runner']}, {worst_rss['entry']}); "
-          f"ceiling {mib(RSS_CEILING)} MiB")
-    print(f"largest run directory: {mib(worst_disk['allocated'])} MiB allocated ({worst_disk['runner']}, "
-          f"{worst_disk['entry']}); ceiling {mib(RUN_BYTES_CEILING)} MiB")
+    print(
+        f"\nlargest harness RSS: {mib(worst_rss['rss'])} MiB ({worst_rss['runner']}, {worst_rss['entry']}); "
+        f"ceiling {mib(RSS_CEILING)} MiB"
+    )
+    print(
+        f"largest run directory: {mib(worst_disk['allocated'])} MiB allocated ({worst_disk['runner']}, "
+        f"{worst_disk['entry']}); ceiling {mib(RUN_BYTES_CEILING)} MiB"
+    )
     refused = [f"{r['runner']}/{r['entry']}" for r in rows if not r["result"] and r["exit"] == 2]
     missing = [f"{r['runner']}/{r['entry']}" for r in rows if not r["result"] and r["exit"] != 2]
     if refused:

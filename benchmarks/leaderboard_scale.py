@@ -29,8 +29,16 @@ sys.path.insert(0, str(ROOT))
 from harness.model import Outcome, to_dict  # noqa: E402
 from tests.test_report import make_result  # noqa: E402
 
-OPTIONS = {"data": "tar:cifar.tar.gz", "budget": 600.0, "train_per_class": 500, "eval_per_class": 100,
-           "runner": "docker", "device": "cuda", "repeats": 5, "seed": 0}
+OPTIONS = {
+    "data": "tar:cifar.tar.gz",
+    "budget": 600.0,
+    "train_per_class": 500,
+    "eval_per_class": 100,
+    "runner": "docker",
+    "device": "cuda",
+    "repeats": 5,
+    "seed": 0,
+}
 
 
 def templates() -> tuple[dict, dict]:
@@ -66,25 +74,37 @@ def write_grading(root: Path, entries: int, seeds: int, failed: float, rng: rand
             result["data"].update({"data_sha256": f"hash-{seed}", "train_count": 5000, "eval_count": 1000})
             (run / "result.json").write_text(json.dumps(result))
             (run / "events.jsonl").write_text(json.dumps({"event": "epoch", "epoch": 10, "t_s": 500.0}) + "\n")
-    (root / "grading.json").write_text(json.dumps({"kind": "grading", "schema_version": 1,
-                                                   "seeds": list(range(seeds)), "entries": plan,
-                                                   "options": OPTIONS}))
+    (root / "grading.json").write_text(
+        json.dumps(
+            {"kind": "grading", "schema_version": 1, "seeds": list(range(seeds)), "entries": plan, "options": OPTIONS}
+        )
+    )
 
 
 def measure(root: Path) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "harness", "leaderboard", str(root), "--quiet"], cwd=ROOT,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "leaderboard", str(root), "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wall = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"leaderboard failed: {proc.stderr[-2000:]}")
     # ru_maxrss of the children is the largest child so far (KiB on Linux): sizes run in ascending order
-    return {"cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
-            "wall_s": round(wall, 2), "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
-            **{f"{name}_mb": round((root / name).stat().st_size / 2**20, 2)
-               for name in ("leaderboard.html", "leaderboard.md", "leaderboard.csv", "runs.csv")}}
+    return {
+        "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+        **{
+            f"{name}_mb": round((root / name).stat().st_size / 2**20, 2)
+            for name in ("leaderboard.html", "leaderboard.md", "leaderboard.csv", "runs.csv")
+        },
+    }
 
 
 def main() -> None:
@@ -100,8 +120,18 @@ def main() -> None:
         for n in sorted(args.entries):
             root = base / f"grading-{n}"
             write_grading(root, n, args.seeds, args.failed, rng)
-            print(json.dumps({"benchmark": "leaderboard_scale", "entries": n, "seeds": args.seeds,
-                              "failed": args.failed, **measure(root)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "benchmark": "leaderboard_scale",
+                        "entries": n,
+                        "seeds": args.seeds,
+                        "failed": args.failed,
+                        **measure(root),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

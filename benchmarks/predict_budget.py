@@ -47,6 +47,7 @@ def stage_retrain(entry: Path) -> None:
     for path in RETRAIN.iterdir():
         shutil.copy(path, entry / path.name)
 
+
 CONFIGS = {  # name: (infer only, extra run flags)
     "old": (False, ["--predict-budget", "120"]),
     "new": (False, []),
@@ -65,8 +66,12 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=30.0)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "predict-budget")
-    p.add_argument("--learner", default="softmax", choices=["softmax", "resnet9"],
-                   help="the hostile learner: tests/hostile/predict-training, or the bundled ResNet-9 retrained")
+    p.add_argument(
+        "--learner",
+        default="softmax",
+        choices=["softmax", "resnet9"],
+        help="the hostile learner: tests/hostile/predict-training, or the bundled ResNet-9 retrained",
+    )
     p.add_argument("--only", nargs="*", choices=sorted(CONFIGS), help="configurations to run (default: all)")
     args, passed = p.parse_known_args()
     out = args.out.resolve()
@@ -80,9 +85,31 @@ def main() -> None:
             if infer_only:
                 (entry / "infer-only").write_text("predict only infers\n")
         run_id = f"{args.learner}-{name}-{args.budget:g}s"
-        cmd = [sys.executable, "-m", "harness", "run", "--submission", str(entry), "--runner", args.runner,
-               "--device", "cpu", "--data", args.data, "--budget", f"{args.budget:g}", "--repeats",
-               str(args.seeds), "--runs-dir", str(runs_dir), "--run-id", run_id, "--quiet", *flags, *passed]
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--submission",
+            str(entry),
+            "--runner",
+            args.runner,
+            "--device",
+            "cpu",
+            "--data",
+            args.data,
+            "--budget",
+            f"{args.budget:g}",
+            "--repeats",
+            str(args.seeds),
+            "--runs-dir",
+            str(runs_dir),
+            "--run-id",
+            run_id,
+            "--quiet",
+            *flags,
+            *passed,
+        ]
         print("$ " + " ".join(cmd), flush=True)
         done = subprocess.run(cmd, cwd=ROOT, check=False)
         if not (runs_dir / run_id / "result.json").is_file():
@@ -93,12 +120,19 @@ def main() -> None:
         predict_s = [r["predict"]["seconds"] for r in runs]
         cpu_s = [r["predict"].get("cpu_seconds") or 0.0 for r in runs]
         warned = sum(any("predict phase" in w for w in r["warnings"]) for r in runs)
-        rows.append(f"| {name} | {' '.join(flags) or 'default'} | {statistics.fmean(acc):.1%} | "
-                    f"{', '.join(f'{a:.1%}' for a in acc)} | {runs[0]['predict']['budget_s']:g} | "
-                    f"{statistics.fmean(predict_s):.1f} | {statistics.fmean(cpu_s):.1f} | {warned}/{len(runs)} |")
-    print(f"\n{args.learner} learner, --budget {args.budget:g} s, runner {args.runner}, {args.seeds} seed(s), {args.data}\n")
-    print("| config | predict flags | accuracy | per seed | predict budget s | predict s | predict CPU s | "
-          "predict warnings |")
+        rows.append(
+            f"| {name} | {' '.join(flags) or 'default'} | {statistics.fmean(acc):.1%} | "
+            f"{', '.join(f'{a:.1%}' for a in acc)} | {runs[0]['predict']['budget_s']:g} | "
+            f"{statistics.fmean(predict_s):.1f} | {statistics.fmean(cpu_s):.1f} | {warned}/{len(runs)} |"
+        )
+    print(
+        f"\n{args.learner} learner, --budget {args.budget:g} s, runner {args.runner}, "
+        f"{args.seeds} seed(s), {args.data}\n"
+    )
+    print(
+        "| config | predict flags | accuracy | per seed | predict budget s | predict s | predict CPU s | "
+        "predict warnings |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
 

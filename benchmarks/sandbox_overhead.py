@@ -33,17 +33,31 @@ from harness.runners import make_runner  # noqa: E402
 from harness.runners.base import PhaseSpec  # noqa: E402
 
 FIRST = ["python", "-c", "import time; print(repr(time.time()), flush=True)"]
-STUBBORN = ["python", "-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                            "print('ready', flush=True)\nwhile True: time.sleep(0.01)"]
+STUBBORN = [
+    "python",
+    "-c",
+    "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\nwhile True: time.sleep(0.01)",
+]
 
 
 def spec(tmp: Path, phase: str, command: list[str], budget: float = 30.0, grace: float = 1.0) -> PhaseSpec:
     for d in ("sub", "data", "ck", "ev", "out"):
         (tmp / d).mkdir(exist_ok=True)
-    return PhaseSpec(phase=phase, command=command, submission_dir=tmp / "sub", data_dir=tmp / "data",
-                     checkpoints_dir=tmp / "ck", events_file=tmp / "ev" / "events.jsonl",
-                     output_dir=tmp / "out" if phase == "predict" else None, log_path=tmp / f"{phase}.log",
-                     budget_s=budget, grace_s=grace, seed=0, device="cpu")
+    return PhaseSpec(
+        phase=phase,
+        command=command,
+        submission_dir=tmp / "sub",
+        data_dir=tmp / "data",
+        checkpoints_dir=tmp / "ck",
+        events_file=tmp / "ev" / "events.jsonl",
+        output_dir=tmp / "out" if phase == "predict" else None,
+        log_path=tmp / f"{phase}.log",
+        budget_s=budget,
+        grace_s=grace,
+        seed=0,
+        device="cpu",
+    )
 
 
 def one_phase(runner, phase: str) -> tuple[float, float]:
@@ -93,8 +107,10 @@ def main() -> None:
         rows.append(f"| {name} | ignores SIGTERM, budget 3 s | past the deadline: {summary(late)} | |")
         if name == "sandbox":
             enforced = runner.describe()["memory_enforced"]
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}, "
-          f"Python {platform.python_version()}" + (f", sandbox memory: {enforced}" if "sandbox" in args.runners else ""))
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}, "
+        f"Python {platform.python_version()}" + (f", sandbox memory: {enforced}" if "sandbox" in args.runners else "")
+    )
     print(f"repeats: {args.repeats}\n")
     print("| runner | phase | start → first instruction | exit → finished |")
     print("| --- | --- | --- | --- |")

@@ -36,8 +36,10 @@ sys.path.insert(0, str(ROOT))
 from harness.synthetic import write_synthetic_npz  # noqa: E402
 
 CENTROID = ROOT / "tests" / "submissions" / "centroid"
-STAMP = ("import json, os, time\n"
-         "open(os.environ['HAET_EVENTS'], 'a').write(json.dumps({'event': 'clock', 'wall': time.time()}) + '\\n')\n")
+STAMP = (
+    "import json, os, time\n"
+    "open(os.environ['HAET_EVENTS'], 'a').write(json.dumps({'event': 'clock', 'wall': time.time()}) + '\\n')\n"
+)
 
 
 def iso(text: str) -> float:
@@ -67,14 +69,44 @@ def main() -> int:
         data = write_synthetic_npz(tmp / "data.npz", 60, 30, seed=0, noise=500.0)
         out = tmp / "grading"
         stamped = entry(tmp / "stamped")
-        argv = [sys.executable, "-m", "harness", "grade", str(stamped), "--out", str(out), "--data", f"npz:{data}",
-                "--train-per-class", "30", "--eval-per-class", "20", "--budget", str(args.budget),
-                "--repeats", str(args.runs), "--device", "cpu", "--runner", "local", "--cache-dir", str(tmp / "cache"),
-                "--backend", "slurm", "--cpus-per-task", "1", "--mem", "1G", "--max-parallel", str(args.max_parallel),
-                "--quiet"]
+        argv = [
+            sys.executable,
+            "-m",
+            "harness",
+            "grade",
+            str(stamped),
+            "--out",
+            str(out),
+            "--data",
+            f"npz:{data}",
+            "--train-per-class",
+            "30",
+            "--eval-per-class",
+            "20",
+            "--budget",
+            str(args.budget),
+            "--repeats",
+            str(args.runs),
+            "--device",
+            "cpu",
+            "--runner",
+            "local",
+            "--cache-dir",
+            str(tmp / "cache"),
+            "--backend",
+            "slurm",
+            "--cpus-per-task",
+            "1",
+            "--mem",
+            "1G",
+            "--max-parallel",
+            str(args.max_parallel),
+            "--quiet",
+        ]
         t0 = time.time()
-        done = subprocess.run(argv, cwd=ROOT, env={**os.environ, "HAET_SLURM_POLL_S": str(args.poll)},
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            argv, cwd=ROOT, env={**os.environ, "HAET_SLURM_POLL_S": str(args.poll)}, capture_output=True, text=True
+        )
         wall = time.time() - t0
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
@@ -89,23 +121,37 @@ def main() -> int:
             events = [json.loads(line) for line in (out / key / "events.jsonl").read_text().splitlines()]
             clock = next(e["wall"] for e in events if e.get("event") == "clock")
             written = (out / key / "result.json").stat().st_mtime
-            row = {"run": key, "task": record["task"], "queue_s": round(iso(start["at"]) - submitted[key], 3),
-                   "startup_s": round(clock - iso(start["at"]), 3),
-                   "submit_to_clock_s": round(clock - submitted[key], 3),
-                   "collect_s": round(record["collected_at"] - written, 3),
-                   "_start": iso(start["at"]), "_end": iso(end["at"])}
+            row = {
+                "run": key,
+                "task": record["task"],
+                "queue_s": round(iso(start["at"]) - submitted[key], 3),
+                "startup_s": round(clock - iso(start["at"]), 3),
+                "submit_to_clock_s": round(clock - submitted[key], 3),
+                "collect_s": round(record["collected_at"] - written, 3),
+                "_start": iso(start["at"]),
+                "_end": iso(end["at"]),
+            }
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if not k.startswith("_")}))
         rows.sort(key=lambda r: r["_start"])
         gaps = [b["_start"] - a["_end"] for a, b in zip(rows, rows[1:])] if args.max_parallel == 1 else []
-        print(json.dumps({
-            "benchmark": "slurm_overhead", "runs": len(rows), "budget_s": args.budget, "poll_s": args.poll,
-            "max_parallel": args.max_parallel, "wall_s": round(wall, 1),
-            "first_queue_s": rows[0]["queue_s"],
-            "queue_gap_median_s": round(statistics.median(gaps), 3) if gaps else None,
-            "startup_median_s": round(statistics.median(r["startup_s"] for r in rows), 3),
-            "collect_median_s": round(statistics.median(r["collect_s"] for r in rows), 3),
-            "collect_max_s": round(max(r["collect_s"] for r in rows), 3)}))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "slurm_overhead",
+                    "runs": len(rows),
+                    "budget_s": args.budget,
+                    "poll_s": args.poll,
+                    "max_parallel": args.max_parallel,
+                    "wall_s": round(wall, 1),
+                    "first_queue_s": rows[0]["queue_s"],
+                    "queue_gap_median_s": round(statistics.median(gaps), 3) if gaps else None,
+                    "startup_median_s": round(statistics.median(r["startup_s"] for r in rows), 3),
+                    "collect_median_s": round(statistics.median(r["collect_s"] for r in rows), 3),
+                    "collect_max_s": round(max(r["collect_s"] for r in rows), 3),
+                }
+            )
+        )
     return 0
 
 

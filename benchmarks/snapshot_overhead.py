@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.synthetic import write_synthetic_npz  # noqa: E402
 
-SAVER = '''
+SAVER = """
 import json, os, time
 SIZE, PERIOD = {size}, {period}
 ckpt, events = os.environ["HAET_CHECKPOINTS"], os.environ["HAET_EVENTS"]
@@ -50,23 +50,53 @@ while time.time() + PERIOD < stop:
     latency = time.perf_counter() - start
     with open(events, "a") as f:
         f.write(json.dumps({{"event": "save", "seq": seq, "latency_s": latency, "time": time.time()}}) + "\\n")
-'''
-PREDICT = '''
+"""
+PREDICT = """
 import os
 import numpy as np
 n = len(np.load(os.path.join(os.environ["HAET_DATA"], "test.npz"))["images"])
 with open(os.path.join(os.environ["HAET_OUTPUT"], "predictions.csv"), "w") as f:
     f.write("index,label\\n" + "".join(f"{i},0\\n" for i in range(n)))
-'''
+"""
 
 
 def run(tmp: Path, entry: Path, source: str, budget: float, curve: bool, index: int) -> dict:
     run_id = f"{'curve' if curve else 'plain'}-{index}"
-    subprocess.run([sys.executable, "-m", "harness", "run", "--submission", str(entry), "--runner", "local",
-                    "--device", "cpu", "--data", source, "--budget", str(budget), "--train-per-class", "20",
-                    "--eval-per-class", "10", "--curve-per-class", "10", "--curve" if curve else "--no-curve",
-                    "--runs-dir", str(tmp / "runs"), "--run-id", run_id, "--cache-dir", str(tmp / "cache"), "--quiet"],
-                   cwd=ROOT, check=False, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--submission",
+            str(entry),
+            "--runner",
+            "local",
+            "--device",
+            "cpu",
+            "--data",
+            source,
+            "--budget",
+            str(budget),
+            "--train-per-class",
+            "20",
+            "--eval-per-class",
+            "10",
+            "--curve-per-class",
+            "10",
+            "--curve" if curve else "--no-curve",
+            "--runs-dir",
+            str(tmp / "runs"),
+            "--run-id",
+            run_id,
+            "--cache-dir",
+            str(tmp / "cache"),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+    )
     run_dir = tmp / "runs" / run_id
     latencies = []
     for line in (run_dir / "events.jsonl").read_text().splitlines():
@@ -79,8 +109,12 @@ def run(tmp: Path, entry: Path, source: str, budget: float, curve: bool, index: 
 
 def summary(latencies: list[float]) -> dict:
     ordered = sorted(latencies)
-    return {"saves": len(ordered), "median_ms": round(1000 * statistics.median(ordered), 1),
-            "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1), "max_ms": round(1000 * ordered[-1], 1)}
+    return {
+        "saves": len(ordered),
+        "median_ms": round(1000 * statistics.median(ordered), 1),
+        "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1),
+        "max_ms": round(1000 * ordered[-1], 1),
+    }
 
 
 def main() -> None:
@@ -105,10 +139,21 @@ def main() -> None:
             curved += with_curve["latencies"]
             snapshots.append(with_curve["snapshots"])
     without, with_ = summary(plain), summary(curved)
-    print(json.dumps({"benchmark": "snapshot_overhead", "size_mb": args.size_mb, "period_s": args.period,
-                      "budget_s": args.budget, "rounds": args.rounds, "without_curve": without, "with_curve": with_,
-                      "snapshots_per_run": snapshots,
-                      "median_slowdown": round(with_["median_ms"] / without["median_ms"] - 1, 3)}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "snapshot_overhead",
+                "size_mb": args.size_mb,
+                "period_s": args.period,
+                "budget_s": args.budget,
+                "rounds": args.rounds,
+                "without_curve": without,
+                "with_curve": with_,
+                "snapshots_per_run": snapshots,
+                "median_slowdown": round(with_["median_ms"] / without["median_ms"] - 1, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 
 from harness.contract import DIGEST_CHUNK, MAX_ENTRY_BYTES, MAX_ENTRY_DEPTH, MAX_ENTRY_FILES
 from harness.errors import ContractError
@@ -60,7 +60,7 @@ class Tree:
     def __init__(self, root: Path, shown: str, limits: Limits):
         self.root, self.shown, self.limits = root, shown, limits
         self.cap = limits.max_bytes  # lowered by `expect_ratio` for a compressed archive
-        self.ratio_of: Optional[int] = None  # the archive's size, when the ratio sets the cap
+        self.ratio_of: int | None = None  # the archive's size, when the ratio sets the cap
         self.kinds: dict[tuple[str, ...], str] = {}  # name parts -> "file" | "folder"
         self.named: set[tuple[str, ...]] = set()  # folders the archive names (not only files inside them)
         self.members = 0  # files and folders made, as a folder entry's walk counts them
@@ -81,13 +81,18 @@ class Tree:
             return ContractError(
                 f"{self.shown} expands to more than {self.cap // 2**20} MiB, over {self.limits.max_ratio:g} times its "
                 f"own {self.ratio_of} bytes: a decompression bomb, or data that does not belong in an entry; keep "
-                "large data out of the entry (the harness gives every phase its data)")
-        return ContractError(f"{self.shown}: its files add up to more than {self.cap // 2**20} MiB; keep large data "
-                             "out of the entry (the harness gives every phase its data)")
+                "large data out of the entry (the harness gives every phase its data)"
+            )
+        return ContractError(
+            f"{self.shown}: its files add up to more than {self.cap // 2**20} MiB; keep large data "
+            "out of the entry (the harness gives every phase its data)"
+        )
 
     def too_many(self) -> ContractError:
-        return ContractError(f"{self.shown} holds more than {self.limits.max_members} files and folders; an entry "
-                             "is code and a small model: remove data, caches and virtual environments")
+        return ContractError(
+            f"{self.shown} holds more than {self.limits.max_members} files and folders; an entry "
+            "is code and a small model: remove data, caches and virtual environments"
+        )
 
     def count(self) -> None:
         self.members += 1
@@ -110,8 +115,11 @@ class Tree:
         if ".." in parts:
             raise self.refuse(name, "leads out of the entry (`..` in its name)")
         if len(os.fsencode(name)) > PATH_MAX or any(len(os.fsencode(p)) > NAME_MAX for p in parts):
-            raise self.refuse(name, f"has a name over {PATH_MAX} bytes, or a part of it over {NAME_MAX}",
-                              "shorten the names of the entry's files and folders")
+            raise self.refuse(
+                name,
+                f"has a name over {PATH_MAX} bytes, or a part of it over {NAME_MAX}",
+                "shorten the names of the entry's files and folders",
+            )
         if len(parts) > self.limits.max_depth + 1:
             raise self.refuse(name, f"is nested more than {self.limits.max_depth} folders deep", "flatten the entry")
         return parts
@@ -127,8 +135,9 @@ class Tree:
                 raise self.refuse("/".join(key), "is both a file and a folder in the archive", "pack each name once")
             if kind is None:
                 if i > self.limits.max_depth:
-                    raise self.refuse(name, f"is nested more than {self.limits.max_depth} folders deep",
-                                      "flatten the entry")
+                    raise self.refuse(
+                        name, f"is nested more than {self.limits.max_depth} folders deep", "flatten the entry"
+                    )
                 self.count()
                 os.mkdir(self.root.joinpath(*key), 0o700)
                 self.kinds[key] = "folder"
@@ -179,11 +188,15 @@ def unpack_zip(path: Path, tree: Tree) -> None:
             mode = info.external_attr >> 16 if info.create_system == 3 else 0  # 3: made on Unix, with a mode
             kind = stat.S_IFMT(mode)
             if kind == stat.S_IFLNK:
-                raise tree.refuse(info.filename, "is a symbolic link; an archived entry holds only files and folders",
-                                  "replace the link with the file it points to")
+                raise tree.refuse(
+                    info.filename,
+                    "is a symbolic link; an archived entry holds only files and folders",
+                    "replace the link with the file it points to",
+                )
             if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-                raise tree.refuse(info.filename, "is a device, pipe or socket, not a file or a folder",
-                                  "remove it from the entry")
+                raise tree.refuse(
+                    info.filename, "is a device, pipe or socket, not a file or a folder", "remove it from the entry"
+                )
             if info.is_dir() or kind == stat.S_IFDIR:
                 tree.folder(info.filename, parts)
                 continue
@@ -232,8 +245,13 @@ class _BoundedHeaders(tarfile.TarInfo):
 
 
 DATA_FILTER = getattr(tarfile, "data_filter", None)
-LONG_HEADERS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
-                tarfile.SOLARIS_XHDTYPE)
+LONG_HEADERS = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
 
 
 def unpack_tar(stream: BinaryIO, tree: Tree) -> None:
@@ -247,8 +265,11 @@ def unpack_tar(stream: BinaryIO, tree: Tree) -> None:
                 continue
             if member.issym() or member.islnk():
                 what = "a symbolic link" if member.issym() else "a hard link"
-                raise tree.refuse(member.name, f"is {what}; an archived entry holds only files and folders",
-                                  "replace the link with the file it points to")
+                raise tree.refuse(
+                    member.name,
+                    f"is {what}; an archived entry holds only files and folders",
+                    "replace the link with the file it points to",
+                )
             if member.ischr() or member.isblk() or member.isfifo():
                 what = "a named pipe (FIFO)" if member.isfifo() else "a device file"
                 raise tree.refuse(member.name, f"is {what}, not a file or a folder", "remove it from the entry")
@@ -258,13 +279,12 @@ def unpack_tar(stream: BinaryIO, tree: Tree) -> None:
                 try:
                     DATA_FILTER(member, str(tree.root))
                 except tarfile.TarError as exc:  # its FilterError
-                    raise tree.refuse(member.name, f"is refused by Python's tar data filter ({clean(exc, 120)})") \
-                        from None
+                    raise tree.refuse(
+                        member.name, f"is refused by Python's tar data filter ({clean(exc, 120)})"
+                    ) from None
             if member.isdir():
                 tree.folder(member.name, parts)
                 continue
             content = archive.extractfile(member)
             assert content is not None  # a regular file always has content
             tree.file(member.name, parts, content, member.size, bool(member.mode & stat.S_IXUSR))
-
-

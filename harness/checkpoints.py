@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
 
 from harness import text
 from harness.clock import Deadline
@@ -31,12 +30,14 @@ WALK_LIMIT = MAX_ENTRIES  # files and folders in HAET_CHECKPOINTS that the harne
 def _unreadable(exc: Exception) -> str:
     """Why a checkpoint folder cannot be scored, for the phase's detail."""
     why = str(exc) if isinstance(exc, WalkLimit) else f"a folder in it could not be read ({exc.strerror or exc})"
-    return (f"HAET_CHECKPOINTS could not be read in full ({text.clean(why, 200)}; the harness reads at most "
-            f"{WALK_LIMIT} files and folders, {MAX_DEPTH} levels deep): no checkpoint was scored, since one "
-            "written after the deadline could hide in what was not read")
+    return (
+        f"HAET_CHECKPOINTS could not be read in full ({text.clean(why, 200)}; the harness reads at most "
+        f"{WALK_LIMIT} files and folders, {MAX_DEPTH} levels deep): no checkpoint was scored, since one "
+        "written after the deadline could hide in what was not read"
+    )
 
 
-def checkpoint_times(directory: Path) -> tuple[Optional[dict[str, float]], Optional[str]]:
+def checkpoint_times(directory: Path) -> tuple[dict[str, float] | None, str | None]:
     """(ctime by relative name, None), or (None, why) when the folder cannot be read in full: a
     runner passes both on in its ExitInfo, read where the entry wrote, before any copy or chmod."""
     try:
@@ -45,8 +46,9 @@ def checkpoint_times(directory: Path) -> tuple[Optional[dict[str, float]], Optio
         return None, _unreadable(exc)
 
 
-def settle(phase: PhaseResult, times: Optional[dict[str, float]], unreadable: Optional[str], checkpoints: Path,
-           deadline: Deadline) -> Optional[str]:
+def settle(
+    phase: PhaseResult, times: dict[str, float] | None, unreadable: str | None, checkpoints: Path, deadline: Deadline
+) -> str | None:
     """After train, before predict: what may be scored is what is left in `checkpoints`.
 
     A folder that could not be read in full, where the entry wrote it (`unreadable`, from the
@@ -99,7 +101,7 @@ def _order(found) -> list[str]:
     return found.rel.split(os.sep)
 
 
-def _sha256(directory: Path, rel: str, expect: tuple[int, int]) -> Optional[str]:
+def _sha256(directory: Path, rel: str, expect: tuple[int, int]) -> str | None:
     """The file that was listed, opened beneath the folder; None when it is not there any more."""
     try:
         fd = open_beneath(directory, rel, expect)

@@ -11,8 +11,8 @@ import argparse
 import errno
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from harness import __version__, options, reproduce, runtime, text
 from harness.clock import Interrupted
@@ -28,16 +28,22 @@ from harness.unpack import open_source
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="haet", description="Grade efficient-training submissions under a time budget.")
+    parser = argparse.ArgumentParser(
+        prog="haet", description="Grade efficient-training submissions under a time budget."
+    )
     parser.add_argument("--version", action="version", version=f"haet-harness {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="one graded run of one submission")
     add_run_options(run)
     run.add_argument("--quiet", action="store_true", help="no progress output")
-    run.add_argument("--reproduce", type=Path, metavar="RUN_DIR",
-                     help="rerun that run (its entry, options, seeds and data) into a new run directory; the run "
-                          "options given here win over its record, and it never gets less isolation than this "
-                          "command's defaults unless the flag is given (docs/security.md)")
+    run.add_argument(
+        "--reproduce",
+        type=Path,
+        metavar="RUN_DIR",
+        help="rerun that run (its entry, options, seeds and data) into a new run directory; the run "
+        "options given here win over its record, and it never gets less isolation than this "
+        "command's defaults unless the flag is given (docs/security.md)",
+    )
     run.set_defaults(handler=cmd_run)
     for module in (validate, grade, leaderboard, check, runtime):
         module.add_parser(commands)
@@ -46,12 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_run_options(parser: argparse.ArgumentParser, unset: bool = False) -> None:
     """`run`'s options; `unset` leaves every default None, to tell which were given."""
-    parser.add_argument("--submission", type=Path, default=None if unset else Path("submission"),
-                        help="the entry: a folder, a .zip, a .tar.gz or a git repository (PATH@REF) "
-                             "(default: submission)")
+    parser.add_argument(
+        "--submission",
+        type=Path,
+        default=None if unset else Path("submission"),
+        help="the entry: a folder, a .zip, a .tar.gz or a git repository (PATH@REF) (default: submission)",
+    )
     parser.add_argument("--run-id", help="name of the run directory (default: time and submission name)")
-    parser.add_argument("--runs-dir", type=Path, default=None if unset else Path("runs"),
-                        help="where run directories go (default: runs)")
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=None if unset else Path("runs"),
+        help="where run directories go (default: runs)",
+    )
     options.add_arguments(parser, unset=unset)
 
 
@@ -76,7 +89,9 @@ def cmd_run(args: argparse.Namespace, progress: Progress) -> int:
     # The participant's own command may fall back to the local runner; a reproduction never does unasked.
     runner = runner_for(run_options, isolation_required=reproducing is not None)
     if runner.name == "local" and run_options.runner == "auto":
-        progress.say(f"runner: no Docker engine answers and {sandbox_refusal()}; using the local runner (not a sandbox)")
+        progress.say(
+            f"runner: no Docker engine answers and {sandbox_refusal()}; using the local runner (not a sandbox)"
+        )
     elif runner.name == "sandbox" and run_options.runner == "auto":
         progress.say("runner: no Docker engine answers; using the sandbox runner (bubblewrap)")
     with open_source(run_options.submission) as source:  # an archive or a repository: unpacked (harness.unpack)
@@ -90,7 +105,7 @@ def _stop_on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
@@ -103,13 +118,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {text.clean(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (KeyboardInterrupt, Interrupted):
-        print("\ninterrupted: the submission's processes were stopped; files already written are kept",
-              file=sys.stderr)
+        print("\ninterrupted: the submission's processes were stopped; files already written are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            print(f"error: the disk is full ({text.clean(exc.filename or exc)}); free space or use --runs-dir on "
-                  "another disk", file=sys.stderr)
+            print(
+                f"error: the disk is full ({text.clean(exc.filename or exc)}); free space or use --runs-dir on "
+                "another disk",
+                file=sys.stderr,
+            )
             return EXIT_BAD_INPUT
         raise
     finally:

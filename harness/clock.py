@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Protocol
 
 from harness.model import Signal
 
@@ -33,7 +33,7 @@ class Deadline:
     grace_s: float
 
     @classmethod
-    def start(cls, budget_s: float, grace_s: float) -> "Deadline":
+    def start(cls, budget_s: float, grace_s: float) -> Deadline:
         return cls(time.monotonic(), time.time(), budget_s, grace_s)
 
     @property
@@ -55,7 +55,7 @@ class Deadline:
 
 @dataclass
 class ClockResult:
-    exit_code: Optional[int]
+    exit_code: int | None
     seconds: float
     signals: list[Signal] = field(default_factory=list)
 
@@ -69,7 +69,7 @@ class Supervised(Protocol):
 
     deadline: Deadline  # the phase's clock, started just before its command
 
-    def wait(self, timeout: float) -> Optional[int]:
+    def wait(self, timeout: float) -> int | None:
         """The exit code once the command has exited, None if still running after `timeout`."""
 
     def terminate(self) -> None:

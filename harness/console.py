@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from typing import Optional, TextIO
+from typing import TextIO
 
 from harness.formatting import fmt_bytes
 from harness.text import clean
@@ -40,9 +40,9 @@ class Progress:
         elapsed: float,
         budget: float,
         event: str = "",
-        cpu: Optional[float] = None,
-        rss: Optional[int] = None,
-        gpu_util: Optional[float] = None,
+        cpu: float | None = None,
+        rss: int | None = None,
+        gpu_util: float | None = None,
     ) -> None:
         if self.quiet:
             return

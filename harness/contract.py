@@ -42,8 +42,6 @@ QUOTE_CHARS = 60  # how much of a bad value an error message quotes (escaped)
 DIGEST_CHUNK = 2**20
 
 
-
-
 @dataclass(frozen=True)
 class Submission:
     path: Path
@@ -92,16 +90,17 @@ class ManifestLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
-            raise _RefusedYaml("YAML aliases (*name) are not allowed; write each value out in full",
-                               event.start_mark)
+            raise _RefusedYaml("YAML aliases (*name) are not allowed; write each value out in full", event.start_mark)
         if getattr(event, "anchor", None) is not None:
-            raise _RefusedYaml("YAML anchors (&name) are not allowed; write each value out in full",
-                               event.start_mark)
+            raise _RefusedYaml("YAML anchors (&name) are not allowed; write each value out in full", event.start_mark)
         self._depth += 1
         try:
             if self._depth > MAX_MANIFEST_DEPTH:
-                raise _RefusedYaml(f"collections are nested more than {MAX_MANIFEST_DEPTH} deep; "
-                                   "the manifest is three keys with text values", event.start_mark)
+                raise _RefusedYaml(
+                    f"collections are nested more than {MAX_MANIFEST_DEPTH} deep; "
+                    "the manifest is three keys with text values",
+                    event.start_mark,
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -127,17 +126,21 @@ def _read_manifest(manifest: Path) -> str:
         if not stat.S_ISREG(info.st_mode):
             raise ContractError(f"{shown} is not a regular file; write {MANIFEST} as a plain text file")
         if info.st_size > MAX_MANIFEST_BYTES:
-            raise ContractError(f"{shown} is {info.st_size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit; "
-                                f"{MANIFEST} needs only `name`, `train` and `predict` (a few hundred bytes)")
+            raise ContractError(
+                f"{shown} is {info.st_size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit; "
+                f"{MANIFEST} needs only `name`, `train` and `predict` (a few hundred bytes)"
+            )
         fd = os.open(manifest, os.O_RDONLY | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as f:
             data = f.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
-        raise ContractError(f"{shown} cannot be read ({clean(exc.strerror or exc, 200)}); "
-                            "make it a readable file") from None
+        raise ContractError(
+            f"{shown} cannot be read ({clean(exc.strerror or exc, 200)}); make it a readable file"
+        ) from None
     if len(data) > MAX_MANIFEST_BYTES:
-        raise ContractError(f"{shown} is over the {MAX_MANIFEST_BYTES}-byte limit; "
-                            f"{MANIFEST} needs only `name`, `train` and `predict`")
+        raise ContractError(
+            f"{shown} is over the {MAX_MANIFEST_BYTES}-byte limit; {MANIFEST} needs only `name`, `train` and `predict`"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -166,14 +169,17 @@ def load_submission(path: Path) -> Submission:
     except RecursionError:
         raise ContractError(f"{shown} is not valid YAML: nested too deeply; write three plain keys") from None
     except yaml.YAMLError as exc:
-        raise ContractError(f"{shown} is not valid YAML: {_yaml_problem(exc)}; "
-                            "see docs/submission-contract.md for the format") from None
+        raise ContractError(
+            f"{shown} is not valid YAML: {_yaml_problem(exc)}; see docs/submission-contract.md for the format"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - e.g. an impossible date: the YAML is still the entry's
-        raise ContractError(f"{shown} is not valid YAML: {type(exc).__name__}: {clean(exc, 200)}; "
-                            "see docs/submission-contract.md for the format") from None
+        raise ContractError(
+            f"{shown} is not valid YAML: {type(exc).__name__}: {clean(exc, 200)}; "
+            "see docs/submission-contract.md for the format"
+        ) from None
     if not isinstance(spec, dict):
         raise ContractError(f"{shown} must be a mapping with keys name, train, predict (got {quote(spec)})")
-    unknown = sorted((clean(k, QUOTE_CHARS) for k in spec if k not in ("name", "train", "predict")))
+    unknown = sorted(clean(k, QUOTE_CHARS) for k in spec if k not in ("name", "train", "predict"))
     if unknown:
         listed = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         raise ContractError(f"{shown}: unknown key(s) {listed}; allowed: name, train, predict")
@@ -184,16 +190,20 @@ def load_submission(path: Path) -> Submission:
     for key in ("train", "predict"):
         value = spec.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise ContractError(f"{shown}: `{key}` must be a command line, e.g. `{key}: python {key}.py` "
-                                f"(got {quote(value)})")
+            raise ContractError(
+                f"{shown}: `{key}` must be a command line, e.g. `{key}: python {key}.py` (got {quote(value)})"
+            )
         if "\0" in value:
-            raise ContractError(f"{shown}: `{key}` contains a NUL character, which no command can take; "
-                                f"remove it (got {quote(value)})")
+            raise ContractError(
+                f"{shown}: `{key}` contains a NUL character, which no command can take; remove it (got {quote(value)})"
+            )
         try:
             commands[key] = shlex.split(value)
         except ValueError as exc:
-            raise ContractError(f"{shown}: `{key}` cannot be parsed as a command line ({clean(exc, 100)}); "
-                                f"check its quotes (got {quote(value)})") from None
+            raise ContractError(
+                f"{shown}: `{key}` cannot be parsed as a command line ({clean(exc, 100)}); "
+                f"check its quotes (got {quote(value)})"
+            ) from None
         if not commands[key]:
             raise ContractError(f"{shown}: `{key}` must be a command line, e.g. `{key}: python {key}.py`")
     return Submission(
@@ -209,8 +219,9 @@ def check_commands(submission: Submission, runner_name: str) -> None:
     for phase, command in (("train", submission.train), ("predict", submission.predict)):
         script = missing_script(submission, command)
         if script:
-            raise ContractError(f"the {phase} command names {clean(script, 100)}, which is not in "
-                                f"{clean(submission.path, 300)}")
+            raise ContractError(
+                f"the {phase} command names {clean(script, 100)}, which is not in {clean(submission.path, 300)}"
+            )
         if runner_name in ("local", "sandbox") and not local_command_exists(submission, command):
             raise ContractError(f"the {phase} command {quote(command[0])} is not installed on this machine (PATH)")
 
@@ -269,8 +280,15 @@ def _inside(target: str, root: str) -> bool:
 
 
 def _special(mode: int) -> str:
-    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a device file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file or a folder")
+    return (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device file"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a file or a folder"
+    )
 
 
 def list_entry(path: Path) -> EntryListing:
@@ -302,7 +320,8 @@ def list_entry(path: Path) -> EntryListing:
                     where = "nowhere" if not os.path.exists(target) else "out of the entry"
                     raise ContractError(
                         f"{shown}: {clean(rel, 120)} is a symlink that points {where}; "
-                        "copy the file into the entry instead (links must stay inside it)")
+                        "copy the file into the entry instead (links must stay inside it)"
+                    )
                 info = os.stat(target)
                 source = os.path.relpath(target, root)
                 if stat.S_ISDIR(info.st_mode):
@@ -317,22 +336,30 @@ def list_entry(path: Path) -> EntryListing:
                 total += info.st_size
                 files.append(EntryFile(rel, source, info))
             else:
-                raise ContractError(f"{shown}: {clean(rel, 120)} is {_special(mode)}; remove it "
-                                    "(an entry holds only files, folders and links to them inside it)")
+                raise ContractError(
+                    f"{shown}: {clean(rel, 120)} is {_special(mode)}; remove it "
+                    "(an entry holds only files, folders and links to them inside it)"
+                )
             if total > MAX_ENTRY_BYTES:
-                raise ContractError(f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
-                                    f"(at {clean(rel, 120)}); keep large data out of the entry "
-                                    "(the harness gives every phase its data)")
+                raise ContractError(
+                    f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
+                    f"(at {clean(rel, 120)}); keep large data out of the entry "
+                    "(the harness gives every phase its data)"
+                )
     except TooMany:
-        raise ContractError(f"{shown} has more than {MAX_ENTRY_FILES} files and folders; an entry is "
-                            "code and a small model: remove data, caches and virtual environments") from None
+        raise ContractError(
+            f"{shown} has more than {MAX_ENTRY_FILES} files and folders; an entry is "
+            "code and a small model: remove data, caches and virtual environments"
+        ) from None
     except TooDeep as exc:
-        raise ContractError(f"{shown}: folders nested more than {MAX_ENTRY_DEPTH} deep "
-                            f"({clean(exc.rel, 120)}); flatten the entry") from None
+        raise ContractError(
+            f"{shown}: folders nested more than {MAX_ENTRY_DEPTH} deep ({clean(exc.rel, 120)}); flatten the entry"
+        ) from None
     except OSError as exc:
         where = clean(exc.filename if isinstance(exc.filename, str) else ".", 120)
-        raise ContractError(f"{shown}: cannot read {where} ({clean(exc.strerror or exc, 100)}); "
-                            "make it readable") from None
+        raise ContractError(
+            f"{shown}: cannot read {where} ({clean(exc.strerror or exc, 100)}); make it readable"
+        ) from None
     files.sort(key=lambda f: f.rel.split(os.sep))
     return EntryListing(Path(root), folders, files, links)
 
@@ -342,8 +369,10 @@ def open_entry_file(listing: EntryListing, file: EntryFile, shown: str) -> int:
     try:
         return open_beneath(listing.root, file.source, file.same_file)
     except OSError as exc:
-        raise ContractError(f"{shown}: cannot read {clean(file.rel, 120)} ({clean(exc.strerror or exc, 100)}); "
-                            "make it readable and keep the entry unchanged while it is graded") from None
+        raise ContractError(
+            f"{shown}: cannot read {clean(file.rel, 120)} ({clean(exc.strerror or exc, 100)}); "
+            "make it readable and keep the entry unchanged while it is graded"
+        ) from None
 
 
 def submission_digest(path: Path) -> str:
@@ -366,15 +395,17 @@ def submission_digest(path: Path) -> str:
             while chunk := f.read(DIGEST_CHUNK):
                 total += len(chunk)
                 if total > MAX_ENTRY_BYTES:
-                    raise ContractError(f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
-                                        f"(at {clean(file.rel, 120)}); keep large data out of the entry")
+                    raise ContractError(
+                        f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
+                        f"(at {clean(file.rel, 120)}); keep large data out of the entry"
+                    )
                 content.update(chunk)
         digest.update(content.digest())
     return digest.hexdigest()
 
 
 def phase_environment(
-    spec: "PhaseSpec", deadline: "Deadline", *, data: str, checkpoints: str, events: str, output: str
+    spec: PhaseSpec, deadline: Deadline, *, data: str, checkpoints: str, events: str, output: str
 ) -> dict[str, str]:
     """The HAET_* variables of a phase, with paths as the submission sees them."""
     env = {

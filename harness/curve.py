@@ -14,8 +14,8 @@ import csv
 import io
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -27,15 +27,26 @@ from harness.model import Curve, CurvePoint, Outcome, PhaseResult
 from harness.snapshots import Snapshot, Snapshots
 
 CURVE_FILE = "curve.csv"
-COLUMNS = ("seconds", "checkpoint", "status", "accuracy", "ci95_low", "ci95_high", "correct", "total",
-           "gpu_board_energy_j", "cpu_package_energy_j", "final", "detail")
+COLUMNS = (
+    "seconds",
+    "checkpoint",
+    "status",
+    "accuracy",
+    "ci95_low",
+    "ci95_high",
+    "correct",
+    "total",
+    "gpu_board_energy_j",
+    "cpu_package_energy_j",
+    "final",
+    "detail",
+)
 
 # predict(checkpoints dir, data dir, output dir, log name) -> the phase, run as the official predict is
 Predict = Callable[[Path, Path, Path, str], PhaseResult]
 
 
-def evaluate(curve: Curve, snapshots: Snapshots, images: Split, n_classes: int, work: Path,
-             predict: Predict) -> Curve:
+def evaluate(curve: Curve, snapshots: Snapshots, images: Split, n_classes: int, work: Path, predict: Predict) -> Curve:
     """Predict every kept snapshot in time order; points are appended as they finish, so an
     interrupted curve keeps the ones done."""
     order = np.random.default_rng(secrets.randbits(128)).permutation(len(images.labels))
@@ -59,12 +70,17 @@ def evaluate(curve: Curve, snapshots: Snapshots, images: Split, n_classes: int, 
     return curve
 
 
-def _point(snapshot: Snapshot, phase: PhaseResult, predictions: Path, labels: np.ndarray,
-           n_classes: int) -> CurvePoint:
-    point = CurvePoint(seconds=snapshot.seconds, checkpoint="final" if snapshot.final else snapshot.name,
-                       status="failed", gpu_energy_j=_round(snapshot.gpu_energy_j),
-                       cpu_energy_j=_round(snapshot.cpu_energy_j), files=len(snapshot.state), bytes=snapshot.bytes,
-                       final=snapshot.final)
+def _point(snapshot: Snapshot, phase: PhaseResult, predictions: Path, labels: np.ndarray, n_classes: int) -> CurvePoint:
+    point = CurvePoint(
+        seconds=snapshot.seconds,
+        checkpoint="final" if snapshot.final else snapshot.name,
+        status="failed",
+        gpu_energy_j=_round(snapshot.gpu_energy_j),
+        cpu_energy_j=_round(snapshot.cpu_energy_j),
+        files=len(snapshot.state),
+        bytes=snapshot.bytes,
+        final=snapshot.final,
+    )
     if phase.outcome is not Outcome.COMPLETED:
         point.detail = f"predict {phase.outcome.value}: {phase.detail}".rstrip(": ")
         return point
@@ -98,13 +114,26 @@ def write_csv(path: Path, curve: Curve) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for p in curve.points:
-        writer.writerow([p.seconds, p.checkpoint, p.status, _cell(p.accuracy), _cell(p.ci95_low), _cell(p.ci95_high),
-                         _cell(p.correct), _cell(p.total), _cell(p.gpu_energy_j), _cell(p.cpu_energy_j),
-                         int(p.final), p.detail])
+        writer.writerow(
+            [
+                p.seconds,
+                p.checkpoint,
+                p.status,
+                _cell(p.accuracy),
+                _cell(p.ci95_low),
+                _cell(p.ci95_high),
+                _cell(p.correct),
+                _cell(p.total),
+                _cell(p.gpu_energy_j),
+                _cell(p.cpu_energy_j),
+                int(p.final),
+                p.detail,
+            ]
+        )
     atomic_write_text(path, out.getvalue())
 
 
-def _round(x: Optional[float]) -> Optional[float]:
+def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 

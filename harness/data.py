@@ -18,9 +18,9 @@ import os
 import pickle
 import secrets
 import tarfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, Optional
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -48,7 +48,7 @@ class Pool:
 
     classes: list[str]
     train: Split
-    test: Optional[Split]
+    test: Split | None
 
 
 @dataclass
@@ -59,20 +59,18 @@ class GradedSets:
     train: Split
     eval: Split
     info: DataInfo
-    curve: Optional[Split] = None  # the off-clock curve set (harness.curve): never the held-out images
+    curve: Split | None = None  # the off-clock curve set (harness.curve): never the held-out images
 
 
 # --- sources -----------------------------------------------------------------
 
 
-def parse_source(text: str) -> tuple[str, Optional[Path]]:
+def parse_source(text: str) -> tuple[str, Path | None]:
     if text == "cifar10":
         return "cifar10", None
     kind, sep, arg = text.partition(":")
     if not sep or kind not in ("tar", "imagefolder", "npz") or not arg:
-        raise DataError(
-            f"unknown data source {text!r}; use cifar10, tar:FILE, imagefolder:DIR or npz:FILE"
-        )
+        raise DataError(f"unknown data source {text!r}; use cifar10, tar:FILE, imagefolder:DIR or npz:FILE")
     path = Path(arg).expanduser()
     if not path.exists():
         raise DataError(f"data source {text!r}: {path} does not exist")
@@ -144,7 +142,7 @@ def _decode(data: bytes, name: str) -> np.ndarray:
         raise DataError(f"{name}: not a readable image ({exc})") from None
 
 
-def _split_and_class(parts: tuple[str, ...]) -> Optional[tuple[str, str]]:
+def _split_and_class(parts: tuple[str, ...]) -> tuple[str, str] | None:
     """('cifar10-jpeg', 'train', 'cat', '0001.jpg') -> ('train', 'cat').
 
     Bare class folders ('cat', '0001.jpg'), as an organizer's secret set may come,
@@ -279,8 +277,9 @@ def _read_cifar10(batches: Path) -> Pool:
 # --- sampling ----------------------------------------------------------------
 
 
-def _take_per_class(labels: np.ndarray, n_classes: int, per_class: int, rng, exclude=None, *, what: str,
-                    flag: str) -> np.ndarray:
+def _take_per_class(
+    labels: np.ndarray, n_classes: int, per_class: int, rng, exclude=None, *, what: str, flag: str
+) -> np.ndarray:
     chosen = []
     for c in range(n_classes):
         candidates = np.flatnonzero(labels == c)
@@ -304,7 +303,7 @@ def secret_order(order_key: str, n: int) -> np.ndarray:
 
 def draw(
     pool: Pool,
-    eval_pool: Optional[Pool],
+    eval_pool: Pool | None,
     *,
     seed: int,
     train_per_class: int,
@@ -317,25 +316,32 @@ def draw(
     `curve_per_class`, the curve set: see `_draw_curve`)."""
     n = len(pool.classes)
     rng = np.random.default_rng(seed)
-    train_idx = _take_per_class(pool.train.labels, n, train_per_class, rng, what=f"train set of {source}",
-                                flag="--train-per-class")
+    train_idx = _take_per_class(
+        pool.train.labels, n, train_per_class, rng, what=f"train set of {source}", flag="--train-per-class"
+    )
     if eval_pool is not None:
         if eval_pool.classes != pool.classes:
-            raise DataError(
-                f"--eval-data classes {eval_pool.classes} differ from the training classes {pool.classes}"
-            )
+            raise DataError(f"--eval-data classes {eval_pool.classes} differ from the training classes {pool.classes}")
         held_out = eval_pool.test or eval_pool.train
-        eval_idx = _take_per_class(held_out.labels, n, eval_per_class, rng, what=f"eval set of {eval_source}",
-                                   flag="--eval-per-class")
+        eval_idx = _take_per_class(
+            held_out.labels, n, eval_per_class, rng, what=f"eval set of {eval_source}", flag="--eval-per-class"
+        )
     elif pool.test is not None:
         held_out = pool.test
-        eval_idx = _take_per_class(held_out.labels, n, eval_per_class, rng, what=f"eval set of {source}",
-                                   flag="--eval-per-class")
+        eval_idx = _take_per_class(
+            held_out.labels, n, eval_per_class, rng, what=f"eval set of {source}", flag="--eval-per-class"
+        )
     else:  # no test split: hold out images the train set did not take
         held_out = pool.train
         eval_idx = _take_per_class(
-            held_out.labels, n, eval_per_class, rng, exclude=train_idx, what=f"eval set of {source}",
-            flag="--eval-per-class")
+            held_out.labels,
+            n,
+            eval_per_class,
+            rng,
+            exclude=train_idx,
+            what=f"eval set of {source}",
+            flag="--eval-per-class",
+        )
     train = Split(pool.train.images[train_idx], pool.train.labels[train_idx])
     digest = hashlib.sha256()  # over the seed's order: every entry graded on this seed gets the same hash
     for array in (train.images, train.labels, held_out.images[eval_idx], held_out.labels[eval_idx]):
@@ -367,8 +373,16 @@ def draw(
 CURVE_STREAM = 0x637572  # the curve set's own random stream: drawing it never changes the official sets
 
 
-def _draw_curve(pool: Pool, eval_pool: Optional[Pool], held_out: Split, seed: int, train_idx: np.ndarray,
-                eval_idx: np.ndarray, per_class: int, source: str) -> Split:
+def _draw_curve(
+    pool: Pool,
+    eval_pool: Pool | None,
+    held_out: Split,
+    seed: int,
+    train_idx: np.ndarray,
+    eval_idx: np.ndarray,
+    per_class: int,
+    source: str,
+) -> Split:
     """Seeded, class-balanced images that are neither held-out nor training images.
 
     From the source's test split when it has one (less the held-out images when those came from it
@@ -382,16 +396,25 @@ def _draw_curve(pool: Pool, eval_pool: Optional[Pool], held_out: Split, seed: in
         split = pool.train
         used = [train_idx] + ([eval_idx] if held_out is pool.train else [])
         exclude = np.concatenate(used)
-    picked = _take_per_class(split.labels, len(pool.classes), per_class, rng, exclude=exclude,
-                             what=f"curve set of {source} (images that are neither training nor held-out)",
-                             flag="--curve-per-class")
+    picked = _take_per_class(
+        split.labels,
+        len(pool.classes),
+        per_class,
+        rng,
+        exclude=exclude,
+        what=f"curve set of {source} (images that are neither training nor held-out)",
+        flag="--curve-per-class",
+    )
     return Split(split.images[picked], split.labels[picked])
 
 
 def write_phase_data(sets: GradedSets, train_dir: Path, test_dir: Path) -> None:
     """train.npz (with labels) for the train phase, test.npz (images only) for predict."""
     for directory, arrays in (
-        (train_dir / "train.npz", dict(images=sets.train.images, labels=sets.train.labels, classes=np.array(sets.classes))),
+        (
+            train_dir / "train.npz",
+            dict(images=sets.train.images, labels=sets.train.labels, classes=np.array(sets.classes)),
+        ),
         (test_dir / "test.npz", dict(images=sets.eval.images)),
     ):
         buffer = io.BytesIO()

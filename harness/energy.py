@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from typing import Optional
 
 RAPL_ROOT = Path("/sys/class/powercap")
 PACKAGE = re.compile(r"^intel-rapl:\d+$")  # packages; intel-rapl:N:M are their sub-domains (cores, dram)
@@ -29,7 +28,7 @@ class Rapl:
         self._total_uj = 0
 
     @classmethod
-    def open(cls, root: Path = RAPL_ROOT) -> tuple[Optional["Rapl"], str]:
+    def open(cls, root: Path = RAPL_ROOT) -> tuple[Rapl | None, str]:
         """The readable package counters under `root`, or None and why not."""
         try:
             domains = sorted(p for p in Path(root).iterdir() if PACKAGE.match(p.name))
@@ -43,16 +42,19 @@ class Rapl:
                 _read_uj(domain / "energy_uj")
                 counters.append((domain / "energy_uj", _read_uj(domain / "max_energy_range_uj")))
             except (OSError, ValueError) as exc:
-                return None, f"CPU energy not available: {domain / 'energy_uj'} cannot be read ({exc.__class__.__name__})"
+                return (
+                    None,
+                    f"CPU energy not available: {domain / 'energy_uj'} cannot be read ({exc.__class__.__name__})",
+                )
         return cls(counters), ""
 
-    def start(self) -> "Rapl":
+    def start(self) -> Rapl:
         with self._lock:
             self._last = [_read_uj(path) for path, _ in self.counters]
             self._total_uj = 0
         return self
 
-    def read(self) -> Optional[float]:
+    def read(self) -> float | None:
         """Joules since `start()`; None when a counter stopped being readable."""
         with self._lock:
             try:

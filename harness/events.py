@@ -28,7 +28,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +121,7 @@ def _safe(value: Any, budget: _Budget) -> Any:
     return value  # int, float, bool, None
 
 
-def parse_event(line: bytes, budget: Optional[_Budget] = None) -> dict[str, Any]:
+def parse_event(line: bytes, budget: _Budget | None = None) -> dict[str, Any]:
     """One event line -> a UTF-8-safe dict, or EventError saying why it is not kept."""
     if len(line) > MAX_LINE:
         raise EventError("long")
@@ -163,12 +163,12 @@ class EventTail:
     `started_unix` puts each event on the run's clock (its `t_s`); None reads a recorded file,
     whose events carry the `t_s` they were recorded with. `max_events`: events kept."""
 
-    def __init__(self, path: Path, started_unix: Optional[float], max_events: int = MAX_EVENTS):
+    def __init__(self, path: Path, started_unix: float | None, max_events: int = MAX_EVENTS):
         self.path = Path(path)
         self.started_unix = started_unix
         self.max_events = max_events
         self.events: list[dict[str, Any]] = []
-        self._last: Optional[dict[str, Any]] = None
+        self._last: dict[str, Any] | None = None
         self._offset = 0
         self._partial = b""
         self._overflow = False  # the line being read is already longer than MAX_LINE
@@ -187,11 +187,19 @@ class EventTail:
     @property
     def notes(self) -> list[str]:
         """Every problem with what the entry wrote, once each, with how often it happened."""
-        values = dict(max_line=MAX_LINE // 1024, max_depth=MAX_DEPTH, max_values_per_event=MAX_VALUES_PER_EVENT,
-                      max_string=MAX_STRING, max_mib=MAX_BYTES // 2**20, max_events=self.max_events,
-                      max_values=MAX_VALUES, max_lines=MAX_LINES)
-        return [NOTES[kind].format(n=n, detail=self._details.get(kind, ""), **values)
-                for kind, n in self._counts.items()]
+        values = dict(
+            max_line=MAX_LINE // 1024,
+            max_depth=MAX_DEPTH,
+            max_values_per_event=MAX_VALUES_PER_EVENT,
+            max_string=MAX_STRING,
+            max_mib=MAX_BYTES // 2**20,
+            max_events=self.max_events,
+            max_values=MAX_VALUES,
+            max_lines=MAX_LINES,
+        )
+        return [
+            NOTES[kind].format(n=n, detail=self._details.get(kind, ""), **values) for kind, n in self._counts.items()
+        ]
 
     # --- reading ----------------------------------------------------------------------
 
@@ -256,7 +264,7 @@ class EventTail:
         self._partial, self._overflow = b"", False
         if first and not self._add(first):
             self._follow_latest(chunk, end)
-            self._keep_partial(chunk[end + 1:])
+            self._keep_partial(chunk[end + 1 :])
             return len(chunk)
         parsed = 1
         for match in _LINE.finditer(chunk, newline + 1, end):  # blank lines are skipped in C, uncounted
@@ -267,7 +275,7 @@ class EventTail:
                 break
         if self._full():
             self._follow_latest(chunk, end)
-        self._keep_partial(chunk[end + 1:])
+        self._keep_partial(chunk[end + 1 :])
         return len(chunk)
 
     def _follow_latest(self, chunk: bytes, end: int) -> None:
@@ -293,7 +301,7 @@ class EventTail:
     def _full(self) -> bool:
         return len(self.events) >= self.max_events or self._lines >= MAX_LINES
 
-    def _follow(self, line: Optional[bytes]) -> None:
+    def _follow(self, line: bytes | None) -> None:
         if line is None or len(line) > MAX_LINE:
             return
         try:
@@ -321,8 +329,7 @@ class EventTail:
         try:
             event = parse_event(line, budget)
         except EventError as exc:
-            self._note("total" if exc.kind == "values" and room < MAX_VALUES_PER_EVENT else exc.kind,
-                       detail=exc.detail)
+            self._note("total" if exc.kind == "values" and room < MAX_VALUES_PER_EVENT else exc.kind, detail=exc.detail)
             return True
         except Exception as exc:  # noqa: BLE001 - whatever the line holds, it is only skipped
             self._note("error", detail=type(exc).__name__)
@@ -335,7 +342,7 @@ class EventTail:
         return True
 
     @property
-    def last(self) -> Optional[dict[str, Any]]:
+    def last(self) -> dict[str, Any] | None:
         """The latest event read (also one that came past max_events and is not kept)."""
         return self._last
 
@@ -350,7 +357,7 @@ class EventTail:
         atomic_write_text(path, "".join(json.dumps(e, default=str) + "\n" for e in self.events))
 
 
-def describe(event: Optional[dict[str, Any]], limit: int = 60) -> str:
+def describe(event: dict[str, Any] | None, limit: int = 60) -> str:
     """'epoch 3 train_loss=0.912 acc=0.55' for the progress line: escaped, at most `limit` chars."""
     if not event:
         return ""
@@ -396,8 +403,11 @@ def read(path: Path) -> EventLog:
     tail.drain()
     counts = tail._counts
     failed_mid_read = "file" in counts and tail._offset > 0
-    return EventLog(tail.events, skipped=sum(counts.get(kind, 0) for kind in _SKIPPED),
-                    truncated=failed_mid_read or any(kind in counts for kind in _TRUNCATED))
+    return EventLog(
+        tail.events,
+        skipped=sum(counts.get(kind, 0) for kind in _SKIPPED),
+        truncated=failed_mid_read or any(kind in counts for kind in _TRUNCATED),
+    )
 
 
 def _epoch_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -406,13 +416,13 @@ def _epoch_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e.get("event") == "epoch" and finite(e.get("epoch")) is not None]
 
 
-def epochs(events: list[dict[str, Any]]) -> Optional[int]:
+def epochs(events: list[dict[str, Any]]) -> int | None:
     """Epochs the submission finished, as its epoch events say; None without any."""
     found = {finite(e.get("epoch")) for e in _epoch_events(events)}
     return len(found) or None
 
 
-def last_epoch(events: list[dict[str, Any]]) -> Optional[tuple[float, float]]:
+def last_epoch(events: list[dict[str, Any]]) -> tuple[float, float] | None:
     """(epoch, t_s) of the latest epoch event with a positive epoch and a positive time."""
     for event in reversed(_epoch_events(events)):
         epoch, t_s = finite(event.get("epoch")), finite(event.get("t_s"))
@@ -421,7 +431,7 @@ def last_epoch(events: list[dict[str, Any]]) -> Optional[tuple[float, float]]:
     return None
 
 
-def throughput(events: list[dict[str, Any]], train_count: Optional[int]) -> Optional[float]:
+def throughput(events: list[dict[str, Any]], train_count: int | None) -> float | None:
     """Training images per second: the latest epoch event's `images` (images processed so far)
     when it says, else epochs x training images, over its time. None (unknown, not a guess)
     without an epoch event or a training set size."""

@@ -15,7 +15,7 @@ import platform
 import re
 import socket
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from harness import __version__
 from harness.files import atomic_write_text
@@ -23,11 +23,28 @@ from harness.model import Environment
 
 PACKAGES_FILE = "packages.txt"
 CHECKOUT = Path(__file__).resolve().parents[1]
-COMPARED = ("harness", "git_commit", "python", "packages_sha256", "platform", "kernel", "cpu_model", "cpu_cores",
-            "runner", "isolated", "device", "torch", "cuda", "driver", "image", "image_digest", "gpus")
+COMPARED = (
+    "harness",
+    "git_commit",
+    "python",
+    "packages_sha256",
+    "platform",
+    "kernel",
+    "cpu_model",
+    "cpu_cores",
+    "runner",
+    "isolated",
+    "device",
+    "torch",
+    "cuda",
+    "driver",
+    "image",
+    "image_digest",
+    "gpus",
+)
 
 
-def environment(runner: Any, device: str, gpus: Any, run_dir: Optional[Path] = None) -> Environment:
+def environment(runner: Any, device: str, gpus: Any, run_dir: Path | None = None) -> Environment:
     """`gpus` is harness.monitor.Gpus or None; `run_dir` receives packages.txt."""
     try:
         torch_version = importlib.metadata.version("torch")
@@ -35,11 +52,23 @@ def environment(runner: Any, device: str, gpus: Any, run_dir: Optional[Path] = N
         torch_version = None
     described = runner.describe()
     image = described.get("image")
-    env = Environment(harness=__version__, python=platform.python_version(), platform=platform.platform(),
-                      runner=runner.name, device=device, torch=torch_version, image=image,
-                      hostname=socket.gethostname(), isolated=runner.isolated, cpu_model=cpu_model(),
-                      cpu_cores=os.cpu_count(), kernel=platform.release(), git_commit=git_commit(),
-                      image_digest=described.get("image_digest"), memory_enforced=described.get("memory_enforced"))
+    env = Environment(
+        harness=__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        runner=runner.name,
+        device=device,
+        torch=torch_version,
+        image=image,
+        hostname=socket.gethostname(),
+        isolated=runner.isolated,
+        cpu_model=cpu_model(),
+        cpu_cores=os.cpu_count(),
+        kernel=platform.release(),
+        git_commit=git_commit(),
+        image_digest=described.get("image_digest"),
+        memory_enforced=described.get("memory_enforced"),
+    )
     if run_dir is not None:
         listing = packages()
         atomic_write_text(run_dir / PACKAGES_FILE, listing)
@@ -63,7 +92,7 @@ def packages() -> str:
     return "".join(f"{line}\n" for line in sorted(found, key=str.lower))
 
 
-def cpu_model() -> Optional[str]:
+def cpu_model() -> str | None:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -74,7 +103,7 @@ def cpu_model() -> Optional[str]:
     return platform.processor() or None
 
 
-def git_commit(checkout: Path = CHECKOUT) -> Optional[str]:
+def git_commit(checkout: Path = CHECKOUT) -> str | None:
     """HEAD's commit, read from .git (a worktree's .git file, a packed ref); None outside a checkout."""
     git = checkout / ".git"
     try:

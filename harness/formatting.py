@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from harness import text
 from harness.model import MonitorSummary
@@ -27,7 +28,7 @@ DASH = "—"  # a value that is missing
 # --- numbers ------------------------------------------------------------------------------
 
 
-def finite(x: Any) -> Optional[float]:
+def finite(x: Any) -> float | None:
     """A finite float from an int or float (not a bool), else None: for values read from a
     result.json, where any field may hold anything."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -39,29 +40,29 @@ def finite(x: Any) -> Optional[float]:
     return x if math.isfinite(x) else None
 
 
-def fmt_pct(x: Optional[float], digits: int = 2) -> str:
+def fmt_pct(x: float | None, digits: int = 2) -> str:
     """0.917 -> '91.70%'."""
     return DASH if x is None else f"{100 * x:.{digits}f}%"
 
 
-def fmt_interval(low: Optional[float], high: Optional[float], digits: int = 2) -> str:
+def fmt_interval(low: float | None, high: float | None, digits: int = 2) -> str:
     """A proportion's interval in percent: '91.66–94.79%'."""
     return DASH if low is None or high is None else f"{100 * low:.{digits}f}–{100 * high:.{digits}f}%"
 
 
-def fmt_s(x: Optional[float], digits: int = 1) -> str:
+def fmt_s(x: float | None, digits: int = 1) -> str:
     """Seconds: '600.0 s'."""
     return DASH if x is None else f"{x:.{digits}f} s"
 
 
-def fmt_num(x: Optional[float], fmt: str = "{:.1f}", unit: str = "") -> str:
+def fmt_num(x: float | None, fmt: str = "{:.1f}", unit: str = "") -> str:
     """A number with its unit: '412 W', '93%'."""
     if x is None:
         return DASH
     return fmt.format(x) + ("" if not unit else unit if unit == "%" else f" {unit}")
 
 
-def fmt_bytes(n: Optional[float], missing: str = DASH) -> str:
+def fmt_bytes(n: float | None, missing: str = DASH) -> str:
     """A size in binary units: '512 B', '25.13 MiB', '2.40 GiB'."""
     if n is None:
         return missing
@@ -73,12 +74,12 @@ def fmt_bytes(n: Optional[float], missing: str = DASH) -> str:
     return f"{n:.2f} TiB"
 
 
-def fmt_energy(j: Optional[float]) -> str:
+def fmt_energy(j: float | None) -> str:
     """Energy in joules and watt-hours: '247,300 J (68.69 Wh)'."""
     return DASH if j is None else f"{j:,.0f} J ({j / 3600:.2f} Wh)"
 
 
-def fmt_kj(j: Optional[float], missing: str = "n/a (no GPU)") -> str:
+def fmt_kj(j: float | None, missing: str = "n/a (no GPU)") -> str:
     """Energy in kilojoules, for tables of many runs: '41.00 kJ'."""
     return missing if j is None else f"{j / 1000:.2f} kJ"
 
@@ -86,7 +87,7 @@ def fmt_kj(j: Optional[float], missing: str = "n/a (no GPU)") -> str:
 # --- what a result says, computed once -------------------------------------------------------
 
 
-def gpu_energy_j(monitor: Optional[MonitorSummary]) -> Optional[float]:
+def gpu_energy_j(monitor: MonitorSummary | None) -> float | None:
     """The energy of all monitored GPUs together (joules), or None when no GPU reported any."""
     gpus = getattr(monitor, "gpus", None)
     if not isinstance(gpus, list):
@@ -107,7 +108,7 @@ class Md(str):
     """Markdown the caller built itself from escaped parts (a link, **bold**): written as is."""
 
 
-def md(x: Any, limit: Optional[int] = CELL_CHARS) -> str:
+def md(x: Any, limit: int | None = CELL_CHARS) -> str:
     """Any value for a Markdown paragraph or table cell: one clean line, Markdown's active
     characters escaped, no raw HTML (harness.text.md); an `Md` value as it is."""
     if isinstance(x, Md):
@@ -127,8 +128,9 @@ def md_table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], right: Seque
     return "\n".join(lines)
 
 
-def text_table(headers: Optional[Sequence[Any]], rows: Sequence[Sequence[Any]], right: Sequence[int] = (),
-               rule: bool = True) -> str:
+def text_table(
+    headers: Sequence[Any] | None, rows: Sequence[Sequence[Any]], right: Sequence[int] = (), rule: bool = True
+) -> str:
     """A plain-text table for the console, columns padded to their widest cell; every cell
     cleaned (harness.text.clean). `headers` None: rows only; `rule`: a dashed line under the
     headers."""
@@ -138,8 +140,7 @@ def text_table(headers: Optional[Sequence[Any]], rows: Sequence[Sequence[Any]], 
     widths = [max(len(x) for x in col) for col in columns]
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
 
     lines = []
     if head is not None:

@@ -28,7 +28,6 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Optional
 
 from harness import text
 from harness.walk import MAX_ENTRIES, WalkLimit, open_beneath, remove_beneath, walk
@@ -113,7 +112,7 @@ def _same(name: str, dir_fd: int, listed: os.stat_result) -> bool:
     return (now.st_dev, now.st_ino) == (listed.st_dev, listed.st_ino)
 
 
-def _strip(name: str, dir_fd: Optional[int], listed: os.stat_result) -> bool:
+def _strip(name: str, dir_fd: int | None, listed: os.stat_result) -> bool:
     """Clear the set-id bits of the file or folder `name` if it is still the inode that was listed.
 
     Through an O_PATH descriptor and its /proc/self/fd link: that changes the very inode that was
@@ -143,15 +142,19 @@ def _open_folder(root: Path, rel: str) -> int:
     return fd
 
 
-def _notes(place: str, stripped: list[str], removed: list[str], limit: Optional[str]) -> list[str]:
+def _notes(place: str, stripped: list[str], removed: list[str], limit: str | None) -> list[str]:
     notes = []
-    names = lambda found: ", ".join(text.file_name(n) for n in found[:SHOWN]) + (  # noqa: E731
-        f" and {len(found) - SHOWN} more" if len(found) > SHOWN else "")
+
+    def names(found: list[str]) -> str:
+        more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
+        return ", ".join(text.file_name(n) for n in found[:SHOWN]) + more
+
     if stripped:
         notes.append(f"set-user-ID/set-group-ID bits removed in {place}: {names(stripped)}")
     if removed:
-        notes.append(f"device files, fifos or sockets removed from {place} (only regular files count): "
-                     f"{names(removed)}")
+        notes.append(
+            f"device files, fifos or sockets removed from {place} (only regular files count): {names(removed)}"
+        )
     if limit:
         notes.append(f"{place} was made safe only in part: {limit}")
     return notes

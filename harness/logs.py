@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 from harness.text import clean
 
@@ -40,9 +41,7 @@ class LogSink:
                 self.written += len(part)
             if len(chunk) > max(room, 0):
                 if self.dropped == 0:
-                    self._file.write(
-                        f"\n[harness] log capped at {self.limit} bytes; the rest is dropped\n".encode()
-                    )
+                    self._file.write(f"\n[harness] log capped at {self.limit} bytes; the rest is dropped\n".encode())
                     self._file.flush()
                 self.dropped += len(chunk) - max(room, 0)
 

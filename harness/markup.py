@@ -13,7 +13,8 @@ The pages have no scripts and no external assets: inline CSS, plots as data: URI
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from harness import text
 from harness.formatting import CELL_CHARS
@@ -83,12 +84,12 @@ class Markup(str):
     wrapped in it anywhere else would skip the escaping."""
 
 
-def escape(value: Any, limit: Optional[int] = CELL_CHARS) -> Markup:
+def escape(value: Any, limit: int | None = CELL_CHARS) -> Markup:
     """Text as markup: one clean line of at most `limit` characters, escaped (Markup stays as it is)."""
     return value if isinstance(value, Markup) else Markup(text.html(value, limit))
 
 
-def lines(items: Iterable[Any], limit: Optional[int]) -> Markup:
+def lines(items: Iterable[Any], limit: int | None) -> Markup:
     """Lines for a <pre>: each cleaned, cut to `limit` and escaped on its own, joined by newlines."""
     return Markup(text.html_lines(list(items), limit))
 
@@ -123,14 +124,23 @@ def h(tag: str, *children: Any, **attrs: Any) -> Markup:
 
 def table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> Markup:
     """A table that scrolls sideways in its own box when it is too wide; `numeric` columns right-aligned."""
+
     def cells(tag: str, row: Sequence[Any]) -> Markup:
         return join(h(tag, c, class_="num" if i in numeric else None) for i, c in enumerate(row))
 
-    return h("div", h("table", h("thead", h("tr", cells("th", headers))),
-                      h("tbody", (h("tr", cells("td", row)) for row in rows)), class_="grid"), class_="tw")
+    return h(
+        "div",
+        h(
+            "table",
+            h("thead", h("tr", cells("th", headers))),
+            h("tbody", (h("tr", cells("td", row)) for row in rows)),
+            class_="grid",
+        ),
+        class_="tw",
+    )
 
 
-def warnings_box(warnings: Sequence[Any]) -> Optional[Markup]:
+def warnings_box(warnings: Sequence[Any]) -> Markup | None:
     """What weakens trust in what the page shows, in one box; None (nothing) when there is none."""
     if not warnings:
         return None

@@ -13,7 +13,7 @@ import functools
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 SCHEMA_VERSION = 2  # 2: build, isolation, held-out secrecy, late checkpoints, gpu_status (all added; 1 still reads)
 
@@ -63,21 +63,21 @@ class PhaseResult:
     outcome: Outcome
     seconds: float  # command start -> exit, measured by the harness
     budget_s: float
-    grace_s: Optional[float] = None  # SIGTERM is due at budget_s - grace_s (None in results before schema 2)
-    exit_code: Optional[int] = None
+    grace_s: float | None = None  # SIGTERM is due at budget_s - grace_s (None in results before schema 2)
+    exit_code: int | None = None
     signals: list[Signal] = field(default_factory=list)
     stray_processes_killed: int = 0  # processes still alive after the command exited
     log_tail: list[str] = field(default_factory=list)
     detail: str = ""
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # name, bytes, sha256
     checkpoint_files: int = 0  # all files found; `checkpoints` lists at most the first few
-    last_checkpoint_write_s: Optional[float] = None  # latest change the harness saw in HAET_CHECKPOINTS
+    last_checkpoint_write_s: float | None = None  # latest change the harness saw in HAET_CHECKPOINTS
     late_checkpoints: list[str] = field(default_factory=list)  # written after the deadline: never scored
     rewritten_in_place: list[str] = field(default_factory=list)  # checkpoints saved non-atomically (seen twice)
     # The compute the phase used, sampled (Monitor.compute): CPU seconds (100 % for 1 s = 1 s), and the
     # seconds of GPU-busy time (utilization integrated, summed over GPUs) where NVML monitored one, else None.
-    cpu_seconds: Optional[float] = None
-    gpu_busy_seconds: Optional[float] = None
+    cpu_seconds: float | None = None
+    gpu_busy_seconds: float | None = None
 
 
 @dataclass
@@ -97,28 +97,28 @@ class GpuSummary:
     name: str
     uuid: str
     memory_total_bytes: int
-    util_mean: Optional[float] = None
-    util_max: Optional[float] = None
-    memory_used_peak_bytes: Optional[int] = None
-    power_mean_w: Optional[float] = None
-    power_max_w: Optional[float] = None
-    energy_j: Optional[float] = None
-    energy_method: Optional[str] = None  # "nvml_energy_counter" | "integrated_power" (no counter on this GPU)
-    temperature_max_c: Optional[float] = None
-    sm_clock_mean_mhz: Optional[float] = None
+    util_mean: float | None = None
+    util_max: float | None = None
+    memory_used_peak_bytes: int | None = None
+    power_mean_w: float | None = None
+    power_max_w: float | None = None
+    energy_j: float | None = None
+    energy_method: str | None = None  # "nvml_energy_counter" | "integrated_power" (no counter on this GPU)
+    temperature_max_c: float | None = None
+    sm_clock_mean_mhz: float | None = None
 
 
 @dataclass
 class MonitorSummary:
     interval_s: float
     samples: int
-    cpu_percent_mean: Optional[float] = None  # 100 = one core busy
-    cpu_percent_max: Optional[float] = None
-    rss_peak_bytes: Optional[int] = None
-    gpus: Optional[list[GpuSummary]] = None  # None: no GPU visible to the harness
+    cpu_percent_mean: float | None = None  # 100 = one core busy
+    cpu_percent_max: float | None = None
+    rss_peak_bytes: int | None = None
+    gpus: list[GpuSummary] | None = None  # None: no GPU visible to the harness
     gpu_note: str = ""
-    gpu_status: Optional[GpuStatus] = None  # None in results written before schema 2
-    cpu_energy_j: Optional[float] = None  # RAPL package energy over the train phase; None: not readable
+    gpu_status: GpuStatus | None = None  # None in results written before schema 2
+    cpu_energy_j: float | None = None  # RAPL package energy over the train phase; None: not readable
     cpu_energy_note: str = ""
     warnings: list[str] = field(default_factory=list)
 
@@ -135,7 +135,7 @@ class DataInfo:
     eval_count: int
     data_sha256: str  # of the chosen train and held-out images and labels, in the seed's order (index_hash in 1)
     heldout_public: bool = False  # the held-out images come from a published split (e.g. CIFAR-10's test set)
-    heldout_order_key: Optional[str] = None  # secret: with the seed, reproduces the held-out order
+    heldout_order_key: str | None = None  # secret: with the seed, reproduces the held-out order
 
 
 @dataclass
@@ -145,23 +145,23 @@ class Environment:
     platform: str
     runner: str
     device: str
-    torch: Optional[str] = None
-    cuda: Optional[str] = None
+    torch: str | None = None
+    cuda: str | None = None
     gpus: list[str] = field(default_factory=list)
-    driver: Optional[str] = None
-    image: Optional[str] = None
+    driver: str | None = None
+    image: str | None = None
     hostname: str = ""
     isolated: bool = True  # False under the local runner: the entry ran on the host, unsandboxed
     # The fingerprint (harness.fingerprint): what a rerun compares against (`run --reproduce`)
     gpu_details: list[dict[str, Any]] = field(default_factory=list)  # per GPU, read at the run's start
-    cpu_model: Optional[str] = None
-    cpu_cores: Optional[int] = None  # logical
-    kernel: Optional[str] = None
-    packages_file: Optional[str] = None  # in the run directory: name==version, one a line
-    packages_sha256: Optional[str] = None
-    image_digest: Optional[str] = None  # the runtime image's id under Docker
-    git_commit: Optional[str] = None  # the harness's checkout; None when not run from git
-    memory_enforced: Optional[str] = None  # sandbox runner: "cgroup v1", "cgroup v2" or "monitor" (sampling)
+    cpu_model: str | None = None
+    cpu_cores: int | None = None  # logical
+    kernel: str | None = None
+    packages_file: str | None = None  # in the run directory: name==version, one a line
+    packages_sha256: str | None = None
+    image_digest: str | None = None  # the runtime image's id under Docker
+    git_commit: str | None = None  # the harness's checkout; None when not run from git
+    memory_enforced: str | None = None  # sandbox runner: "cgroup v1", "cgroup v2" or "monitor" (sampling)
 
 
 @dataclass
@@ -171,13 +171,13 @@ class CurvePoint:
     seconds: float  # when the harness first saw this checkpoint complete, after the train phase's start
     checkpoint: str  # the snapshot's name; `final` is what the official score used
     status: str  # scored | failed
-    accuracy: Optional[float] = None  # on the curve set, never the held-out set
-    correct: Optional[int] = None
-    total: Optional[int] = None
-    ci95_low: Optional[float] = None  # Wilson
-    ci95_high: Optional[float] = None
-    gpu_energy_j: Optional[float] = None  # GPU board energy since the train phase started; None: no GPU read
-    cpu_energy_j: Optional[float] = None  # RAPL package energy since the start; None: not readable
+    accuracy: float | None = None  # on the curve set, never the held-out set
+    correct: int | None = None
+    total: int | None = None
+    ci95_low: float | None = None  # Wilson
+    ci95_high: float | None = None
+    gpu_energy_j: float | None = None  # GPU board energy since the train phase started; None: no GPU read
+    cpu_energy_j: float | None = None  # RAPL package energy since the start; None: not readable
     files: int = 0
     bytes: int = 0
     final: bool = False
@@ -191,9 +191,9 @@ class Curve:
     per_class: int
     target: float
     points: list[CurvePoint] = field(default_factory=list)
-    time_to_target_s: Optional[float] = None  # at the first point at or above `target`; None: never reached
-    gpu_energy_to_target_j: Optional[float] = None
-    cpu_energy_to_target_j: Optional[float] = None
+    time_to_target_s: float | None = None  # at the first point at or above `target`; None: never reached
+    gpu_energy_to_target_j: float | None = None
+    cpu_energy_to_target_j: float | None = None
     snapshots_seen: int = 0  # complete checkpoints the harness copied (thinned to the kept ones)
     predict_seconds: float = 0.0  # what the curve cost, off the clock
     notes: list[str] = field(default_factory=list)
@@ -219,9 +219,9 @@ class BuildInfo:
     outcome: str  # built | reused | failed | timed_out
     seconds: float
     network: bool  # True only when the organizer allowed networked builds
-    image: Optional[str] = None  # tag
-    image_id: Optional[str] = None  # the resulting image's digest (sha256:...)
-    log: Optional[str] = None  # file name in the run directory
+    image: str | None = None  # tag
+    image_id: str | None = None  # the resulting image's digest (sha256:...)
+    log: str | None = None  # file name in the run directory
     detail: str = ""
 
 
@@ -231,9 +231,9 @@ class EntrySource:
 
     kind: str  # zip | tar | git
     location: str  # the archive's resolved path, or the repository as git+file:///PATH
-    sha256: Optional[str] = None  # zip, tar: of the archive's bytes that were unpacked
-    commit: Optional[str] = None  # git: the commit whose files were graded
-    ref: Optional[str] = None  # git: what was asked for (HEAD, a branch, a tag or a commit)
+    sha256: str | None = None  # zip, tar: of the archive's bytes that were unpacked
+    commit: str | None = None  # git: the commit whose files were graded
+    ref: str | None = None  # git: what was asked for (HEAD, a branch, a tag or a commit)
 
 
 @dataclass
@@ -243,7 +243,7 @@ class SubmissionInfo:
     train: str
     predict: str
     sha256: str  # of the submission's files, so a score names exactly what was graded
-    source: Optional[EntrySource] = None  # an archive's own digest or a repository's commit; None: a folder
+    source: EntrySource | None = None  # an archive's own digest or a repository's commit; None: a folder
 
 
 @dataclass
@@ -261,15 +261,15 @@ class RunResult:
     finished_at: str
     wall_seconds: float
     seed: int
-    accuracy: Optional[float] = None
-    correct: Optional[int] = None
-    total: Optional[int] = None
-    score: Optional[Score] = None
+    accuracy: float | None = None
+    correct: int | None = None
+    total: int | None = None
+    score: Score | None = None
     warnings: list[str] = field(default_factory=list)
-    build: Optional[BuildInfo] = None
-    curve: Optional[Curve] = None  # --curve: accuracy against time and energy, off the clock
+    build: BuildInfo | None = None
+    curve: Curve | None = None  # --curve: accuracy against time and energy, off the clock
     options: dict[str, Any] = field(default_factory=dict)  # RunOptions.record(): what --reproduce reruns
-    reproduces: Optional[Reproduction] = None
+    reproduces: Reproduction | None = None
     schema_version: int = SCHEMA_VERSION
     kind: str = "run"
 
@@ -289,7 +289,7 @@ class SeriesResult:
     started_at: str
     finished_at: str
     wall_seconds: float
-    accuracy: Optional[float] = None  # = accuracy_mean, so every result.json has `accuracy`
+    accuracy: float | None = None  # = accuracy_mean, so every result.json has `accuracy`
     schema_version: int = SCHEMA_VERSION
     kind: str = "series"
 
@@ -309,7 +309,7 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
     """The resolved type of each field of a dataclass. Cached: resolving the hints costs far more than
     reading a result, and a leaderboard reads thousands of them."""

@@ -12,9 +12,10 @@ import csv
 import io
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from harness.energy import RAPL_ROOT, Rapl
 from harness.files import atomic_write_text
@@ -44,10 +45,10 @@ class Gpus:
         """Count energy from now on (the GPUs are opened once per run, monitored per phase)."""
         self._energy_start = [self._energy_mj(h) for h in self.handles]
         self._power_energy_j = [0.0] * len(self.handles)  # integrated power, where no energy counter exists
-        self._last: list[Optional[tuple[float, float]]] = [None] * len(self.handles)
+        self._last: list[tuple[float, float] | None] = [None] * len(self.handles)
 
     @classmethod
-    def open(cls, selector: Optional[str], nvml: Any = None) -> tuple[Optional["Gpus"], str]:
+    def open(cls, selector: str | None, nvml: Any = None) -> tuple[Gpus | None, str]:
         """The GPU named by index or UUID (all GPUs if None), or None and why not."""
         try:
             nvml = nvml or load_nvml()
@@ -79,7 +80,7 @@ class Gpus:
             "memory_total_bytes": int(nvml.nvmlDeviceGetMemoryInfo(handle).total),
         }
 
-    def driver(self) -> Optional[str]:
+    def driver(self) -> str | None:
         version = _try(self.nvml.nvmlSystemGetDriverVersion)
         return version.decode() if isinstance(version, bytes) else version
 
@@ -92,17 +93,21 @@ class Gpus:
         nvml, out = self.nvml, []
         for info, h in zip(self.info, self.handles):
             limit = _try(lambda: nvml.nvmlDeviceGetPowerManagementLimit(h) / 1000.0)
-            out.append({**{k: info[k] for k in ("index", "name", "uuid")},
-                        "power_limit_w": limit,
-                        "sm_clock_mhz": _try(lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM)),
-                        "memory_clock_mhz": _try(lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_MEM)),
-                        "temperature_c": _try(lambda: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU))})
+            out.append(
+                {
+                    **{k: info[k] for k in ("index", "name", "uuid")},
+                    "power_limit_w": limit,
+                    "sm_clock_mhz": _try(lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM)),
+                    "memory_clock_mhz": _try(lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_MEM)),
+                    "temperature_c": _try(lambda: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU)),
+                }
+            )
         return out
 
-    def _energy_mj(self, handle) -> Optional[float]:
+    def _energy_mj(self, handle) -> float | None:
         return _try(lambda: float(self.nvml.nvmlDeviceGetTotalEnergyConsumption(handle)))
 
-    def read(self, now: float) -> list[dict[str, Optional[float]]]:
+    def read(self, now: float) -> list[dict[str, float | None]]:
         nvml, rows = self.nvml, []
         for i, h in enumerate(self.handles):
             power = _try(lambda: nvml.nvmlDeviceGetPowerUsage(h) / 1000.0)
@@ -143,9 +148,9 @@ def _try(read: Callable[[], Any], default: Any = None) -> Any:
 @dataclass
 class Sample:
     t_s: float
-    cpu_percent: Optional[float]
-    rss_bytes: Optional[int]
-    gpus: list[dict[str, Optional[float]]]
+    cpu_percent: float | None
+    rss_bytes: int | None
+    gpus: list[dict[str, float | None]]
 
 
 class Monitor:
@@ -153,11 +158,11 @@ class Monitor:
 
     def __init__(
         self,
-        sample_tree: Callable[[], tuple[Optional[float], Optional[int]]],
-        gpus: Optional[Gpus],
+        sample_tree: Callable[[], tuple[float | None, int | None]],
+        gpus: Gpus | None,
         gpu_note: str,
         interval_s: float,
-        csv_path: Optional[Path],
+        csv_path: Path | None,
         rapl_root: Path = RAPL_ROOT,
     ):
         self.sample_tree = sample_tree
@@ -171,7 +176,7 @@ class Monitor:
         self._start = 0.0
         self.rapl, self.rapl_note = Rapl.open(rapl_root)
 
-    def energy_so_far(self) -> tuple[Optional[float], Optional[float]]:
+    def energy_so_far(self) -> tuple[float | None, float | None]:
         """(GPU board J, CPU package J) since the phase started: the GPUs as of the latest sample,
         RAPL read now; None where not measured."""
         latest = self.latest
@@ -180,10 +185,10 @@ class Monitor:
         return gpu_j, self.rapl.read() if self.rapl else None
 
     @property
-    def latest(self) -> Optional[Sample]:
+    def latest(self) -> Sample | None:
         return self.samples[-1] if self.samples else None
 
-    def start(self, started_monotonic: float) -> "Monitor":
+    def start(self, started_monotonic: float) -> Monitor:
         self._start = started_monotonic
         if self.gpus:
             self.gpus.start_energy()
@@ -215,7 +220,7 @@ class Monitor:
         self.write_csv()
         return self.summary()
 
-    def compute(self) -> tuple[Optional[float], Optional[float]]:
+    def compute(self) -> tuple[float | None, float | None]:
         """(CPU seconds, GPU-busy seconds) over the samples so far: each sample's CPU % (and GPU
         utilization, summed over the GPUs) times the time since the previous sample. Sampled, so a
         process that lives between two samples is missed; None where nothing was read."""
@@ -238,7 +243,9 @@ class Monitor:
         n_gpus = len(self.gpus.handles) if self.gpus else 0
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["t_s", "cpu_percent", "rss_bytes"] + [f"gpu{i}_{f}" for i in range(n_gpus) for f in GPU_FIELDS])
+        writer.writerow(
+            ["t_s", "cpu_percent", "rss_bytes"] + [f"gpu{i}_{f}" for i in range(n_gpus) for f in GPU_FIELDS]
+        )
         for s in samples:
             row = [s.t_s, _cell(s.cpu_percent), _cell(s.rss_bytes)]
             for g in s.gpus:
@@ -289,7 +296,7 @@ class Monitor:
         )
 
 
-def _mean(values: list[float]) -> Optional[float]:
+def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 1) if values else None
 
 

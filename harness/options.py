@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from harness.errors import UsageError
 
@@ -64,50 +65,86 @@ def option(default: Any, flag: str, help: str, parse: Callable[[str], Any] = str
 class RunOptions:
     submission: Path = Path("submission")
     data: str = option("cifar10", "--data", "cifar10 (download), tar:FILE, imagefolder:DIR or npz:FILE")
-    eval_data: Optional[str] = option(
-        None, "--eval-data", "a secret held-out set (imagefolder:DIR or npz:FILE) instead of the test split")
+    eval_data: str | None = option(
+        None, "--eval-data", "a secret held-out set (imagefolder:DIR or npz:FILE) instead of the test split"
+    )
     budget_s: float = option(600.0, "--budget", "training seconds", float)
-    grace_s: Optional[float] = option(  # None: default_grace(budget_s)
-        None, "--grace", "SIGTERM this many seconds before the deadline (default: 10, or a quarter of a shorter "
-                         "budget)", float)
-    predict_budget_s: Optional[float] = option(  # None: default_predict_budget(budget_s)
-        None, "--predict-budget", f"prediction seconds (default: {PREDICT_RULE}); more than the default is recorded "
-                                  "as a warning: predict-phase compute can buy accuracy", float)
+    grace_s: float | None = option(  # None: default_grace(budget_s)
+        None,
+        "--grace",
+        "SIGTERM this many seconds before the deadline (default: 10, or a quarter of a shorter budget)",
+        float,
+    )
+    predict_budget_s: float | None = option(  # None: default_predict_budget(budget_s)
+        None,
+        "--predict-budget",
+        f"prediction seconds (default: {PREDICT_RULE}); more than the default is recorded "
+        "as a warning: predict-phase compute can buy accuracy",
+        float,
+    )
     strict_predict: bool = option(
-        False, "--strict-predict", "fail a run whose predict phase takes longer than the default predict budget "
-                                   f"({PREDICT_RULE}), whatever --predict-budget granted", bool)
+        False,
+        "--strict-predict",
+        "fail a run whose predict phase takes longer than the default predict budget "
+        f"({PREDICT_RULE}), whatever --predict-budget granted",
+        bool,
+    )
     device: str = option(  # cuda | cpu; the flag's "auto" is resolved by from_args
-        "cpu", "--device", "what HAET_DEVICE says: cuda, cpu, or auto (cuda when NVML sees a GPU)",
-        choices=("auto", "cuda", "cpu"), parser_default="auto")
-    gpu: Optional[str] = option(  # None: DEFAULT_GPU
-        None, "--gpu", f"the one GPU to use, by index or UUID (default: {DEFAULT_GPU})", recorded=False, planned=False)
+        "cpu",
+        "--device",
+        "what HAET_DEVICE says: cuda, cpu, or auto (cuda when NVML sees a GPU)",
+        choices=("auto", "cuda", "cpu"),
+        parser_default="auto",
+    )
+    gpu: str | None = option(  # None: DEFAULT_GPU
+        None, "--gpu", f"the one GPU to use, by index or UUID (default: {DEFAULT_GPU})", recorded=False, planned=False
+    )
     runner: str = option(
-        "auto", "--runner", "where the entry runs: docker, sandbox (bubblewrap, no daemon), local (on this host, not "
-                            "isolated), or auto (docker when an engine answers, else sandbox when bwrap works here; "
-                            "then `run` falls back to local, the organizer commands refuse)", choices=RUNNERS)
-    image: Optional[str] = option(  # None: runtime_image(device)
-        None, "--image", "runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)")
+        "auto",
+        "--runner",
+        "where the entry runs: docker, sandbox (bubblewrap, no daemon), local (on this host, not "
+        "isolated), or auto (docker when an engine answers, else sandbox when bwrap works here; "
+        "then `run` falls back to local, the organizer commands refuse)",
+        choices=RUNNERS,
+    )
+    image: str | None = option(  # None: runtime_image(device)
+        None, "--image", "runtime image for the docker runner (default: $HAET_IMAGE or haet-runtime:DEVICE)"
+    )
     build_network: bool = option(
-        False, "--build-network", "let an entry's own Dockerfile use the network while it builds (recorded in the "
-                                  "result and the leaderboard)", bool, negatable=True)
-    build_timeout_s: Optional[float] = option(  # None: the Docker runner's default
-        None, "--build-timeout", "seconds an entry's own Dockerfile may take to build (default: 600)", float,
-        planned=False)
+        False,
+        "--build-network",
+        "let an entry's own Dockerfile use the network while it builds (recorded in the result and the leaderboard)",
+        bool,
+        negatable=True,
+    )
+    build_timeout_s: float | None = option(  # None: the Docker runner's default
+        None,
+        "--build-timeout",
+        "seconds an entry's own Dockerfile may take to build (default: 600)",
+        float,
+        planned=False,
+    )
     repeats: int = option(1, "--repeats", "independent seeds; reports mean and std", int)
     seed: int = option(0, "--seed", "first seed", int)
     train_per_class: int = option(500, "--train-per-class", "training images per class", int)
     eval_per_class: int = option(100, "--eval-per-class", "held-out images per class", int)
     monitor_interval_s: float = option(0.5, "--monitor-interval", "seconds between samples", float, planned=False)
     curve: bool = option(  # off the clock, but it costs a predict per snapshot (docs/curves.md)
-        False, "--curve", "after the official score, predict each kept snapshot of the checkpoints on a curve set "
-                          "apart from the held-out images: accuracy against time and energy (off the clock; costs "
-                          "up to 12 extra predict phases)", bool, negatable=True)
+        False,
+        "--curve",
+        "after the official score, predict each kept snapshot of the checkpoints on a curve set "
+        "apart from the held-out images: accuracy against time and energy (off the clock; costs "
+        "up to 12 extra predict phases)",
+        bool,
+        negatable=True,
+    )
     curve_per_class: int = option(100, "--curve-per-class", "curve-set images per class", int)
     target: float = option(0.85, "--target", "accuracy whose time and energy to reach the curve reports", float)
     runs_dir: Path = Path("runs")
-    cache_dir: Optional[Path] = option(  # None: default_cache_dir()
-        None, "--cache-dir", "prepared data cache (default: $HAET_CACHE or ~/.cache/haet)", Path, planned=False)
-    run_id: Optional[str] = None
+    cache_dir: Path | None = option(  # None: default_cache_dir()
+        None, "--cache-dir", "prepared data cache (default: $HAET_CACHE or ~/.cache/haet)", Path, planned=False
+    )
+    run_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.grace_s is None:
@@ -129,7 +166,7 @@ class RunOptions:
     def runtime_image(self) -> str:
         return self.image or runtime_image(self.device)
 
-    def validate(self) -> "RunOptions":
+    def validate(self) -> RunOptions:
         """The rules every command enforces before any work; UsageError says which and how to fix it."""
         if self.budget_s <= 0 or self.predict_budget_s <= 0:
             raise UsageError("--budget and --predict-budget must be positive numbers of seconds")
@@ -167,7 +204,7 @@ class RunOptions:
         return {o.key: _plain(getattr(self, o.field)) for o in OPTIONS if o.recorded}
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], **overrides: Any) -> "RunOptions":
+    def from_record(cls, record: dict[str, Any], **overrides: Any) -> RunOptions:
         known = {o.key: o for o in OPTIONS}
         values = {known[k].field: known[k].parse(v) for k, v in record.items() if k in known and v is not None}
         return cls(**{**values, **overrides})
@@ -190,7 +227,7 @@ class Option:
     recorded: bool = True  # kept in result.json's options and a grading's plan (what --reproduce reruns)
     planned: bool = True  # the same for every run of a grading: a resumed grading refuses another value
     negatable: bool = False  # a boolean with a --no- form too
-    choices: Optional[tuple[str, ...]] = None
+    choices: tuple[str, ...] | None = None
     parser_default: Any = None  # the flag's default where it is decided after parsing (the device, by NVML)
 
     @property
@@ -202,8 +239,14 @@ class Option:
 OPTIONS = [Option(f.name, f.default, **f.metadata) for f in dataclasses.fields(RunOptions) if f.metadata]
 
 
-def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude: tuple[str, ...] = (),
-                  unset: bool = False, **defaults: Any) -> None:
+def add_arguments(
+    parser,
+    *,
+    include: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] = (),
+    unset: bool = False,
+    **defaults: Any,
+) -> None:
     """The run options as flags (`include`/`exclude` by field name); `defaults` overrides a default for
     one command (grade's repeats); `unset` leaves every default None, to tell what was given."""
     for option in OPTIONS:
@@ -213,11 +256,22 @@ def add_arguments(parser, *, include: Optional[tuple[str, ...]] = None, exclude:
         shown = "" if default in (None, False) else f" (default: {default})"
         if option.parse is bool:
             action = argparse.BooleanOptionalAction if option.negatable else "store_true"
-            parser.add_argument(option.flag, dest=option.field, action=action, help=option.help,
-                                default=None if unset else option.default)
+            parser.add_argument(
+                option.flag,
+                dest=option.field,
+                action=action,
+                help=option.help,
+                default=None if unset else option.default,
+            )
             continue
-        parser.add_argument(option.flag, dest=option.field, type=option.parse, default=default,
-                            choices=option.choices, help=option.help + shown)
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            type=option.parse,
+            default=default,
+            choices=option.choices,
+            help=option.help + shown,
+        )
 
 
 def from_args(args: argparse.Namespace, **overrides: Any) -> RunOptions:

@@ -10,22 +10,22 @@ result then says so at the start, and again when predict really ran past the def
 
 from __future__ import annotations
 
-from typing import Optional
-
 from harness.model import RunResult, Status
 from harness.options import PREDICT_RULE, RunOptions
 
 BUYS_ACCURACY = "predict-phase compute can buy accuracy"
 
 
-def granted_warning(options: RunOptions) -> Optional[str]:
+def granted_warning(options: RunOptions) -> str | None:
     """A warning when --predict-budget grants more than the default for this training budget."""
     default = options.default_predict_budget_s
     if options.predict_budget_s <= default:
         return None
-    return (f"the predict phase was granted {options.predict_budget_s - default:g}s over its default: "
-            f"--predict-budget {options.predict_budget_s:g}s, default {default:g}s for a {options.budget_s:g}s "
-            f"training budget ({PREDICT_RULE}); {BUYS_ACCURACY}")
+    return (
+        f"the predict phase was granted {options.predict_budget_s - default:g}s over its default: "
+        f"--predict-budget {options.predict_budget_s:g}s, default {default:g}s for a {options.budget_s:g}s "
+        f"training budget ({PREDICT_RULE}); {BUYS_ACCURACY}"
+    )
 
 
 def apply(result: RunResult, options: RunOptions) -> None:
@@ -36,9 +36,11 @@ def apply(result: RunResult, options: RunOptions) -> None:
     seconds = result.predict.seconds
     if options.predict_budget_s <= default or seconds <= default:
         return
-    over = (f"the predict phase ran {seconds:.1f}s, over the default predict budget of {default:g}s for a "
-            f"{options.budget_s:g}s training budget ({PREDICT_RULE}; --predict-budget granted "
-            f"{options.predict_budget_s:g}s): {BUYS_ACCURACY}")
+    over = (
+        f"the predict phase ran {seconds:.1f}s, over the default predict budget of {default:g}s for a "
+        f"{options.budget_s:g}s training budget ({PREDICT_RULE}; --predict-budget granted "
+        f"{options.predict_budget_s:g}s): {BUYS_ACCURACY}"
+    )
     result.warnings.append(over)
     if options.strict_predict and result.status is not Status.FAILED:  # a failure already has its reason
         result.status, result.reason = Status.FAILED, f"--strict-predict: {over}"

@@ -12,22 +12,20 @@ import shutil
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from harness import curve, data, predict_rule, report, scoring
 from harness.checkpoints import LISTED_CHECKPOINTS, SaveWatch, list_checkpoints, settle, watched_state
 from harness.clock import Deadline, Interrupted, supervise
 from harness.console import Progress
-from harness.contract import (PREDICTIONS_FILE, ContractError, Submission, list_entry, load_submission,
-                              submission_digest)
+from harness.contract import PREDICTIONS_FILE, ContractError, Submission, list_entry, load_submission, submission_digest
 from harness.events import EventTail, describe
-from harness.fingerprint import environment
-from harness.reproduce import Reproducing, compare
 from harness.files import atomic_copy, atomic_write_json
-from harness.hostfiles import make_safe, private_dir
+from harness.fingerprint import environment
 from harness.formatting import utc_now
+from harness.hostfiles import make_safe, private_dir
 from harness.model import (
     Curve,
     GpuStatus,
@@ -43,6 +41,7 @@ from harness.model import (
 )
 from harness.monitor import Gpus, Monitor
 from harness.options import RunOptions, default_grace
+from harness.reproduce import Reproducing, compare
 from harness.runners import PhaseSpec, Runner
 from harness.snapshots import Snapshots
 from harness.staging import stage_entry
@@ -50,13 +49,15 @@ from harness.unpack import Unpacked, open_source
 
 TICK_S = 0.5  # how often the watcher reads events and redraws progress
 CURVE_LOG_BYTES = 2**20  # each curve point's predict log (12 of them): enough to say why one failed
-PUBLIC_HELDOUT = ("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
-                  "for a real competition pass --eval-data with a secret set")
+PUBLIC_HELDOUT = (
+    "the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
+    "for a real competition pass --eval-data with a secret set"
+)
 STAGED = Path(".work") / "entry"  # under the run directory: the entry's copy that the phases run (harness.staging)
 NOT_ISOLATED = "not isolated: the local runner runs the entry on this host, with your rights (not a sandbox)"
 
 
-def new_run_dir(runs_dir: Path, name: str, run_id: Optional[str] = None) -> Path:
+def new_run_dir(runs_dir: Path, name: str, run_id: str | None = None) -> Path:
     """A fresh directory; an existing run is never reused or overwritten."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     base = run_id or f"{dt.datetime.now():%Y%m%d-%H%M%S}-{name}"
@@ -74,12 +75,12 @@ def new_run_dir(runs_dir: Path, name: str, run_id: Optional[str] = None) -> Path
 class Devices:
     """The run's GPUs, opened once through NVML (cuda runs only), and why none are monitored."""
 
-    gpus: Optional[Gpus]
+    gpus: Gpus | None
     status: GpuStatus
     note: str = ""
 
     @classmethod
-    def open(cls, options: RunOptions, open_gpus: Callable[[str], tuple[Optional[Gpus], str]]) -> "Devices":
+    def open(cls, options: RunOptions, open_gpus: Callable[[str], tuple[Gpus | None, str]]) -> Devices:
         if options.device != "cuda":
             return cls(None, GpuStatus.CPU_RUN, "The run used --device cpu; GPUs were not monitored")
         gpus, note = open_gpus(options.gpu_selector)
@@ -96,11 +97,17 @@ class Devices:
 class PhaseRunner:
     """Starts one phase, watches it, and turns what happened into a PhaseResult."""
 
-    def __init__(self, runner: Runner, options: RunOptions, progress: Progress, devices: "Devices",
-                 snapshot_store: Optional[Path] = None):
+    def __init__(
+        self,
+        runner: Runner,
+        options: RunOptions,
+        progress: Progress,
+        devices: Devices,
+        snapshot_store: Path | None = None,
+    ):
         self.runner, self.options, self.progress, self.devices = runner, options, progress, devices
         self.snapshot_store, self.snapshots = snapshot_store, None  # --curve: train's snapshots land here
-        self.unreadable: Optional[str] = None  # why train's checkpoint folder was emptied unscored (checkpoints.settle)
+        self.unreadable: str | None = None  # why train's checkpoint folder was emptied unscored (checkpoints.settle)
 
     def run(self, spec: PhaseSpec, run_dir: Path, monitored: bool) -> tuple[PhaseResult, MonitorSummary | None]:
         """`monitored`: the run's record of this phase (train): metrics.csv, events.jsonl and the summary.
@@ -108,15 +115,28 @@ class PhaseRunner:
         handle = self.runner.start(spec)
         deadline = handle.deadline
         events = EventTail(spec.events_file, deadline.started_unix)
-        monitor = Monitor(handle.sample, self.devices.gpus, self.devices.note, self.options.monitor_interval_s,
-                          run_dir / "metrics.csv" if monitored else None)
+        monitor = Monitor(
+            handle.sample,
+            self.devices.gpus,
+            self.devices.note,
+            self.options.monitor_interval_s,
+            run_dir / "metrics.csv" if monitored else None,
+        )
         monitor.start(deadline.started_monotonic)
         view = handle.checkpoint_view() if spec.writable_checkpoints else None
         saves = SaveWatch()
         if self.snapshot_store and spec.writable_checkpoints:
             self.snapshots = Snapshots(view, self.snapshot_store, deadline.elapsed, monitor.energy_so_far)
-        watcher = Watcher(spec, deadline, events, monitor, self.progress, view, saves,
-                          self.snapshots if spec.writable_checkpoints else None).start()
+        watcher = Watcher(
+            spec,
+            deadline,
+            events,
+            monitor,
+            self.progress,
+            view,
+            saves,
+            self.snapshots if spec.writable_checkpoints else None,
+        ).start()
 
         interrupted = False
         try:
@@ -146,8 +166,11 @@ class PhaseRunner:
         result.cpu_seconds, result.gpu_busy_seconds = monitor.compute()
         summary = summary if monitored else None
         result.rewritten_in_place = sorted(saves.in_place)[:LISTED_CHECKPOINTS]
-        unreadable = settle(result, exit_info.checkpoint_times, exit_info.checkpoints_unreadable,
-                            spec.checkpoints_dir, deadline) if spec.writable_checkpoints else None
+        unreadable = (
+            settle(result, exit_info.checkpoint_times, exit_info.checkpoints_unreadable, spec.checkpoints_dir, deadline)
+            if spec.writable_checkpoints
+            else None
+        )
         if spec.writable_checkpoints:
             self.unreadable = unreadable
         if interrupted:
@@ -158,7 +181,8 @@ class PhaseRunner:
         elif clock.hit_deadline:
             result.outcome = Outcome.KILLED_AT_DEADLINE
             result.detail = f"still running at {spec.budget_s - spec.grace_s:g}s: sent " + ", ".join(
-                f"{s.name} at {s.at_s:.2f}s" for s in clock.signals)
+                f"{s.name} at {s.at_s:.2f}s" for s in clock.signals
+            )
         elif clock.exit_code != 0:
             result.outcome, result.detail = Outcome.CRASHED, f"exited with code {clock.exit_code}"
         else:
@@ -186,14 +210,23 @@ class Watcher:
     may run in the clock's loop (harness.clock).
     """
 
-    def __init__(self, spec: PhaseSpec, deadline: Deadline, events: EventTail, monitor: Optional[Monitor],
-                 progress: Progress, view: Optional[Path], saves: SaveWatch, snapshots: Optional[Snapshots] = None):
+    def __init__(
+        self,
+        spec: PhaseSpec,
+        deadline: Deadline,
+        events: EventTail,
+        monitor: Monitor | None,
+        progress: Progress,
+        view: Path | None,
+        saves: SaveWatch,
+        snapshots: Snapshots | None = None,
+    ):
         self.spec, self.deadline, self.events, self.monitor, self.progress = spec, deadline, events, monitor, progress
         self.view, self.saves, self.snapshots = view, saves, snapshots
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"watch:{spec.phase}", daemon=True)
 
-    def start(self) -> "Watcher":
+    def start(self) -> Watcher:
         self._thread.start()
         return self
 
@@ -211,9 +244,15 @@ class Watcher:
                     self.snapshots.look(state if complete else None)
             latest = self.monitor.latest if self.monitor else None
             util = latest.gpus[0]["util"] if latest and latest.gpus else None
-            self.progress.update(self.spec.phase, self.deadline.elapsed(), self.spec.budget_s,
-                                 describe(self.events.last), latest.cpu_percent if latest else None,
-                                 latest.rss_bytes if latest else None, util)
+            self.progress.update(
+                self.spec.phase,
+                self.deadline.elapsed(),
+                self.spec.budget_s,
+                describe(self.events.last),
+                latest.cpu_percent if latest else None,
+                latest.rss_bytes if latest else None,
+                util,
+            )
 
 
 class PhaseInterrupted(Exception):
@@ -223,8 +262,13 @@ class PhaseInterrupted(Exception):
 
 
 def not_started(phase: str, budget: float) -> PhaseResult:
-    return PhaseResult(phase=phase, outcome=Outcome.NOT_STARTED, seconds=0.0, budget_s=budget,
-                       detail="not started: the train phase did not leave a model")
+    return PhaseResult(
+        phase=phase,
+        outcome=Outcome.NOT_STARTED,
+        seconds=0.0,
+        budget_s=budget,
+        detail="not started: the train phase did not leave a model",
+    )
 
 
 # --- one graded run ------------------------------------------------------------
@@ -235,9 +279,20 @@ MODEL_LEFT = (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE)  # train outcomes t
 class OneRun:
     """One graded run (one seed): its private work folder, its phases, and the result its steps fill in."""
 
-    def __init__(self, run_dir: Path, submission: Submission, info: SubmissionInfo, sets: data.GradedSets,
-                 runner: Runner, options: RunOptions, progress: Progress, devices: Devices, seed: int, run_id: str,
-                 original: Optional[tuple[Reproduction, RunResult]] = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        submission: Submission,
+        info: SubmissionInfo,
+        sets: data.GradedSets,
+        runner: Runner,
+        options: RunOptions,
+        progress: Progress,
+        devices: Devices,
+        seed: int,
+        run_id: str,
+        original: tuple[Reproduction, RunResult] | None = None,
+    ):
         started_at, self.t0 = utc_now(), time.monotonic()
         self.run_dir, self.submission, self.sets, self.runner = run_dir, submission, sets, runner
         self.options, self.progress, self.devices, self.seed, self.original = options, progress, devices, seed, original
@@ -289,7 +344,7 @@ class OneRun:
         self.finish()
         return result
 
-    def spec(self, phase: str, budget: float, data_dir: Path, output: Optional[Path]) -> PhaseSpec:
+    def spec(self, phase: str, budget: float, data_dir: Path, output: Path | None) -> PhaseSpec:
         options = self.options
         return PhaseSpec(
             phase=phase,
@@ -322,8 +377,9 @@ class OneRun:
     def train(self) -> None:
         """The clock runs from the command's start; killing it at the deadline is normal."""
         result, options = self.result, self.options
-        self.progress.say(f"[{result.run_id}] train: {self.submission.train_text} "
-                          f"(budget {options.budget_s:g}s, seed {self.seed})")
+        self.progress.say(
+            f"[{result.run_id}] train: {self.submission.train_text} (budget {options.budget_s:g}s, seed {self.seed})"
+        )
         spec = self.spec("train", options.budget_s, self.dirs["train-data"], None)
         result.train, result.monitor = self.phases.run(spec, self.run_dir, monitored=True)
         result.environment = environment(self.runner, options.device, self.devices.gpus, self.run_dir)  # as it ran
@@ -333,12 +389,14 @@ class OneRun:
         if result.train.late_checkpoints:
             result.warnings.append(
                 f"{len(result.train.late_checkpoints)} checkpoint file(s) were written after the deadline and "
-                "were not scored: " + ", ".join(result.train.late_checkpoints[:5]))
+                "were not scored: " + ", ".join(result.train.late_checkpoints[:5])
+            )
         if result.train.outcome in MODEL_LEFT and not result.train.checkpoints:
             result.train.outcome = Outcome.NO_CHECKPOINT
             result.train.detail = self.phases.unreadable or (
                 "nothing was saved in HAET_CHECKPOINTS, so there is no model to score"
-                + (" before the deadline" if result.train.late_checkpoints else ""))
+                + (" before the deadline" if result.train.late_checkpoints else "")
+            )
         result.warnings += result.monitor.warnings
         if result.train.stray_processes_killed:
             result.warnings.append(result.train.detail)
@@ -362,22 +420,29 @@ class OneRun:
         if not snapshots or self.sets.curve is None or result.train.outcome not in MODEL_LEFT:
             return
         gpu = [g.energy_j for g in result.monitor.gpus or []]
-        snapshots.final(self.dirs["checkpoints"], result.train.last_checkpoint_write_s or result.train.seconds,
-                        (sum(gpu) if gpu and None not in gpu else None, result.monitor.cpu_energy_j))
+        snapshots.final(
+            self.dirs["checkpoints"],
+            result.train.last_checkpoint_write_s or result.train.seconds,
+            (sum(gpu) if gpu and None not in gpu else None, result.monitor.cpu_energy_j),
+        )
         result.curve = Curve(per_class=self.options.curve_per_class, target=self.options.target)
         self.progress.say(f"[{result.run_id}] curve: {len(snapshots.kept)} snapshot(s), off the clock")
         try:
-            curve.evaluate(result.curve, snapshots, self.sets.curve, len(self.sets.classes), self.work,
-                           self._curve_point)
+            curve.evaluate(
+                result.curve, snapshots, self.sets.curve, len(self.sets.classes), self.work, self._curve_point
+            )
         except PhaseInterrupted:
             result.curve.notes.append("interrupted: the points before it are kept; the official score stands")
             self.finish()
             raise Interrupted() from None
 
     def _curve_point(self, checkpoints: Path, data_dir: Path, output: Path, name: str) -> PhaseResult:
-        point = dataclasses.replace(self.spec("predict", self.options.predict_budget_s, data_dir, output),
-                                    checkpoints_dir=checkpoints, log_limit_bytes=CURVE_LOG_BYTES,
-                                    log_path=self.run_dir / "curve-logs" / f"{name}.log")
+        point = dataclasses.replace(
+            self.spec("predict", self.options.predict_budget_s, data_dir, output),
+            checkpoints_dir=checkpoints,
+            log_limit_bytes=CURVE_LOG_BYTES,
+            log_path=self.run_dir / "curve-logs" / f"{name}.log",
+        )
         return self.phases.run(point, self.run_dir, monitored=False)[0]
 
     def finish(self) -> None:
@@ -394,8 +459,11 @@ class OneRun:
 
 def run_warnings(sets: data.GradedSets, runner: Runner, options: RunOptions) -> list[str]:
     """What every run of these options says up front (on the terminal, and in result.json)."""
-    return ([PUBLIC_HELDOUT] if sets.info.heldout_public else []) + ([] if runner.isolated else [NOT_ISOLATED]) \
+    return (
+        ([PUBLIC_HELDOUT] if sets.info.heldout_public else [])
+        + ([] if runner.isolated else [NOT_ISOLATED])
         + [w for w in [predict_rule.granted_warning(options)] if w]
+    )
 
 
 def judge(result: RunResult, predictions: Path, run_dir: Path, sets: data.GradedSets) -> None:
@@ -422,9 +490,13 @@ def judge(result: RunResult, predictions: Path, run_dir: Path, sets: data.Graded
 # --- the whole command ---------------------------------------------------------
 
 
-def graded_run(options: RunOptions, runner: Runner, progress: Progress,
-               open_gpus: Callable[[str], tuple[Optional[Gpus], str]] = Gpus.open,
-               original: Optional[Reproducing] = None) -> RunResult | SeriesResult:
+def graded_run(
+    options: RunOptions,
+    runner: Runner,
+    progress: Progress,
+    open_gpus: Callable[[str], tuple[Gpus | None, str]] = Gpus.open,
+    original: Reproducing | None = None,
+) -> RunResult | SeriesResult:
     """The whole command. `open_gpus` reads the GPUs (NVML); tests without a GPU pass a stand-in;
     `original`: the run(s) this one reproduces (harness.reproduce). An entry handed over as an archive
     or a repository is unpacked beside the runs first (harness.unpack), and staged from there."""
@@ -432,9 +504,14 @@ def graded_run(options: RunOptions, runner: Runner, progress: Progress,
         return _graded_run(options, source, runner, progress, open_gpus, original)
 
 
-def _graded_run(options: RunOptions, source: Unpacked, runner: Runner, progress: Progress,
-                open_gpus: Callable[[str], tuple[Optional[Gpus], str]],
-                original: Optional[Reproducing]) -> RunResult | SeriesResult:
+def _graded_run(
+    options: RunOptions,
+    source: Unpacked,
+    runner: Runner,
+    progress: Progress,
+    open_gpus: Callable[[str], tuple[Gpus | None, str]],
+    original: Reproducing | None,
+) -> RunResult | SeriesResult:
     submission = load_submission(source.path)
     list_entry(submission.path)  # before any run directory: it may refuse the entry (nothing is read yet)
     progress.say(f"data: {options.data}" + (f", held-out set from {options.eval_data}" if options.eval_data else ""))
@@ -444,18 +521,30 @@ def _graded_run(options: RunOptions, source: Unpacked, runner: Runner, progress:
         original.check_data(pool, eval_pool)  # a record's data sources must give its images, before any run
     seeds = [options.seed + i for i in range(options.repeats)]
     sets = [  # drawn before anything is written, so a data problem leaves no empty run behind
-        data.draw(pool, eval_pool, seed=seed, train_per_class=options.train_per_class,
-                  eval_per_class=options.eval_per_class, source=options.data,
-                  eval_source=options.eval_data or options.data,
-                  curve_per_class=options.curve_per_class if options.curve else 0)
+        data.draw(
+            pool,
+            eval_pool,
+            seed=seed,
+            train_per_class=options.train_per_class,
+            eval_per_class=options.eval_per_class,
+            source=options.data,
+            eval_source=options.eval_data or options.data,
+            curve_per_class=options.curve_per_class if options.curve else 0,
+        )
         for seed in seeds
     ]
     run_dir = new_run_dir(Path(options.runs_dir).resolve(), submission.name, options.run_id)
     try:  # the phases run the staged copy, and its digest is the run's (harness.staging)
         private_dir(run_dir / STAGED.parent)  # no other user may reach into it, even while it is staged
         staged = dataclasses.replace(submission, path=stage_entry(submission.path, run_dir / STAGED / submission.name))
-        info = SubmissionInfo(submission.name, source.location, submission.train_text, submission.predict_text,
-                              submission_digest(staged.path), source.origin)
+        info = SubmissionInfo(
+            submission.name,
+            source.location,
+            submission.train_text,
+            submission.predict_text,
+            submission_digest(staged.path),
+            source.origin,
+        )
     except (ContractError, OSError):  # the entry changed since it was listed: refused, and no run is left behind
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
@@ -467,16 +556,39 @@ def _graded_run(options: RunOptions, source: Unpacked, runner: Runner, progress:
     devices = Devices.open(options, open_gpus)
     try:
         if options.repeats == 1:
-            return OneRun(run_dir, staged, info, sets[0], runner, options, progress, devices, seeds[0],
-                          run_dir.name, original.reproduction(0) if original else None).run()
+            return OneRun(
+                run_dir,
+                staged,
+                info,
+                sets[0],
+                runner,
+                options,
+                progress,
+                devices,
+                seeds[0],
+                run_dir.name,
+                original.reproduction(0) if original else None,
+            ).run()
         started_at, t0, results = utc_now(), time.monotonic(), []
         try:
             for i, seed in enumerate(seeds):
                 repeat_dir = run_dir / f"repeat-{i + 1:02d}"
                 repeat_dir.mkdir()
-                results.append(OneRun(repeat_dir, staged, info, sets[i], runner, options, progress, devices,
-                                      seed, f"{run_dir.name}/{repeat_dir.name}",
-                                      original.reproduction(i) if original else None).run())
+                results.append(
+                    OneRun(
+                        repeat_dir,
+                        staged,
+                        info,
+                        sets[i],
+                        runner,
+                        options,
+                        progress,
+                        devices,
+                        seed,
+                        f"{run_dir.name}/{repeat_dir.name}",
+                        original.reproduction(i) if original else None,
+                    ).run()
+                )
         except Interrupted:
             write_series(run_dir, info, results, started_at, t0, interrupted=True)
             raise
@@ -486,8 +598,9 @@ def _graded_run(options: RunOptions, source: Unpacked, runner: Runner, progress:
         shutil.rmtree(run_dir / ".work", ignore_errors=True)  # the staged entry; a single run's finish() removed it
 
 
-def write_series(run_dir: Path, info: SubmissionInfo, results: list[RunResult], started_at: str,
-                 t0: float, interrupted: bool) -> SeriesResult:
+def write_series(
+    run_dir: Path, info: SubmissionInfo, results: list[RunResult], started_at: str, t0: float, interrupted: bool
+) -> SeriesResult:
     accuracies = [r.accuracy if r.status is Status.SCORED and r.accuracy is not None else 0.0 for r in results]
     failed = [r for r in results if r.status is not Status.SCORED]
     if interrupted:

@@ -12,7 +12,6 @@ import argparse
 import json
 import subprocess
 import sys
-from typing import Optional
 
 from harness.errors import RunnerError
 
@@ -46,31 +45,38 @@ def describe_image(image: str) -> dict:
         import docker
 
         client = docker.from_env(timeout=120)
-        output = client.containers.run(image, ["python3", "-c", PROBE], entrypoint=[], network_mode="none",
-                                       remove=True, stdout=True, stderr=False)
+        output = client.containers.run(
+            image, ["python3", "-c", PROBE], entrypoint=[], network_mode="none", remove=True, stdout=True, stderr=False
+        )
     except Exception as exc:  # no SDK, no engine, no such image
-        raise RunnerError(f"could not run {image!r} to describe it ({exc}); is the engine up and the image built "
-                          "(make image-cpu, make image-cuda)?") from None
+        raise RunnerError(
+            f"could not run {image!r} to describe it ({exc}); is the engine up and the image built "
+            "(make image-cpu, make image-cuda)?"
+        ) from None
     return json.loads(output.decode().strip().splitlines()[-1])
 
 
 def table(runtime: dict) -> str:
     rows = [("Python", runtime["python"])] + [(NAMES.get(n, n), v or "absent") for n, v in runtime["packages"].items()]
-    rows += [("torch.compile", "yes" if runtime.get("torch_compile") else "no"),
-             ("C compiler", runtime.get("c_compiler") or "absent")]
+    rows += [
+        ("torch.compile", "yes" if runtime.get("torch_compile") else "no"),
+        ("C compiler", runtime.get("c_compiler") or "absent"),
+    ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
 def add_parser(commands) -> None:
     p = commands.add_parser("runtime", help="what an entry's Python has: in a runtime image, or here")
-    p.add_argument("--image", help="a runtime image, e.g. haet-runtime:cpu (default: this host's interpreter, "
-                                   "which the local runner uses)")
+    p.add_argument(
+        "--image",
+        help="a runtime image, e.g. haet-runtime:cpu (default: this host's interpreter, which the local runner uses)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_runtime)
 
 
 def cmd_runtime(args: argparse.Namespace, progress) -> int:
-    runtime: Optional[dict] = describe_image(args.image) if args.image else describe_local()
+    runtime: dict | None = describe_image(args.image) if args.image else describe_local()
     print(json.dumps(runtime) if args.json else f"{args.image or 'this host (--runner local)'}\n{table(runtime)}")
     return 0

@@ -55,8 +55,10 @@ def _lines(f, name: str, limit: int):
             return
         used += len(line.encode("utf-8"))
         if used > limit:
-            raise InvalidPredictions(f"{name} is over the {limit}-byte limit for its rows; "
-                                     "write one 'index,label' line per image and nothing else")
+            raise InvalidPredictions(
+                f"{name} is over the {limit}-byte limit for its rows; "
+                "write one 'index,label' line per image and nothing else"
+            )
         yield line
 
 
@@ -73,13 +75,17 @@ def read_predictions(path: Path, count: int, n_classes: int) -> np.ndarray:
     except OSError:
         info = None
     if info is None or not stat.S_ISREG(info.st_mode):
-        raise InvalidPredictions(f"{name} was not written" if info is None else
-                                 f"{name} is not a regular file; write predictions to a plain file")
+        raise InvalidPredictions(
+            f"{name} was not written"
+            if info is None
+            else f"{name} is not a regular file; write predictions to a plain file"
+        )
     limit = byte_limit(count)
     if info.st_size > limit:
         raise InvalidPredictions(
             f"{name} is {info.st_size} bytes; over the {limit}-byte limit for {count} predictions "
-            f"({BASE_BYTES // 1024} KiB + {BYTES_PER_ROW} bytes per image); write one 'index,label' line per image")
+            f"({BASE_BYTES // 1024} KiB + {BYTES_PER_ROW} bytes per image); write one 'index,label' line per image"
+        )
     max_rows = row_limit(count)
     labels = np.full(count, -1, dtype=np.int64)
     try:
@@ -94,13 +100,15 @@ def read_predictions(path: Path, count: int, n_classes: int) -> np.ndarray:
                 if rows.line_num > max_rows:
                     raise InvalidPredictions(
                         f"{name} has more than {max_rows} lines for {count} images (one per image, the header "
-                        f"and up to {ROW_SLACK} blank lines); write one 'index,label' line per image")
+                        f"and up to {ROW_SLACK} blank lines); write one 'index,label' line per image"
+                    )
                 line = rows.line_num
                 if not row:
                     continue
                 if len(row) != 2:
-                    raise InvalidPredictions(f"{name} line {line}: expected 2 fields 'index,label', "
-                                             f"got {len(row)} ({_quote(row)})")
+                    raise InvalidPredictions(
+                        f"{name} line {line}: expected 2 fields 'index,label', got {len(row)} ({_quote(row)})"
+                    )
                 try:
                     index, label = int(row[0]), int(row[1])
                 except ValueError:
@@ -113,11 +121,13 @@ def read_predictions(path: Path, count: int, n_classes: int) -> np.ndarray:
                     raise InvalidPredictions(f"{name} line {line}: index {index} is predicted twice")
                 labels[index] = label
     except UnicodeDecodeError as exc:
-        raise InvalidPredictions(f"{name} is not a UTF-8 CSV file ({clean(exc.reason, 60)}); "
-                                 "write plain UTF-8 text") from None
+        raise InvalidPredictions(
+            f"{name} is not a UTF-8 CSV file ({clean(exc.reason, 60)}); write plain UTF-8 text"
+        ) from None
     except csv.Error as exc:
-        raise InvalidPredictions(f"{name} is not a UTF-8 CSV file ({clean(exc, 100)}); "
-                                 "write plain 'index,label' lines") from None
+        raise InvalidPredictions(
+            f"{name} is not a UTF-8 CSV file ({clean(exc, 100)}); write plain 'index,label' lines"
+        ) from None
     except OSError as exc:
         raise InvalidPredictions(f"{name} cannot be read ({clean(exc.strerror or exc, 100)})") from None
     missing = np.flatnonzero(labels == -1)

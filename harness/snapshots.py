@@ -25,9 +25,9 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 from harness.checkpoints import State, watched_state
 from harness.walk import open_beneath
@@ -42,8 +42,8 @@ class Snapshot:
     name: str  # folder under the store
     seconds: float  # harness clock: the phase's seconds when this state was first seen
     state: State
-    gpu_energy_j: Optional[float] = None
-    cpu_energy_j: Optional[float] = None
+    gpu_energy_j: float | None = None
+    cpu_energy_j: float | None = None
     final: bool = False
     probation: int = PROBATION_LOOKS
     replaced: set[str] = field(default_factory=set)  # names since seen gone or on another inode
@@ -55,30 +55,32 @@ class Snapshot:
 
 @dataclass
 class Snapshots:
-    view: Optional[Path]  # where the entry's checkpoints can be read (None: no snapshots)
+    view: Path | None  # where the entry's checkpoints can be read (None: no snapshots)
     store: Path  # the harness's own folder
     elapsed: Callable[[], float]  # the phase's clock
-    energy: Callable[[], tuple[Optional[float], Optional[float]]] = lambda: (None, None)
+    energy: Callable[[], tuple[float | None, float | None]] = lambda: (None, None)
     limit: int = DEFAULT_LIMIT
     max_bytes: int = DEFAULT_MAX_BYTES
     kept: list[Snapshot] = field(default_factory=list)
     seen: int = 0  # complete states copied, before thinning
     notes: list[str] = field(default_factory=list)
-    _previous: Optional[State] = None
+    _previous: State | None = None
     _first_seen: float = 0.0
-    _first_energy: tuple[Optional[float], Optional[float]] = (None, None)
+    _first_energy: tuple[float | None, float | None] = (None, None)
     _count: int = 0
 
     def __post_init__(self) -> None:
         if self.view is None:
-            self._note("the runner gives the harness no view of the checkpoints while train runs "
-                       "(docs/security.md): the curve has the final point only")
+            self._note(
+                "the runner gives the harness no view of the checkpoints while train runs "
+                "(docs/security.md): the curve has the final point only"
+            )
 
     @property
     def per_snapshot_bytes(self) -> int:
         return self.max_bytes // self.limit
 
-    def look(self, state: Optional[State]) -> None:
+    def look(self, state: State | None) -> None:
         """One observation of the view (None: the watcher could not read all of it); copies the
         folder when it has stood still since the last one."""
         if state is None:
@@ -94,8 +96,9 @@ class Snapshots:
             return
         self._copy(self.view, state, self._first_seen, self._first_energy)
 
-    def final(self, directory: Path, seconds: float,
-              energy: tuple[Optional[float], Optional[float]] = (None, None)) -> Optional[Snapshot]:
+    def final(
+        self, directory: Path, seconds: float, energy: tuple[float | None, float | None] = (None, None)
+    ) -> Snapshot | None:
         """The folder the official score used (the entry has exited): always kept, as the last point;
         `energy` is the whole phase's."""
         state = _state(directory)
@@ -109,12 +112,15 @@ class Snapshots:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _copy(self, source: Path, state: State, seconds: float, energy: tuple[Optional[float], Optional[float]],
-              final: bool = False) -> Optional[Snapshot]:
+    def _copy(
+        self, source: Path, state: State, seconds: float, energy: tuple[float | None, float | None], final: bool = False
+    ) -> Snapshot | None:
         size = sum(f[2] for f in state)
         if size > self.per_snapshot_bytes:
-            self._note(f"a checkpoint folder of {size} bytes is over the snapshot cap of {self.per_snapshot_bytes} "
-                       "bytes (--curve keeps at most 12 snapshots in 4 GiB); not copied")
+            self._note(
+                f"a checkpoint folder of {size} bytes is over the snapshot cap of {self.per_snapshot_bytes} "
+                "bytes (--curve keeps at most 12 snapshots in 4 GiB); not copied"
+            )
             return None
         self._count += 1
         name = f"snapshot-{self._count:03d}"
@@ -174,8 +180,10 @@ class Snapshots:
             if torn:
                 self.kept.remove(snapshot)
                 shutil.rmtree(self.store / snapshot.name, ignore_errors=True)
-                self._note("a checkpoint was rewritten in place after it was copied: that snapshot was dropped "
-                           "(save to a temporary file and rename it)")
+                self._note(
+                    "a checkpoint was rewritten in place after it was copied: that snapshot was dropped "
+                    "(save to a temporary file and rename it)"
+                )
 
     def _note(self, note: str) -> None:
         if note not in self.notes:
@@ -194,7 +202,7 @@ def thin(kept: list[Snapshot], limit: int) -> list[Snapshot]:
     return dropped
 
 
-def _state(root: Path) -> Optional[State]:
+def _state(root: Path) -> State | None:
     """The folder's files (checkpoints.watched_state), or None when that is not all of them."""
     state, complete = watched_state(root)
     return state if complete else None

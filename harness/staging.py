@@ -23,7 +23,7 @@ import os
 import stat
 from pathlib import Path
 
-from harness.contract import (DIGEST_CHUNK, MAX_ENTRY_BYTES, ContractError, list_entry, open_entry_file)
+from harness.contract import DIGEST_CHUNK, MAX_ENTRY_BYTES, ContractError, list_entry, open_entry_file
 from harness.text import clean
 
 FOLDER_MODE = 0o755
@@ -49,14 +49,18 @@ def stage_entry(src: Path, dst: Path) -> Path:
     for file in listing.files:
         mode = EXECUTABLE_MODE if file.st.st_mode & stat.S_IXUSR else FILE_MODE
         target = dst / file.rel
-        with os.fdopen(open_entry_file(listing, file, shown), "rb") as source, \
-                os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode), "wb") as out:
+        with (
+            os.fdopen(open_entry_file(listing, file, shown), "rb") as source,
+            os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode), "wb") as out,
+        ):
             while chunk := source.read(DIGEST_CHUNK):
                 total += len(chunk)
                 if total > MAX_ENTRY_BYTES:  # a file that grew since it was listed
-                    raise ContractError(f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
-                                        f"(at {clean(file.rel, 120)}); keep large data out of the entry "
-                                        "and unchanged while it is graded")
+                    raise ContractError(
+                        f"{shown}: its files add up to more than {MAX_ENTRY_BYTES // 2**20} MiB "
+                        f"(at {clean(file.rel, 120)}); keep large data out of the entry "
+                        "and unchanged while it is graded"
+                    )
                 out.write(chunk)
             os.fchmod(out.fileno(), mode)
     for rel, folder in listing.folder_links:  # last: no copy above ever passes through one of them

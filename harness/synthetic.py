@@ -34,8 +34,13 @@ def synthetic_arrays(train_per_class: int, test_per_class: int, seed: int = 0, n
 
     train_images, train_labels = make(train_per_class)
     test_images, test_labels = make(test_per_class)
-    return dict(train_images=train_images, train_labels=train_labels, test_images=test_images,
-                test_labels=test_labels, classes=np.array(CLASSES))
+    return dict(
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+        classes=np.array(CLASSES),
+    )
 
 
 def colour_images(per_class: int, n_classes: int = len(CLASSES), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -48,8 +53,9 @@ def colour_images(per_class: int, n_classes: int = len(CLASSES), seed: int = 0) 
     return images, labels.astype(np.int64)
 
 
-def write_synthetic_npz(path: Path, train_per_class: int = 100, test_per_class: int = 50, seed: int = 0,
-                        noise: float = 60.0) -> Path:
+def write_synthetic_npz(
+    path: Path, train_per_class: int = 100, test_per_class: int = 50, seed: int = 0, noise: float = 60.0
+) -> Path:
     """Write the dataset atomically; use it as `--data npz:PATH`."""
     buffer = io.BytesIO()
     np.savez(buffer, **synthetic_arrays(train_per_class, test_per_class, seed, noise))

@@ -86,7 +86,8 @@ def is_printable(text: str) -> bool:
     """True when `clean` would leave the text unchanged: no control, surrogate, separator or
     invisible format character survives."""
     return not _UNSAFE.search(text) and not any(
-        unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in text if not ch.isascii())
+        unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in text if not ch.isascii()
+    )
 
 
 def utf8(text: object) -> str:
@@ -114,12 +115,12 @@ def html(text: object, limit: int | None = None) -> str:
     return _html.escape(clean(_LINE_SPACE.sub(" ", _text(text)), limit), quote=True)
 
 
-def html_lines(lines: "list[object] | tuple[object, ...]", limit: int | None = None) -> str:
+def html_lines(lines: list[object] | tuple[object, ...], limit: int | None = None) -> str:
     """Several lines for a <pre>: each cleaned and escaped on its own, joined by newlines."""
     return "\n".join(_html.escape(clean(line, limit), quote=True) for line in lines)
 
 
-def md_code(lines: "list[object] | tuple[object, ...]", limit: int | None = None, info: str = "text") -> str:
+def md_code(lines: list[object] | tuple[object, ...], limit: int | None = None, info: str = "text") -> str:
     """A fenced Markdown code block of cleaned lines, its fence longer than any backtick run inside."""
     body = "\n".join(clean(line, limit) for line in lines)
     longest = max((len(m) for m in re.findall(r"`+", body)), default=0)

@@ -37,7 +37,6 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from harness.archives import HEADER_BYTES, Limits, Over, Tree, decompressed, unpack_tar, unpack_zip
 from harness.contract import DIGEST_CHUNK, MANIFEST
@@ -59,7 +58,7 @@ class Source:
 
     kind: str  # folder | zip | tar | git
     path: Path  # the folder, the archive or the repository, resolved
-    ref: Optional[str] = None  # git: None is HEAD
+    ref: str | None = None  # git: None is HEAD
 
     @property
     def location(self) -> str:
@@ -85,19 +84,25 @@ def is_archive(path: Path) -> bool:
 
 
 def _is_bare_repository(path: Path) -> bool:
-    return ((path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
-            and not (path / MANIFEST).exists())
+    return (
+        (path / "HEAD").is_file()
+        and (path / "objects").is_dir()
+        and (path / "refs").is_dir()
+        and not (path / MANIFEST).exists()
+    )
 
 
-def _git_source(path_text: str, ref: Optional[str], shown: str) -> Source:
+def _git_source(path_text: str, ref: str | None, shown: str) -> Source:
     path = Path(path_text)
     if not path.is_absolute():
         raise ContractError(f"{shown}: a git+file URL needs an absolute path (git+file:///PATH@REF)")
     if not path.is_dir():
         raise ContractError(f"{shown}: no repository at {clean(path, 300)}; pass a local git repository (PATH@REF)")
     if ref is not None and not REF_PATTERN.fullmatch(ref):
-        raise ContractError(f"{shown}: {clean(ref, 60)!r} is not a ref the harness fetches; name a branch, a tag or a "
-                            "full commit id (letters, digits, . _ / -)")
+        raise ContractError(
+            f"{shown}: {clean(ref, 60)!r} is not a ref the harness fetches; name a branch, a tag or a "
+            "full commit id (letters, digits, . _ / -)"
+        )
     return Source("git", Path(os.path.realpath(path)), ref)
 
 
@@ -115,8 +120,10 @@ def parse_source(source: str | Path) -> Source:
         return _git_source(repo, ref, shown) if at and os.path.isdir(repo) else _git_source(location, None, shown)
     path = Path(text)
     if not path.exists() and REMOTE_PATTERN.match(text):
-        raise ContractError(f"{shown} is a remote location; the harness does not fetch entries over the network: clone "
-                            "or download it here and pass the local folder, archive or repository (PATH@REF)")
+        raise ContractError(
+            f"{shown} is a remote location; the harness does not fetch entries over the network: clone "
+            "or download it here and pass the local folder, archive or repository (PATH@REF)"
+        )
     if path.is_dir():
         if _is_bare_repository(path):
             return Source("git", Path(os.path.realpath(path)))
@@ -150,7 +157,7 @@ def describe(source: str | Path) -> str:
 class Unpacked:
     """An entry source as a folder: the folder itself, or a private unpacked copy removed on close."""
 
-    def __init__(self, source: Source, path: Path, origin: Optional[EntrySource], work: Optional[Path]):
+    def __init__(self, source: Source, path: Path, origin: EntrySource | None, work: Path | None):
         self.source, self.path, self.origin, self._work = source, path, origin, work
 
     @property
@@ -163,14 +170,14 @@ class Unpacked:
             shutil.rmtree(self._work, ignore_errors=True)
             self._work = None
 
-    def __enter__(self) -> "Unpacked":
+    def __enter__(self) -> Unpacked:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def open_source(source: str | Path, parent: Optional[Path] = None, limits: Limits = Limits()) -> Unpacked:
+def open_source(source: str | Path, parent: Path | None = None, limits: Limits | None = None) -> Unpacked:
     """The entry at `source` as a folder. A folder is used as it is; an archive or a repository is
     unpacked into a new private folder (mode 0700) under `parent` (the system's temporary folder
     when None), removed by close(). Raises ContractError when the source is refused; nothing is
@@ -182,7 +189,7 @@ def open_source(source: str | Path, parent: Optional[Path] = None, limits: Limit
         Path(parent).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".unpack-" if parent is not None else "haet-unpack-", dir=parent))
     try:
-        tree = Tree(work / "entry", clean(parsed.location, 300), limits)
+        tree = Tree(work / "entry", clean(parsed.location, 300), limits or Limits())
         if parsed.kind == "git":
             origin = _unpack_git(parsed, work, tree)
         else:
@@ -213,8 +220,10 @@ def _copy_archive(source: Source, work: Path, tree: Tree) -> tuple[Path, str]:
         while chunk := original.read(DIGEST_CHUNK):
             total += len(chunk)
             if total > tree.limits.max_bytes:
-                raise ContractError(f"{shown} is over {tree.limits.max_bytes // 2**20} MiB, the most an entry may "
-                                    "hold; keep large data out of the entry")
+                raise ContractError(
+                    f"{shown} is over {tree.limits.max_bytes // 2**20} MiB, the most an entry may "
+                    "hold; keep large data out of the entry"
+                )
             digest.update(chunk)
             out.write(chunk)
     return copy, digest.hexdigest()
@@ -232,8 +241,16 @@ def _unpack_archive(source: Source, work: Path, tree: Tree) -> EntrySource:
                 unpack_tar(decompressed(raw), tree)
     except Over:
         raise tree.too_large() from None
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError,
-            NotImplementedError, RuntimeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        tarfile.TarError,
+        EOFError,
+        zlib.error,
+        lzma.LZMAError,
+        OSError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         raise ContractError(f"{tree.shown} cannot be read as a {kind} ({clean(exc, 200)}); pack it again") from None
     return EntrySource(kind=source.kind, location=source.location, sha256=sha256)
 
@@ -244,25 +261,52 @@ def _unpack_archive(source: Source, work: Path, tree: Tree) -> EntrySource:
 def _git_env(work: Path) -> dict[str, str]:
     """No configuration but the harness's own: no system or user config (no credential helpers, no
     aliases, no filters), no prompts, and only the local file transport."""
-    return {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(work), "LC_ALL": "C",
-            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ALLOW_PROTOCOL": "file", "GIT_PROTOCOL_FROM_USER": "0"}
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(work),
+        "LC_ALL": "C",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ALLOW_PROTOCOL": "file",
+        "GIT_PROTOCOL_FROM_USER": "0",
+    }
 
 
-GIT_OPTIONS = ("-c", "protocol.allow=never", "-c", "protocol.file.allow=always", "-c", "core.hooksPath=/dev/null",
-               "-c", "transfer.fsckObjects=true", "-c", "core.fsmonitor=false", "-c", "submodule.recurse=false",
-               "-c", "core.attributesFile=/dev/null")
+GIT_OPTIONS = (
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "protocol.file.allow=always",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "transfer.fsckObjects=true",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "core.attributesFile=/dev/null",
+)
 
 
 def _folder_bytes(folder: Path) -> int:
     return sum(os.lstat(os.path.join(top, f)).st_size for top, _, files in os.walk(folder) for f in files)
 
 
-def _git(args: list[str], work: Path, shown: str, watch: Optional[Path] = None, limit: int = 0) -> str:
+def _git(args: list[str], work: Path, shown: str, watch: Path | None = None, limit: int = 0) -> str:
     """Run git (the harness's own repository, or a fetch from the entry's), bounded in time and, with
     `watch`, in the bytes written under it. Its output, or a ContractError with git's own words."""
-    proc = subprocess.Popen(["git", *GIT_OPTIONS, *args], cwd=work, env=_git_env(work), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        ["git", *GIT_OPTIONS, *args],
+        cwd=work,
+        env=_git_env(work),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + GIT_TIMEOUT_S
     try:
         while True:
@@ -271,19 +315,25 @@ def _git(args: list[str], work: Path, shown: str, watch: Optional[Path] = None, 
                 break
             except subprocess.TimeoutExpired:
                 if time.monotonic() > deadline:
-                    raise ContractError(f"{shown}: git took over {GIT_TIMEOUT_S:g}s to read the repository; "
-                                        "pass a smaller repository, or an archive of the entry") from None
+                    raise ContractError(
+                        f"{shown}: git took over {GIT_TIMEOUT_S:g}s to read the repository; "
+                        "pass a smaller repository, or an archive of the entry"
+                    ) from None
                 if watch is not None and _folder_bytes(watch) > limit:
-                    raise ContractError(f"{shown}: the commit holds more than {limit // 2**20} MiB; keep large data "
-                                        "out of the entry (the harness gives every phase its data)") from None
+                    raise ContractError(
+                        f"{shown}: the commit holds more than {limit // 2**20} MiB; keep large data "
+                        "out of the entry (the harness gives every phase its data)"
+                    ) from None
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     if proc.returncode != 0:
         said = " ".join(err.decode("utf-8", "replace").split())
-        raise ContractError(f"{shown}: git could not read it ({clean(said, 300)}); pass a local git repository and a "
-                            "branch, a tag or a full commit id that it holds (PATH@REF)")
+        raise ContractError(
+            f"{shown}: git could not read it ({clean(said, 300)}); pass a local git repository and a "
+            "branch, a tag or a full commit id that it holds (PATH@REF)"
+        )
     return out.decode("utf-8", "replace").strip()
 
 
@@ -293,13 +343,34 @@ def _unpack_git(source: Source, work: Path, tree: Tree) -> EntrySource:
     _git(["init", "-q", "--bare", "--template=", str(repo)], work, shown)
     # The entry's repository serves the commit (upload-pack, which runs none of its hooks); depth 1: its history
     # is not the entry's, and a pack of one commit is bounded like the files it holds.
-    _git(["--git-dir", str(repo), "fetch", "-q", "--depth", "1", "--no-tags", "--no-recurse-submodules",
-          str(source.path), source.ref or "HEAD"], work, shown,
-         watch=repo, limit=tree.limits.max_bytes + tree.limits.max_bytes // 8 + 2**20)
+    _git(
+        [
+            "--git-dir",
+            str(repo),
+            "fetch",
+            "-q",
+            "--depth",
+            "1",
+            "--no-tags",
+            "--no-recurse-submodules",
+            str(source.path),
+            source.ref or "HEAD",
+        ],
+        work,
+        shown,
+        watch=repo,
+        limit=tree.limits.max_bytes + tree.limits.max_bytes // 8 + 2**20,
+    )
     commit = _git(["--git-dir", str(repo), "rev-parse", "--verify", "FETCH_HEAD^{commit}"], work, shown)
-    proc = subprocess.Popen(["git", *GIT_OPTIONS, "--git-dir", str(repo), "archive", "--format=tar", commit],
-                            cwd=work, env=_git_env(work), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        ["git", *GIT_OPTIONS, "--git-dir", str(repo), "archive", "--format=tar", commit],
+        cwd=work,
+        env=_git_env(work),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         assert proc.stdout is not None
         unpack_tar(proc.stdout, tree)
@@ -307,8 +378,10 @@ def _unpack_git(source: Source, work: Path, tree: Tree) -> EntrySource:
             raise Over()
         proc.wait(timeout=GIT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise ContractError(f"{shown}: git took over {GIT_TIMEOUT_S:g}s to write commit {commit[:12]}; pass a "
-                            "smaller repository, or an archive of the entry") from None
+        raise ContractError(
+            f"{shown}: git took over {GIT_TIMEOUT_S:g}s to write commit {commit[:12]}; pass a "
+            "smaller repository, or an archive of the entry"
+        ) from None
     except Over:
         raise tree.too_large() from None
     except tarfile.TarError as exc:
@@ -318,6 +391,8 @@ def _unpack_git(source: Source, work: Path, tree: Tree) -> EntrySource:
             proc.kill()
         proc.wait()
     if proc.returncode != 0:
-        raise ContractError(f"{shown}: git could not write the files of commit {commit[:12]} (exit {proc.returncode}); "
-                            "pass a repository that git can read")
+        raise ContractError(
+            f"{shown}: git could not write the files of commit {commit[:12]} (exit {proc.returncode}); "
+            "pass a repository that git can read"
+        )
     return EntrySource(kind="git", location=source.location, commit=commit, ref=source.ref or "HEAD")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 MAX_ENTRIES = 10_000  # files, folders and anything else, together
 MAX_DEPTH = 64  # folders inside folders (each open folder holds one descriptor)
@@ -68,8 +68,9 @@ def _same(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def walk(root: Path, limit: int = MAX_ENTRIES, max_depth: int = MAX_DEPTH,
-         skip: frozenset[str] = frozenset()) -> Iterator[Found]:
+def walk(
+    root: Path, limit: int = MAX_ENTRIES, max_depth: int = MAX_DEPTH, skip: frozenset[str] = frozenset()
+) -> Iterator[Found]:
     """Every entry below `root` (not the root itself), depth first, as lstat'ed; folders are
     yielded before what they hold. Folders named in `skip` are yielded but not entered. Raises
     TooMany past `limit` entries, TooDeep for a folder more than `max_depth` folders deep (both
@@ -134,7 +135,7 @@ def _parent(root: Path, rel: str) -> tuple[int, str]:
     return dir_fd, parts[-1]
 
 
-def open_beneath(root: Path, rel: str, expect: Optional[tuple[int, int]] = None, flags: int = 0) -> int:
+def open_beneath(root: Path, rel: str, expect: tuple[int, int] | None = None, flags: int = 0) -> int:
     """A read-only descriptor of the regular file `rel` below `root`, every component opened with
     O_NOFOLLOW from its parent's descriptor: a link anywhere on the way is refused (OSError). With
     `expect` (device, inode, as listed by `walk`), a file replaced since it was listed is refused.

@@ -4,22 +4,28 @@ CPU), how many networks to train in lockstep, the epochs per network, and whethe
 Everything here is decided in set-up, from a few timed probe steps and the clock, so the same
 entry fits a 2-core CPU at 90 s and a GPU at 600 s without a change to its hyperparameters.
 """
+
 import copy
 import os
 import time
 
 import common  # (sets the /tmp cache dirs before torch is imported)
-import torch
-
 import gradients
 import speed
+import torch
 
 
 def model_arch(cfg, width, num_classes, members=1):
     """The network's description: common.build_model(arch) builds it, and every checkpoint stores
     it, so the width probe, training and predict.py all build exactly the same network."""
-    return {"width": width, "act": cfg["act"], "celu_alpha": cfg["celu_alpha"],
-            "whiten": bool(cfg["whiten"]), "num_classes": num_classes, "members": members}
+    return {
+        "width": width,
+        "act": cfg["act"],
+        "celu_alpha": cfg["celu_alpha"],
+        "whiten": bool(cfg["whiten"]),
+        "num_classes": num_classes,
+        "members": members,
+    }
 
 
 def measure_image_s(arch, device, mf, passes=1, probe_bs=64, timed_steps=3, amp_dtype=None):
@@ -34,7 +40,7 @@ def measure_image_s(arch, device, mf, passes=1, probe_bs=64, timed_steps=3, amp_
     x = torch.randn(probe_bs, 3, 32, 32, device=device).contiguous(memory_format=mf)
     y = torch.randint(0, arch["num_classes"], (probe_bs,), device=device)
     times = []
-    for i in range(1 + timed_steps):
+    for _ in range(1 + timed_steps):
         t0 = time.time()
         gradients.scaled_cross_entropy(m(x), y, 0.0, 1.0).backward()
         if device.type == "cuda":
@@ -88,8 +94,9 @@ def plan_budget(cfg, device, mf, num_classes, train_s, n, bs, predict_s):
 
     def measured(members):  # training seconds per image of the whole ensemble
         if device.type == "cuda":
-            return measure_image_s(model_arch(cfg, width, num_classes, members), device, mf, passes, probe_bs=bs,
-                                   amp_dtype=amp_dtype)
+            return measure_image_s(
+                model_arch(cfg, width, num_classes, members), device, mf, passes, probe_bs=bs, amp_dtype=amp_dtype
+            )
         # the width probe's figure where there is one: a second probe would cost a short budget
         return (cpu_image_s or measure_image_s(model_arch(cfg, width, num_classes), device, mf, passes)) * members
 
@@ -111,8 +118,14 @@ def plan_budget(cfg, device, mf, num_classes, train_s, n, bs, predict_s):
     elif epochs_fit(1) <= cap:
         members = 1
     else:  # predicting 10 views of ~1000 images costs about a third of training on 10,000 images
-        members = max([k for k in range(1, top + 1) if epochs_fit(k) >= cap
-                       and cost(k) * 10_000 / 3 <= cfg["predict_share"] * predict_s], default=1)
+        members = max(
+            [
+                k
+                for k in range(1, top + 1)
+                if epochs_fit(k) >= cap and cost(k) * 10_000 / 3 <= cfg["predict_share"] * predict_s
+            ],
+            default=1,
+        )
     if cfg["epochs"] != "auto":
         return width, members, int(cfg["epochs"])
     return width, members, cap if epochs_fit(members) > cap else None

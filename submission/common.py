@@ -3,6 +3,7 @@
 Depends on numpy + torch (+ PyYAML in train.py) only, so the whole submission/ folder can be
 copied out as a template.
 """
+
 import os
 import tempfile
 
@@ -10,8 +11,12 @@ import tempfile
 # and HOME may not be writable: point every cache torch might write (hub, inductor, triton) at
 # /tmp *before* torch is imported. setdefault keeps whatever the caller chose.
 _CACHE = os.path.join(tempfile.gettempdir(), "haet-resnet9-cache")
-for _var, _sub in [("TORCH_HOME", "torch"), ("TORCHINDUCTOR_CACHE_DIR", "inductor"),
-                   ("TRITON_CACHE_DIR", "triton"), ("XDG_CACHE_HOME", "xdg")]:
+for _var, _sub in [
+    ("TORCH_HOME", "torch"),
+    ("TORCHINDUCTOR_CACHE_DIR", "inductor"),
+    ("TRITON_CACHE_DIR", "triton"),
+    ("XDG_CACHE_HOME", "xdg"),
+]:
     os.environ.setdefault(_var, os.path.join(_CACHE, _sub))
 
 import json  # noqa: E402
@@ -26,9 +31,11 @@ def require_env(name):
     submission contract lists (docs/submission-contract.md), so a missing one means a run by hand."""
     value = os.environ.get(name)
     if value is None or value == "":
-        raise SystemExit(f"error: environment variable {name} is not set (the HAET harness sets it, as the "
-                         f"submission contract guarantees; to run this script by hand, set every HAET_* "
-                         f"variable the contract lists)")
+        raise SystemExit(
+            f"error: environment variable {name} is not set (the HAET harness sets it, as the "
+            f"submission contract guarantees; to run this script by hand, set every HAET_* "
+            f"variable the contract lists)"
+        )
     return value
 
 
@@ -58,8 +65,7 @@ def conv_bn(c_in, c_out, act, kernel_size=3, members=1):
     by member and the convolution is grouped, so no member sees another's channels; BN and the
     activation act per channel, hence per member, exactly as in separate networks."""
     return nn.Sequential(
-        nn.Conv2d(c_in * members, c_out * members, kernel_size, padding=kernel_size // 2, bias=False,
-                  groups=members),
+        nn.Conv2d(c_in * members, c_out * members, kernel_size, padding=kernel_size // 2, bias=False, groups=members),
         nn.BatchNorm2d(c_out * members),
         act(),
     )
@@ -100,8 +106,9 @@ class ResNet9(nn.Module):
     ensemble's prediction is the mean of the members' logits.
     """
 
-    def __init__(self, width=1.0, act="relu", celu_alpha=0.075, whiten=False, num_classes=10,
-                 out_scale=0.125, members=1):
+    def __init__(
+        self, width=1.0, act="relu", celu_alpha=0.075, whiten=False, num_classes=10, out_scale=0.125, members=1
+    ):
         super().__init__()
         c0, c1, c2, c3 = widths(width)
         a = make_act(act, celu_alpha)
@@ -116,9 +123,14 @@ class ResNet9(nn.Module):
             prep = conv_bn(3, c0, a, members=k)
         self.layers = nn.Sequential(
             prep,
-            conv_bn(c0, c1, a, members=k), nn.MaxPool2d(2), Residual(c1, a, members=k),
-            conv_bn(c1, c2, a, members=k), nn.MaxPool2d(2),
-            conv_bn(c2, c3, a, members=k), nn.MaxPool2d(2), Residual(c3, a, members=k),
+            conv_bn(c0, c1, a, members=k),
+            nn.MaxPool2d(2),
+            Residual(c1, a, members=k),
+            conv_bn(c1, c2, a, members=k),
+            nn.MaxPool2d(2),
+            conv_bn(c2, c3, a, members=k),
+            nn.MaxPool2d(2),
+            Residual(c3, a, members=k),
             nn.AdaptiveMaxPool2d(1),
         )
         # the linear head of every member as one grouped 1x1 conv (same init as nn.Linear)
@@ -136,8 +148,14 @@ class ResNet9(nn.Module):
 
 def build_model(arch):
     """arch: the dict stored in every checkpoint, so predict.py rebuilds exactly what was trained."""
-    return ResNet9(width=arch["width"], act=arch["act"], celu_alpha=arch["celu_alpha"],
-                   whiten=arch["whiten"], num_classes=arch["num_classes"], members=arch.get("members", 1))
+    return ResNet9(
+        width=arch["width"],
+        act=arch["act"],
+        celu_alpha=arch["celu_alpha"],
+        whiten=arch["whiten"],
+        num_classes=arch["num_classes"],
+        members=arch.get("members", 1),
+    )
 
 
 def normalize(images_u8, mean, std):
@@ -213,5 +231,6 @@ def load_latest(directory):
             return model, meta
         except Exception as e:  # truncated / corrupt file: fall back to the previous one
             errors.append(f"{os.path.basename(path)}: {type(e).__name__}: {e}")
-    raise SystemExit(f"error: no loadable checkpoint in {directory}"
-                     + ("".join("\n  " + e for e in errors) or " (none saved)"))
+    raise SystemExit(
+        f"error: no loadable checkpoint in {directory}" + ("".join("\n  " + e for e in errors) or " (none saved)")
+    )

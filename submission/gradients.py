@@ -5,6 +5,7 @@ update_grad combines them as HP (train.py) switches them; train.py's loop then s
 The gradient functions leave the step's direction in the parameters' .grad and put back any
 weights they move, so the optimizer always steps from where the network stood.
 """
+
 import functools
 
 import torch
@@ -49,9 +50,9 @@ def sam_grad(model, params, batch, loss_fn, rho):
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         norm = torch.norm(torch.stack([g.norm() for g in grads])) + 1e-12
         eps = [g * (rho / norm) for g in grads]
-    add_to_params(params, eps, +1)   # ascend to the worst point nearby
+    add_to_params(params, eps, +1)  # ascend to the worst point nearby
     plain_grad(model, params, batch, loss_fn)
-    add_to_params(params, eps, -1)   # back to w (BN running stats saw one extra batch: harmless)
+    add_to_params(params, eps, -1)  # back to w (BN running stats saw one extra batch: harmless)
     return loss, out
 
 
@@ -98,8 +99,9 @@ def update_grad(forward, params, batches, lr, cfg, loss_scale):
     Returns the (scaled) loss and the logits of the first batch."""
     grad_fn = functools.partial(batch_grad, forward, params, cfg=cfg, loss_scale=loss_scale)
     if cfg["meta"]:
-        loss, out = meta_grad(forward, params, batches[0], batches[1], grad_fn,
-                              cfg["meta_inner_lr_mult"] * lr, cfg["meta_inner_weight"])
+        loss, out = meta_grad(
+            forward, params, batches[0], batches[1], grad_fn, cfg["meta_inner_lr_mult"] * lr, cfg["meta_inner_weight"]
+        )
     else:
         loss, out = grad_fn(batches[0])
     if cfg["gc"]:

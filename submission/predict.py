@@ -3,6 +3,7 @@
 The test-time views are added one at a time, and only while the next one fits before SIGTERM
 (HAET_DEADLINE - HAET_GRACE_S - SAFETY_S): predictions are always written in time, with as many
 views as this machine allowed (all of them, normally)."""
+
 import os
 import signal
 import time
@@ -11,9 +12,8 @@ import time
 STOP = {"requested": False}
 signal.signal(signal.SIGTERM, lambda signum, frame: STOP.update(requested=True))
 
-import numpy as np  # noqa: E402
-
 import common  # noqa: E402,F401  (sets the /tmp cache dirs before torch is imported)
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -36,7 +36,7 @@ def view(x, dy, dx, flip):
     if dy or dx:
         pad = max(abs(dy), abs(dx))
         xp = F.pad(x, (pad,) * 4, mode="reflect")
-        x = xp[:, :, pad + dy:pad + dy + 32, pad + dx:pad + dx + 32]
+        x = xp[:, :, pad + dy : pad + dy + 32, pad + dx : pad + dx + 32]
     return x.flip(3) if flip else x
 
 
@@ -59,7 +59,7 @@ def predict(model, images_u8, mean, std, device, tta=True, tta_shift=0, batch_si
             if used and (STOP["requested"] or (t_end is not None and time.time() > t_end)):
                 logits = None  # out of time mid-view: keep the views already summed
                 break
-            logits.append(model(view(x[i:i + batch_size], dy, dx, flip)).float().mean(1))
+            logits.append(model(view(x[i : i + batch_size], dy, dx, flip)).float().mean(1))
         if logits is None:
             break
         if logits:
@@ -82,22 +82,34 @@ def main():
     model, meta = common.load_latest(ckpt_dir)
     with np.load(os.path.join(data_dir, "test.npz")) as d:
         images = d["images"]
-    t_end = (float(common.require_env("HAET_DEADLINE")) - float(common.require_env("HAET_GRACE_S"))
-             - SAFETY_S)  # SIGTERM comes at deadline - grace
+    t_end = (
+        float(common.require_env("HAET_DEADLINE")) - float(common.require_env("HAET_GRACE_S")) - SAFETY_S
+    )  # SIGTERM comes at deadline - grace
     t_views = time.time()
-    labels, used, planned = predict(model, images, meta["mean"], meta["std"], device, tta=meta.get("tta", True),
-                                    tta_shift=meta.get("tta_shift", 0), t_end=t_end)
+    labels, used, planned = predict(
+        model,
+        images,
+        meta["mean"],
+        meta["std"],
+        device,
+        tta=meta.get("tta", True),
+        tta_shift=meta.get("tta_shift", 0),
+        t_end=t_end,
+    )
 
     tmp = os.path.join(out_dir, ".predictions.csv.tmp")
     with open(tmp, "w") as f:
         f.write("index,label\n")
-        f.writelines(f"{i},{int(l)}\n" for i, l in enumerate(labels))
+        f.writelines(f"{i},{int(label)}\n" for i, label in enumerate(labels))
     os.replace(tmp, os.path.join(out_dir, "predictions.csv"))
     budget = float(common.require_env("HAET_BUDGET_S"))
     started = t_end + SAFETY_S + float(common.require_env("HAET_GRACE_S")) - budget  # the phase's start
-    print(f"wrote {len(labels)} predictions (checkpoint step {meta.get('step')}, epoch {meta.get('epoch')}; "
-          f"{used} of {planned} test-time views from {t_views - started:.1f} s to {time.time() - started:.1f} s "
-          f"of a {budget:g} s budget)", flush=True)
+    print(
+        f"wrote {len(labels)} predictions (checkpoint step {meta.get('step')}, epoch {meta.get('epoch')}; "
+        f"{used} of {planned} test-time views from {t_views - started:.1f} s to {time.time() - started:.1f} s "
+        f"of a {budget:g} s budget)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ runtime image lacks; an op may be unsupported. So compiling is tried once, timed
 budget, and a failure means eager training with the reason said, never a failed run. On CUDA
 the steps run in bf16 (fp16 before Ampere) under autocast, which the tensor cores run fastest.
 """
+
 import os
 import shutil
 import signal

@@ -15,6 +15,7 @@ gradients.py (the loss; plain, SAM and meta gradients; GC), budget.py (the budge
 members, epochs, compiling), speed.py (compiling, precision, step timing), common.py (the network,
 checkpoint files).
 """
+
 import signal
 
 # ---- Stop flag, installed before the slow imports: SIGTERM must never kill us mid-save ----
@@ -28,16 +29,14 @@ import os  # noqa: E402
 import time  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-
+import budget  # noqa: E402
 import common  # noqa: E402  (sets the /tmp cache dirs before torch is imported)
+import gradients  # noqa: E402
+import numpy as np  # noqa: E402
+import speed  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-import budget  # noqa: E402
-import gradients  # noqa: E402
-import speed  # noqa: E402
+import yaml  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -46,54 +45,61 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # ---------------------------------------------------------------------------------------------
 HP = {
     # model
-    "width": "auto",          # channel multiplier of ResNet-9 (1.0 = 64..512); auto: from throughput
+    "width": "auto",  # channel multiplier of ResNet-9 (1.0 = 64..512); auto: from throughput
     "auto_widths": [0.25, 0.5, 0.75, 1.0],  # candidates for width: auto (multiples of 16 channels)
-    "auto_min_epochs": 20,    # auto: the widest candidate that still fits this many epochs (600 s on
-                              # 2 CPU cores: 0.5, or 0.25 on a slow day; both scored ~80 %)
+    "auto_min_epochs": 20,  # auto: the widest candidate that still fits this many epochs (600 s on
+    # 2 CPU cores: 0.5, or 0.25 on a slow day; both scored ~80 %)
     # the budget plan: epochs per network up to epoch_cap, then more networks (budget.plan_budget)
-    "epoch_cap": 40,          # more epochs stop paying past this: width 0.25 on CPU scored 80.1 % at
-                              # both 40 and 80 epochs (3 seeds, docs/results.md)
-    "epochs": "auto",         # epochs per network; auto: epoch_cap where it fits, else what time allows
-    "members": "auto",        # networks trained in lockstep and averaged; auto: the plan decides
-    "max_members": 8,         # bounds the ensemble's memory on a GPU and its prediction time
-    "predict_share": 1 / 3,   # the plan keeps the predicted prediction time under this share of the
-                              # predict budget (the rest: start-up, loading, SIGTERM's grace)
-    "act": "relu",            # relu | celu
+    "epoch_cap": 40,  # more epochs stop paying past this: width 0.25 on CPU scored 80.1 % at
+    # both 40 and 80 epochs (3 seeds, docs/results.md)
+    "epochs": "auto",  # epochs per network; auto: epoch_cap where it fits, else what time allows
+    "members": "auto",  # networks trained in lockstep and averaged; auto: the plan decides
+    "max_members": 8,  # bounds the ensemble's memory on a GPU and its prediction time
+    "predict_share": 1 / 3,  # the plan keeps the predicted prediction time under this share of the
+    # predict budget (the rest: start-up, loading, SIGTERM's grace)
+    "act": "relu",  # relu | celu
     "celu_alpha": 0.075,
-    "whiten": False,          # frozen first layer whitening 3x3 patches (IP)
-    "whiten_eps": 1e-2,       # added to the eigenvalues: damps the noisiest directions
+    "whiten": False,  # frozen first layer whitening 3x3 patches (IP)
+    "whiten_eps": 1e-2,  # added to the eigenvalues: damps the noisiest directions
     # optimisation
-    "batch_size": "auto",     # auto: 512 on CUDA, 128 on CPU (few epochs fit: more, smaller steps win)
-    "lr": 0.4, "momentum": 0.9, "nesterov": True,
-    "weight_decay": 0.0,      # IP: 5e-4; the default preset's 2e-3 gained 2 points at 600 s on CPU
-    "label_smoothing": 0.0,   # IP: 0.2
-    "warmup_frac": 0.2,       # linear warm-up over this fraction of the time budget, then linear to 0
+    "batch_size": "auto",  # auto: 512 on CUDA, 128 on CPU (few epochs fit: more, smaller steps win)
+    "lr": 0.4,
+    "momentum": 0.9,
+    "nesterov": True,
+    "weight_decay": 0.0,  # IP: 5e-4; the default preset's 2e-3 gained 2 points at 600 s on CPU
+    "label_smoothing": 0.0,  # IP: 0.2
+    "warmup_frac": 0.2,  # linear warm-up over this fraction of the time budget, then linear to 0
     # the paper's techniques (90 s on 2 CPU cores, 3 seeds, docs/results.md: SAM's two passes per
     # step halve the epochs and cost 6-7 points; GC and meta are within noise of the baseline)
-    "sam": False, "sam_rho": 0.05,
+    "sam": False,
+    "sam_rho": 0.05,
     "gc": False,
-    "meta": False, "meta_inner_lr_mult": 1.0, "meta_inner_weight": 1.0,
+    "meta": False,
+    "meta_inner_lr_mult": 1.0,
+    "meta_inner_weight": 1.0,
     # always-on tricks
-    "flip": True, "crop_pad": 4,
-    "cutout": 0,              # side of the square zeroed in each training image (0: off; 8 did not
-                              # help at 600 s on CPU)
-    "ema": True, "ema_decay": 0.98,  # per step, with a 1/(t+10) warm-up so early steps count fully
-    "tta": True,              # predict.py averages the logits of the image and its mirror
-    "tta_shift": 0,           # ... and of both moved this many pixels up/down/left/right (0: off)
+    "flip": True,
+    "crop_pad": 4,
+    "cutout": 0,  # side of the square zeroed in each training image (0: off; 8 did not
+    # help at 600 s on CPU)
+    "ema": True,
+    "ema_decay": 0.98,  # per step, with a 1/(t+10) warm-up so early steps count fully
+    "tta": True,  # predict.py averages the logits of the image and its mirror
+    "tta_shift": 0,  # ... and of both moved this many pixels up/down/left/right (0: off)
     # system
-    "amp": "auto",            # auto: bf16 (or fp16) autocast on CUDA, fp32 on CPU
-    "channels_last": True,    # faster on CUDA tensor cores and on CPU (oneDNN) alike
-    "compile": "auto",        # auto: torch.compile only on CUDA with a budget >= compile_min_budget_s;
-                              # tried once in setup, eager training if it fails (speed.try_compile)
+    "amp": "auto",  # auto: bf16 (or fp16) autocast on CUDA, fp32 on CPU
+    "channels_last": True,  # faster on CUDA tensor cores and on CPU (oneDNN) alike
+    "compile": "auto",  # auto: torch.compile only on CUDA with a budget >= compile_min_budget_s;
+    # tried once in setup, eager training if it fails (speed.try_compile)
     "compile_min_budget_s": 300,
     "compile_reserve_s": 60,  # the plan leaves this much for compiling; with less than twice it left
-                              # the entry trains eagerly; the attempt stops at max(this, half the
-                              # time left), a bound (no break-even is measured): a cold compile of
-                              # width 0.25 took 128 s on 2 busy CPU cores
-    "sync_every": 20,         # CUDA: wait for the GPU every this many steps to time them (speed.StepTimer)
-    "safety_s": 2.0,          # finish this long before SIGTERM (final EMA save, slow steps)
-    "ckpt_every_s": 10,       # checkpoint every this many seconds of training (at least 12 times in a
-                              # short run, for the harness's --curve, but never more than every 2 s)
+    # the entry trains eagerly; the attempt stops at max(this, half the
+    # time left), a bound (no break-even is measured): a cold compile of
+    # width 0.25 took 128 s on 2 busy CPU cores
+    "sync_every": 20,  # CUDA: wait for the GPU every this many steps to time them (speed.StepTimer)
+    "safety_s": 2.0,  # finish this long before SIGTERM (final EMA save, slow steps)
+    "ckpt_every_s": 10,  # checkpoint every this many seconds of training (at least 12 times in a
+    # short run, for the harness's --curve, but never more than every 2 s)
 }
 
 
@@ -175,12 +181,16 @@ def augment(x, pad, flip, gen, cutout=0):
         x = torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
     if pad:
         xp = F.pad(x, (pad,) * 4, mode="reflect")
-        dy, dx = (torch.randint(0, 2 * pad + 1, (2, n), generator=gen).to(x.device))
+        dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=gen).to(x.device)
         ar = torch.arange(32, device=x.device)
         rows = (dy[:, None] + ar)[:, None, :, None]  # [n,1,32,1]
         cols = (dx[:, None] + ar)[:, None, None, :]  # [n,1,1,32]
-        x = xp[torch.arange(n, device=x.device)[:, None, None, None],
-               torch.arange(3, device=x.device)[None, :, None, None], rows, cols]
+        x = xp[
+            torch.arange(n, device=x.device)[:, None, None, None],
+            torch.arange(3, device=x.device)[None, :, None, None],
+            rows,
+            cols,
+        ]
     if cutout:
         # the centre is uniform over the image (DeVries & Taylor), so squares at the edge are clipped
         corner = torch.randint(-(cutout // 2), 32 - cutout // 2, (2, n), generator=gen).to(x.device)
@@ -223,9 +233,12 @@ def make_optimizer(params, cfg):
     parameters. The learning rate is set before every step from lr_at()."""
     decay = [p for p in params if p.dim() > 1]
     other = [p for p in params if p.dim() <= 1]
-    return torch.optim.SGD([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                            {"params": other, "weight_decay": 0.0}],
-                           lr=0.0, momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": other, "weight_decay": 0.0}],
+        lr=0.0,
+        momentum=cfg["momentum"],
+        nesterov=cfg["nesterov"],
+    )
 
 
 # ---- EMA of the weights (and BN statistics): what we checkpoint and score ----
@@ -304,16 +317,28 @@ def main(argv=None):
     run = read_run(cfg)
     gen = set_up_device(run)
     x, y, mean, std, num_classes = load_train(run.data_dir, run.device)
-    ckpt = Checkpointer(run.ckpt_dir, {"mean": mean, "std": std, "tta": bool(cfg["tta"]),
-                                       "tta_shift": int(cfg["tta_shift"]), "preset": cfg["preset"]}, run.t_start)
+    ckpt = Checkpointer(
+        run.ckpt_dir,
+        {
+            "mean": mean,
+            "std": std,
+            "tta": bool(cfg["tta"]),
+            "tta_shift": int(cfg["tta_shift"]),
+            "preset": cfg["preset"],
+        },
+        run.t_start,
+    )
     save_stand_in(ckpt, cfg, num_classes)  # before anything slow: a start cut short still leaves a model
     training = set_up_training(cfg, run, x, y, num_classes)
     report_config(cfg, run, training)
     epoch, step = train_loop(cfg, run, training, x, y, gen, ckpt)
     ckpt.save(training.saved_net, training.arch, epoch, step)  # the last save: the model scored
     emit("done", epoch=epoch, step=step, stopped_by_signal=int(STOP["requested"]))
-    print(f"saved final checkpoint after {epoch} epochs / {step} steps, {time.time() - run.t_start:.1f}s "
-          f"(SIGTERM: {STOP['requested']})", flush=True)
+    print(
+        f"saved final checkpoint after {epoch} epochs / {step} steps, {time.time() - run.t_start:.1f}s "
+        f"(SIGTERM: {STOP['requested']})",
+        flush=True,
+    )
 
 
 def read_run(cfg):
@@ -328,9 +353,17 @@ def read_run(cfg):
     grace_s = float(common.require_env("HAET_GRACE_S"))
     seed = int(common.require_env("HAET_SEED"))
     device = common.pick_device(common.require_env("HAET_DEVICE"))
-    return SimpleNamespace(t_start=t_start, data_dir=data_dir, ckpt_dir=ckpt_dir, budget_s=budget_s, seed=seed,
-                           device=device, t_end=deadline - grace_s - cfg["safety_s"], sync=speed.device_sync(device),
-                           mf=torch.channels_last if cfg["channels_last"] else torch.contiguous_format)
+    return SimpleNamespace(
+        t_start=t_start,
+        data_dir=data_dir,
+        ckpt_dir=ckpt_dir,
+        budget_s=budget_s,
+        seed=seed,
+        device=device,
+        t_end=deadline - grace_s - cfg["safety_s"],
+        sync=speed.device_sync(device),
+        mf=torch.channels_last if cfg["channels_last"] else torch.contiguous_format,
+    )
 
 
 def set_up_device(run):
@@ -352,8 +385,9 @@ def set_up_training(cfg, run, x, y, num_classes):
     bs = min(bs, n // (2 if cfg["meta"] else 1))  # meta needs two batches per update
     want_compile, compile_why = budget.compile_wanted(cfg, device, run.budget_s)
     plan_s = run.t_end - time.time() - (cfg["compile_reserve_s"] if want_compile else 0)  # room to compile
-    width, members, epochs = budget.plan_budget(cfg, device, mf, num_classes, plan_s, n, bs,
-                                                budget.predict_budget_s(run.budget_s))
+    width, members, epochs = budget.plan_budget(
+        cfg, device, mf, num_classes, plan_s, n, bs, budget.predict_budget_s(run.budget_s)
+    )
     arch = budget.model_arch(cfg, width, num_classes, members)
     model = make_network(arch, cfg, x).to(device, memory_format=mf)
     params = [p for p in model.parameters() if p.requires_grad]  # all but the frozen whitening layer
@@ -363,38 +397,83 @@ def set_up_training(cfg, run, x, y, num_classes):
     amp_dtype, loss_scale = speed.mixed_precision(device, cfg["amp"])
     wrap = (lambda net: speed.Autocast(net, amp_dtype)) if amp_dtype else (lambda net: net)  # noqa: E731
     first = torch.arange(bs, device=device)  # one batch, laid out as the loop's batches are (no recompile)
-    net, compile_s, compile_why, epochs = budget.compile_model(cfg, model, wrap, x.contiguous(memory_format=mf)[first],
-                                                               y[first], run.sync, run.t_end,
-                                                               want_compile, compile_why, n, epochs)
+    net, compile_s, compile_why, epochs = budget.compile_model(
+        cfg,
+        model,
+        wrap,
+        x.contiguous(memory_format=mf)[first],
+        y[first],
+        run.sync,
+        run.t_end,
+        want_compile,
+        compile_why,
+        n,
+        epochs,
+    )
     per_update = 2 if cfg["meta"] else 1  # meta consumes a pair of batches per update
     t_train = time.time()
     return SimpleNamespace(
-        bs=bs, width=width, members=members, epochs=epochs, arch=arch, model=model, params=params,
-        opt=opt, ema=ema, saved_net=ema.model if ema else model,  # the EMA is what is saved and scored
-        forward=wrap(net), amp=amp_dtype is not None, loss_scale=loss_scale, compiled=net is not model,
-        compile_s=compile_s, compile_why=compile_why, per_update=per_update,
+        bs=bs,
+        width=width,
+        members=members,
+        epochs=epochs,
+        arch=arch,
+        model=model,
+        params=params,
+        opt=opt,
+        ema=ema,
+        saved_net=ema.model if ema else model,  # the EMA is what is saved and scored
+        forward=wrap(net),
+        amp=amp_dtype is not None,
+        loss_scale=loss_scale,
+        compiled=net is not model,
+        compile_s=compile_s,
+        compile_why=compile_why,
+        per_update=per_update,
         planned_steps=epochs * (n // bs // per_update) if epochs else None,  # None: time decides
-        t_train=t_train, train_s=max(run.t_end - t_train, 1e-3))
+        t_train=t_train,
+        train_s=max(run.t_end - t_train, 1e-3),
+    )
 
 
 def report_config(cfg, run, training):
     """The plan as a config event (the harness's report shows it) and as the log's first lines."""
     mode, setup_s = "compiled" if training.compiled else "eager", training.t_train - run.t_start
-    emit("config", width=training.width, members=training.members, planned_epochs=training.epochs,
-         batch_size=training.bs, compile=int(training.compiled), compile_mode=mode, compile_why=training.compile_why,
-         compile_s=training.compile_s, amp=int(training.amp), planned_train_s=training.train_s, setup_s=setup_s)
+    emit(
+        "config",
+        width=training.width,
+        members=training.members,
+        planned_epochs=training.epochs,
+        batch_size=training.bs,
+        compile=int(training.compiled),
+        compile_mode=mode,
+        compile_why=training.compile_why,
+        compile_s=training.compile_s,
+        amp=int(training.amp),
+        planned_train_s=training.train_s,
+        setup_s=setup_s,
+    )
     print(f"compile: {mode} ({training.compile_why}; {training.compile_s:.1f} s)", flush=True)
-    print(f"preset={cfg['preset']} device={run.device} width={training.width} members={training.members} "
-          f"epochs={training.epochs or 'time'} batch={training.bs} compile={training.compiled} amp={training.amp} "
-          f"train_s={training.train_s:.1f} setup_s={setup_s:.1f}", flush=True)
+    print(
+        f"preset={cfg['preset']} device={run.device} width={training.width} members={training.members} "
+        f"epochs={training.epochs or 'time'} batch={training.bs} compile={training.compiled} amp={training.amp} "
+        f"train_s={training.train_s:.1f} setup_s={setup_s:.1f}",
+        flush=True,
+    )
 
 
 def train_loop(cfg, run, training, x, y, gen, ckpt):
     """Epochs of updates until SIGTERM, the planned end or the planned steps; checkpoints the
     scored network every ckpt_every_s. Returns the epochs and steps done."""
     n, bs, per_update, planned_steps = len(y), training.bs, training.per_update, training.planned_steps
-    model, params, opt, ema, forward, loss_scale = (training.model, training.params, training.opt, training.ema,
-                                                    training.forward, training.loss_scale)
+    model, params, opt, ema, forward, loss_scale = (
+        training.model,
+        training.params,
+        training.opt,
+        training.ema,
+        training.forward,
+        training.loss_scale,
+    )
     ckpt.start_clock(max(2.0, min(cfg["ckpt_every_s"], training.train_s / 12)))
     step, epoch, lr = 0, 0, 0.0
     timer = speed.StepTimer(run.sync, cfg["sync_every"] if run.device.type == "cuda" else 1)
@@ -403,7 +482,7 @@ def train_loop(cfg, run, training, x, y, gen, ckpt):
         # one epoch: fresh augmentation and order of the whole set, on its device
         xa = augment(x, cfg["crop_pad"], cfg["flip"], gen, cfg["cutout"]).contiguous(memory_format=run.mf)
         order = torch.randperm(n, generator=gen).to(run.device)
-        batches = [order[i:i + bs] for i in range(0, n - bs + 1, bs)]  # drop the ragged last batch
+        batches = [order[i : i + bs] for i in range(0, n - bs + 1, bs)]  # drop the ragged last batch
         loss_sum, correct, seen = 0.0, 0, 0
         timer.restart()
         for i in range(0, len(batches) - per_update + 1, per_update):
@@ -418,7 +497,7 @@ def train_loop(cfg, run, training, x, y, gen, ckpt):
             lr = lr_at(max(fraction, step / planned_steps) if planned_steps else fraction, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
-            b = [(xa[idx], y[idx]) for idx in batches[i:i + per_update]]
+            b = [(xa[idx], y[idx]) for idx in batches[i : i + per_update]]
             loss, out = gradients.update_grad(forward, params, b, lr, cfg, loss_scale)
             if loss_scale == 1.0 or speed.grads_finite(params):
                 opt.step()  # (fp16 only: skip the rare step whose gradient overflowed; one sync)
@@ -435,10 +514,20 @@ def train_loop(cfg, run, training, x, y, gen, ckpt):
         if seen:  # an epoch cut short by the stop still counts, with what it saw
             epoch += 1
             loss_sum, correct = float(loss_sum), int(correct)
-            emit("epoch", epoch=epoch, step=step, train_loss=loss_sum / seen, train_acc=correct / seen,
-                 lr=lr, elapsed_s=time.time() - run.t_start)
-            print(f"epoch {epoch:3d} step {step:5d} loss {loss_sum / seen:.4f} acc {correct / seen:.4f} "
-                  f"lr {lr:.4f} t {time.time() - run.t_start:6.1f}s", flush=True)
+            emit(
+                "epoch",
+                epoch=epoch,
+                step=step,
+                train_loss=loss_sum / seen,
+                train_acc=correct / seen,
+                lr=lr,
+                elapsed_s=time.time() - run.t_start,
+            )
+            print(
+                f"epoch {epoch:3d} step {step:5d} loss {loss_sum / seen:.4f} acc {correct / seen:.4f} "
+                f"lr {lr:.4f} t {time.time() - run.t_start:6.1f}s",
+                flush=True,
+            )
     return epoch, step
 
 

@@ -13,6 +13,9 @@ import pytest
 from harness.synthetic import colour_images
 from tests.helpers import CENTROID
 
+# Fixtures for the Docker engine and the Slurm cluster, for every test module that asks for them by name.
+pytest_plugins = ["tests.docker_support", "tests.slurm_support"]
+
 # A suite started with `cmd &` from a script inherits SIGINT ignored, and so would every harness it
 # starts: the Ctrl-C tests would then wait on a harness that cannot hear them. Restore the default.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
@@ -28,6 +31,26 @@ def synthetic_npz(tmp_path_factory) -> str:
     classes = np.array([f"class{i}" for i in range(10)])
     np.savez(path, train_images=train_x, train_labels=train_y, test_images=test_x, test_labels=test_y, classes=classes)
     return f"npz:{path}"
+
+
+@pytest.fixture(scope="session")
+def heldout_data(tmp_path_factory) -> dict[str, str]:
+    """10 classes; 100 train and 40 test images per class, and a separate eval-only file."""
+    root = tmp_path_factory.mktemp("heldout")
+    classes = np.array([f"class{i}" for i in range(10)])
+    train_x, train_y = colour_images(100, seed=11)
+    test_x, test_y = colour_images(40, seed=12)
+    eval_x, eval_y = colour_images(40, seed=13)
+    np.savez(
+        root / "pool.npz",
+        train_images=train_x,
+        train_labels=train_y,
+        test_images=test_x,
+        test_labels=test_y,
+        classes=classes,
+    )
+    np.savez(root / "eval.npz", images=eval_x, labels=eval_y, classes=classes)
+    return {"pool": f"npz:{root / 'pool.npz'}", "eval": f"npz:{root / 'eval.npz'}"}
 
 
 @pytest.fixture

@@ -31,8 +31,10 @@ def docker_client():
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as exc:  # no socket, no daemon, no permission
-        pytest.skip(f"no Docker engine answers ({type(exc).__name__}: {str(exc)[:120]}); "
-                    "start one with `bash docker/start-engine.sh` (as root) to run the Docker tests")
+        pytest.skip(
+            f"no Docker engine answers ({type(exc).__name__}: {str(exc)[:120]}); "
+            "start one with `bash docker/start-engine.sh` (as root) to run the Docker tests"
+        )
     yield client
     client.close()
 
@@ -40,24 +42,37 @@ def docker_client():
 @pytest.fixture(scope="session")
 def runtime_image(docker_client) -> str:
     """haet-runtime:cpu from the offline base; built here when missing or stale."""
-    build = subprocess.run(["bash", "docker/build-base.sh", "cpu", BASE_IMAGE], cwd=ROOT,
-                           capture_output=True, text=True, timeout=900)
+    build = subprocess.run(
+        ["bash", "docker/build-base.sh", "cpu", BASE_IMAGE], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
     if build.returncode != 0:
         pytest.skip(f"the offline base image could not be built (no Debian mirror?): {build.stderr[-400:]}")
-    docker_client.images.build(path=str(ROOT), tag=RUNTIME_IMAGE, buildargs={"BASE_IMAGE": BASE_IMAGE},
-                               rm=True, forcerm=True, pull=False)
+    docker_client.images.build(
+        path=str(ROOT), tag=RUNTIME_IMAGE, buildargs={"BASE_IMAGE": BASE_IMAGE}, rm=True, forcerm=True, pull=False
+    )
     return RUNTIME_IMAGE
 
 
 @pytest.fixture(scope="session")
 def cuda_runtime_image(docker_client) -> str:
     """haet-runtime:cuda on the base `make image-cuda` built, when that base is current; else a skip."""
-    check = subprocess.run(["bash", "docker/build-base.sh", "--check", "cuda", CUDA_BASE_IMAGE], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        ["bash", "docker/build-base.sh", "--check", "cuda", CUDA_BASE_IMAGE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if check.returncode != 0:
         pytest.skip(f"{check.stderr.strip().removeprefix('[build-base] ')}: {CUDA_BUILD}")
-    docker_client.images.build(path=str(ROOT), tag=CUDA_RUNTIME_IMAGE, buildargs={"BASE_IMAGE": CUDA_BASE_IMAGE},
-                               rm=True, forcerm=True, pull=False)
+    docker_client.images.build(
+        path=str(ROOT),
+        tag=CUDA_RUNTIME_IMAGE,
+        buildargs={"BASE_IMAGE": CUDA_BASE_IMAGE},
+        rm=True,
+        forcerm=True,
+        pull=False,
+    )
     return CUDA_RUNTIME_IMAGE
 
 
@@ -73,8 +88,16 @@ def small_runner(image: str, log_limit: int | None = None, **options):
     """A DockerRunner with small limits so hostile runs finish fast; optionally a small log cap."""
     from harness.runners.docker import DockerRunner
 
-    defaults = dict(memory="256m", cpus=1.0, pids_limit=256, checkpoint_limit="64m",
-                    output_limit="8m", events_limit="1m", shm_size="64m", tmp_size="64m")
+    defaults = dict(
+        memory="256m",
+        cpus=1.0,
+        pids_limit=256,
+        checkpoint_limit="64m",
+        output_limit="8m",
+        events_limit="1m",
+        shm_size="64m",
+        tmp_size="64m",
+    )
     defaults.update(options)
 
     class SmallRunner(DockerRunner):

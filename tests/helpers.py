@@ -27,8 +27,14 @@ ENTRIES = ROOT / "tests" / "entries"
 
 def run_harness(*args, cwd: Path = ROOT, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m harness ARGS` in a real child process, as a user runs it; `env` adds to this one's."""
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def read_json(path: Path) -> dict:
@@ -102,10 +108,12 @@ BROKEN = {
     "missing-script": {"submission.yaml": "name: missing-script\ntrain: python train.py\npredict: python infer.py\n"},
     "predict-crash": {  # looks for a checkpoint under another name than train saved
         "predict.py": "import os\nimport numpy as np\n"
-                      "np.load(os.path.join(os.environ['HAET_CHECKPOINTS'], 'weights.npy'))\n"},
+        "np.load(os.path.join(os.environ['HAET_CHECKPOINTS'], 'weights.npy'))\n"
+    },
     "bad-predictions": {  # predictions for only the first 10 images
         "predict.py": "import os\nwith open(os.path.join(os.environ['HAET_OUTPUT'], 'predictions.csv'), 'w') as f:\n"
-                      "    f.write('index,label\\n' + ''.join(f'{i},0\\n' for i in range(10)))\n"},
+        "    f.write('index,label\\n' + ''.join(f'{i},0\\n' for i in range(10)))\n"
+    },
 }
 
 

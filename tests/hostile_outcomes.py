@@ -12,18 +12,26 @@ from __future__ import annotations
 import json
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 from harness.model import Outcome, RunResult, Status
 from harness.options import PREDICT_FLOOR_S, default_predict_budget
-from tests.test_verdict_integrity import (BUDGET, CHANCE_CEILING, DEADLINE_ENTRIES, GRACE, deadline_problems)
+from tests.test_verdict_integrity import BUDGET, CHANCE_CEILING, DEADLINE_ENTRIES, GRACE, deadline_problems
 
 DEFAULTS = dict(budget_s=3.0, grace_s=1.0, predict_budget_s=20.0, train_per_class=20, eval_per_class=10)
 # Small limits so hostile runs end fast; a row may raise one (runner=...).
-RUNNER_LIMITS = dict(memory="256m", cpus=1.0, pids_limit=256, checkpoint_limit="64m", output_limit="8m",
-                     events_limit="1m", shm_size="64m", tmp_size="64m")
+RUNNER_LIMITS = dict(
+    memory="256m",
+    cpus=1.0,
+    pids_limit=256,
+    checkpoint_limit="64m",
+    output_limit="8m",
+    events_limit="1m",
+    shm_size="64m",
+    tmp_size="64m",
+)
 
 
 def log(run: Path, phase: str) -> str:
@@ -36,9 +44,9 @@ class Expected:
     check: Callable[[RunResult, Path, Path], None]  # the result, the run directory, the staged entry
     run: dict = field(default_factory=dict)  # RunOptions fields over DEFAULTS
     runner: dict = field(default_factory=dict)  # runner options over RUNNER_LIMITS
-    log_limit: Optional[int] = None
+    log_limit: int | None = None
     data: str = "synthetic"  # or "heldout": the verdict-integrity pool (300 held-out images)
-    refused: Optional[str] = None  # the entry is refused before it runs, with this in the message
+    refused: str | None = None  # the entry is refused before it runs, with this in the message
 
 
 def _killed_after_sigterm(r: RunResult, run: Path, entry: Path) -> None:
@@ -78,8 +86,10 @@ def _network(r: RunResult, run: Path, entry: Path) -> None:
 
 
 def _write_outside(r: RunResult, run: Path, entry: Path) -> None:
-    allowed = {"train": {"/checkpoints/evil", "/tmp/evil", "/dev/shm/evil"},
-               "predict": {"/output/evil", "/tmp/evil", "/dev/shm/evil"}}
+    allowed = {
+        "train": {"/checkpoints/evil", "/tmp/evil", "/dev/shm/evil"},
+        "predict": {"/output/evil", "/tmp/evil", "/dev/shm/evil"},
+    }
     for phase, ok in allowed.items():
         wrote = {line.split()[1] for line in log(run, phase).splitlines() if line.startswith("WROTE")}
         assert wrote == ok, (phase, wrote)
@@ -239,11 +249,13 @@ def _predict_budget_is_the_default(r: RunResult, run: Path) -> float:
 def _trained_in_predict(marker: str):
     """predict-training, predict-self-training: they train until their own HAET_BUDGET_S deadline,
     so they stop before the default budget's SIGTERM and score."""
+
     def check(r: RunResult, run: Path, entry: Path) -> None:
         _predict_budget_is_the_default(r, run)
         assert r.status is Status.SCORED, (r.status, r.reason)
         assert r.predict.outcome is Outcome.COMPLETED and r.predict.seconds > 10, r.predict
         assert f"{marker} steps=" in log(run, "predict") and f"budget={PREDICT_FLOOR_S:g}" in log(run, "predict")
+
     return check
 
 
@@ -259,6 +271,8 @@ def _predict_past_sigterm(r: RunResult, run: Path, entry: Path) -> None:
     late = [float(at) for at in re.findall(r"-TRAINED at ([+-]?[\d.]+)s", text)]
     assert max(late) <= PREDICT_SLACK_S, f"trained {max(late)}s past the predict deadline"
     assert r.status is Status.FAILED and r.reason.startswith("predict killed_at_deadline")
+
+
 HOST_SECRET = "HAET-HOST-" + "SECRET"  # in the bait files below; never in anything of a run
 
 
@@ -322,10 +336,12 @@ EXPECTED: dict[str, Expected] = {
     "control-chars": Expected(_control_chars),
     "networked-build": Expected(_not_built),
     "slow-build": Expected(_not_built),
-    "replay-sampler": Expected(_chance, data="heldout", run=dict(budget_s=20.0, grace_s=5.0, predict_budget_s=30.0,
-                                                                 seed=7, eval_per_class=30)),
-    "seed-oracle": Expected(_chance, data="heldout", run=dict(budget_s=20.0, grace_s=5.0, predict_budget_s=30.0,
-                                                              seed=7, eval_per_class=30)),
+    "replay-sampler": Expected(
+        _chance, data="heldout", run=dict(budget_s=20.0, grace_s=5.0, predict_budget_s=30.0, seed=7, eval_per_class=30)
+    ),
+    "seed-oracle": Expected(
+        _chance, data="heldout", run=dict(budget_s=20.0, grace_s=5.0, predict_budget_s=30.0, seed=7, eval_per_class=30)
+    ),
     # The default predict budget (None: the rule of harness/options.py) is what these test.
     "predict-training": Expected(_trained_in_predict("PREDICT-TRAINED"), run=dict(predict_budget_s=None)),
     "predict-self-training": Expected(_trained_in_predict("PREDICT-SELF-TRAINED"), run=dict(predict_budget_s=None)),
@@ -335,6 +351,12 @@ EXPECTED: dict[str, Expected] = {
     # Their tests put host_paths.txt beside them (host_bait).
     "checkpoint-swap": Expected(_checkpoint_swap, run=dict(budget_s=10.0, grace_s=1.0, curve=True, curve_per_class=5)),
     "checkpoint-maze": Expected(_checkpoint_maze),
-    **{name: Expected(_deadline, run=dict(budget_s=BUDGET, grace_s=GRACE, predict_budget_s=30.0),
-                      runner=dict(memory="1g", events_limit="32m")) for name in DEADLINE_ENTRIES},
+    **{
+        name: Expected(
+            _deadline,
+            run=dict(budget_s=BUDGET, grace_s=GRACE, predict_budget_s=30.0),
+            runner=dict(memory="1g", events_limit="32m"),
+        )
+        for name in DEADLINE_ENTRIES
+    },
 }

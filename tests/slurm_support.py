@@ -29,8 +29,10 @@ def slurm_cluster() -> None:
     if cluster_answers():
         return
     if os.geteuid() != 0:
-        pytest.skip("no Slurm cluster answers and the tests are not root: run `bash deploy/slurm/start-cluster.sh` "
-                    "as root to run the Slurm tests")
+        pytest.skip(
+            "no Slurm cluster answers and the tests are not root: run `bash deploy/slurm/start-cluster.sh` "
+            "as root to run the Slurm tests"
+        )
     start = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
     if start.returncode != 0 or not cluster_answers():
         pytest.skip(f"the single-node Slurm cluster could not start: {start.stderr.strip()[-500:]}")
@@ -66,8 +68,13 @@ def queue(job_ids: list[str]) -> dict[str, str]:
     """squeue's view of these arrays' tasks: {task: state}, ended ones included."""
     if not job_ids:
         return {}
-    done = subprocess.run(["squeue", "-h", "-r", "--states=all", "-j", ",".join(job_ids), "-o", "%i|%T"],
-                          capture_output=True, text=True, timeout=30, check=True)
+    done = subprocess.run(
+        ["squeue", "-h", "-r", "--states=all", "-j", ",".join(job_ids), "-o", "%i|%T"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return dict(line.split("|", 1) for line in done.stdout.splitlines() if "|" in line)
 
 
@@ -90,7 +97,8 @@ if [ -n "$spec" ]; then read first last <<<"$spec"; asked=$((last - first + 1));
 queued=$(squeue -h -r -u "$(id -un)" -t PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED | wc -l)
 if [ $((queued + asked)) -gt {limit} ]; then
     echo "sbatch: error: QOSMaxSubmitJobPerUserLimit" >&2
-    echo "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)" >&2
+    echo "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy" \\
+         "(job submit limit, user's size and/or time limits)" >&2
     exit 1
 fi
 exec {real} "$@"

@@ -27,14 +27,21 @@ from harness.organizer.rundirs import GradeError
 from harness.unpack import describe, open_source, parse_source
 from tests.helpers import CENTROID, copy_entry, read_json, run_harness, synthetic_data
 
-GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@example.com",
-           "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@example.com"}
+GIT_ENV = {
+    **os.environ,
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "a",
+    "GIT_AUTHOR_EMAIL": "a@example.com",
+    "GIT_COMMITTER_NAME": "a",
+    "GIT_COMMITTER_EMAIL": "a@example.com",
+}
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=GIT_ENV).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=GIT_ENV
+    ).stdout.strip()
 
 
 def entry_files(src: Path) -> list[Path]:
@@ -82,15 +89,21 @@ def test_a_zip_a_tar_and_a_repository_unpack_to_the_folders_files(tmp_path):
     folder = copy_entry(CENTROID, tmp_path / "centroid")
     digest = submission_digest(folder)
     commit = git_entry(CENTROID, tmp_path / "repo")
-    subprocess.run(["git", "clone", "-q", "--bare", str(tmp_path / "repo"), str(tmp_path / "bare.git")], check=True,
-                   env=GIT_ENV)
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(tmp_path / "repo"), str(tmp_path / "bare.git")], check=True, env=GIT_ENV
+    )
     zipped = zip_entry(folder, tmp_path / "centroid.zip")
     flat = zip_entry(folder, tmp_path / "flat.zip", top=None)  # the archive's root is the entry
     tarred = tar_entry(folder, tmp_path / "centroid.tar.gz")
     repo = tmp_path / "repo"
-    sources = {zipped: ("zip", sha256(zipped)), flat: ("zip", sha256(flat)), tarred: ("tar", sha256(tarred)),
-               f"{repo}@main": ("git", commit), f"git+file://{repo}@{commit}": ("git", commit),
-               tmp_path / "bare.git": ("git", commit)}
+    sources = {
+        zipped: ("zip", sha256(zipped)),
+        flat: ("zip", sha256(flat)),
+        tarred: ("tar", sha256(tarred)),
+        f"{repo}@main": ("git", commit),
+        f"git+file://{repo}@{commit}": ("git", commit),
+        tmp_path / "bare.git": ("git", commit),
+    }
     work = tmp_path / "work"
     for source, (kind, seal) in sources.items():
         with open_source(source, work) as unpacked:
@@ -122,20 +135,48 @@ def test_zip_tar_and_git_entries_grade_like_the_folder(tmp_path):
         z.writestr("submission.yaml", "name: hostile\ntrain: python t.py\npredict: python p.py\n")
         z.writestr(zipfile.ZipInfo("../../escaped.py"), "print('out')\n")
     out = tmp_path / "grading"
-    proc = run_harness("grade", folder, zipped, tarred, f"{tmp_path / 'repo'}@main", hostile, "--out", out,
-                       "--data", synthetic_data(tmp_path), "--train-per-class", "30", "--eval-per-class", "20",
-                       "--budget", "10", "--repeats", "1", "--device", "cpu", "--runner", "local",
-                       "--cache-dir", tmp_path / "cache")
+    proc = run_harness(
+        "grade",
+        folder,
+        zipped,
+        tarred,
+        f"{tmp_path / 'repo'}@main",
+        hostile,
+        "--out",
+        out,
+        "--data",
+        synthetic_data(tmp_path),
+        "--train-per-class",
+        "30",
+        "--eval-per-class",
+        "20",
+        "--budget",
+        "10",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+        "--runner",
+        "local",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert proc.returncode == 0, proc.stderr
-    runs = {e: read_json(out / e / "seed-0" / "result.json") for e in ("centroid", "centroid-2", "centroid-3",
-                                                                       "centroid-4")}
+    runs = {
+        e: read_json(out / e / "seed-0" / "result.json") for e in ("centroid", "centroid-2", "centroid-3", "centroid-4")
+    }
     assert {r["status"] for r in runs.values()} == {"scored"}
     assert len({r["accuracy"] for r in runs.values()}) == 1, "the same entry scores the same, however it arrived"
     assert {r["submission"]["sha256"] for r in runs.values()} == {submission_digest(folder)}
     sources = {r["submission"]["path"]: r["submission"]["source"] for r in runs.values()}
     assert sources[str(folder)] is None
-    assert sources[str(zipped)] == {"kind": "zip", "location": str(zipped), "sha256": sha256(zipped),
-                                    "commit": None, "ref": None}
+    assert sources[str(zipped)] == {
+        "kind": "zip",
+        "location": str(zipped),
+        "sha256": sha256(zipped),
+        "commit": None,
+        "ref": None,
+    }
     assert sources[str(tarred)]["sha256"] == sha256(tarred)
     assert sources[f"git+file://{tmp_path / 'repo'}@main"]["commit"] == commit
     refused = read_json(out / "hostile" / "entry.json")
@@ -158,16 +199,37 @@ def test_a_queue_holds_folders_and_archives(tmp_path):
 
 def test_run_and_validate_take_an_archive(tmp_path):
     tarred = tar_entry(CENTROID, tmp_path / "centroid.tar.gz", top=None)
-    proc = run_harness("run", "--submission", tarred, "--data", synthetic_data(tmp_path), "--train-per-class", "30",
-                       "--eval-per-class", "20", "--budget", "10", "--device", "cpu", "--runner", "local",
-                       "--runs-dir", tmp_path / "runs", "--run-id", "tarred", "--cache-dir", tmp_path / "cache")
+    proc = run_harness(
+        "run",
+        "--submission",
+        tarred,
+        "--data",
+        synthetic_data(tmp_path),
+        "--train-per-class",
+        "30",
+        "--eval-per-class",
+        "20",
+        "--budget",
+        "10",
+        "--device",
+        "cpu",
+        "--runner",
+        "local",
+        "--runs-dir",
+        tmp_path / "runs",
+        "--run-id",
+        "tarred",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert proc.returncode == 0, proc.stderr
     result = read_json(tmp_path / "runs" / "tarred" / "result.json")
     assert result["submission"]["sha256"] == submission_digest(CENTROID)
     assert result["submission"]["source"]["sha256"] == sha256(tarred)
     assert set(os.listdir(tmp_path / "runs")) == {"tarred"}, "the unpacked copy beside the run is gone"
-    checked = run_harness("validate", zip_entry(CENTROID, tmp_path / "c.zip"), "--json", "--runner", "local",
-                          "--smoke-budget", "8")
+    checked = run_harness(
+        "validate", zip_entry(CENTROID, tmp_path / "c.zip"), "--json", "--runner", "local", "--smoke-budget", "8"
+    )
     report = json.loads(checked.stdout)
     assert checked.returncode == 0 and report["ok"] and report["name"] == "centroid", report
 
@@ -221,46 +283,99 @@ SMALL = Limits(max_bytes=2**20)  # a bomb over the cap without writing gigabytes
 MANIFEST = ("entry/submission.yaml", b"name: hostile\ntrain: python t.py\npredict: python p.py\n")
 
 HOSTILE = {  # name: (builder(tmp_path, archive path) -> archive, limits, the one message)
-    "zip-slip": (lambda tmp, p: _zip(p, MANIFEST, (zipfile.ZipInfo("../../../escaped"), b"x")), Limits(),
-                 "leads out of the entry"),
-    "zip-absolute": (lambda tmp, p: _zip(p, MANIFEST, (zipfile.ZipInfo(str(tmp / "abs-escaped")), b"x")), Limits(),
-                     "has an absolute name"),
-    "zip-symlink": (lambda tmp, p: _zip(p, MANIFEST, (_zip_link("entry/passwd"), b"/etc/passwd")),
-                    Limits(), "is a symbolic link"),
-    "zip-duplicate": (lambda tmp, p: _zip(p, MANIFEST, ("entry/t.py", b"1"), ("entry/t.py", b"2")), Limits(),
-                      "appears twice"),
-    "zip-file-and-folder": (lambda tmp, p: _zip(p, MANIFEST, ("entry/t", b"1"), ("entry/t/x.py", b"2")), Limits(),
-                            "is both a file and a folder"),
+    "zip-slip": (
+        lambda tmp, p: _zip(p, MANIFEST, (zipfile.ZipInfo("../../../escaped"), b"x")),
+        Limits(),
+        "leads out of the entry",
+    ),
+    "zip-absolute": (
+        lambda tmp, p: _zip(p, MANIFEST, (zipfile.ZipInfo(str(tmp / "abs-escaped")), b"x")),
+        Limits(),
+        "has an absolute name",
+    ),
+    "zip-symlink": (
+        lambda tmp, p: _zip(p, MANIFEST, (_zip_link("entry/passwd"), b"/etc/passwd")),
+        Limits(),
+        "is a symbolic link",
+    ),
+    "zip-duplicate": (
+        lambda tmp, p: _zip(p, MANIFEST, ("entry/t.py", b"1"), ("entry/t.py", b"2")),
+        Limits(),
+        "appears twice",
+    ),
+    "zip-file-and-folder": (
+        lambda tmp, p: _zip(p, MANIFEST, ("entry/t", b"1"), ("entry/t/x.py", b"2")),
+        Limits(),
+        "is both a file and a folder",
+    ),
     "zip-encrypted": (lambda tmp, p: _encrypted(p), Limits(), "is encrypted"),
     "zip-bomb": (lambda tmp, p: _zip(p, MANIFEST, ("entry/zeros.bin", ZEROS)), SMALL, "more than 1 MiB"),
-    "zip-ratio": (lambda tmp, p: _zip(p, MANIFEST, ("entry/zeros.bin", ZEROS)), Limits(ratio_floor=2**20),
-                  "times its own"),
-    "zip-too-many": (lambda tmp, p: _zip(p, MANIFEST, *[(f"entry/{i}.py", b"") for i in range(30)]),
-                     Limits(max_members=20), "more than 20 files and folders"),
-    "zip-damaged": (lambda tmp, p: p.write_bytes(b"PK\3\4 not really a zip") and p, Limits(),
-                    "cannot be read as a zip archive"),
-    "tar-slip": (lambda tmp, p: _tar(p, (_member("entry/../../../escaped"), b"x")), Limits(),
-                 "leads out of the entry"),
-    "tar-absolute": (lambda tmp, p: _tar(p, (_member(str(tmp / "abs-escaped")), b"x")), Limits(),
-                     "has an absolute name"),
-    "tar-symlink": (lambda tmp, p: _tar(p, (_member("entry/passwd", tarfile.SYMTYPE, linkname="/etc/passwd"), None)),
-                    Limits(), "is a symbolic link"),
-    "tar-hardlink": (lambda tmp, p: _tar(p, (_member("entry/t.py"), b"x"),
-                                         (_member("entry/u.py", tarfile.LNKTYPE, linkname="entry/t.py"), None)),
-                     Limits(), "is a hard link"),
-    "tar-device": (lambda tmp, p: _tar(p, (_member("entry/null", tarfile.CHRTYPE, devmajor=1, devminor=3), None)),
-                   Limits(), "is a device file"),
-    "tar-fifo": (lambda tmp, p: _tar(p, (_member("entry/pipe", tarfile.FIFOTYPE), None)), Limits(),
-                 r"is a named pipe \(FIFO\)"),
+    "zip-ratio": (
+        lambda tmp, p: _zip(p, MANIFEST, ("entry/zeros.bin", ZEROS)),
+        Limits(ratio_floor=2**20),
+        "times its own",
+    ),
+    "zip-too-many": (
+        lambda tmp, p: _zip(p, MANIFEST, *[(f"entry/{i}.py", b"") for i in range(30)]),
+        Limits(max_members=20),
+        "more than 20 files and folders",
+    ),
+    "zip-damaged": (
+        lambda tmp, p: p.write_bytes(b"PK\3\4 not really a zip") and p,
+        Limits(),
+        "cannot be read as a zip archive",
+    ),
+    "tar-slip": (lambda tmp, p: _tar(p, (_member("entry/../../../escaped"), b"x")), Limits(), "leads out of the entry"),
+    "tar-absolute": (
+        lambda tmp, p: _tar(p, (_member(str(tmp / "abs-escaped")), b"x")),
+        Limits(),
+        "has an absolute name",
+    ),
+    "tar-symlink": (
+        lambda tmp, p: _tar(p, (_member("entry/passwd", tarfile.SYMTYPE, linkname="/etc/passwd"), None)),
+        Limits(),
+        "is a symbolic link",
+    ),
+    "tar-hardlink": (
+        lambda tmp, p: _tar(
+            p, (_member("entry/t.py"), b"x"), (_member("entry/u.py", tarfile.LNKTYPE, linkname="entry/t.py"), None)
+        ),
+        Limits(),
+        "is a hard link",
+    ),
+    "tar-device": (
+        lambda tmp, p: _tar(p, (_member("entry/null", tarfile.CHRTYPE, devmajor=1, devminor=3), None)),
+        Limits(),
+        "is a device file",
+    ),
+    "tar-fifo": (
+        lambda tmp, p: _tar(p, (_member("entry/pipe", tarfile.FIFOTYPE), None)),
+        Limits(),
+        r"is a named pipe \(FIFO\)",
+    ),
     "tar-bomb": (lambda tmp, p: _tar(p, (_member("entry/zeros.bin"), ZEROS)), SMALL, "more than 1 MiB"),
-    "tar-ratio": (lambda tmp, p: _tar(p, (_member("entry/zeros.bin"), ZEROS)), Limits(ratio_floor=2**20),
-                  "times its own"),
-    "tar-too-many": (lambda tmp, p: _tar(p, *[(_member(f"entry/{i}.py"), b"") for i in range(30)]),
-                     Limits(max_members=20), "more than 20 files and folders"),
-    "tar-too-deep": (lambda tmp, p: _tar(p, (_member("entry/a/b/c/d/e.py"), b"")), Limits(max_depth=3),
-                     "nested more than 3 folders deep"),
-    "tar-pax-bomb": (lambda tmp, p: _tar(p, (_member("entry/t.py"), b"x"), format=tarfile.PAX_FORMAT,
-                                         pax_headers={"comment": "x" * (17 * 2**20)}), Limits(), "more than"),
+    "tar-ratio": (
+        lambda tmp, p: _tar(p, (_member("entry/zeros.bin"), ZEROS)),
+        Limits(ratio_floor=2**20),
+        "times its own",
+    ),
+    "tar-too-many": (
+        lambda tmp, p: _tar(p, *[(_member(f"entry/{i}.py"), b"") for i in range(30)]),
+        Limits(max_members=20),
+        "more than 20 files and folders",
+    ),
+    "tar-too-deep": (
+        lambda tmp, p: _tar(p, (_member("entry/a/b/c/d/e.py"), b"")),
+        Limits(max_depth=3),
+        "nested more than 3 folders deep",
+    ),
+    "tar-pax-bomb": (
+        lambda tmp, p: _tar(
+            p, (_member("entry/t.py"), b"x"), format=tarfile.PAX_FORMAT, pax_headers={"comment": "x" * (17 * 2**20)}
+        ),
+        Limits(),
+        "more than",
+    ),
 }
 
 
@@ -280,8 +395,13 @@ def test_a_hostile_archive_is_refused_with_one_message_and_nothing_written_outsi
 
 
 def test_a_repository_is_read_only_from_this_machine_and_without_links(tmp_path):
-    for remote in ("https://example.com/entry.git", "git+https://example.com/entry.git@main", "ssh://host/entry",
-                   "git@example.com:team/entry.git", "git://example.com/entry"):
+    for remote in (
+        "https://example.com/entry.git",
+        "git+https://example.com/entry.git@main",
+        "ssh://host/entry",
+        "git@example.com:team/entry.git",
+        "git://example.com/entry",
+    ):
         with pytest.raises(ContractError, match="does not fetch entries over the network"):
             parse_source(remote)
     repo = tmp_path / "repo"
@@ -300,8 +420,9 @@ def test_a_repository_is_read_only_from_this_machine_and_without_links(tmp_path)
 
 def test_a_refused_archive_is_one_line_and_exit_2_from_run_and_1_from_validate(tmp_path):
     archive = HOSTILE["tar-symlink"][0](tmp_path, tmp_path / "entry.tar.gz")
-    proc = run_harness("run", "--submission", archive, "--runner", "local", "--device", "cpu",
-                       "--runs-dir", tmp_path / "runs")
+    proc = run_harness(
+        "run", "--submission", archive, "--runner", "local", "--device", "cpu", "--runs-dir", tmp_path / "runs"
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "is a symbolic link" in proc.stderr
     checked = run_harness("validate", archive, "--no-smoke")
     assert checked.returncode == 1 and "is a symbolic link" in checked.stdout

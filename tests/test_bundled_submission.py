@@ -24,10 +24,25 @@ def test_bundled_submission_is_scored_on_cpu(tmp_path, synthetic_npz):
         data, budget, floor = f"tar:{SHARED_TARBALL}", "90", 0.35
     else:  # a user's machine without the tarball: the contract still holds on synthetic data
         data, budget, floor = synthetic_npz, "30", 0.3
-    proc = run_harness("run", "--submission", str(ROOT / "submission"), "--runner", "local", "--device", "cpu",
-                       "--data", data, "--budget", budget, "--runs-dir", str(tmp_path / "runs"),
-                       "--cache-dir", str(tmp_path / "cache"), *([] if SHARED_TARBALL.exists() else
-                       ["--train-per-class", "60", "--eval-per-class", "20"]), timeout=600)
+    proc = run_harness(
+        "run",
+        "--submission",
+        str(ROOT / "submission"),
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--data",
+        data,
+        "--budget",
+        budget,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *([] if SHARED_TARBALL.exists() else ["--train-per-class", "60", "--eval-per-class", "20"]),
+        timeout=600,
+    )
     run = only_run_dir(tmp_path / "runs")
     result = read_json(run / "result.json")
     assert proc.returncode == 0, (result["reason"], (run / "train.log").read_text()[-3000:])
@@ -39,8 +54,7 @@ def test_bundled_submission_is_scored_on_cpu(tmp_path, synthetic_npz):
     print((run / "predict.log").read_text()[-300:])  # how many test-time views fit, for the record
     # Accuracy targets are measured by the ablation (docs/results.md); this only catches a broken model.
     assert result["accuracy"] >= floor
-    assert any(e.get("event") == "epoch" for e in map(json.loads,
-               (run / "events.jsonl").read_text().splitlines()))
+    assert any(e.get("event") == "epoch" for e in map(json.loads, (run / "events.jsonl").read_text().splitlines()))
 
 
 @pytest.mark.slow
@@ -52,9 +66,30 @@ def test_a_start_too_slow_to_train_still_leaves_a_model_to_score(tmp_path, synth
     (entry / "slow_start.py").write_text(SLOW_START)
     manifest = entry / "submission.yaml"
     manifest.write_text(manifest.read_text().replace("train: python train.py", "train: python slow_start.py"))
-    proc = run_harness("run", "--submission", entry, "--runner", "local", "--device", "cpu", "--data", synthetic_npz,
-                       "--budget", "30", "--predict-budget", "60", "--runs-dir", tmp_path / "runs", "--cache-dir",
-                       tmp_path / "cache", "--train-per-class", "60", "--eval-per-class", "20", timeout=300)
+    proc = run_harness(
+        "run",
+        "--submission",
+        entry,
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--data",
+        synthetic_npz,
+        "--budget",
+        "30",
+        "--predict-budget",
+        "60",
+        "--runs-dir",
+        tmp_path / "runs",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--train-per-class",
+        "60",
+        "--eval-per-class",
+        "20",
+        timeout=300,
+    )
     run = only_run_dir(tmp_path / "runs")
     result = read_json(run / "result.json")
     assert proc.returncode == 0 and result["status"] == "scored", (result["reason"], (run / "train.log").read_text())

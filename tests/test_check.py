@@ -28,9 +28,26 @@ def test_update_then_pass_then_fail_against_an_unmeetable_baseline(tmp_path):
     data = synthetic_data(tmp_path)
     baseline = tmp_path / "baseline.json"
     common = ["--cache-dir", tmp_path / "cache"]
-    made = check(baseline, tmp_path / "out0", "--update-baseline", "--submission", CENTROID, "--data", data,
-                 "--budget", "6", "--repeats", "2", "--device", "cpu", "--train-per-class", "30",
-                 "--eval-per-class", "20", *common)
+    made = check(
+        baseline,
+        tmp_path / "out0",
+        "--update-baseline",
+        "--submission",
+        CENTROID,
+        "--data",
+        data,
+        "--budget",
+        "6",
+        "--repeats",
+        "2",
+        "--device",
+        "cpu",
+        "--train-per-class",
+        "30",
+        "--eval-per-class",
+        "20",
+        *common,
+    )
     assert made.returncode == 0, made.stderr
     recorded = read_json(baseline)
     assert recorded["kind"] == "haet-baseline" and recorded["accuracy"]["total"] == 400

@@ -12,9 +12,20 @@ from harness.runners.local import LocalRunner
 def spec(tmp_path, command: list[str], budget: float, grace: float) -> PhaseSpec:
     for name in ("sub", "data", "ckpt"):
         (tmp_path / name).mkdir(exist_ok=True)
-    return PhaseSpec(phase="train", command=command, submission_dir=tmp_path / "sub", data_dir=tmp_path / "data",
-                     checkpoints_dir=tmp_path / "ckpt", events_file=tmp_path / "events.jsonl", output_dir=None,
-                     log_path=tmp_path / "train.log", budget_s=budget, grace_s=grace, seed=0, device="cpu")
+    return PhaseSpec(
+        phase="train",
+        command=command,
+        submission_dir=tmp_path / "sub",
+        data_dir=tmp_path / "data",
+        checkpoints_dir=tmp_path / "ckpt",
+        events_file=tmp_path / "events.jsonl",
+        output_dir=None,
+        log_path=tmp_path / "train.log",
+        budget_s=budget,
+        grace_s=grace,
+        seed=0,
+        device="cpu",
+    )
 
 
 def test_a_deadline_is_one_start_and_its_derived_times():

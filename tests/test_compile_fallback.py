@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures the Docker test uses
 from tests.helpers import ROOT, only_run_dir, read_json, run_harness
 
 torch = pytest.importorskip("torch")
@@ -20,18 +19,41 @@ def forced_compile_entry(tmp_path: Path, sets: str) -> Path:
     entry = tmp_path / "entry"
     shutil.copytree(ROOT / "submission", entry)
     manifest = entry / "submission.yaml"
-    manifest.write_text(manifest.read_text().replace("train: python train.py", f"train: python train.py --set compile=true {sets}"))
+    manifest.write_text(
+        manifest.read_text().replace("train: python train.py", f"train: python train.py --set compile=true {sets}")
+    )
     return entry
 
 
 def run_entry(tmp_path, data, budget, sets="", env=None, runner=("--runner", "local")):
-    proc = run_harness("run", "--submission", forced_compile_entry(tmp_path, sets), *runner, "--device", "cpu",
-                       "--data", data, "--budget", budget, "--runs-dir", tmp_path / "runs",
-                       "--cache-dir", tmp_path / "cache", "--train-per-class", "60", "--eval-per-class", "20",
-                       timeout=600, env=env)
+    proc = run_harness(
+        "run",
+        "--submission",
+        forced_compile_entry(tmp_path, sets),
+        *runner,
+        "--device",
+        "cpu",
+        "--data",
+        data,
+        "--budget",
+        budget,
+        "--runs-dir",
+        tmp_path / "runs",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--train-per-class",
+        "60",
+        "--eval-per-class",
+        "20",
+        timeout=600,
+        env=env,
+    )
     run = only_run_dir(tmp_path / "runs")
     result = read_json(run / "result.json")
-    assert proc.returncode == 0 and result["status"] == "scored", (result["reason"], (run / "train.log").read_text()[-3000:])
+    assert proc.returncode == 0 and result["status"] == "scored", (
+        result["reason"],
+        (run / "train.log").read_text()[-3000:],
+    )
     (config,) = [e for e in map(json.loads, (run / "events.jsonl").read_text().splitlines()) if e["event"] == "config"]
     return result, config, (run / "train.log").read_text()
 
@@ -55,16 +77,19 @@ def test_forced_compile_without_a_c_compiler_trains_eagerly_and_says_why(tmp_pat
 @pytest.mark.slow
 @pytest.mark.docker
 def test_forced_compile_in_the_cpu_image_trains_eagerly_on_its_torch_1_13(tmp_path, synthetic_npz, runtime_image):
-    result, config, log = run_entry(tmp_path, synthetic_npz, "60",
-                                    runner=("--runner", "docker", "--image", runtime_image))
+    result, config, log = run_entry(
+        tmp_path, synthetic_npz, "60", runner=("--runner", "docker", "--image", runtime_image)
+    )
     assert config["compile"] == 0 and config["compile_mode"] == "eager" and config["compile_s"] == 0
     assert config["compile_why"] == "torch 1.13.0a0 has no torch.compile", "the contract's table says 1.13.0a0"
     assert "compile: eager (torch 1.13.0a0 has no torch.compile; 0.0 s)" in log
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(torch, "compile") or not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
-                    reason="needs torch.compile and a C++ compiler")
+@pytest.mark.skipif(
+    not hasattr(torch, "compile") or not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
+    reason="needs torch.compile and a C++ compiler",
+)
 def test_forced_compile_with_a_compiler_compiles_and_scores(tmp_path, synthetic_npz):
     # A cold compile of ResNet-9's forward and backward took 128 s on 2 busy CPU cores (Inductor's
     # C++ kernels; a warm Inductor cache in $TMPDIR skips most of it), and a 300 s budget's attempt

@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 
 from harness.contract import ContractError, load_submission, phase_environment, submission_digest
-from tests.docker_support import cuda_runtime_image, docker_client, runtime_image  # noqa: F401
 from tests.helpers import CENTROID, ROOT, run_harness
 
 
@@ -54,9 +53,21 @@ def test_phase_environment_has_every_variable(tmp_path):
     from harness.clock import Deadline
     from harness.runners.base import PhaseSpec
 
-    spec = PhaseSpec(phase="train", command=["x"], submission_dir=tmp_path, data_dir=tmp_path,
-                     checkpoints_dir=tmp_path, events_file=tmp_path / "e", output_dir=None,
-                     log_path=tmp_path / "log", budget_s=90, grace_s=7.5, seed=3, device="cpu", predict_budget_s=20)
+    spec = PhaseSpec(
+        phase="train",
+        command=["x"],
+        submission_dir=tmp_path,
+        data_dir=tmp_path,
+        checkpoints_dir=tmp_path,
+        events_file=tmp_path / "e",
+        output_dir=None,
+        log_path=tmp_path / "log",
+        budget_s=90,
+        grace_s=7.5,
+        seed=3,
+        device="cpu",
+        predict_budget_s=20,
+    )
     deadline = Deadline(started_monotonic=0.0, started_unix=910.5, budget_s=90, grace_s=7.5)
     env = phase_environment(spec, deadline, data="/d", checkpoints="/c", events="/e", output="/o")
     assert env["HAET_BUDGET_S"] == "90" and env["HAET_DEADLINE"] == "1000.500" and env["HAET_SEED"] == "3"
@@ -80,8 +91,19 @@ def test_cli_rejects_bad_submissions_with_one_message(tmp_path, synthetic_npz, y
     (sub / "predict.py").write_text("")
     if yaml:
         (sub / "submission.yaml").write_text(yaml)
-    proc = run_harness("run", "--submission", str(sub), "--runner", "local", "--device", "cpu",
-                       "--data", synthetic_npz, "--runs-dir", str(tmp_path / "runs"))
+    proc = run_harness(
+        "run",
+        "--submission",
+        str(sub),
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--data",
+        synthetic_npz,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
@@ -97,8 +119,19 @@ def test_cli_rejects_bad_submissions_with_one_message(tmp_path, synthetic_npz, y
     ],
 )
 def test_cli_rejects_bad_options(tmp_path, synthetic_npz, args, message):
-    base = ["run", "--submission", str(CENTROID), "--runner", "local", "--device", "cpu",
-            "--data", synthetic_npz, "--runs-dir", str(tmp_path / "runs")]
+    base = [
+        "run",
+        "--submission",
+        str(CENTROID),
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--data",
+        synthetic_npz,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
     proc = run_harness(*base, *args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -131,8 +164,11 @@ def test_the_image_is_what_the_contract_says(image_fixture, request, docker_clie
     """The runtime table in docs/submission-contract.md against `harness runtime --image`; where it
     says torch.compile, a compile works in the image."""
     image = request.getfixturevalue(image_fixture)
-    rows = [line for line in (ROOT / "docs" / "submission-contract.md").read_text().splitlines()
-            if line.startswith(f"| `{image}` |")]
+    rows = [
+        line
+        for line in (ROOT / "docs" / "submission-contract.md").read_text().splitlines()
+        if line.startswith(f"| `{image}` |")
+    ]
     assert len(rows) == 1, f"the contract has a row for {image}"
     python, *packages, compile_, compiler = [cell.strip() for cell in rows[0].strip("|").split("|")][1:]
     proc = run_harness("runtime", "--image", image, "--json", timeout=300)
@@ -146,7 +182,14 @@ def test_the_image_is_what_the_contract_says(image_fixture, request, docker_clie
     assert runtime["c_compiler"] or not runtime["torch_compile"], "torch.compile without a C compiler"
     if runtime["torch_compile"]:
         out = docker_client.containers.run(
-            image, ["python", "-c", COMPILE_PROBE], entrypoint=[], user="10001:10001", network_mode="none",
-            read_only=True, tmpfs={"/tmp": "rw,exec,nosuid,nodev,size=1g,mode=1777"},
-            environment={"CUDA_VISIBLE_DEVICES": ""}, remove=True)
+            image,
+            ["python", "-c", COMPILE_PROBE],
+            entrypoint=[],
+            user="10001:10001",
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/tmp": "rw,exec,nosuid,nodev,size=1g,mode=1777"},
+            environment={"CUDA_VISIBLE_DEVICES": ""},
+            remove=True,
+        )
         assert out.decode().strip().endswith("compiled")

@@ -30,7 +30,6 @@ from harness.run import Devices, OneRun, graded_run
 from harness.runners.local import LocalRunner
 from harness.snapshots import PROBATION_LOOKS, Snapshot, Snapshots, _state, thin
 from tests.fake_nvml import FakeNvml
-from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures the Docker test uses
 from tests.helpers import CENTROID, ROOT, read_json, run_harness
 
 STEPWISE = ROOT / "tests" / "submissions" / "stepwise"
@@ -259,17 +258,29 @@ def synthetic(tmp_path: Path) -> str:
 
 
 def options(tmp_path: Path, submission: Path, **kw) -> RunOptions:
-    base = dict(submission=submission, data=synthetic(tmp_path), budget_s=9.0, grace_s=1.5, train_per_class=20,
-                eval_per_class=10, curve=True, curve_per_class=10, runner="local", runs_dir=tmp_path / "runs",
-                cache_dir=tmp_path / "cache", monitor_interval_s=0.2)
+    base = dict(
+        submission=submission,
+        data=synthetic(tmp_path),
+        budget_s=9.0,
+        grace_s=1.5,
+        train_per_class=20,
+        eval_per_class=10,
+        curve=True,
+        curve_per_class=10,
+        runner="local",
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        monitor_interval_s=0.2,
+    )
     return RunOptions(**{**base, **kw}).validate()
 
 
 def test_a_run_that_checkpoints_often_gets_a_curve_in_its_csv_and_report(tmp_path):
     """The small-scale twin of the 90 s run of the bundled entry (docs/curves.md), through the CLI."""
     o = options(tmp_path, STEPWISE, target=0.01)
-    proc = run_harness("run", *["--submission", STEPWISE, "--runs-dir", o.runs_dir, "--run-id", "stepwise"],
-                       *o.to_argv(), timeout=240)
+    proc = run_harness(
+        "run", *["--submission", STEPWISE, "--runs-dir", o.runs_dir, "--run-id", "stepwise"], *o.to_argv(), timeout=240
+    )
     assert proc.returncode == 0, proc.stderr
     run_dir = o.runs_dir / "stepwise"
     result = from_dict(read_json(run_dir / "result.json"))
@@ -299,12 +310,18 @@ def test_the_last_point_equals_the_official_score_when_the_curve_set_is_the_held
     sets = data.draw(pool, None, seed=0, train_per_class=20, eval_per_class=10, source=o.data, eval_source=o.data)
     sets = dataclasses.replace(sets, curve=sets.eval)
     submission = load_submission(CENTROID)
-    info = SubmissionInfo(submission.name, str(submission.path), submission.train_text, submission.predict_text,
-                          submission_digest(submission.path))
+    info = SubmissionInfo(
+        submission.name,
+        str(submission.path),
+        submission.train_text,
+        submission.predict_text,
+        submission_digest(submission.path),
+    )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    result = OneRun(run_dir, submission, info, sets, LocalRunner(), o, Progress(quiet=True),
-                    Devices.open(o, Gpus.open), 0, "run").run()
+    result = OneRun(
+        run_dir, submission, info, sets, LocalRunner(), o, Progress(quiet=True), Devices.open(o, Gpus.open), 0, "run"
+    ).run()
     assert result.status.value == "scored"
     last = result.curve.points[-1]
     assert last.final and (last.correct, last.total) == (result.correct, result.total)
@@ -313,8 +330,13 @@ def test_the_last_point_equals_the_official_score_when_the_curve_set_is_the_held
 
 def test_a_predict_that_fails_on_one_snapshot_marks_that_point_only(tmp_path, make_submission):
     train = (STEPWISE / "train.py").read_text().replace("time.sleep(STEP_S)", "time.sleep(3 if step == 1 else STEP_S)")
-    predict = (STEPWISE / "predict.py").read_text().replace(
-        'means = model["means"]', 'means = model["means"]\nif int(model["step"]) == 1:\n    raise SystemExit(3)')
+    predict = (
+        (STEPWISE / "predict.py")
+        .read_text()
+        .replace(
+            'means = model["means"]', 'means = model["means"]\nif int(model["step"]) == 1:\n    raise SystemExit(3)'
+        )
+    )
     entry = make_submission("fails-once", train, predict)
     result = graded_run(options(tmp_path, entry, budget_s=10.0), LocalRunner(), Progress(quiet=True))
     assert result.status.value == "scored" and result.predict.outcome.value == "completed", "official score untouched"
@@ -345,8 +367,15 @@ def test_gpu_energy_and_the_fingerprint_come_from_nvml(tmp_path, counter):
     html = (tmp_path / "runs" / result.run_id / "report.html").read_text()
     assert "Accuracy against time and energy" in html and "plot failed" not in html
     (details,) = result.environment.gpu_details
-    assert details == {"index": 0, "name": "NVIDIA Fake 100", "uuid": "GPU-fake-0", "power_limit_w": 700.0,
-                       "sm_clock_mhz": 1980, "memory_clock_mhz": 2619, "temperature_c": 65}
+    assert details == {
+        "index": 0,
+        "name": "NVIDIA Fake 100",
+        "uuid": "GPU-fake-0",
+        "power_limit_w": 700.0,
+        "sm_clock_mhz": 1980,
+        "memory_clock_mhz": 2619,
+        "temperature_c": 65,
+    }
     assert result.monitor.cpu_energy_j is None and "not available" in result.monitor.cpu_energy_note
 
 
@@ -359,9 +388,14 @@ def rapl_tree(root: Path, packages: dict[str, tuple[int, int]]) -> Path:
 
 
 def test_rapl_sums_packages_handles_wraparound_and_ignores_subdomains(tmp_path):
-    root = rapl_tree(tmp_path / "powercap", {"intel-rapl:0": (900_000_000, 1_000_000_000),
-                                             "intel-rapl:1": (5_000_000, 1_000_000_000),
-                                             "intel-rapl:0:0": (1, 1_000_000_000)})
+    root = rapl_tree(
+        tmp_path / "powercap",
+        {
+            "intel-rapl:0": (900_000_000, 1_000_000_000),
+            "intel-rapl:1": (5_000_000, 1_000_000_000),
+            "intel-rapl:0:0": (1, 1_000_000_000),
+        },
+    )
     (root / "dtpm").mkdir()
     rapl, note = Rapl.open(root)
     assert note == "" and len(rapl.counters) == 2
@@ -404,14 +438,35 @@ def test_the_leaderboard_ranks_by_accuracy_time_or_energy_to_target(tmp_path):
             d.mkdir(parents=True)
             fake_run(d, seed, "scored", accuracy)
             result = read_json(d / "result.json")
-            result["curve"] = {"per_class": 100, "target": 0.85, "points": [],
-                               "time_to_target_s": to_target[0] if to_target else None,
-                               "gpu_energy_to_target_j": to_target[1] if to_target else None}
+            result["curve"] = {
+                "per_class": 100,
+                "target": 0.85,
+                "points": [],
+                "time_to_target_s": to_target[0] if to_target else None,
+                "gpu_energy_to_target_j": to_target[1] if to_target else None,
+            }
             atomic_write_json(d / "result.json", result)
-    atomic_write_json(tmp_path / "grading.json", {
-        "kind": "grading", "schema_version": 1, "seeds": [0, 1], "entries": plan,
-        "options": {"data": "cifar10", "budget": 600.0, "train_per_class": 500, "eval_per_class": 100,
-                    "runner": "docker", "device": "cuda", "repeats": 2, "seed": 0, "curve": True, "target": 0.85}})
+    atomic_write_json(
+        tmp_path / "grading.json",
+        {
+            "kind": "grading",
+            "schema_version": 1,
+            "seeds": [0, 1],
+            "entries": plan,
+            "options": {
+                "data": "cifar10",
+                "budget": 600.0,
+                "train_per_class": 500,
+                "eval_per_class": 100,
+                "runner": "docker",
+                "device": "cuda",
+                "repeats": 2,
+                "seed": 0,
+                "curve": True,
+                "target": 0.85,
+            },
+        },
+    )
     order = {key: [r.id for r in leaderboard.write_leaderboard(tmp_path, key).rows] for key in leaderboard.RANK_KEYS}
     assert order["accuracy"] == ["accurate-slow", "short", "fast-hungry", "frugal"]
     assert order["time-to-target"] == ["fast-hungry", "frugal", "accurate-slow", "short"]
@@ -434,17 +489,50 @@ def test_the_leaderboard_ranks_by_accuracy_time_or_energy_to_target(tmp_path):
 def test_reproduce_reruns_the_same_options_seed_and_data_into_a_new_run(tmp_path):
     runs = tmp_path / "runs"
     data_source = synthetic(tmp_path)
-    first = run_harness("run", "--submission", CENTROID, "--data", data_source, "--runner", "local", "--budget", "4",
-                        "--seed", "7", "--train-per-class", "20", "--eval-per-class", "10", "--curve",
-                        "--curve-per-class", "10", "--runs-dir", runs, "--run-id", "original",
-                        "--cache-dir", tmp_path / "cache")
+    first = run_harness(
+        "run",
+        "--submission",
+        CENTROID,
+        "--data",
+        data_source,
+        "--runner",
+        "local",
+        "--budget",
+        "4",
+        "--seed",
+        "7",
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--curve",
+        "--curve-per-class",
+        "10",
+        "--runs-dir",
+        runs,
+        "--run-id",
+        "original",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert first.returncode == 0, first.stderr
     original = runs / "original"
     before = {p.name: p.read_bytes() for p in original.iterdir() if p.is_file()}
     # The original ran on the host: reproducing it so takes the same explicit --runner local (the
     # refusals without it are in tests/test_reproduce_hostile.py).
-    again = run_harness("run", "--reproduce", original, "--runner", "local", "--runs-dir", runs, "--run-id", "again",
-                        "--cache-dir", tmp_path / "cache")
+    again = run_harness(
+        "run",
+        "--reproduce",
+        original,
+        "--runner",
+        "local",
+        "--runs-dir",
+        runs,
+        "--run-id",
+        "again",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert again.returncode == 0, again.stderr
     assert "reproduces" in again.stdout + again.stderr
     assert {p.name: p.read_bytes() for p in original.iterdir() if p.is_file()} == before, "the original is untouched"
@@ -470,8 +558,15 @@ def test_reproduce_reruns_the_same_options_seed_and_data_into_a_new_run(tmp_path
 
 
 def test_what_differs_between_two_environments_is_said_in_words():
-    base = Environment(harness="0.1", python="3.11.7", platform="Linux", runner="docker", device="cuda",
-                       driver="550.1", gpu_details=[{"power_limit_w": 700.0, "sm_clock_mhz": 1980}])
+    base = Environment(
+        harness="0.1",
+        python="3.11.7",
+        platform="Linux",
+        runner="docker",
+        device="cuda",
+        driver="550.1",
+        gpu_details=[{"power_limit_w": 700.0, "sm_clock_mhz": 1980}],
+    )
     other = dataclasses.replace(base, driver="555.2", gpu_details=[{"power_limit_w": 500.0, "sm_clock_mhz": 1980}])
 
     class Run:

@@ -11,8 +11,9 @@ from tests.helpers import SHARED_TARBALL, write_image_tree, write_tar
 
 
 def draw(pool, seed=0, train=5, evaluation=2, eval_pool=None):
-    return data.draw(pool, eval_pool, seed=seed, train_per_class=train, eval_per_class=evaluation,
-                     source="s", eval_source="s")
+    return data.draw(
+        pool, eval_pool, seed=seed, train_per_class=train, eval_per_class=evaluation, source="s", eval_source="s"
+    )
 
 
 def test_imagefolder_and_tar_read_the_same_tree(tmp_path):

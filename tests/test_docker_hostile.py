@@ -15,7 +15,7 @@ from harness.console import Progress
 from harness.model import Outcome, Status
 from harness.options import RunOptions
 from harness.run import graded_run
-from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
+from tests.docker_support import harness_leftovers, small_runner
 from tests.helpers import stage_hostile
 from tests.hostile_outcomes import EXPECTED, host_bait
 
@@ -40,8 +40,14 @@ def other_run(tmp_path, docker_client, runtime_image):
     (other / "train.log").write_text("HAET-OTHER-RUN-SECRET\n")
     runner = small_runner(runtime_image, cleanup=False)
     container = docker_client.containers.run(
-        runtime_image, ["sleep", "600"], detach=True, init=True, network_mode="none", entrypoint=[],
-        labels=runner.labels("train", "other-run"))
+        runtime_image,
+        ["sleep", "600"],
+        detach=True,
+        init=True,
+        network_mode="none",
+        entrypoint=[],
+        labels=runner.labels("train", "other-run"),
+    )
     before = digest(other)
     yield runs, other
     try:
@@ -52,14 +58,34 @@ def other_run(tmp_path, docker_client, runtime_image):
         container.remove(force=True)
 
 
-def grade(name: str, runs: Path, tmp_path: Path, image: str, synthetic_npz: str, budget=3.0, grace=1.0,
-          predict_budget=20.0, submission: Path | None = None, **runner_options):
+def grade(
+    name: str,
+    runs: Path,
+    tmp_path: Path,
+    image: str,
+    synthetic_npz: str,
+    budget=3.0,
+    grace=1.0,
+    predict_budget=20.0,
+    submission: Path | None = None,
+    **runner_options,
+):
     run_id = f"{name}-{uuid.uuid4().hex[:6]}"  # unique on the engine: other test sessions may run beside
     runner = small_runner(image, **runner_options)
-    options = RunOptions(submission=submission or HOSTILE / name, data=synthetic_npz, budget_s=budget, grace_s=grace,
-                         predict_budget_s=predict_budget, device="cpu", runs_dir=runs,
-                         cache_dir=tmp_path / "cache", train_per_class=20, eval_per_class=10, run_id=run_id,
-                         monitor_interval_s=0.5)
+    options = RunOptions(
+        submission=submission or HOSTILE / name,
+        data=synthetic_npz,
+        budget_s=budget,
+        grace_s=grace,
+        predict_budget_s=predict_budget,
+        device="cpu",
+        runs_dir=runs,
+        cache_dir=tmp_path / "cache",
+        train_per_class=20,
+        eval_per_class=10,
+        run_id=run_id,
+        monitor_interval_s=0.5,
+    )
     t0 = time.monotonic()
     result = graded_run(options, runner, Progress(quiet=True))
     return result, runs / run_id, time.monotonic() - t0
@@ -138,8 +164,10 @@ def test_labels_host_files_and_other_runs_are_out_of_reach(hostile, tmp_path, sy
 
 def test_writes_land_only_in_the_phase_s_own_places(hostile):
     result, run, _ = hostile("write-outside")
-    allowed = {"train": {"/checkpoints/evil", "/tmp/evil", "/dev/shm/evil"},
-               "predict": {"/output/evil", "/tmp/evil", "/dev/shm/evil"}}
+    allowed = {
+        "train": {"/checkpoints/evil", "/tmp/evil", "/dev/shm/evil"},
+        "predict": {"/output/evil", "/tmp/evil", "/dev/shm/evil"},
+    }
     for phase, ok in allowed.items():
         wrote = {line.split()[1] for line in log(run, phase).splitlines() if line.startswith("WROTE")}
         assert wrote == ok, (phase, wrote)
@@ -202,8 +230,9 @@ def test_predict_is_cut_at_the_default_predict_budget(hostile, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["checkpoint-swap", "checkpoint-maze"])
-def test_checkpoint_walks_never_lead_to_the_host(name, other_run, tmp_path, runtime_image, synthetic_npz,
-                                                 docker_client):
+def test_checkpoint_walks_never_lead_to_the_host(
+    name, other_run, tmp_path, runtime_image, synthetic_npz, docker_client
+):
     """The harness reads the checkpoint volume from the host side (its mountpoint), as root: an
     entry's links and swapped folders there point at host paths. The shared table's check."""
     runs, _ = other_run
@@ -212,8 +241,17 @@ def test_checkpoint_walks_never_lead_to_the_host(name, other_run, tmp_path, runt
     expected = EXPECTED[name]
     run_id = f"{name}-{uuid.uuid4().hex[:6]}"
     settings = {**dict(budget_s=3.0, grace_s=1.0, predict_budget_s=20.0), **expected.run}
-    options = RunOptions(submission=entry, data=synthetic_npz, device="cpu", runs_dir=runs, train_per_class=20,
-                         eval_per_class=10, cache_dir=tmp_path / "cache", run_id=run_id, **settings)
+    options = RunOptions(
+        submission=entry,
+        data=synthetic_npz,
+        device="cpu",
+        runs_dir=runs,
+        train_per_class=20,
+        eval_per_class=10,
+        cache_dir=tmp_path / "cache",
+        run_id=run_id,
+        **settings,
+    )
     result = graded_run(options, small_runner(runtime_image), Progress(quiet=True))
     expected.check(result, runs / run_id, entry)
     assert harness_leftovers(docker_client, run_id) == []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker_support import ROOT, docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
+from tests.docker_support import ROOT, harness_leftovers, small_runner
 
 pytestmark = pytest.mark.docker
 HOSTILE = ROOT / "tests" / "hostile"
@@ -24,9 +24,15 @@ SMALL_ENV = {"HAET_DOCKER_MEMORY": "256m", "HAET_DOCKER_CPUS": "1", "HAET_DOCKER
 
 
 def harness(*args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness", "run", "--runner", "docker", "--device", "cpu",
-                             *args], cwd=ROOT, env={**os.environ, **SMALL_ENV}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--runner", "docker", "--device", "cpu", *args],
+        cwd=ROOT,
+        env={**os.environ, **SMALL_ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 def wait_for_container(client, run: str, timeout: float = 120) -> None:
@@ -44,15 +50,35 @@ def unique(name: str) -> str:
 
 
 def common_args(tmp_path, image, data, run_id):
-    return ["--image", image, "--data", data, "--train-per-class", "20", "--eval-per-class", "10",
-            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--run-id", run_id]
+    return [
+        "--image",
+        image,
+        "--data",
+        data,
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--run-id",
+        run_id,
+    ]
 
 
-def test_kill_9_of_the_harness_leaves_nothing_after_the_next_start(tmp_path, docker_client, runtime_image,
-                                                                   synthetic_npz):
+def test_kill_9_of_the_harness_leaves_nothing_after_the_next_start(
+    tmp_path, docker_client, runtime_image, synthetic_npz
+):
     run_id = unique("killed-harness")
-    proc = harness("--submission", str(HOSTILE / "sleep-forever"), "--budget", "300",
-                   *common_args(tmp_path, runtime_image, synthetic_npz, run_id))
+    proc = harness(
+        "--submission",
+        str(HOSTILE / "sleep-forever"),
+        "--budget",
+        "300",
+        *common_args(tmp_path, runtime_image, synthetic_npz, run_id),
+    )
     try:
         wait_for_container(docker_client, run_id)
     finally:
@@ -66,8 +92,13 @@ def test_kill_9_of_the_harness_leaves_nothing_after_the_next_start(tmp_path, doc
 
 def test_ctrl_c_stops_the_phase_and_removes_its_container(tmp_path, docker_client, runtime_image, synthetic_npz):
     run_id = unique("interrupted")
-    proc = harness("--submission", str(HOSTILE / "ignore-sigterm"), "--budget", "300",
-                   *common_args(tmp_path, runtime_image, synthetic_npz, run_id))
+    proc = harness(
+        "--submission",
+        str(HOSTILE / "ignore-sigterm"),
+        "--budget",
+        "300",
+        *common_args(tmp_path, runtime_image, synthetic_npz, run_id),
+    )
     wait_for_container(docker_client, run_id)
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
@@ -80,8 +111,14 @@ def test_ctrl_c_stops_the_phase_and_removes_its_container(tmp_path, docker_clien
 
 def test_live_runs_are_not_taken_for_leftovers(docker_client, runtime_image):
     mine = small_runner(runtime_image, cleanup=False)
-    container = docker_client.containers.run(runtime_image, ["sleep", "60"], detach=True, entrypoint=[],
-                                             labels=mine.labels("train", "live-run"), network_mode="none")
+    container = docker_client.containers.run(
+        runtime_image,
+        ["sleep", "60"],
+        detach=True,
+        entrypoint=[],
+        labels=mine.labels("train", "live-run"),
+        network_mode="none",
+    )
     try:
         small_runner(runtime_image)  # a second harness starting beside a live one
         container.reload()
@@ -90,29 +127,36 @@ def test_live_runs_are_not_taken_for_leftovers(docker_client, runtime_image):
         container.remove(force=True)
 
 
-def test_an_entry_with_its_own_dockerfile_is_built_and_run_in_its_image(tmp_path, docker_client,
-                                                                          runtime_image, synthetic_npz):
+def test_an_entry_with_its_own_dockerfile_is_built_and_run_in_its_image(
+    tmp_path, docker_client, runtime_image, synthetic_npz
+):
     entry = tmp_path / "own-image"
     entry.mkdir()
-    (entry / "Dockerfile").write_text(f"FROM {runtime_image}\nUSER root\n"
-                                      "RUN echo baked-into-the-image > /opt/marker\nUSER 10001\n")
+    (entry / "Dockerfile").write_text(
+        f"FROM {runtime_image}\nUSER root\nRUN echo baked-into-the-image > /opt/marker\nUSER 10001\n"
+    )
     (entry / "submission.yaml").write_text("name: own-image\ntrain: python train.py\npredict: python predict.py\n")
-    (entry / "train.py").write_text(textwrap.dedent("""
+    (entry / "train.py").write_text(
+        textwrap.dedent("""
         import os, numpy as np
         print(open("/opt/marker").read().strip())
         np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "m.npy"), np.zeros(1))
-    """))
+    """)
+    )
     (entry / "predict.py").write_text((HOSTILE / "sleep-forever" / "predict.py").read_text())
     run_id = unique("own-image")
-    proc = harness("--submission", str(entry), "--budget", "30",
-                   *common_args(tmp_path, runtime_image, synthetic_npz, run_id))
+    proc = harness(
+        "--submission", str(entry), "--budget", "30", *common_args(tmp_path, runtime_image, synthetic_npz, run_id)
+    )
     out, _ = proc.communicate(timeout=300)
     run = tmp_path / "runs" / run_id
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "scored", out
     assert "baked-into-the-image" in (run / "train.log").read_text()
-    assert "haet-entry-own-image" in (run / "build.log").read_text() or "Successfully built" in (
-        run / "build.log").read_text()
+    assert (
+        "haet-entry-own-image" in (run / "build.log").read_text()
+        or "Successfully built" in (run / "build.log").read_text()
+    )
     assert result["train"]["seconds"] < 10, "the image build is not timed"
 
 
@@ -122,10 +166,33 @@ def test_an_entry_with_its_own_dockerfile_is_built_and_run_in_its_image(tmp_path
 def test_graded_run_on_the_shared_cifar10_tarball(tmp_path, docker_client, runtime_image, submission):
     run_id = unique(Path(submission).name)
     proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--submission", submission, "--runner", "docker",
-         "--device", "cpu", "--image", runtime_image, "--data", f"tar:{SHARED_TARBALL}", "--budget", "60",
-         "--runs-dir", str(tmp_path / "runs"), "--run-id", run_id],
-        cwd=ROOT, capture_output=True, text=True, timeout=400)
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--submission",
+            submission,
+            "--runner",
+            "docker",
+            "--device",
+            "cpu",
+            "--image",
+            runtime_image,
+            "--data",
+            f"tar:{SHARED_TARBALL}",
+            "--budget",
+            "60",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--run-id",
+            run_id,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     run = tmp_path / "runs" / run_id
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "scored", (proc.stderr[-2000:], (run / "train.log").read_text()[-2000:])
@@ -143,4 +210,5 @@ def test_engine_stats_stamps_keep_their_fraction():
 
     assert _engine_time("2026-11-25T19:43:54.5Z") - _engine_time("2026-11-25T19:43:53.25Z") == pytest.approx(1.25)
     assert _engine_time("2026-11-25T19:43:54.123456789Z") - _engine_time("2026-11-25T19:43:54Z") == pytest.approx(
-        0.123456789, abs=1e-6)
+        0.123456789, abs=1e-6
+    )

@@ -14,8 +14,12 @@ def log(*lines: dict) -> list[dict]:
 
 
 def test_throughput_counts_epoch_events_not_others_that_carry_an_epoch():
-    found = log({"event": "epoch", "epoch": 1, "t_s": 10.0}, {"event": "epoch", "epoch": 2, "t_s": 20.0},
-                {"event": "checkpoint", "epoch": 3, "t_s": 21.0}, {"event": "done", "epoch": 3, "t_s": 22.0})
+    found = log(
+        {"event": "epoch", "epoch": 1, "t_s": 10.0},
+        {"event": "epoch", "epoch": 2, "t_s": 20.0},
+        {"event": "checkpoint", "epoch": 3, "t_s": 21.0},
+        {"event": "done", "epoch": 3, "t_s": 22.0},
+    )
     assert events.epochs(found) == 2
     assert events.throughput(found, train_count=5000) == 2 * 5000 / 20.0  # 500 images/s, not 3 x 5000 / 22
 
@@ -33,8 +37,9 @@ def test_without_epoch_events_throughput_is_unknown():
 
 def test_read_gives_back_what_the_tail_wrote(tmp_path):
     path = tmp_path / "events.jsonl"
-    path.write_text("\n".join(json.dumps(e) for e in [{"event": "epoch", "epoch": 1, "time": 100.0}, {"x": 1}])
-                    + "\nnot json\n")
+    path.write_text(
+        "\n".join(json.dumps(e) for e in [{"event": "epoch", "epoch": 1, "time": 100.0}, {"x": 1}]) + "\nnot json\n"
+    )
     tail = events.EventTail(path, started_unix=90.0)
     tail.poll()
     tail.write(tmp_path / "kept.jsonl")

@@ -25,9 +25,28 @@ def test_gpu_check_passes_in_cpu_mode_without_the_docker_package(tmp_path):
     data = write_synthetic_npz(tmp_path / "synthetic.npz", train_per_class=500, test_per_class=100)
     baselines = tmp_path / "baselines"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--out",
-                           str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--baselines", str(baselines),
-                           "--data", f"npz:{data}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=850)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.gpu_check",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "out"),
+            "--work",
+            str(tmp_path / "work"),
+            "--baselines",
+            str(baselines),
+            "--data",
+            f"npz:{data}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=850,
+    )
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert proc.returncode == 0 and summary["passed"], proc.stderr[-3000:]
     assert [s["name"] for s in summary["steps"]] == ["host", "nvml", "grade-20s", "deadline", "check"]
@@ -38,7 +57,8 @@ def test_gpu_check_passes_in_cpu_mode_without_the_docker_package(tmp_path):
     (baseline,) = baselines.iterdir()
     assert json.loads(baseline.read_text())["kind"] == "haet-baseline" and summary["steps"][4]["facts"]["created"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        ["summary.json", "summary.md", "longest-result.json", "longest-report.html", baseline.name])
+        ["summary.json", "summary.md", "longest-result.json", "longest-report.html", baseline.name]
+    )
     assert "GPU check: PASS" in (tmp_path / "out" / "summary.md").read_text()
 
 
@@ -46,6 +66,11 @@ def test_the_docker_package_is_really_hidden(tmp_path):
     """The premise of the test above: with the hiding folder first, `import docker` fails."""
     (tmp_path / "docker").mkdir()
     (tmp_path / "docker" / "__init__.py").write_text("raise ImportError('hidden')\n")
-    proc = subprocess.run([sys.executable, "-c", "import docker"], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-c", "import docker"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
     assert proc.returncode != 0 and "hidden" in proc.stderr

@@ -21,9 +21,29 @@ from tests.helpers import CENTROID, ENTRIES, MINIMAL, ROOT, copy_entry, read_jso
 
 
 def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 3, extra=()) -> list[str]:
-    return ["grade", *entries, "--out", out, "--data", synthetic_data(tmp_path), "--train-per-class", "30",
-            "--eval-per-class", "20", "--budget", "6", "--repeats", str(repeats), "--device", "cpu",
-            "--runner", "local", "--cache-dir", tmp_path / "cache", *extra]
+    return [
+        "grade",
+        *entries,
+        "--out",
+        out,
+        "--data",
+        synthetic_data(tmp_path),
+        "--train-per-class",
+        "30",
+        "--eval-per-class",
+        "20",
+        "--budget",
+        "6",
+        "--repeats",
+        str(repeats),
+        "--device",
+        "cpu",
+        "--runner",
+        "local",
+        "--cache-dir",
+        tmp_path / "cache",
+        *extra,
+    ]
 
 
 def results(out: Path) -> list[Path]:
@@ -36,8 +56,9 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
     entries = [CENTROID, MINIMAL, ENTRIES / "crash"]
     args = grade_args(tmp_path, out, *entries)
     synthetic_data(tmp_path)  # written before the grader starts, identical on resume
-    grader = subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    grader = subprocess.Popen(
+        [sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     # Kill it while a run is in flight, after at least two runs finished.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -66,7 +87,8 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
     final = results(out)
     assert len(final) == 9
     assert {(p.parent.parent.name, p.parent.name) for p in final} == {
-        (e, f"seed-{s}") for e in ("centroid", "colour-mean", "crash") for s in range(3)}
+        (e, f"seed-{s}") for e in ("centroid", "colour-mean", "crash") for s in range(3)
+    }
     assert all(read_json(p)["status"] != "interrupted" for p in final)
     stale = list(out.glob("*/seed-*.stale-*"))
     assert stale, "the interrupted attempt must be kept, not deleted"
@@ -76,8 +98,10 @@ def test_grade_killed_midway_resumes_without_redoing_or_double_counting(tmp_path
 
     # Paired: the same images for every entry on a given seed.
     for seed in range(3):
-        hashes = {read_json(out / e / f"seed-{seed}" / "result.json")["data"]["data_sha256"]
-                  for e in ("centroid", "colour-mean", "crash")}
+        hashes = {
+            read_json(out / e / f"seed-{seed}" / "result.json")["data"]["data_sha256"]
+            for e in ("centroid", "colour-mean", "crash")
+        }
         assert len(hashes) == 1
 
     with open(out / "leaderboard.csv") as f:
@@ -105,8 +129,7 @@ def test_relative_out_and_resume_with_other_options_is_refused(tmp_path):
     first = run_harness(*grade_args(tmp_path, out, MINIMAL, repeats=1), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert read_json(tmp_path / "grading" / "colour-mean" / "seed-0" / "result.json")["status"] == "scored"
-    other = run_harness(*grade_args(tmp_path, out, MINIMAL, repeats=1, extra=["--budget", "7"]),
-                    cwd=tmp_path)
+    other = run_harness(*grade_args(tmp_path, out, MINIMAL, repeats=1, extra=["--budget", "7"]), cwd=tmp_path)
     assert other.returncode == 2
     assert "--budget 6.0 -> 7.0" in other.stderr and "new --out" in other.stderr
 
@@ -131,11 +154,15 @@ def test_parallel_slots_run_at_the_same_time(tmp_path):
         "open(os.environ['HAET_EVENTS'], 'a').write(json.dumps({'event': 'start', 'time': time.time()}) + '\\n')\n"
         "time.sleep(6)\n"  # long enough that the other slot's run (3-4 s) emits inside it, staging and all
         "open(os.environ['HAET_EVENTS'], 'a').write(json.dumps({'event': 'slept', 'time': time.time()}) + '\\n')\n"
-        + train)
+        + train
+    )
     (slow / "submission.yaml").write_text("name: slow\ntrain: python train.py\npredict: python predict.py\n")
     out = tmp_path / "grading"
-    proc = run_harness(*grade_args(tmp_path, out, slow, MINIMAL, repeats=2,
-                               extra=["--gpus", "0,1", "--reference", CENTROID, "--budget", "20"]))
+    proc = run_harness(
+        *grade_args(
+            tmp_path, out, slow, MINIMAL, repeats=2, extra=["--gpus", "0,1", "--reference", CENTROID, "--budget", "20"]
+        )
+    )
     assert proc.returncode == 0, proc.stderr
     assert "on GPU 0" in proc.stderr and "on GPU 1" in proc.stderr
     assert len(results(out)) == 6

@@ -20,8 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import pytest
 
@@ -31,7 +31,6 @@ from harness.options import RunOptions
 from harness.run import graded_run
 from harness.runners.limits import UID
 from harness.runners.local import LocalRunner
-from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures
 from tests.helpers import MINIMAL, ROOT, stage_hostile
 from tests.hostile_outcomes import DEFAULTS, EXPECTED, RUNNER_LIMITS, log, set_id_problems
 
@@ -74,8 +73,9 @@ def test_make_safe_strips_every_set_id_bit_and_removes_special_files(tmp_path):
     assert left == []
     assert sorted(p.name for p in root.rglob("*") if not (p.is_symlink() or p.is_file() or p.is_dir())) == []
     assert stat.S_IMODE((root / "both").stat().st_mode) == 0o755 and stat.S_IMODE(root.stat().st_mode) == 0o777
-    assert any(n.startswith("set-user-ID/set-group-ID bits removed in /checkpoints: .,") and "more" in n
-               for n in notes), notes
+    assert any(
+        n.startswith("set-user-ID/set-group-ID bits removed in /checkpoints: .,") and "more" in n for n in notes
+    ), notes
     assert any("fifo" in n and "removed" in n for n in notes), notes
 
 
@@ -102,9 +102,16 @@ def test_private_dir_is_0700_whatever_the_umask(tmp_path):
 
 def other_user_reaches(path: Path) -> str:
     """What uid 20002 gets trying to read and run `path`: empty when it cannot reach it."""
-    done = subprocess.run(["/bin/sh", "-c", 'test -e "$1" && echo EXISTS; "$1" -c "id -u" 2>/dev/null', "sh", str(path)],
-                          user=OTHER_USER, group=OTHER_USER, extra_groups=[], capture_output=True, text=True,
-                          timeout=10, cwd="/")
+    done = subprocess.run(
+        ["/bin/sh", "-c", 'test -e "$1" && echo EXISTS; "$1" -c "id -u" 2>/dev/null', "sh", str(path)],
+        user=OTHER_USER,
+        group=OTHER_USER,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        cwd="/",
+    )
     return done.stdout.strip()
 
 
@@ -112,11 +119,11 @@ class HostWatch(threading.Thread):
     """Looks at the host while the run goes on: the work folder's modes, and, once the entry's
     shell is there, its owner and whether another user can reach it."""
 
-    def __init__(self, run_dir: Path, shell: Callable[[], Optional[Path]]):
+    def __init__(self, run_dir: Path, shell: Callable[[], Path | None]):
         super().__init__(daemon=True)
         self.run_dir, self.shell = run_dir, shell
         self.work_modes: set[int] = set()
-        self.shell_seen: Optional[dict] = None
+        self.shell_seen: dict | None = None
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -148,12 +155,22 @@ class AfterTrain(Progress):
         super().say(text)
 
 
-def grade(runner, tmp_path: Path, synthetic_npz: str, shell: Callable[[str, Path], Optional[Path]],
-          run_id: str = "setuid-shell"):
+def grade(
+    runner, tmp_path: Path, synthetic_npz: str, shell: Callable[[str, Path], Path | None], run_id: str = "setuid-shell"
+):
     entry = stage_hostile("setuid-shell", tmp_path / "entry")
     runs = tmp_path / "runs"
-    options = RunOptions(**DEFAULTS, submission=entry, data=synthetic_npz, device="cpu", runs_dir=runs,
-                         cache_dir=tmp_path / "cache", run_id=run_id, curve=True, curve_per_class=5)
+    options = RunOptions(
+        **DEFAULTS,
+        submission=entry,
+        data=synthetic_npz,
+        device="cpu",
+        runs_dir=runs,
+        cache_dir=tmp_path / "cache",
+        run_id=run_id,
+        curve=True,
+        curve_per_class=5,
+    )
     run_dir = runs / run_id
     watch = HostWatch(run_dir, lambda: shell(run_id, run_dir))
     watch.start()
@@ -168,8 +185,11 @@ def grade(runner, tmp_path: Path, synthetic_npz: str, shell: Callable[[str, Path
 
 def assert_kept_files_are_plain(progress: AfterTrain) -> None:
     assert progress.kept, "the curve ran, so the kept folders were looked at"
-    bad = {name: oct(mode) for name, mode in progress.kept.items()
-           if mode & 0o6000 or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))}
+    bad = {
+        name: oct(mode)
+        for name, mode in progress.kept.items()
+        if mode & 0o6000 or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+    }
     assert bad == {}, "set-id or special files kept after the phase"
     snapshots = {name: stat.S_IMODE(mode) for name, mode in progress.kept.items() if name.startswith("snapshots/")}
     assert snapshots and set(snapshots.values()) <= {0o644, 0o755}, snapshots
@@ -223,7 +243,7 @@ def test_set_id_shell_under_the_local_runner(tmp_path, synthetic_npz):
 def test_set_id_shell_under_docker(tmp_path, synthetic_npz, docker_client, runtime_image):
     from tests.docker_support import small_runner
 
-    def volume_shell(run_id: str, run_dir: Path) -> Optional[Path]:
+    def volume_shell(run_id: str, run_dir: Path) -> Path | None:
         for volume in docker_client.volumes.list(filters={"label": [f"haet.run={run_id}", "haet.mount=/checkpoints"]}):
             return Path(volume.attrs["Mountpoint"]) / "sh"
         return None
@@ -234,7 +254,6 @@ def test_set_id_shell_under_docker(tmp_path, synthetic_npz, docker_client, runti
     assert watch.shell_seen["owner"] == UID
     EXPECTED["setuid-shell"].check(result, run, tmp_path / "entry")
     assert_kept_files_are_plain(progress)
-
 
 
 @root_only
@@ -248,8 +267,15 @@ def test_an_entry_file_only_root_can_read_runs_from_its_staged_copy(tmp_path, sy
         pytest.skip(f"the sandbox cannot run here: {probe(find_bwrap())}")
     entry = stage_hostile("setuid-shell", tmp_path / "entry")
     (entry / "tricks.py").chmod(0o600)
-    options = RunOptions(**DEFAULTS, submission=entry, data=synthetic_npz, device="cpu", runs_dir=tmp_path / "runs",
-                         cache_dir=tmp_path / "cache", run_id="owner-only")
+    options = RunOptions(
+        **DEFAULTS,
+        submission=entry,
+        data=synthetic_npz,
+        device="cpu",
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        run_id="owner-only",
+    )
     result = graded_run(options, SandboxRunner(**RUNNER_LIMITS), Progress(quiet=True))
     train_log = (tmp_path / "runs" / "owner-only" / "train.log").read_text()
     assert "Permission denied" not in train_log and "tricks.py" not in result.train.detail, train_log[-2000:]
@@ -270,10 +296,30 @@ def test_a_runtime_the_sandbox_s_uid_cannot_read_is_refused_with_the_fix(tmp_pat
     (site / "deps.pth").write_text("".join(f"{p}\n" for p in sys.path if p.endswith("site-packages")))
     venv.chmod(0o700)
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "harness", "run", "--submission", str(MINIMAL), "--runner", "sandbox",
-         "--device", "cpu", "--data", synthetic_npz, "--runs-dir", str(tmp_path / "runs"),
-         "--cache-dir", str(tmp_path / "cache")],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "harness",
+            "run",
+            "--submission",
+            str(MINIMAL),
+            "--runner",
+            "sandbox",
+            "--device",
+            "cpu",
+            "--data",
+            synthetic_npz,
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     assert "uid 10001" in done.stderr and "chmod -R o+rX" in done.stderr and str(venv) in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()

@@ -32,8 +32,8 @@ import pytest
 
 from harness import text
 from harness.contract import MAX_ENTRY_BYTES, MAX_ENTRY_FILES, ContractError, submission_digest
+from tests.docker_support import harness_leftovers, small_runner
 from tests.helpers import CENTROID, ROOT
-from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
 
 HOSTILE = Path(__file__).parent / "hostile"
 MAX_HARNESS_RSS_MB = 400
@@ -67,11 +67,40 @@ def grade(tmp_path: Path, entry: Path, data: str, *extra: str, timeout: float = 
     """`python -m harness run` on one entry, local runner; its own peak RSS (VmHWM, KiB)."""
     runs, peak = tmp_path / "runs", tmp_path / "peak-kib"
     proc = subprocess.run(
-        [sys.executable, "-c", MEASURED, str(peak), "run", "--submission", str(entry), "--runner", "local",
-         "--device", "cpu", "--data", data, "--train-per-class", "20", "--eval-per-class", "10", "--budget", "20",
-         "--grace", "2", "--predict-budget", "20", "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "cache"),
-         *extra],
-        cwd=ROOT, capture_output=True, timeout=timeout)
+        [
+            sys.executable,
+            "-c",
+            MEASURED,
+            str(peak),
+            "run",
+            "--submission",
+            str(entry),
+            "--runner",
+            "local",
+            "--device",
+            "cpu",
+            "--data",
+            data,
+            "--train-per-class",
+            "20",
+            "--eval-per-class",
+            "10",
+            "--budget",
+            "20",
+            "--grace",
+            "2",
+            "--predict-budget",
+            "20",
+            "--runs-dir",
+            str(runs),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=timeout,
+    )
     peak_mb = int(peak.read_text()) / 1024 if peak.is_file() else float("nan")
     PEAKS[entry.name] = peak_mb
     print(f"{entry.name}: harness peak RSS {peak_mb:.0f} MB, exit {proc.returncode}")
@@ -255,8 +284,11 @@ def test_report_never_crashes_and_stays_clean_and_bounded(tmp_path):
 
     result = hostile_result()
     events = [{"event": EVIL, EVIL: 1.0, f"k{i}": float(i), "note": EVIL, "t_s": 1.0 + i} for i in range(200)]
-    events += [{"event": "past", "loss": 1.0, "t_s": -1e308}, {"event": "epoch", "loss": 1e308, "t_s": 2.0},
-               {"event": "future", "loss": 1.0, "t_s": 1e9}]  # a plot of these would have no finite range
+    events += [
+        {"event": "past", "loss": 1.0, "t_s": -1e308},
+        {"event": "epoch", "loss": 1e308, "t_s": 2.0},
+        {"event": "future", "loss": 1.0, "t_s": 1e9},
+    ]  # a plot of these would have no finite range
     (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     write_report(tmp_path, result)
     assert_clean_reports(tmp_path)
@@ -285,13 +317,20 @@ def test_series_report_survives_a_repeat_of_the_wrong_shape(tmp_path):
 
 
 def test_leaderboard_survives_results_of_any_shape(tmp_path):
-    from harness.organizer import leaderboard
     from harness.files import atomic_write_json
+    from harness.organizer import leaderboard
 
     shapes = [
         {"status": "scored", "accuracy": "high", "data": [], "train": "x", "monitor": {"gpus": "many"}},
-        {"status": "scored", "accuracy": 0.5, "correct": "many", "total": {}, "train": {"seconds": "long"},
-         "submission": [], "started_at": {"t": 1}},
+        {
+            "status": "scored",
+            "accuracy": 0.5,
+            "correct": "many",
+            "total": {},
+            "train": {"seconds": "long"},
+            "submission": [],
+            "started_at": {"t": 1},
+        },
         {"status": 12, "reason": EVIL, "accuracy": float("inf")},
         {"status": "failed", "reason": ["not", "a", "string"], "monitor": {"gpus": [{"energy_j": "lots"}, 3]}},
     ]
@@ -301,10 +340,23 @@ def test_leaderboard_survives_results_of_any_shape(tmp_path):
         entries.append({"id": name, "path": f"/entries/{EVIL}"})
         atomic_write_json(tmp_path / name / "entry.json", {"id": name, "invalid": None})
         atomic_write_json(tmp_path / name / "seed-0" / "result.json", shape)
-        (tmp_path / name / "seed-0" / "events.jsonl").write_bytes(b"[" * 100_000 + b"\n{\"epoch\": 1, \"t_s\": 2}\n")
+        (tmp_path / name / "seed-0" / "events.jsonl").write_bytes(b"[" * 100_000 + b'\n{"epoch": 1, "t_s": 2}\n')
     entries.append({"no": "id"})
-    atomic_write_json(tmp_path / "grading.json", {"seeds": [0], "entries": entries, "options": {
-        "data": "x", "budget": 1.0, "train_per_class": 1, "eval_per_class": 1, "runner": "local", "device": "cpu"}})
+    atomic_write_json(
+        tmp_path / "grading.json",
+        {
+            "seeds": [0],
+            "entries": entries,
+            "options": {
+                "data": "x",
+                "budget": 1.0,
+                "train_per_class": 1,
+                "eval_per_class": 1,
+                "runner": "local",
+                "device": "cpu",
+            },
+        },
+    )
     board = leaderboard.write_leaderboard(tmp_path)
     assert len(board.rows) == 4 and any("without an id" in w for w in board.warnings)
     for name in ("leaderboard.md", "leaderboard.html"):
@@ -318,17 +370,26 @@ def test_leaderboard_survives_results_of_any_shape(tmp_path):
 
 @pytest.mark.docker
 @pytest.mark.parametrize("name", ["control-chars", "events-deep-nesting"])
-def test_docker_runner_keeps_the_console_and_report_clean(name, tmp_path, synthetic_npz, docker_client,
-                                                          runtime_image):
+def test_docker_runner_keeps_the_console_and_report_clean(name, tmp_path, synthetic_npz, docker_client, runtime_image):
     from harness.console import Progress
     from harness.options import RunOptions
     from harness.run import graded_run
 
     run_id = f"{name}-{uuid.uuid4().hex[:6]}"
     console = io.StringIO()
-    options = RunOptions(submission=HOSTILE / name, data=synthetic_npz, budget_s=20.0, grace_s=2.0,
-                         predict_budget_s=20.0, device="cpu", runs_dir=tmp_path / "runs",
-                         cache_dir=tmp_path / "cache", train_per_class=20, eval_per_class=10, run_id=run_id)
+    options = RunOptions(
+        submission=HOSTILE / name,
+        data=synthetic_npz,
+        budget_s=20.0,
+        grace_s=2.0,
+        predict_budget_s=20.0,
+        device="cpu",
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        train_per_class=20,
+        eval_per_class=10,
+        run_id=run_id,
+    )
     result = graded_run(options, small_runner(runtime_image), Progress(console))
     run = tmp_path / "runs" / run_id
     assert (run / "result.json").is_file() and harness_leftovers(docker_client, run_id) == []
@@ -338,4 +399,3 @@ def test_docker_runner_keeps_the_console_and_report_clean(name, tmp_path, synthe
         assert result.status.value == "invalid_predictions" and "\\x1b[31m1" in result.reason
     else:
         assert result.status.value == "scored" and "nested deeper than 32" in result.train.detail
-

@@ -58,9 +58,19 @@ class LateKillRunner(LocalRunner):
 
 
 def grade(tmp_path, submission, data):
-    options = RunOptions(submission=submission, data=data, budget_s=3.0, grace_s=1.0, predict_budget_s=20.0,
-                         device="cpu", runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache",
-                         train_per_class=20, eval_per_class=10, run_id="late")
+    options = RunOptions(
+        submission=submission,
+        data=data,
+        budget_s=3.0,
+        grace_s=1.0,
+        predict_budget_s=20.0,
+        device="cpu",
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        train_per_class=20,
+        eval_per_class=10,
+        run_id="late",
+    )
     return graded_run(options, LateKillRunner(), Progress(quiet=True))
 
 
@@ -124,7 +134,8 @@ while True:
 
 @pytest.mark.parametrize("where", ["deep", "many"])
 def test_a_late_checkpoint_hidden_past_the_walker_s_bounds_means_no_checkpoint_is_scored(
-        tmp_path, synthetic_npz, make_submission, where):
+    tmp_path, synthetic_npz, make_submission, where
+):
     """A walk that stopped at its bound and kept what it saw would miss the late file and score the
     rest: the harness cannot tell when each file was written, so it scores none and says why."""
     entry = make_submission(where, HIDE_LATE_CHECKPOINT)

@@ -21,13 +21,17 @@ from harness.organizer import leaderboard
 from harness.organizer.leaderboard import board as board_mod
 from harness.organizer.leaderboard import ranking, tables
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
-                 if os.access(p, os.X_OK)), None)
+CHROMIUM = next(
+    (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome") if os.access(p, os.X_OK)),
+    None,
+)
 EVIL = "<script>alert('x')</script>"
-OVERFLOW_PROBE = ("<script>addEventListener('load', () => document.body.setAttribute('data-overflow', "
-                  "[...document.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1 && "
-                  "getComputedStyle(e).overflowX != 'visible').map(e => e.className + ':' + e.scrollWidth)"
-                  ".join(' ')))</script>")
+OVERFLOW_PROBE = (
+    "<script>addEventListener('load', () => document.body.setAttribute('data-overflow', "
+    "[...document.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1 && "
+    "getComputedStyle(e).overflowX != 'visible').map(e => e.className + ':' + e.scrollWidth)"
+    ".join(' ')))</script>"
+)
 
 
 def fake_run(directory: Path, seed: int, status: str, accuracy: float | None, reason: str = "", energy=None):
@@ -35,13 +39,25 @@ def fake_run(directory: Path, seed: int, status: str, accuracy: float | None, re
     from tests.test_report import make_result
 
     scored = status == "scored"
-    result = to_dict(make_result(scored=scored, gpu=bool(energy), seed=seed,
-                                 train_outcome=Outcome.KILLED_AT_DEADLINE if scored else Outcome.CRASHED))
-    result.update({
-        "status": status, "reason": reason, "score": None,
-        "accuracy": accuracy, "correct": None if accuracy is None else round(accuracy * 1000), "total": 1000,
-        "started_at": f"2026-01-01T00:0{seed}:00+00:00",
-    })
+    result = to_dict(
+        make_result(
+            scored=scored,
+            gpu=bool(energy),
+            seed=seed,
+            train_outcome=Outcome.KILLED_AT_DEADLINE if scored else Outcome.CRASHED,
+        )
+    )
+    result.update(
+        {
+            "status": status,
+            "reason": reason,
+            "score": None,
+            "accuracy": accuracy,
+            "correct": None if accuracy is None else round(accuracy * 1000),
+            "total": 1000,
+            "started_at": f"2026-01-01T00:0{seed}:00+00:00",
+        }
+    )
     result["data"].update({"data_sha256": f"hash-{seed}", "train_count": 5000, "eval_count": 1000})
     result["train"].update({"seconds": 600.0 - seed, "outcome": "killed_at_deadline" if scored else "crashed"})
     if energy:
@@ -71,10 +87,25 @@ def make_grading(root: Path) -> Path:
                 fake_run(d, seed, "failed", None, reason=f"train crashed: {EVIL} | =cmd")
             elif value is not None:
                 fake_run(d, seed, "scored", value, energy=41_000.0 + seed)
-    atomic_write_json(root / "grading.json", {
-        "kind": "grading", "schema_version": 1, "seeds": [0, 1, 2], "entries": entries,
-        "options": {"data": "tar:cifar.tar.gz", "budget": 600.0, "train_per_class": 500, "eval_per_class": 100,
-                    "runner": "docker", "device": "cuda", "repeats": 3, "seed": 0}})
+    atomic_write_json(
+        root / "grading.json",
+        {
+            "kind": "grading",
+            "schema_version": 1,
+            "seeds": [0, 1, 2],
+            "entries": entries,
+            "options": {
+                "data": "tar:cifar.tar.gz",
+                "budget": 600.0,
+                "train_per_class": 500,
+                "eval_per_class": 100,
+                "runner": "docker",
+                "device": "cuda",
+                "repeats": 3,
+                "seed": 0,
+            },
+        },
+    )
     return root
 
 
@@ -111,15 +142,27 @@ def test_submission_text_is_escaped_everywhere(tmp_path):
     assert all(not cell.startswith("=") for row in csv.reader(io.StringIO(runs_csv)) for cell in row)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium at /usr/bin/chromium: `apt-get install -y chromium` "
-                                             "to render the leaderboard HTML in a headless browser")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium at /usr/bin/chromium: `apt-get install -y chromium` "
+    "to render the leaderboard HTML in a headless browser",
+)
 def test_leaderboard_html_renders_in_headless_chromium(tmp_path):
     make_grading(tmp_path / "grading")
     leaderboard.write_leaderboard(tmp_path / "grading")
     page = tmp_path / "grading" / "leaderboard.html"
     shot = tmp_path / "leaderboard.png"
-    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    base = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
     dom = subprocess.run(base + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "fast-net" in dom.stdout and "<svg" in dom.stdout and "Tier 2" in dom.stdout
@@ -127,11 +170,16 @@ def test_leaderboard_html_renders_in_headless_chromium(tmp_path):
     # At 1200 px nothing scrolls sideways (no column hidden): the page reports any element that does.
     probe = tmp_path / "probe.html"
     probe.write_text(page.read_text().replace("</body>", OVERFLOW_PROBE + "</body>"))
-    dom = subprocess.run(base + ["--window-size=1200,900", "--dump-dom", probe.as_uri()], capture_output=True,
-                         text=True, timeout=120)
+    dom = subprocess.run(
+        base + ["--window-size=1200,900", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
+    )
     assert 'data-overflow=""' in dom.stdout, re.findall(r'data-overflow="[^"]*"', dom.stdout)
-    run = subprocess.run(base + ["--window-size=1200,1300", f"--screenshot={shot}", page.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        base + ["--window-size=1200,1300", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     artifacts = os.environ.get("HAET_TEST_ARTIFACTS")
@@ -163,8 +211,12 @@ def test_predict_time_is_shown_and_a_predict_budget_over_the_default_is_a_warnin
         result = json.loads(path.read_text())
         slow = path.parts[-3] == "mid-a"  # granted 120 s at a 600 s budget (default 60 s), and it used them
         result["train"]["budget_s"] = 600.0
-        result["predict"].update(budget_s=120.0 if slow else 60.0, seconds=110.0 if slow else 5.0,
-                                 cpu_seconds=200.0 if slow else 8.0, outcome="completed")
+        result["predict"].update(
+            budget_s=120.0 if slow else 60.0,
+            seconds=110.0 if slow else 5.0,
+            cpu_seconds=200.0 if slow else 8.0,
+            outcome="completed",
+        )
         atomic_write_json(path, result)
     board = leaderboard.write_leaderboard(root)
     warning = next(w for w in board.warnings if w.startswith("predict over its default"))
@@ -172,7 +224,9 @@ def test_predict_time_is_shown_and_a_predict_budget_over_the_default_is_a_warnin
     rows = {r["entry"]: r for r in csv.DictReader(io.StringIO((tmp_path / "leaderboard.csv").read_text()))}
     assert rows["mid-a"]["predict_seconds_mean"] == "110.000" and rows["fast-net"]["predict_seconds_seed_0"] == "5.000"
     runs = [r for r in csv.DictReader(io.StringIO((tmp_path / "runs.csv").read_text())) if r["entry"] == "mid-a"]
-    assert {r["predict_seconds"] for r in runs} == {"110.000"} and {r["predict_cpu_seconds"] for r in runs} == {"200.00"}
+    assert {r["predict_seconds"] for r in runs} == {"110.000"} and {r["predict_cpu_seconds"] for r in runs} == {
+        "200.00"
+    }
     text = (tmp_path / "leaderboard.md").read_text()
     assert "Predict time (mean)" in text and "110.0 s" in text
 
@@ -180,17 +234,28 @@ def test_predict_time_is_shown_and_a_predict_budget_over_the_default_is_a_warnin
 # --- the ranking rule (harness.organizer.leaderboard.ranking), on boards built in memory --------
 
 FAIL = "fail"
-OPTIONS = {"data": "tar:cifar.tar.gz", "budget": 600.0, "train_per_class": 500, "eval_per_class": 100,
-           "runner": "docker", "device": "cuda"}
+OPTIONS = {
+    "data": "tar:cifar.tar.gz",
+    "budget": 600.0,
+    "train_per_class": 500,
+    "eval_per_class": 100,
+    "runner": "docker",
+    "device": "cuda",
+}
 
 
 def board_of(scores: dict, rank_by: str = "accuracy") -> leaderboard.Board:
     """A board from {entry: per-seed accuracy, FAIL or None (pending)}, ranked and tiered as `build` does."""
     rows = []
     for name, seeds in scores.items():
-        runs = [leaderboard.SeedRun(k, leaderboard.PENDING) if v is None
-                else leaderboard.SeedRun(k, "failed", 0.0, 0, 1000) if v == FAIL
-                else leaderboard.SeedRun(k, "scored", v, round(v * 1000), 1000) for k, v in enumerate(seeds)]
+        runs = [
+            leaderboard.SeedRun(k, leaderboard.PENDING)
+            if v is None
+            else leaderboard.SeedRun(k, "failed", 0.0, 0, 1000)
+            if v == FAIL
+            else leaderboard.SeedRun(k, "scored", v, round(v * 1000), 1000)
+            for k, v in enumerate(seeds)
+        ]
         row = leaderboard.Row(name, f"/entries/{name}", False, None, runs)
         board_mod.summarize(row)
         rows.append(row)
@@ -229,8 +294,14 @@ def test_an_entry_failing_only_where_the_leader_failed_too_is_compared_on_the_re
 
 
 def test_equal_scores_share_a_rank_and_a_tier():
-    board = board_of({"zeta": [0.80, 0.82, 0.81], "alpha": [0.80, 0.82, 0.81],  # identical runs
-                      "mean-same": [0.81, 0.81, 0.81], "next": [0.60, 0.61, 0.62]})
+    board = board_of(
+        {
+            "zeta": [0.80, 0.82, 0.81],
+            "alpha": [0.80, 0.82, 0.81],  # identical runs
+            "mean-same": [0.81, 0.81, 0.81],
+            "next": [0.60, 0.61, 0.62],
+        }
+    )
     assert field(board, "rank") == {"alpha": 1, "mean-same": 1, "zeta": 1, "next": 4}  # 1, 1, 1, 4
     assert set(field(board, "tier").values()) == {1, 2} and field(board, "tier")["zeta"] == 1
     assert [r.id for r in board.rows][:3] == ["alpha", "mean-same", "zeta"]  # in a shared rank: by id
@@ -240,8 +311,9 @@ def test_equal_scores_share_a_rank_and_a_tier():
 def test_equal_scores_are_judged_together():
     # b alone is within noise of the leader (high variance), c has b's score but failed a seed the
     # leader scored: the two share rank 2, so they share the tier the failure puts c in
-    board = board_of({"a": [0.90, 0.90, 0.90, 0.90, 0.90], "b": [0.95, 0.95, 0.95, 0.15, 0.0],
-                      "c": [0.75, 0.75, 0.75, 0.75, FAIL]})
+    board = board_of(
+        {"a": [0.90, 0.90, 0.90, 0.90, 0.90], "b": [0.95, 0.95, 0.95, 0.15, 0.0], "c": [0.75, 0.75, 0.75, 0.75, FAIL]}
+    )
     assert field(board, "rank") == {"a": 1, "b": 2, "c": 2}
     assert field(board, "tier") == {"a": 1, "b": 2, "c": 2}
     assert "separable with its equal score: c" in field(board, "why")["b"]
@@ -261,8 +333,7 @@ def test_two_seeds():
 
 
 def test_an_entry_that_failed_every_seed_is_last_and_untested():
-    board = board_of({"broken": [FAIL] * 3, "also-broken": [FAIL] * 3, "a": [0.5, 0.6, 0.55],
-                      "pending": [None] * 3})
+    board = board_of({"broken": [FAIL] * 3, "also-broken": [FAIL] * 3, "a": [0.5, 0.6, 0.55], "pending": [None] * 3})
     assert [r.id for r in board.rows] == ["a", "also-broken", "broken", "pending"]
     assert field(board, "rank") == {"a": 1, "also-broken": 2, "broken": 2, "pending": 4}
     assert field(board, "tier") == {"a": 1, "also-broken": 2, "broken": 2, "pending": None}
@@ -277,8 +348,12 @@ def test_one_seed_and_a_single_entry():
     assert field(board, "tier") == {"a": 1, "b": 1} and "1 seed scored by both" in field(board, "why")["b"]
 
 
-seed_value = st.one_of(st.integers(0, 1000).map(lambda k: k / 1000), st.integers(800, 820).map(lambda k: k / 1000),
-                       st.just(FAIL), st.just(None))
+seed_value = st.one_of(
+    st.integers(0, 1000).map(lambda k: k / 1000),
+    st.integers(800, 820).map(lambda k: k / 1000),
+    st.just(FAIL),
+    st.just(None),
+)
 
 
 @settings(max_examples=60, deadline=None)

@@ -9,15 +9,19 @@ EVIL = "<script>alert('x')</script>\x1b[2J\u202e"
 
 def test_text_is_escaped_and_markup_is_not():
     cell = h("td", EVIL, h("b", EVIL))
-    assert cell == ("<td>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;\\x1b[2J\\u202e"
-                    "<b>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;\\x1b[2J\\u202e</b></td>")
+    assert cell == (
+        "<td>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;\\x1b[2J\\u202e"
+        "<b>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;\\x1b[2J\\u202e</b></td>"
+    )
     assert h("p", str(h("b", "x"))) == "<p>&lt;b&gt;x&lt;/b&gt;</p>", "markup turned back into text is text"
     assert h("p", escape("x" * 50, 10)) == "<p>xxxxxxx...</p>"
 
 
 def test_attributes_are_always_escaped():
-    assert h("a", "x", href='" onclick="alert(1)', class_="num") == \
-        '<a href="&quot; onclick=&quot;alert(1)" class="num">x</a>'
+    assert (
+        h("a", "x", href='" onclick="alert(1)', class_="num")
+        == '<a href="&quot; onclick=&quot;alert(1)" class="num">x</a>'
+    )
     assert h("td", title=h("b", "x")) == '<td title="&lt;b&gt;x&lt;/b&gt;"></td>'
     assert h("line", stroke_width=2, hidden=True, id=None, open=False) == '<line stroke-width="2" hidden></line>'
 
@@ -35,9 +39,10 @@ def test_tables_boxes_and_the_page():
     assert table(["n", EVIL], [[1, "<i>"]], numeric=(0,)) == (
         '<div class="tw"><table class="grid"><thead><tr><th class="num">n</th>'
         "<th>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;\\x1b[2J\\u202e</th></tr></thead>"
-        '<tbody><tr><td class="num">1</td><td>&lt;i&gt;</td></tr></tbody></table></div>')
+        '<tbody><tr><td class="num">1</td><td>&lt;i&gt;</td></tr></tbody></table></div>'
+    )
     assert warnings_box([]) is None and "<li>&lt;w&gt;</li>" in warnings_box(["<w>"])
     html = page(EVIL, h("p", "body"), wide=True)
-    assert html.startswith("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
+    assert html.startswith('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
     assert "<title>&lt;script&gt;" in html and '<main class="wide"><p>body</p><footer>' in html
     assert "<script" not in html

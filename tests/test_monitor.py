@@ -78,11 +78,24 @@ def test_the_local_runner_measures_a_busy_process_tree(tmp_path):
     from harness.runners.base import PhaseSpec
 
     (tmp_path / "ck").mkdir()
-    spec = PhaseSpec(phase="train", command=[sys.executable, "-c",
-                     "import os, time\nos.fork()\nend = time.time() + 1.5\nwhile time.time() < end: pass\n"],
-                     submission_dir=tmp_path, data_dir=tmp_path, checkpoints_dir=tmp_path / "ck",
-                     events_file=tmp_path / "events.jsonl", output_dir=None, log_path=tmp_path / "train.log",
-                     budget_s=10, grace_s=1, seed=0, device="cpu")
+    spec = PhaseSpec(
+        phase="train",
+        command=[
+            sys.executable,
+            "-c",
+            "import os, time\nos.fork()\nend = time.time() + 1.5\nwhile time.time() < end: pass\n",
+        ],
+        submission_dir=tmp_path,
+        data_dir=tmp_path,
+        checkpoints_dir=tmp_path / "ck",
+        events_file=tmp_path / "events.jsonl",
+        output_dir=None,
+        log_path=tmp_path / "train.log",
+        budget_s=10,
+        grace_s=1,
+        seed=0,
+        device="cpu",
+    )
     handle = LocalRunner().start(spec)
     summary = run_monitor(tmp_path, None, seconds=1.2, sample=handle.sample)
     handle.wait(5)
@@ -97,9 +110,16 @@ def test_real_nvml_reads_a_real_gpu(tmp_path):
     gpus, note = Gpus.open("0")
     if gpus is None:
         pytest.skip(f"no GPU here: {note}")
-    busy = subprocess.Popen([sys.executable, "-c", (
-        "import torch, time\nx = torch.randn(8192, 8192, device='cuda')\nend = time.time() + 4\n"
-        "while time.time() < end: x = (x @ x).tanh()\ntorch.cuda.synchronize()\n")])
+    busy = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import torch, time\nx = torch.randn(8192, 8192, device='cuda')\nend = time.time() + 4\n"
+                "while time.time() < end: x = (x @ x).tanh()\ntorch.cuda.synchronize()\n"
+            ),
+        ]
+    )
     time.sleep(1)
     summary = run_monitor(tmp_path, gpus, seconds=2.5)
     busy.wait()
@@ -118,9 +138,18 @@ def test_a_cuda_run_records_gpu_metrics_in_its_result(tmp_path, synthetic_npz):
     from tests.helpers import CENTROID
 
     fake = FakeNvml(util=0.0)
-    options = RunOptions(submission=CENTROID, data=synthetic_npz, budget_s=20, grace_s=2, device="cuda",
-                         train_per_class=20, eval_per_class=10, runs_dir=tmp_path / "runs",
-                         cache_dir=tmp_path / "cache", monitor_interval_s=0.05)
+    options = RunOptions(
+        submission=CENTROID,
+        data=synthetic_npz,
+        budget_s=20,
+        grace_s=2,
+        device="cuda",
+        train_per_class=20,
+        eval_per_class=10,
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        monitor_interval_s=0.05,
+    )
     opened = []
 
     def open_gpus(selector):

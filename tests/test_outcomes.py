@@ -16,9 +16,26 @@ TRAIN_OK = (CENTROID / "train.py").read_text()
 
 def grade(tmp_path, submission, data, *extra):
     runs = tmp_path / "runs"
-    proc = run_harness("run", "--submission", str(submission), "--runner", "local", "--device", "cpu",
-                       "--data", data, "--train-per-class", "20", "--eval-per-class", "10",
-                       "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "cache"), *extra)
+    proc = run_harness(
+        "run",
+        "--submission",
+        str(submission),
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--data",
+        data,
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--runs-dir",
+        str(runs),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *extra,
+    )
     run = only_run_dir(runs)
     return proc, run, read_json(run / "result.json")
 
@@ -30,8 +47,16 @@ def test_completed_run_is_scored_with_every_file(tmp_path, synthetic_npz):
     assert result["accuracy"] == result["correct"] / result["total"] and result["total"] == 100
     assert result["accuracy"] > 0.5, "the synthetic classes are easy for nearest-mean"
     assert result["data"]["data_sha256"] and result["environment"]["python"]
-    for name in ("result.json", "events.jsonl", "train.log", "predict.log", "metrics.csv",
-                 "predictions.csv", "report.md", "report.html"):
+    for name in (
+        "result.json",
+        "events.jsonl",
+        "train.log",
+        "predict.log",
+        "metrics.csv",
+        "predictions.csv",
+        "report.md",
+        "report.html",
+    ):
         assert (run / name).is_file(), name
     assert not (run / ".work").exists(), "data copies and checkpoints are cleaned up"
     assert '"train_acc"' in (run / "events.jsonl").read_text()
@@ -40,12 +65,16 @@ def test_completed_run_is_scored_with_every_file(tmp_path, synthetic_npz):
 
 
 def test_submission_ignoring_sigterm_is_killed_at_the_deadline(tmp_path, synthetic_npz, make_submission):
-    sub = make_submission("stubborn", TRAIN_OK + """
+    sub = make_submission(
+        "stubborn",
+        TRAIN_OK
+        + """
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 while True:
     time.sleep(0.1)
-""")
+""",
+    )
     proc, run, result = grade(tmp_path, sub, synthetic_npz, "--budget", "3", "--grace", "1")
     train = result["train"]
     assert train["outcome"] == "killed_at_deadline"
@@ -56,7 +85,9 @@ while True:
 
 
 def test_graceful_submission_stops_on_sigterm(tmp_path, synthetic_npz, make_submission):
-    sub = make_submission("graceful", """
+    sub = make_submission(
+        "graceful",
+        """
 import signal, sys, time
 def stop(*_):
     __import__("runpy").run_path("save.py")
@@ -64,7 +95,8 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 while True:
     time.sleep(0.05)
-""")
+""",
+    )
     (sub / "save.py").write_text(TRAIN_OK)
     proc, run, result = grade(tmp_path, sub, synthetic_npz, "--budget", "3", "--grace", "1.5")
     assert result["train"]["outcome"] == "killed_at_deadline"
@@ -75,7 +107,9 @@ while True:
 
 def test_children_that_outlive_the_submission_are_killed(tmp_path, synthetic_npz, make_submission):
     pid_file = tmp_path / "escaped.pid"
-    sub = make_submission("escaper", f"""
+    sub = make_submission(
+        "escaper",
+        f"""
 import os, time
 if os.fork() == 0:          # double fork + setsid: no longer in the submission's session
     os.setsid()
@@ -86,7 +120,9 @@ if os.fork() == 0:          # double fork + setsid: no longer in the submission'
     os._exit(0)
 while not os.path.exists({str(pid_file)!r}):
     time.sleep(0.01)
-""" + TRAIN_OK)
+"""
+        + TRAIN_OK,
+    )
     proc, run, result = grade(tmp_path, sub, synthetic_npz, "--budget", "20")
     escaped = int(pid_file.read_text())
     assert result["train"]["outcome"] == "completed"
@@ -97,13 +133,17 @@ while not os.path.exists({str(pid_file)!r}):
 
 
 def test_a_bounded_fork_storm_is_cleaned_up(tmp_path, synthetic_npz, make_submission):
-    sub = make_submission("forker", TRAIN_OK + """
+    sub = make_submission(
+        "forker",
+        TRAIN_OK
+        + """
 import os, time
 for _ in range(6):              # 64 processes, each still forking when the deadline comes
     os.fork()
 while True:
     time.sleep(0.05)
-""")
+""",
+    )
     proc, run, result = grade(tmp_path, sub, synthetic_npz, "--budget", "3", "--grace", "1")
     assert result["train"]["outcome"] == "killed_at_deadline"
     assert result["status"] == "scored"
@@ -131,11 +171,15 @@ def test_crash_reports_exit_code_and_log_tail(tmp_path, synthetic_npz, make_subm
 
 
 def test_bad_predictions_are_invalid_with_the_reason(tmp_path, synthetic_npz, make_submission):
-    sub = make_submission("liar", TRAIN_OK, predict="""
+    sub = make_submission(
+        "liar",
+        TRAIN_OK,
+        predict="""
 import os
 with open(os.path.join(os.environ["HAET_OUTPUT"], "predictions.csv"), "w") as f:
     f.write("index,label\\n" + "".join(f"{i},{99 if i == 7 else 0}\\n" for i in range(100)))
-""")
+""",
+    )
     proc, run, result = grade(tmp_path, sub, synthetic_npz, "--budget", "10")
     assert proc.returncode == 3
     assert result["status"] == "invalid_predictions"
@@ -158,13 +202,18 @@ def test_predict_past_its_budget_fails(tmp_path, synthetic_npz, make_submission)
 
 
 def test_predict_sees_no_labels_and_read_only_checkpoints(tmp_path, synthetic_npz, make_submission):
-    sub = make_submission("curious", TRAIN_OK, predict=(CENTROID / "predict.py").read_text() + """
+    sub = make_submission(
+        "curious",
+        TRAIN_OK,
+        predict=(CENTROID / "predict.py").read_text()
+        + """
 import numpy as np, os, stat
 z = np.load(os.path.join(os.environ["HAET_DATA"], "test.npz"))
 print("KEYS", sorted(z.files), "FILES", sorted(os.listdir(os.environ["HAET_DATA"])))
 mode = os.stat(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy")).st_mode
 print("WRITABLE", bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)))
-""")
+""",
+    )
     _, run, result = grade(tmp_path, sub, synthetic_npz, "--budget", "10")
     log = (run / "predict.log").read_text()
     assert "KEYS ['images'] FILES ['test.npz']" in log and "WRITABLE False" in log
@@ -186,9 +235,26 @@ def test_repeats_report_mean_and_std_over_different_subsets(tmp_path, synthetic_
 
 
 def test_a_rerun_never_overwrites_an_earlier_run(tmp_path, synthetic_npz):
-    args = ["--submission", str(CENTROID), "--runner", "local", "--device", "cpu", "--data", synthetic_npz,
-            "--train-per-class", "20", "--eval-per-class", "10", "--runs-dir", str(tmp_path / "runs"),
-            "--run-id", "same", "--budget", "20"]
+    args = [
+        "--submission",
+        str(CENTROID),
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--data",
+        synthetic_npz,
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--run-id",
+        "same",
+        "--budget",
+        "20",
+    ]
     assert run_harness("run", *args).returncode == 0
     first = (tmp_path / "runs" / "same" / "result.json").read_text()
     assert run_harness("run", *args).returncode == 0
@@ -198,18 +264,47 @@ def test_a_rerun_never_overwrites_an_earlier_run(tmp_path, synthetic_npz):
 
 def test_ctrl_c_stops_the_submission_and_keeps_a_readable_state(tmp_path, synthetic_npz, make_submission):
     pid_file = tmp_path / "worker.pid"
-    sub = make_submission("long", TRAIN_OK + f"""
+    sub = make_submission(
+        "long",
+        TRAIN_OK
+        + f"""
 import os, time
 open({str(pid_file)!r}, "w").write(str(os.getpid()))
 while True:
     time.sleep(0.1)
-""")
+""",
+    )
     runs = tmp_path / "runs"
     harness = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--submission", str(sub), "--runner", "local", "--device", "cpu",
-         "--data", synthetic_npz, "--train-per-class", "20", "--eval-per-class", "10", "--budget", "120",
-         "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "cache")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--submission",
+            str(sub),
+            "--runner",
+            "local",
+            "--device",
+            "cpu",
+            "--data",
+            synthetic_npz,
+            "--train-per-class",
+            "20",
+            "--eval-per-class",
+            "10",
+            "--budget",
+            "120",
+            "--runs-dir",
+            str(runs),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not pid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -234,9 +329,27 @@ def test_a_full_disk_gives_one_clear_message(tmp_path, synthetic_npz):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(runs)]).returncode != 0:
         pytest.skip("tmpfs cannot be mounted here")
     try:
-        proc = run_harness("run", "--submission", str(CENTROID), "--runner", "local", "--device", "cpu",
-                           "--data", synthetic_npz, "--train-per-class", "50", "--eval-per-class", "10",
-                           "--budget", "10", "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "cache"))
+        proc = run_harness(
+            "run",
+            "--submission",
+            str(CENTROID),
+            "--runner",
+            "local",
+            "--device",
+            "cpu",
+            "--data",
+            synthetic_npz,
+            "--train-per-class",
+            "50",
+            "--eval-per-class",
+            "10",
+            "--budget",
+            "10",
+            "--runs-dir",
+            str(runs),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        )
     finally:
         subprocess.run(["umount", str(runs)])
     assert proc.returncode == 2

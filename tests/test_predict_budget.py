@@ -34,8 +34,12 @@ def test_the_default_follows_the_training_budget():
 
 def test_the_monitor_integrates_cpu_and_gpu_busy_seconds(tmp_path):
     monitor = Monitor(lambda: (None, None), None, "", 0.5, None)
-    monitor.samples = [Sample(0.0, 0.0, 1, []), Sample(0.5, 200.0, 1, [{"util": 50.0}, {"util": 100.0}]),
-                       Sample(1.5, 100.0, 1, [{"util": None}, {"util": 100.0}]), Sample(2.0, None, None, [])]
+    monitor.samples = [
+        Sample(0.0, 0.0, 1, []),
+        Sample(0.5, 200.0, 1, [{"util": 50.0}, {"util": 100.0}]),
+        Sample(1.5, 100.0, 1, [{"util": None}, {"util": 100.0}]),
+        Sample(2.0, None, None, []),
+    ]
     assert monitor.compute() == (2.0, 1.75)  # 2 cores x 0.5 s + 1 core x 1 s; 1.5 x 0.5 s + 1 x 1 s
     assert Monitor(lambda: (None, None), None, "", 0.5, None).compute() == (None, None)
     monitor.stop()
@@ -44,8 +48,15 @@ def test_the_monitor_integrates_cpu_and_gpu_busy_seconds(tmp_path):
 
 def test_predict_training_is_cut_at_the_default_under_the_local_runner(tmp_path, synthetic_npz):
     entry = stage_hostile("predict-training", tmp_path / "predict-training")
-    options = RunOptions(**{**DEFAULTS, "predict_budget_s": None}, submission=entry, data=synthetic_npz, device="cpu",
-                         runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache", run_id="local")
+    options = RunOptions(
+        **{**DEFAULTS, "predict_budget_s": None},
+        submission=entry,
+        data=synthetic_npz,
+        device="cpu",
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        run_id="local",
+    )
     result = graded_run(options, LocalRunner(), Progress(quiet=True))
     EXPECTED["predict-training"].check(result, tmp_path / "runs" / "local", entry)
 
@@ -53,9 +64,32 @@ def test_predict_training_is_cut_at_the_default_under_the_local_runner(tmp_path,
 def _granted(tmp_path: Path, synthetic_npz: str, *extra: str):
     entry = stage_hostile("predict-training", tmp_path / "predict-training")
     runs = tmp_path / "runs"
-    proc = run_harness("run", "--submission", entry, "--runner", "local", "--device", "cpu", "--data", synthetic_npz,
-                       "--budget", "3", "--grace", "1", "--predict-budget", GRANTED_S, "--train-per-class", "20",
-                       "--eval-per-class", "10", "--runs-dir", runs, "--cache-dir", tmp_path / "cache", *extra)
+    proc = run_harness(
+        "run",
+        "--submission",
+        entry,
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--data",
+        synthetic_npz,
+        "--budget",
+        "3",
+        "--grace",
+        "1",
+        "--predict-budget",
+        GRANTED_S,
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--runs-dir",
+        runs,
+        "--cache-dir",
+        tmp_path / "cache",
+        *extra,
+    )
     run = only_run_dir(runs)
     return proc, run, json.loads((run / "result.json").read_text())
 

@@ -20,13 +20,15 @@ from harness.options import RunOptions
 from harness.run import graded_run
 from harness.runners.local import LocalRunner
 from harness.runners.sandbox import SandboxRunner, find_bwrap, probe
-from tests.docker_support import docker_client, runtime_image, small_runner  # noqa: F401
+from tests.docker_support import small_runner
 from tests.helpers import CENTROID, copy_entry, run_harness
 
 # Prints how the phase sees its own files: owner-only files must be readable, set-uid bits gone.
-SHOW_MODES = ("import os, stat\n"
-              "for name in ('train.py', 'helper.sh'):\n"
-              "    print('MODE', name, oct(stat.S_IMODE(os.stat(name).st_mode)), flush=True)\n")
+SHOW_MODES = (
+    "import os, stat\n"
+    "for name in ('train.py', 'helper.sh'):\n"
+    "    print('MODE', name, oct(stat.S_IMODE(os.stat(name).st_mode)), flush=True)\n"
+)
 
 
 def private_entry(tmp_path: Path) -> Path:
@@ -46,9 +48,20 @@ def private_entry(tmp_path: Path) -> Path:
 
 
 def options(tmp_path: Path, entry: Path, data: str, **extra) -> RunOptions:
-    return RunOptions(submission=entry, data=data, budget_s=20.0, grace_s=2.0, predict_budget_s=30.0, device="cpu",
-                      train_per_class=20, eval_per_class=10, runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache",
-                      run_id="private", **extra)
+    return RunOptions(
+        submission=entry,
+        data=data,
+        budget_s=20.0,
+        grace_s=2.0,
+        predict_budget_s=30.0,
+        device="cpu",
+        train_per_class=20,
+        eval_per_class=10,
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        run_id="private",
+        **extra,
+    )
 
 
 def assert_scored_from_the_staged_copy(result, entry: Path, run: Path) -> None:
@@ -66,8 +79,9 @@ def assert_scored_from_the_staged_copy(result, entry: Path, run: Path) -> None:
 def test_an_entry_in_a_private_folder_validates_and_scores_under_docker(tmp_path, runtime_image, synthetic_npz):
     """Before staging: `can't open file '/submission/train.py': [Errno 13] Permission denied`."""
     entry = private_entry(tmp_path)
-    proc = run_harness("validate", entry, "--json", "--smoke-budget", "8", "--runner", "docker",
-                       "--image", runtime_image)
+    proc = run_harness(
+        "validate", entry, "--json", "--smoke-budget", "8", "--runner", "docker", "--image", runtime_image
+    )
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["ok"], report
     result = graded_run(options(tmp_path, entry, synthetic_npz), small_runner(runtime_image), Progress(quiet=True))
@@ -104,6 +118,8 @@ def test_repeats_share_one_staged_copy_removed_at_the_end(tmp_path, synthetic_np
     entry = copy_entry(CENTROID, tmp_path / "entry")
     result = graded_run(options(tmp_path, entry, synthetic_npz, repeats=2), LocalRunner(), Progress(quiet=True))
     run = tmp_path / "runs" / "private"
-    assert result.status is Status.SCORED and [r.submission.sha256 for r in result.repeats] == [
-        submission_digest(entry)] * 2
+    assert (
+        result.status is Status.SCORED
+        and [r.submission.sha256 for r in result.repeats] == [submission_digest(entry)] * 2
+    )
     assert not any(p.name == ".work" for p in run.rglob("*")), "every staged and work folder is gone"

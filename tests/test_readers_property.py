@@ -39,9 +39,37 @@ _counter = itertools.count()
 # Every character, lone surrogates included (hypothesis leaves category Cs out by default).
 ANY_CHAR = st.characters(blacklist_categories=())
 ANY_TEXT = st.text(alphabet=ANY_CHAR, max_size=200)
-FRAGMENTS = [b"{", b"}", b"[", b"]", b'"', b"\\", b":", b",", b"1", b"-0.5e9", b"\n", b"\r\n", b" ", b"\t",
-             b'"event"', b'"time"', b"\\ud800", b"\\udfff", b"\\u001b", b"\x1b[2J", b"\xff", b"\xed\xa0\x80",
-             b"NaN", b"Infinity", b"null", b"true", b"9" * 50, b"\x00", b"\xe2\x80\xae"]
+FRAGMENTS = [
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b'"',
+    b"\\",
+    b":",
+    b",",
+    b"1",
+    b"-0.5e9",
+    b"\n",
+    b"\r\n",
+    b" ",
+    b"\t",
+    b'"event"',
+    b'"time"',
+    b"\\ud800",
+    b"\\udfff",
+    b"\\u001b",
+    b"\x1b[2J",
+    b"\xff",
+    b"\xed\xa0\x80",
+    b"NaN",
+    b"Infinity",
+    b"null",
+    b"true",
+    b"9" * 50,
+    b"\x00",
+    b"\xe2\x80\xae",
+]
 JSONISH = st.lists(st.sampled_from(FRAGMENTS), max_size=200).map(b"".join)
 
 
@@ -175,12 +203,31 @@ ROWS = st.lists(st.tuples(st.integers(-2, 12), st.integers(-2, 12)), max_size=15
 
 
 @SETTINGS
-@given(data=st.one_of(
-    st.binary(max_size=2048),
-    ROWS.map(lambda rows: ("index,label\n" + "".join(f"{i},{j}\n" for i, j in rows)).encode()),
-    st.lists(st.sampled_from([b"index,label\n", b"0,1\n", b"\n", b"\r\n", b'"', b",", b"\x1b[2J", b"\xff", b"\x00",
-                              b"1_0", b" 3 ", "\u202e".encode()]), max_size=60).map(b"".join),
-))
+@given(
+    data=st.one_of(
+        st.binary(max_size=2048),
+        ROWS.map(lambda rows: ("index,label\n" + "".join(f"{i},{j}\n" for i, j in rows)).encode()),
+        st.lists(
+            st.sampled_from(
+                [
+                    b"index,label\n",
+                    b"0,1\n",
+                    b"\n",
+                    b"\r\n",
+                    b'"',
+                    b",",
+                    b"\x1b[2J",
+                    b"\xff",
+                    b"\x00",
+                    b"1_0",
+                    b" 3 ",
+                    "\u202e".encode(),
+                ]
+            ),
+            max_size=60,
+        ).map(b"".join),
+    )
+)
 def test_predictions_from_any_bytes(workdir, data):
     path = fresh(workdir, "predictions.csv")
     path.write_bytes(data)
@@ -231,10 +278,47 @@ ALIAS_BOMBS = [
     "name: &n x\ntrain: a\npredict: b\n",
     "name: *undefined\ntrain: a\npredict: b\n",
 ]
-YAMLISH = st.lists(st.sampled_from(
-    ["name", "train", "predict", ":", " ", "\n", "  ", "- ", "[", "]", "{", "}", "&a ", "*a", "'", '"', "\\e", "\\x",
-     "!!python/object:os.system ", "!!binary ", "2021-13-45", "~", "|", ">", "#", "---\n", "...\n", "x", "python a.py",
-     "\x1b[2J", "\u202e", "\t", "\x00", "\ud800"]), max_size=80).map("".join)
+YAMLISH = st.lists(
+    st.sampled_from(
+        [
+            "name",
+            "train",
+            "predict",
+            ":",
+            " ",
+            "\n",
+            "  ",
+            "- ",
+            "[",
+            "]",
+            "{",
+            "}",
+            "&a ",
+            "*a",
+            "'",
+            '"',
+            "\\e",
+            "\\x",
+            "!!python/object:os.system ",
+            "!!binary ",
+            "2021-13-45",
+            "~",
+            "|",
+            ">",
+            "#",
+            "---\n",
+            "...\n",
+            "x",
+            "python a.py",
+            "\x1b[2J",
+            "\u202e",
+            "\t",
+            "\x00",
+            "\ud800",
+        ]
+    ),
+    max_size=80,
+).map("".join)
 
 
 def check_manifest(directory: Path) -> None:

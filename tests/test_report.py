@@ -72,33 +72,68 @@ def make_result(
     confusion = _confusion(correct_per_class)
     correct, total = sum(correct_per_class), 1000
     low, high = wilson(correct, total)
-    score = Score(
-        accuracy=correct / total, correct=correct, total=total, ci95_low=low, ci95_high=high,
-        per_class={c: correct_per_class[i] / 100 for i, c in enumerate(CLASSES)}, confusion=confusion,
-    ) if scored else None
-    signals = ([Signal("SIGTERM", 590.01), Signal("SIGKILL", 600.02)]
-               if train_outcome == Outcome.KILLED_AT_DEADLINE else [])
+    score = (
+        Score(
+            accuracy=correct / total,
+            correct=correct,
+            total=total,
+            ci95_low=low,
+            ci95_high=high,
+            per_class={c: correct_per_class[i] / 100 for i, c in enumerate(CLASSES)},
+            confusion=confusion,
+        )
+        if scored
+        else None
+    )
+    signals = (
+        [Signal("SIGTERM", 590.01), Signal("SIGKILL", 600.02)] if train_outcome == Outcome.KILLED_AT_DEADLINE else []
+    )
     train = PhaseResult(
-        phase="train", outcome=train_outcome,
-        seconds=600.02 if train_outcome == Outcome.KILLED_AT_DEADLINE else 12.5, budget_s=600.0,
-        exit_code=-9 if train_outcome == Outcome.KILLED_AT_DEADLINE else 1, signals=signals,
-        stray_processes_killed=2 if scored else 0, log_tail=log_tail or ["epoch 10 loss 0.31"],
+        phase="train",
+        outcome=train_outcome,
+        seconds=600.02 if train_outcome == Outcome.KILLED_AT_DEADLINE else 12.5,
+        budget_s=600.0,
+        exit_code=-9 if train_outcome == Outcome.KILLED_AT_DEADLINE else 1,
+        signals=signals,
+        stray_processes_killed=2 if scored else 0,
+        log_tail=log_tail or ["epoch 10 loss 0.31"],
         checkpoints=[{"name": "model.pt", "bytes": 26_345_678, "sha256": "ab12" * 16}] if scored else [],
         detail="" if scored else "exit code 1",
     )
     predict = PhaseResult(
         phase="predict",
         outcome=Outcome.COMPLETED if scored else Outcome.NOT_STARTED,
-        seconds=4.21 if scored else 0.0, budget_s=120.0, exit_code=0 if scored else None,
+        seconds=4.21 if scored else 0.0,
+        budget_s=120.0,
+        exit_code=0 if scored else None,
     )
-    gpus = [GpuSummary(
-        index=0, name="NVIDIA H100 80GB HBM3", uuid="GPU-1234", memory_total_bytes=80 * 2**30,
-        util_mean=93.4, util_max=100.0, memory_used_peak_bytes=int(5.3 * 2**30), power_mean_w=412.0,
-        power_max_w=640.5, energy_j=247_300.0, temperature_max_c=61.0, sm_clock_mean_mhz=1755.0,
-    )] if gpu else None
+    gpus = (
+        [
+            GpuSummary(
+                index=0,
+                name="NVIDIA H100 80GB HBM3",
+                uuid="GPU-1234",
+                memory_total_bytes=80 * 2**30,
+                util_mean=93.4,
+                util_max=100.0,
+                memory_used_peak_bytes=int(5.3 * 2**30),
+                power_mean_w=412.0,
+                power_max_w=640.5,
+                energy_j=247_300.0,
+                temperature_max_c=61.0,
+                sm_clock_mean_mhz=1755.0,
+            )
+        ]
+        if gpu
+        else None
+    )
     monitor = MonitorSummary(
-        interval_s=0.5, samples=1200 if scored else 25, cpu_percent_mean=112.0, cpu_percent_max=198.0,
-        rss_peak_bytes=int(2.4 * 2**30), gpus=gpus,
+        interval_s=0.5,
+        samples=1200 if scored else 25,
+        cpu_percent_mean=112.0,
+        cpu_percent_max=198.0,
+        rss_peak_bytes=int(2.4 * 2**30),
+        gpus=gpus,
         gpu_note="" if gpu else NO_GPU_TEXT,
         warnings=[] if gpu or not scored else [],
     )
@@ -106,22 +141,44 @@ def make_result(
         run_id=run_id,
         status=Status.SCORED if scored else Status.FAILED,
         reason="" if scored else "train crashed (exit code 1)",
-        submission=SubmissionInfo(name=name, path="/subs/resnet9", train="python train.py",
-                                  predict="python predict.py", sha256="f00d" * 16),
-        data=DataInfo(source="tar:../shared/data/cifar10-jpeg.tar.gz", eval_source="test split",
-                      classes=CLASSES, seed=seed, train_per_class=500, eval_per_class=100,
-                      train_count=5000, eval_count=1000, data_sha256="9c1e" * 16),
-        train=train, predict=predict, monitor=monitor,
-        environment=Environment(
-            harness="0.1.0", python="3.11.7", platform="Linux-6.1-x86_64", runner="local",
-            device="cuda" if gpu else "cpu", torch="2.3.0", cuda="12.1" if gpu else None,
-            gpus=["NVIDIA H100 80GB HBM3"] if gpu else [], driver="550.54" if gpu else None,
-            image=None, hostname="node-7",
+        submission=SubmissionInfo(
+            name=name, path="/subs/resnet9", train="python train.py", predict="python predict.py", sha256="f00d" * 16
         ),
-        started_at="2021-06-01T12:00:00+00:00", finished_at="2021-06-01T12:10:12+00:00",
-        wall_seconds=612.3, seed=seed,
-        accuracy=score.accuracy if score else None, correct=correct if scored else None,
-        total=total if scored else None, score=score,
+        data=DataInfo(
+            source="tar:../shared/data/cifar10-jpeg.tar.gz",
+            eval_source="test split",
+            classes=CLASSES,
+            seed=seed,
+            train_per_class=500,
+            eval_per_class=100,
+            train_count=5000,
+            eval_count=1000,
+            data_sha256="9c1e" * 16,
+        ),
+        train=train,
+        predict=predict,
+        monitor=monitor,
+        environment=Environment(
+            harness="0.1.0",
+            python="3.11.7",
+            platform="Linux-6.1-x86_64",
+            runner="local",
+            device="cuda" if gpu else "cpu",
+            torch="2.3.0",
+            cuda="12.1" if gpu else None,
+            gpus=["NVIDIA H100 80GB HBM3"] if gpu else [],
+            driver="550.54" if gpu else None,
+            image=None,
+            hostname="node-7",
+        ),
+        started_at="2021-06-01T12:00:00+00:00",
+        finished_at="2021-06-01T12:10:12+00:00",
+        wall_seconds=612.3,
+        seed=seed,
+        accuracy=score.accuracy if score else None,
+        correct=correct if scored else None,
+        total=total if scored else None,
+        score=score,
         warnings=[],
     )
 
@@ -129,8 +186,14 @@ def make_result(
 def write_metrics(run_dir: Path, rows: int = 1200, gpus: int = 1, interval: float = 0.5) -> None:
     header = ["t_s", "cpu_percent", "rss_bytes"]
     for i in range(gpus):
-        header += [f"gpu{i}_util", f"gpu{i}_mem_used_bytes", f"gpu{i}_power_w", f"gpu{i}_temp_c",
-                   f"gpu{i}_sm_clock_mhz", f"gpu{i}_energy_j"]
+        header += [
+            f"gpu{i}_util",
+            f"gpu{i}_mem_used_bytes",
+            f"gpu{i}_power_w",
+            f"gpu{i}_temp_c",
+            f"gpu{i}_sm_clock_mhz",
+            f"gpu{i}_energy_j",
+        ]
     lines = [",".join(header)]
     energy = 0.0
     rng = random.Random(0)
@@ -141,8 +204,14 @@ def write_metrics(run_dir: Path, rows: int = 1200, gpus: int = 1, interval: floa
         for _ in range(gpus):
             power = 80 + 500 * warm + rng.uniform(-20, 20)
             energy += power * interval
-            row += [f"{95 * warm:.0f}", str(int(5 * warm * 2**30)), f"{power:.1f}", f"{40 + 20 * warm:.0f}",
-                    "" if k == 3 else "1755", f"{energy:.1f}"]
+            row += [
+                f"{95 * warm:.0f}",
+                str(int(5 * warm * 2**30)),
+                f"{power:.1f}",
+                f"{40 + 20 * warm:.0f}",
+                "" if k == 3 else "1755",
+                f"{energy:.1f}",
+            ]
         lines.append(",".join(row))
     lines.append("599.9,12")  # a truncated last line: skipped
     (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
@@ -152,10 +221,21 @@ def write_events(run_dir: Path, epochs: int = 10, malformed: bool = True, epoch_
     lines = []
     for ep in range(1, epochs + 1):
         t = ep * epoch_s
-        lines.append(json.dumps({"event": "epoch", "epoch": ep, "train_loss": 2.0 * math.exp(-ep / 4),
-                                 "val_loss": 2.1 * math.exp(-ep / 4.5), "val_acc": 1 - 0.8 * math.exp(-ep / 3),
-                                 "train_acc": 1 - 0.8 * math.exp(-ep / 2.8), "lr": 0.4 * (1 - ep / (epochs + 1)),
-                                 "images_per_s": 9500 + ep, "t_s": t}))
+        lines.append(
+            json.dumps(
+                {
+                    "event": "epoch",
+                    "epoch": ep,
+                    "train_loss": 2.0 * math.exp(-ep / 4),
+                    "val_loss": 2.1 * math.exp(-ep / 4.5),
+                    "val_acc": 1 - 0.8 * math.exp(-ep / 3),
+                    "train_acc": 1 - 0.8 * math.exp(-ep / 2.8),
+                    "lr": 0.4 * (1 - ep / (epochs + 1)),
+                    "images_per_s": 9500 + ep,
+                    "t_s": t,
+                }
+            )
+        )
         if ep == 3 and malformed:
             lines.append('{"event": "epoch", "epoch": 3, "train_loss": ')  # malformed: skipped
             lines.append("[1, 2, 3]")  # not an object: skipped
@@ -225,8 +305,7 @@ def test_scored_gpu_run_report(tmp_path: Path) -> None:
 
 
 def test_failed_run_without_gpu(tmp_path: Path) -> None:
-    tail = ["Traceback (most recent call last):", '  File "train.py", line 12, in <module>',
-            "RuntimeError: boom"]
+    tail = ["Traceback (most recent call last):", '  File "train.py", line 12, in <module>', "RuntimeError: boom"]
     result = make_result(scored=False, gpu=False, train_outcome=Outcome.CRASHED, log_tail=tail)
     write_metrics(tmp_path, rows=25, gpus=0)
     (tmp_path / "events.jsonl").write_text("")
@@ -268,8 +347,10 @@ def test_untrusted_text_is_escaped(tmp_path: Path) -> None:
     result.monitor.warnings = [f"warning {EVIL}"]
     write_metrics(tmp_path, rows=10, gpus=0)
     (tmp_path / "events.jsonl").write_text(
-        json.dumps({"event": EVIL, EVIL: 1.5, "loss$x$_": 2.0, "note": EVIL, "t_s": 1.0}) + "\n"
-        + json.dumps({"event": EVIL, EVIL: 1.2, "loss$x$_": 1.0, "note": EVIL, "t_s": 2.0}) + "\n"
+        json.dumps({"event": EVIL, EVIL: 1.5, "loss$x$_": 2.0, "note": EVIL, "t_s": 1.0})
+        + "\n"
+        + json.dumps({"event": EVIL, EVIL: 1.2, "loss$x$_": 1.0, "note": EVIL, "t_s": 2.0})
+        + "\n"
     )
     write_report(tmp_path, result)
     html_text = (tmp_path / "report.html").read_text()
@@ -306,10 +387,10 @@ def test_broken_inputs_do_not_stop_the_report(tmp_path: Path) -> None:
     result = make_result()
     result.score.confusion = [[1, 2], [3]]  # ragged: no heatmap, but a report
     (tmp_path / "metrics.csv").write_text("garbage\n\x00\x01,,\n")
-    (tmp_path / "events.jsonl").write_bytes(b"\xff\xfe not json\n{\"t_s\": \"NaN\", \"loss\": NaN}\n" + b"1e999\n")
+    (tmp_path / "events.jsonl").write_bytes(b'\xff\xfe not json\n{"t_s": "NaN", "loss": NaN}\n' + b"1e999\n")
     write_report(tmp_path, result)
     html_text = (tmp_path / "report.html").read_text()
-    assert "id=\"environment\"" in html_text
+    assert 'id="environment"' in html_text
     assert (tmp_path / "report.md").read_text().startswith("# resnet9")
 
 
@@ -330,7 +411,8 @@ def test_readers(tmp_path: Path) -> None:
     assert set(series) == {"train_loss", "val_loss", "val_acc", "train_acc", "lr", "images_per_s"}
     assert series["lr"][0] == [55.0, 110.0, 165.0, 220.0]
     (tmp_path / "e2.jsonl").write_text(
-        '{"event":"step","loss":1,"t_s":1}\n{"event":"epoch","loss":0.5,"epoch":0,"ok":true,"t_s":2}\n')
+        '{"event":"step","loss":1,"t_s":1}\n{"event":"epoch","loss":0.5,"epoch":0,"ok":true,"t_s":2}\n'
+    )
     ev2 = read_events(tmp_path / "e2.jsonl")
     assert set(ev2.series()) == {"loss (step)", "loss (epoch)"} and ev2.epochs() == 1
     assert read_events(tmp_path / "missing.jsonl").events == []
@@ -350,9 +432,14 @@ def make_series(tmp_path: Path) -> SeriesResult:
     repeats = []
     for i in range(3):
         scored = i != 1
-        r = make_result(run_id=f"20210601-120000-resnet9/repeat-{i + 1:02d}", seed=i, scored=scored,
-                        gpu=True, train_outcome=Outcome.KILLED_AT_DEADLINE if scored else Outcome.CRASHED,
-                        correct_per_class=[90 + i] * 10)
+        r = make_result(
+            run_id=f"20210601-120000-resnet9/repeat-{i + 1:02d}",
+            seed=i,
+            scored=scored,
+            gpu=True,
+            train_outcome=Outcome.KILLED_AT_DEADLINE if scored else Outcome.CRASHED,
+            correct_per_class=[90 + i] * 10,
+        )
         repeats.append(r)
         d = tmp_path / f"repeat-{i + 1:02d}"
         d.mkdir()
@@ -362,10 +449,18 @@ def make_series(tmp_path: Path) -> SeriesResult:
     mean = sum(accs) / len(accs)
     std = (sum((a - mean) ** 2 for a in accs) / len(accs)) ** 0.5
     return SeriesResult(
-        run_id="20210601-120000-resnet9", status=Status.FAILED, reason="1 of 3 repeats failed",
-        submission=repeats[0].submission, accuracy_mean=mean, accuracy_std=std, accuracies=accs,
-        repeats=repeats, started_at="2021-06-01T12:00:00+00:00", finished_at="2021-06-01T12:31:00+00:00",
-        wall_seconds=1860.0, accuracy=mean,
+        run_id="20210601-120000-resnet9",
+        status=Status.FAILED,
+        reason="1 of 3 repeats failed",
+        submission=repeats[0].submission,
+        accuracy_mean=mean,
+        accuracy_std=std,
+        accuracies=accs,
+        repeats=repeats,
+        started_at="2021-06-01T12:00:00+00:00",
+        finished_at="2021-06-01T12:31:00+00:00",
+        wall_seconds=1860.0,
+        accuracy=mean,
     )
 
 
@@ -382,7 +477,7 @@ def test_series_report(tmp_path: Path) -> None:
     assert "crashed" in html_text and "killed_at_deadline" in html_text
     assert "247,300 J" in html_text
     # epochs from each repeat's events.jsonl: 10 and 12; none for the crashed one
-    assert "<td class=\"num\">10</td>" in html_text and "<td class=\"num\">12</td>" in html_text
+    assert '<td class="num">10</td>' in html_text and '<td class="num">12</td>' in html_text
     assert len(png_uris(html_text)) == 1
     assert "60.67% ± 42.91% over 3 repeats" in md_text
     assert "| 1 | 0 | scored | 90.00% (900/1000) |" in md_text
@@ -441,8 +536,9 @@ def test_invalid_predictions_show_the_predict_log(tmp_path: Path) -> None:
 
 
 def test_many_step_events_are_plotted_quickly(tmp_path: Path) -> None:
-    lines = [json.dumps({"event": "step", "step": i, "loss": 2.0 / (1 + i / 1000), "t_s": i * 0.01})
-             for i in range(50_000)]
+    lines = [
+        json.dumps({"event": "step", "step": i, "loss": 2.0 / (1 + i / 1000), "t_s": i * 0.01}) for i in range(50_000)
+    ]
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
     write_report(tmp_path, make_result())
     html_text = (tmp_path / "report.html").read_text()

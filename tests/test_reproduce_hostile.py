@@ -24,7 +24,6 @@ from harness import text
 from harness.report.read import MAX_RESULT_BYTES
 from harness.runners.sandbox import find_bwrap, probe
 from harness.synthetic import write_synthetic_npz
-from tests.docker_support import docker_client, runtime_image  # noqa: F401 - fixtures the Docker test uses
 from tests.helpers import CENTROID, ROOT, copy_entry, read_json
 from tests.test_hostile_inputs import MEASURED  # main() in a process that writes its own peak RSS
 
@@ -35,8 +34,14 @@ MAX_REFUSAL_RSS_MB = 150  # the harness refusing a 200 MB result.json: its impor
 
 def harness(*args, tmp: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, "DOCKER_HOST": DEAD_ENGINE, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=environment)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +50,36 @@ def original(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("original")
     entry = copy_entry(CENTROID, tmp / "entry")
     data = f"npz:{write_synthetic_npz(tmp / 'public.npz', 60, 40, seed=0, noise=500.0)}"
-    proc = harness("run", "--submission", entry, "--data", data, "--runner", "local", "--device", "cpu",
-                   "--budget", "3", "--grace", "1", "--predict-budget", "30", "--seed", "3",
-                   "--train-per-class", "20", "--eval-per-class", "10", "--runs-dir", tmp / "runs",
-                   "--run-id", "original", "--cache-dir", tmp / "cache", tmp=tmp)
+    proc = harness(
+        "run",
+        "--submission",
+        entry,
+        "--data",
+        data,
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--budget",
+        "3",
+        "--grace",
+        "1",
+        "--predict-budget",
+        "30",
+        "--seed",
+        "3",
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--runs-dir",
+        tmp / "runs",
+        "--run-id",
+        "original",
+        "--cache-dir",
+        tmp / "cache",
+        tmp=tmp,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp / "runs" / "original"
 
@@ -65,8 +96,20 @@ def handed(tmp_path: Path, original: Path, **options) -> Path:
 
 
 def reproduce(tmp_path: Path, run_dir: Path, *flags, env: dict | None = None) -> subprocess.CompletedProcess:
-    return harness("run", "--reproduce", run_dir, "--runs-dir", tmp_path / "new", "--run-id", "again",
-                   "--cache-dir", tmp_path / "cache", *flags, tmp=tmp_path, env=env)
+    return harness(
+        "run",
+        "--reproduce",
+        run_dir,
+        "--runs-dir",
+        tmp_path / "new",
+        "--run-id",
+        "again",
+        "--cache-dir",
+        tmp_path / "cache",
+        *flags,
+        tmp=tmp_path,
+        env=env,
+    )
 
 
 def refused(proc: subprocess.CompletedProcess, tmp_path: Path, *said: str) -> str:
@@ -93,8 +136,14 @@ def test_a_record_asking_for_the_local_runner_is_refused_naming_the_flag(tmp_pat
 
 def test_a_networked_build_and_another_image_are_refused_in_one_message(tmp_path, original):
     run_dir = handed(tmp_path, original, runner="docker", build_network=True, image="evil.example.com/snoop:latest")
-    message = refused(reproduce(tmp_path, run_dir), tmp_path, "--build-network", "--no-build-network",
-                      "--image evil.example.com/snoop:latest", "haet-runtime:cpu")
+    message = refused(
+        reproduce(tmp_path, run_dir),
+        tmp_path,
+        "--build-network",
+        "--no-build-network",
+        "--image evil.example.com/snoop:latest",
+        "haet-runtime:cpu",
+    )
     assert "runner" not in message, "docker is not less isolated than any default"
 
 
@@ -104,16 +153,33 @@ def test_a_recorded_sandbox_is_refused_where_docker_answers(tmp_path, original):
 
     if not docker_answers():
         pytest.skip("no Docker engine answers here")
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--reproduce",  # this process's engine
-                           str(handed(tmp_path, original, runner="sandbox")), "--runs-dir", str(tmp_path / "new")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--reproduce",  # this process's engine
+            str(handed(tmp_path, original, runner="sandbox")),
+            "--runs-dir",
+            str(tmp_path / "new"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     refused(proc, tmp_path, "the sandbox runner", "--runner sandbox")
 
 
 @pytest.mark.parametrize("image", ["haet-runtime:cpu; rm -rf /", "UPPER/case", "a" * 300, "-flag"])
 def test_an_image_that_is_not_a_docker_reference_is_refused(tmp_path, original, image):
-    refused(reproduce(tmp_path, handed(tmp_path, original, runner="docker", image=image)), tmp_path,
-            "not a Docker image reference", "--image NAME")
+    refused(
+        reproduce(tmp_path, handed(tmp_path, original, runner="docker", image=image)),
+        tmp_path,
+        "not a Docker image reference",
+        "--image NAME",
+    )
 
 
 @needs_bwrap
@@ -146,10 +212,26 @@ def test_an_explicit_local_runner_is_allowed_and_recorded_as_asked(tmp_path, ori
 @pytest.mark.docker
 def test_a_record_asking_for_auto_reproduces_in_docker_where_an_engine_answers(tmp_path, original, runtime_image):
     """A record may ask for what the command gets by default: here, a container of the default image."""
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--reproduce",  # this process's engine
-                           str(handed(tmp_path, original, runner="auto")), "--runs-dir", str(tmp_path / "new"),
-                           "--run-id", "again", "--cache-dir", str(tmp_path / "cache")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--reproduce",  # this process's engine
+            str(handed(tmp_path, original, runner="auto")),
+            "--runs-dir",
+            str(tmp_path / "new"),
+            "--run-id",
+            "again",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = read_json(tmp_path / "new" / "again" / "result.json")
     env = result["environment"]
@@ -177,9 +259,24 @@ def test_a_huge_result_json_is_refused_quickly_with_bounded_memory(tmp_path, ori
     assert (run_dir / "result.json").stat().st_size > MAX_RESULT_BYTES
     peak = tmp_path / "peak-kib"
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", MEASURED, str(peak), "run", "--reproduce", str(run_dir),
-                           "--runs-dir", str(tmp_path / "new")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "DOCKER_HOST": DEAD_ENGINE})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEASURED,
+            str(peak),
+            "run",
+            "--reproduce",
+            str(run_dir),
+            "--runs-dir",
+            str(tmp_path / "new"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DOCKER_HOST": DEAD_ENGINE},
+    )
     refused(proc, tmp_path, "over 16 MiB")
     assert time.monotonic() - started < 30
     assert int(peak.read_text()) / 1024 < MAX_REFUSAL_RSS_MB, f"peak RSS {int(peak.read_text()) / 1024:.0f} MB"
@@ -202,17 +299,31 @@ def test_a_result_json_that_is_a_fifo_is_refused_without_blocking(tmp_path, orig
 
 @pytest.mark.parametrize("budget", [float("inf"), "600", [600], True])
 def test_a_recorded_option_of_the_wrong_type_is_refused_naming_its_flag(tmp_path, original, budget):
-    refused(reproduce(tmp_path, handed(tmp_path, original, runner="docker", budget=budget)), tmp_path,
-            "records budget", "pass --budget yourself")
+    refused(
+        reproduce(tmp_path, handed(tmp_path, original, runner="docker", budget=budget)),
+        tmp_path,
+        "records budget",
+        "pass --budget yourself",
+    )
 
 
-@pytest.mark.parametrize("change", [
-    lambda r: r.update(seed="3"), lambda r: r.update(run_id=["x"]), lambda r: r["environment"].update(gpu_details=[1]),
-    lambda r: r["submission"].update(path="/" + "a" * 5000), lambda r: r["data"].update(data_sha256=None),
-], ids=["seed-text", "run-id-list", "gpu-details-not-dicts", "path-5000-chars", "no-data-hash"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: r.update(seed="3"),
+        lambda r: r.update(run_id=["x"]),
+        lambda r: r["environment"].update(gpu_details=[1]),
+        lambda r: r["submission"].update(path="/" + "a" * 5000),
+        lambda r: r["data"].update(data_sha256=None),
+    ],
+    ids=["seed-text", "run-id-list", "gpu-details-not-dicts", "path-5000-chars", "no-data-hash"],
+)
 def test_a_run_of_another_shape_is_refused_before_anything_runs(tmp_path, original, change):
-    refused(reproduce(tmp_path, edit(handed(tmp_path, original, runner="docker"), change)), tmp_path,
-            "name a run directory the harness wrote")
+    refused(
+        reproduce(tmp_path, edit(handed(tmp_path, original, runner="docker"), change)),
+        tmp_path,
+        "name a run directory the harness wrote",
+    )
 
 
 # --- what the record names: the entry, the data ----------------------------------------------------------
@@ -229,18 +340,25 @@ def edit(run_dir: Path, change) -> Path:
 def test_an_entry_folder_the_record_names_must_be_an_entry_at_a_plain_path(tmp_path, original, kind):
     entry = Path(read_json(original / "result.json")["submission"]["path"])
     (tmp_path / "link").symlink_to(entry)
-    path = {"not-an-entry": str(tmp_path), "dotdot": f"{entry}/../{entry.name}",
-            "relative": os.path.relpath(entry, ROOT), "symlink": str(tmp_path / "link")}[kind]
+    path = {
+        "not-an-entry": str(tmp_path),
+        "dotdot": f"{entry}/../{entry.name}",
+        "relative": os.path.relpath(entry, ROOT),
+        "symlink": str(tmp_path / "link"),
+    }[kind]
     assert kind == "not-an-entry" or Path(ROOT, path).resolve() == entry, "each trick names a real entry"
-    run_dir = edit(handed(tmp_path, original, runner="docker"),
-                   lambda r: r["submission"].update(path=path))
+    run_dir = edit(handed(tmp_path, original, runner="docker"), lambda r: r["submission"].update(path=path))
     refused(reproduce(tmp_path, run_dir), tmp_path, "entry folder", "pass --submission DIR")
 
 
 @pytest.mark.parametrize("source", ["npz:/nonexistent/secret.npz", "npz:/dev/null", "ftp:whatever"])
 def test_a_data_source_the_record_names_must_be_usable(tmp_path, original, source):
-    refused(reproduce(tmp_path, handed(tmp_path, original, runner="docker", data=source)), tmp_path,
-            "--data", "pass --data (and --eval-data) yourself")
+    refused(
+        reproduce(tmp_path, handed(tmp_path, original, runner="docker", data=source)),
+        tmp_path,
+        "--data",
+        "pass --data (and --eval-data) yourself",
+    )
 
 
 @needs_bwrap
@@ -263,8 +381,22 @@ def test_the_flags_given_are_told_from_the_defaults_as_run_parsed_them():
     over; a value equal to the default still counts as given."""
     from harness.cli import given_run_options
 
-    given = given_run_options(["run", "--reproduce", "runs/x", "--budg", "600", "--no-curve", "--quiet",
-                               "--runner=local", "--submission", "entry", "--seed", "-1"])
+    given = given_run_options(
+        [
+            "run",
+            "--reproduce",
+            "runs/x",
+            "--budg",
+            "600",
+            "--no-curve",
+            "--quiet",
+            "--runner=local",
+            "--submission",
+            "entry",
+            "--seed",
+            "-1",
+        ]
+    )
     assert given == {"budget_s": 600.0, "curve": False, "runner": "local", "submission": Path("entry"), "seed": -1}
     assert given_run_options(["run", "--reproduce", "runs/x"]) == {}
 
@@ -272,10 +404,36 @@ def test_the_flags_given_are_told_from_the_defaults_as_run_parsed_them():
 def test_a_series_is_reproduced_repeat_by_repeat_and_each_repeats_images_are_checked(tmp_path):
     entry = copy_entry(CENTROID, tmp_path / "entry")
     data = f"npz:{write_synthetic_npz(tmp_path / 'public.npz', 60, 40, seed=0, noise=500.0)}"
-    proc = harness("run", "--submission", entry, "--data", data, "--runner", "local", "--device", "cpu",
-                   "--budget", "2", "--grace", "0.5", "--repeats", "2", "--seed", "5", "--train-per-class", "20",
-                   "--eval-per-class", "10", "--runs-dir", tmp_path / "runs", "--run-id", "series",
-                   "--cache-dir", tmp_path / "cache", tmp=tmp_path)
+    proc = harness(
+        "run",
+        "--submission",
+        entry,
+        "--data",
+        data,
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--budget",
+        "2",
+        "--grace",
+        "0.5",
+        "--repeats",
+        "2",
+        "--seed",
+        "5",
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--runs-dir",
+        tmp_path / "runs",
+        "--run-id",
+        "series",
+        "--cache-dir",
+        tmp_path / "cache",
+        tmp=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     series = tmp_path / "runs" / "series"
     edited = edit(handed(tmp_path, series), lambda r: r["repeats"][1]["data"].update(data_sha256="0" * 64))

@@ -5,10 +5,9 @@ phase outlives it: no process, no cgroup."""
 
 from __future__ import annotations
 
-import os
-
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 
 import psutil
@@ -20,10 +19,10 @@ from harness.options import RunOptions
 from harness.run import graded_run
 from harness.runners.local import become_subreaper
 from harness.runners.sandbox import SandboxRunner, find_bwrap, probe
-from harness.runners.sandbox.cgroup import ROOT as CGROUP_ROOT, _own_groups
+from harness.runners.sandbox.cgroup import ROOT as CGROUP_ROOT
+from harness.runners.sandbox.cgroup import _own_groups
 from tests.helpers import HOSTILE, ROOT, stage_hostile
 from tests.hostile_outcomes import DEFAULTS, EXPECTED, RUNNER_LIMITS, host_bait
-from tests.test_verdict_integrity import heldout_data  # noqa: F401 - a fixture
 
 SECRET = "HAET-OTHER-RUN-" + "SECRET"
 
@@ -95,8 +94,16 @@ def test_hostile_entry_under_the_sandbox(name, tmp_path, synthetic_npz, heldout_
     (other / "result.json").write_text(f'{{"secret": "{SECRET}"}}')
     others = digest(other)
     data = heldout_data["pool"] if expected.data == "heldout" else synthetic_npz
-    options = RunOptions(**{**DEFAULTS, **expected.run}, submission=entry, data=data, device="cpu", runs_dir=runs,
-                         cache_dir=tmp_path / "cache", run_id=name, monitor_interval_s=0.5)
+    options = RunOptions(
+        **{**DEFAULTS, **expected.run},
+        submission=entry,
+        data=data,
+        device="cpu",
+        runs_dir=runs,
+        cache_dir=tmp_path / "cache",
+        run_id=name,
+        monitor_interval_s=0.5,
+    )
     runner = small_runner(expected.log_limit, **expected.runner)
     if expected.refused:
         with pytest.raises((ContractError, UsageError), match=expected.refused.replace("(", r"\(").replace(")", r"\)")):
@@ -119,8 +126,15 @@ def test_memory_is_enforced_by_sampling_without_a_cgroup(tmp_path, synthetic_npz
     """Where no cgroup is writable, the harness kills the tree over the limit: still `oom`, and the
     result says how the limit was enforced."""
     entry = stage("oom", tmp_path, synthetic_npz)
-    options = RunOptions(**DEFAULTS, submission=entry, data=synthetic_npz, device="cpu", runs_dir=tmp_path / "runs",
-                         cache_dir=tmp_path / "cache", run_id="oom")
+    options = RunOptions(
+        **DEFAULTS,
+        submission=entry,
+        data=synthetic_npz,
+        device="cpu",
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        run_id="oom",
+    )
     result = graded_run(options, small_runner(cgroup=False), Progress(quiet=True))
     assert result.environment.memory_enforced == "monitor"
     EXPECTED["oom"].check(result, tmp_path / "runs" / "oom", entry)

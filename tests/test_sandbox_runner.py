@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,14 +27,37 @@ needs_bwrap = pytest.mark.skipif(probe(BWRAP) is not None, reason=f"the sandbox 
 
 
 def harness(*args: str, env: dict, cwd: Path = ROOT, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    return subprocess.run([*prefix, sys.executable, "-m", "harness", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "harness", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def tiny_run(tmp_path: Path, data: str, runner: str = "auto") -> tuple[str, ...]:
-    return ("run", "--submission", str(MINIMAL), "--runner", runner, "--device", "cpu", "--data", data,
-            "--budget", "4", "--predict-budget", "20", "--train-per-class", "10", "--eval-per-class", "5",
-            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--run-id", "r")
+    return (
+        "run",
+        "--submission",
+        str(MINIMAL),
+        "--runner",
+        runner,
+        "--device",
+        "cpu",
+        "--data",
+        data,
+        "--budget",
+        "4",
+        "--predict-budget",
+        "20",
+        "--train-per-class",
+        "10",
+        "--eval-per-class",
+        "5",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--run-id",
+        "r",
+    )
 
 
 def environment(tmp_path: Path, **changes: str) -> dict:
@@ -82,8 +104,27 @@ def test_auto_falls_back_to_local_without_bwrap_and_says_so(tmp_path, synthetic_
 def test_refused_user_namespaces_fail_at_the_probe_with_the_fix(tmp_path, synthetic_npz):
     """Inside a user namespace that allows no further ones, bwrap is refused for real: `--runner
     sandbox` stops with the fix named, nothing runs, and `auto` falls back to local for `run` only."""
-    jail = (BWRAP, "--unshare-user", "--disable-userns", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--tmpfs", "/tmp", "--bind", str(tmp_path), str(tmp_path), "--bind", "/tmp", "/tmp", "--")
+    jail = (
+        BWRAP,
+        "--unshare-user",
+        "--disable-userns",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        str(tmp_path),
+        str(tmp_path),
+        "--bind",
+        "/tmp",
+        "/tmp",
+        "--",
+    )
     env = environment(tmp_path)
     proc = harness(*tiny_run(tmp_path, synthetic_npz, runner="sandbox"), env=env, prefix=jail)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -102,15 +143,27 @@ def test_runtime_is_the_interpreter_and_its_site_folders_never_the_source_tree(t
     assert not any(d.is_relative_to(ROOT) and not Path(sys.prefix).resolve().is_relative_to(ROOT) for d in dirs)
     assert Path(tmp_path) not in dirs and ROOT / "tests" not in dirs
     argv = mounts.runtime_binds(dirs)
-    assert "/root" not in argv and str(Path.home()) not in [argv[i + 1] for i in range(len(argv) - 1)
-                                                             if argv[i] == "--ro-bind"]
+    assert "/root" not in argv and str(Path.home()) not in [
+        argv[i + 1] for i in range(len(argv) - 1) if argv[i] == "--ro-bind"
+    ]
 
 
 def _spec(tmp_path: Path, device: str, gpu: str | None = None) -> PhaseSpec:
-    return PhaseSpec(phase="train", command=["python", "train.py"], submission_dir=tmp_path / "entry",
-                     data_dir=tmp_path / "data", checkpoints_dir=tmp_path / "ckpt", events_file=tmp_path / "ev.jsonl",
-                     output_dir=None, log_path=tmp_path / "train.log", budget_s=10, grace_s=2, seed=0,
-                     device=device, gpu=gpu)
+    return PhaseSpec(
+        phase="train",
+        command=["python", "train.py"],
+        submission_dir=tmp_path / "entry",
+        data_dir=tmp_path / "data",
+        checkpoints_dir=tmp_path / "ckpt",
+        events_file=tmp_path / "ev.jsonl",
+        output_dir=None,
+        log_path=tmp_path / "train.log",
+        budget_s=10,
+        grace_s=2,
+        seed=0,
+        device=device,
+        gpu=gpu,
+    )
 
 
 def test_cuda_binds_only_the_pinned_gpu_as_device_0(tmp_path):
@@ -120,8 +173,9 @@ def test_cuda_binds_only_the_pinned_gpu_as_device_0(tmp_path):
     argv = mounts.phase_argv("bwrap", _spec(tmp_path, "cuda", "1"), SMALL, [], gpu, {})
     binds = [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == "--dev-bind-try"]
     assert binds == [(f"/dev/{n}", f"/dev/{n}") for n in ("nvidia6", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools")]
-    assert "--dev-bind" not in argv and not any(a.startswith("/dev/nvidia") and a[11:].isdigit() and a != "/dev/nvidia6"
-                                                for a in argv)
+    assert "--dev-bind" not in argv and not any(
+        a.startswith("/dev/nvidia") and a[11:].isdigit() and a != "/dev/nvidia6" for a in argv
+    )
     i = argv.index("/opt/nvidia/lib/libcuda.so.1")
     assert argv[i - 1] == "--ro-bind-try" and argv[i + 1] == "/opt/nvidia/lib/libcuda.so.1"
     env = mounts.phase_env(gpu, {})
@@ -174,8 +228,13 @@ def test_a_killed_harness_leaves_no_process_and_the_next_one_removes_its_cgroup(
     args = list(tiny_run(tmp_path, synthetic_npz, runner="sandbox"))
     args[args.index(str(MINIMAL))] = str(ROOT / "tests" / "hostile" / "sleep-forever")
     args[args.index("--budget") + 1] = "120"
-    harness_process = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=ROOT, env=environment(tmp_path),
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    harness_process = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args],
+        cwd=ROOT,
+        env=environment(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     log = tmp_path / "runs" / "r" / "train.log"
     end = time.monotonic() + 120
     while not (log.is_file() and "sleeping" in log.read_text(errors="replace")) and time.monotonic() < end:

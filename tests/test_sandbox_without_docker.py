@@ -67,9 +67,12 @@ def imports_of(path: Path) -> set[str]:
 def test_no_sandbox_module_imports_docker_or_the_docker_runner():
     modules = sorted((ROOT / "harness" / "runners" / "sandbox").rglob("*.py"))
     assert modules
-    bad = {str(path.relative_to(ROOT)): sorted(name for name in imports_of(path)
-                                               if any(name == h or name.startswith(h + ".") for h in HIDDEN))
-           for path in modules}
+    bad = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in imports_of(path) if any(name == h or name.startswith(h + ".") for h in HIDDEN)
+        )
+        for path in modules
+    }
     assert {path: names for path, names in bad.items() if names} == {}
 
 
@@ -78,12 +81,35 @@ def test_a_sandboxed_run_scores_where_the_docker_sdk_is_not_installed(tmp_path, 
     if refused:
         pytest.skip(f"the sandbox cannot run here: {refused}")
     runs = tmp_path / "runs"
-    args = ["run", "--submission", str(MINIMAL), "--runner", "sandbox", "--device", "cpu", "--data", synthetic_npz,
-            "--budget", "30", "--predict-budget", "30", "--train-per-class", "10", "--eval-per-class", "5",
-            "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "cache"), "--run-id", "r"]
+    args = [
+        "run",
+        "--submission",
+        str(MINIMAL),
+        "--runner",
+        "sandbox",
+        "--device",
+        "cpu",
+        "--data",
+        synthetic_npz,
+        "--budget",
+        "30",
+        "--predict-budget",
+        "30",
+        "--train-per-class",
+        "10",
+        "--eval-per-class",
+        "5",
+        "--runs-dir",
+        str(runs),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--run-id",
+        "r",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-    proc = subprocess.run([sys.executable, "-c", WITHOUT_DOCKER, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DOCKER, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert "hidden by the test" not in proc.stderr, proc.stderr[-3000:]
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((runs / "r" / "result.json").read_text())

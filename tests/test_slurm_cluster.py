@@ -6,8 +6,8 @@ without a terminal. Skipped, with the reason, where the cluster cannot start."""
 from __future__ import annotations
 
 import csv
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import CENTROID, ENTRIES, ROOT, read_json, run_harness, stage_hostile, synthetic_data
-from tests.slurm_support import queue, slow_entry, slurm_cluster, state, wait_for  # noqa: F401
+from tests.slurm_support import queue, slow_entry, state, wait_for
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 ENV = {"HAET_SLURM_POLL_S": "0.5"}
@@ -24,9 +24,29 @@ SLURM = ["--backend", "slurm", "--cpus-per-task", "1", "--mem", "1G"]  # two run
 
 
 def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 2, budget: float = 4, extra=()) -> list[str]:
-    return ["grade", *entries, "--out", out, "--data", synthetic_data(tmp_path), "--train-per-class", "30",
-            "--eval-per-class", "20", "--budget", str(budget), "--repeats", str(repeats), "--device", "cpu",
-            "--runner", "local", "--cache-dir", tmp_path / "cache", *extra]
+    return [
+        "grade",
+        *entries,
+        "--out",
+        out,
+        "--data",
+        synthetic_data(tmp_path),
+        "--train-per-class",
+        "30",
+        "--eval-per-class",
+        "20",
+        "--budget",
+        str(budget),
+        "--repeats",
+        str(repeats),
+        "--device",
+        "cpu",
+        "--runner",
+        "local",
+        "--cache-dir",
+        tmp_path / "cache",
+        *extra,
+    ]
 
 
 def slurm(tmp_path: Path, out: Path, *entries, **kwargs) -> subprocess.CompletedProcess:
@@ -35,8 +55,15 @@ def slurm(tmp_path: Path, out: Path, *entries, **kwargs) -> subprocess.Completed
 
 
 def start(args: list) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT, env={**os.environ, **ENV},
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", *map(str, args)],
+        cwd=ROOT,
+        env={**os.environ, **ENV},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def rows(path: Path) -> list[dict]:
@@ -135,8 +162,10 @@ def test_a_task_cancelled_or_killed_from_outside_is_requeued_and_not_counted(tmp
     # The stopped attempt finished writing before it was kept aside: nothing strayed into a new attempt.
     assert not list(out.glob("*/seed-0-*"))
     board = rows(out / "runs.csv")
-    assert [(r["entry"], r["status"], r["attempts"]) for r in board] == [("cancelled", "scored", "2"),
-                                                                        ("killed", "scored", "2")]
+    assert [(r["entry"], r["status"], r["attempts"]) for r in board] == [
+        ("cancelled", "scored", "2"),
+        ("killed", "scored", "2"),
+    ]
     assert all(float(r["accuracy_counted"]) > 0.3 for r in board)
 
 
@@ -188,6 +217,7 @@ def test_detach_status_and_collect_round_trip(tmp_path):
     def all_ended():
         answer = run_harness("grade", "--status", out).stdout
         return "every run has ended" in answer and answer
+
     final_status = wait_for(all_ended, 240, "every task to end", interval=1)
     assert "2 done, 2 failed, 0 running, 0 queued" in final_status
 
@@ -197,8 +227,11 @@ def test_detach_status_and_collect_round_trip(tmp_path):
     assert collected.stderr.count(": scored") == 2 and collected.stderr.count(": failed") == 2  # collected once each
     runs = rows(out / "runs.csv")
     assert sorted((r["entry"], r["status"], r["slurm_state"]) for r in runs) == [
-        ("crash", "failed", "FAILED"), ("crash", "failed", "FAILED"),
-        ("slow", "scored", "COMPLETED"), ("slow", "scored", "COMPLETED")]
+        ("crash", "failed", "FAILED"),
+        ("crash", "failed", "FAILED"),
+        ("slow", "scored", "COMPLETED"),
+        ("slow", "scored", "COMPLETED"),
+    ]
     assert "nothing left to run" in run_harness("grade", "--status", out).stdout
 
 
@@ -233,17 +266,34 @@ def test_resume_across_backends_submits_only_runs_without_a_final_result(tmp_pat
     for path, content in local_results.items():
         assert path.read_bytes() == content
     runs = rows(out / "runs.csv")
-    assert [(r["entry"], r["slurm_job"] != "") for r in runs] == [("centroid", False), ("centroid", False),
-                                                                   ("crash", True), ("crash", True)]
+    assert [(r["entry"], r["slurm_job"] != "") for r in runs] == [
+        ("centroid", False),
+        ("centroid", False),
+        ("crash", True),
+        ("crash", True),
+    ]
 
 
 def test_an_array_submitted_but_not_written_down_is_refused_not_run_twice(tmp_path):
     from harness.organizer.slurm.command import job_name
 
     out = tmp_path / "grading"
-    stray = subprocess.run(["sbatch", "--parsable", f"--job-name={job_name(out)}", "--array=0-1", "--mem=10M",
-                            "--output=/dev/null",
-                            "--wrap", "sleep 60"], capture_output=True, text=True, timeout=30, check=True)
+    stray = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            f"--job-name={job_name(out)}",
+            "--array=0-1",
+            "--mem=10M",
+            "--output=/dev/null",
+            "--wrap",
+            "sleep 60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     job_id = stray.stdout.strip().split(";")[0]
     try:
         proc = slurm(tmp_path, out, CENTROID)
@@ -281,9 +331,20 @@ def test_ctrl_c_on_a_terminal_asks_and_scancel_is_not_a_platform_failure(tmp_pat
     out = tmp_path / "grading"
     slow = slow_entry(tmp_path / "slow", 20)
     primary, secondary = os.openpty()
-    client = subprocess.Popen([sys.executable, "-m", "harness", *map(str, grade_args(
-        tmp_path, out, slow, repeats=1, budget=30, extra=SLURM))], cwd=ROOT, env={**os.environ, **ENV},
-        stdin=secondary, stdout=secondary, stderr=secondary, start_new_session=True)
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            *map(str, grade_args(tmp_path, out, slow, repeats=1, budget=30, extra=SLURM)),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **ENV},
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        start_new_session=True,
+    )
     os.close(secondary)
     task = wait_for(lambda: started_task(out, "slow/seed-0"), 120, "the task to start")
     client.send_signal(signal.SIGINT)
@@ -306,8 +367,9 @@ def test_ctrl_c_on_a_terminal_asks_and_scancel_is_not_a_platform_failure(tmp_pat
 
 
 def test_the_start_script_is_idempotent():
-    again = subprocess.run(["bash", str(ROOT / "deploy" / "slurm" / "start-cluster.sh")], capture_output=True,
-                           text=True, timeout=120)
+    again = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "slurm" / "start-cluster.sh")], capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0, again.stderr
     assert "cluster already answers" in again.stderr
     node = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=30).stdout

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.console import Progress
 from harness.errors import UsageError
 from harness.options import RunOptions
 from harness.organizer.plan import Grading, make_plan
-from harness.console import Progress
 from harness.organizer.slurm import script
 from tests.helpers import CENTROID, ENTRIES, entry, run_harness, synthetic_data
 
@@ -34,8 +34,14 @@ def sbatch_lines(text: str) -> list[str]:
 
 def make_script(options: RunOptions, site: script.SiteOptions | None = None, count: int = 3) -> str:
     commands = [["python", "-m", "harness", "run", "--seed", str(i)] for i in range(count)]
-    return script.batch_script(commands, [f"e/seed-{i}" for i in range(count)], Path("/grading"), Path("/work"),
-                               options, site or script.SiteOptions())
+    return script.batch_script(
+        commands,
+        [f"e/seed-{i}" for i in range(count)],
+        Path("/grading"),
+        Path("/work"),
+        options,
+        site or script.SiteOptions(),
+    )
 
 
 def test_cuda_asks_slurm_for_one_gpu_and_hands_its_index_to_the_run():
@@ -86,11 +92,19 @@ def test_arrays_are_split_below_max_array_size():
 
 
 def test_site_options_pass_through_and_bad_ones_are_refused():
-    site = script.SiteOptions(partition="gpu", account="lab", qos="high", constraint="a100",
-                              sbatch_args=["--exclusive", "--mail-type=END"])
+    site = script.SiteOptions(
+        partition="gpu", account="lab", qos="high", constraint="a100", sbatch_args=["--exclusive", "--mail-type=END"]
+    )
     lines = sbatch_lines(make_script(RunOptions(), site.check()))
-    for line in ("--partition=gpu", "--account=lab", "--qos=high", "--constraint=a100", "--exclusive",
-                 "--mail-type=END", "--no-requeue"):
+    for line in (
+        "--partition=gpu",
+        "--account=lab",
+        "--qos=high",
+        "--constraint=a100",
+        "--exclusive",
+        "--mail-type=END",
+        "--no-requeue",
+    ):
         assert line in lines
     with pytest.raises(UsageError, match="one non-empty line"):
         script.SiteOptions(sbatch_args=["--exclusive\n#SBATCH --partition=other"]).check()
@@ -99,14 +113,22 @@ def test_site_options_pass_through_and_bad_ones_are_refused():
 
 
 def test_each_task_runs_exactly_the_local_graders_command(tmp_path):
-    options = RunOptions(data=synthetic_data(tmp_path), budget_s=5, runner="local", cache_dir=tmp_path / "cache",
-                         train_per_class=30, eval_per_class=20, repeats=2)
+    options = RunOptions(
+        data=synthetic_data(tmp_path),
+        budget_s=5,
+        runner="local",
+        cache_dir=tmp_path / "cache",
+        train_per_class=30,
+        eval_per_class=20,
+        repeats=2,
+    )
     out = tmp_path / "grading"
     plan = make_plan(out, options, [CENTROID, ENTRIES / "crash"], None)
     grading = Grading(out, plan, options, Progress(quiet=True))
     jobs = grading.jobs()
-    text = script.batch_script([grading.command(j, None) for j in jobs], [j.key for j in jobs], out, tmp_path,
-                               options, script.SiteOptions())
+    text = script.batch_script(
+        [grading.command(j, None) for j in jobs], [j.key for j in jobs], out, tmp_path, options, script.SiteOptions()
+    )
     arms = dict(re.findall(r"^  (\d+)\) run=\((.*)\) ;;", text, re.M))
     assert len(arms) == len(jobs) == 4
     for index, job in enumerate(jobs):
@@ -115,10 +137,32 @@ def test_each_task_runs_exactly_the_local_graders_command(tmp_path):
 
 def test_dry_run_prints_the_script_and_writes_or_submits_nothing(tmp_path):
     out = tmp_path / "grading"
-    proc = run_harness("grade", CENTROID, "--out", out, "--data", synthetic_data(tmp_path), "--budget", "5",
-                       "--repeats", "2", "--device", "cuda", "--runner", "local", "--cache-dir", tmp_path / "cache",
-                       "--backend", "slurm", "--dry-run", "--max-parallel", "1", "--partition", "gpu",
-                       "--sbatch-arg=--exclusive")
+    proc = run_harness(
+        "grade",
+        CENTROID,
+        "--out",
+        out,
+        "--data",
+        synthetic_data(tmp_path),
+        "--budget",
+        "5",
+        "--repeats",
+        "2",
+        "--device",
+        "cuda",
+        "--runner",
+        "local",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--backend",
+        "slurm",
+        "--dry-run",
+        "--max-parallel",
+        "1",
+        "--partition",
+        "gpu",
+        "--sbatch-arg=--exclusive",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# --- array 1 of 1: 2 run(s)")
     lines = sbatch_lines(proc.stdout)
@@ -129,8 +173,19 @@ def test_dry_run_prints_the_script_and_writes_or_submits_nothing(tmp_path):
 
 
 def test_bad_slurm_options_are_one_clear_message(tmp_path):
-    proc = run_harness("grade", CENTROID, "--out", tmp_path / "g", "--runner", "local", "--backend", "slurm",
-                       "--dry-run", "--gpus", "0,1")
+    proc = run_harness(
+        "grade",
+        CENTROID,
+        "--out",
+        tmp_path / "g",
+        "--runner",
+        "local",
+        "--backend",
+        "slurm",
+        "--dry-run",
+        "--gpus",
+        "0,1",
+    )
     assert proc.returncode == 2 and "--gpus is for the local backend" in proc.stderr
     proc = run_harness("grade", CENTROID, "--runner", "local")
     assert proc.returncode == 2 and "grade needs --out DIR" in proc.stderr
@@ -142,14 +197,20 @@ def test_hostile_entry_paths_stay_one_argument_and_add_no_sbatch_line(tmp_path):
     hostile = str(tmp_path / "evil'\"$(touch pwned)`touch pwned2`\n#SBATCH --partition=stolen\n; rm -rf x")
     out = tmp_path / "grading"
     (out / ".slurm" / "tasks").mkdir(parents=True)
-    text = script.batch_script([["printf", "%s", hostile]], ["evil/seed-0"], out, tmp_path, RunOptions(),
-                               script.SiteOptions())
+    text = script.batch_script(
+        [["printf", "%s", hostile]], ["evil/seed-0"], out, tmp_path, RunOptions(), script.SiteOptions()
+    )
     assert not any("stolen" in line for line in sbatch_lines(text))
     path = tmp_path / "task.sh"
     path.write_text(text)
-    done = subprocess.run(["bash", str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "0",
-                               "SLURMD_NODENAME": "node-1"})
+    done = subprocess.run(
+        ["bash", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "0", "SLURMD_NODENAME": "node-1"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == hostile
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
@@ -159,8 +220,9 @@ def test_hostile_entry_paths_stay_one_argument_and_add_no_sbatch_line(tmp_path):
 
 
 def test_slurm_options_without_the_slurm_backend_are_refused(tmp_path):
-    proc = run_harness("grade", CENTROID, "--out", tmp_path / "g", "--runner", "local", "--detach",
-                       "--partition", "gpu")
+    proc = run_harness(
+        "grade", CENTROID, "--out", tmp_path / "g", "--runner", "local", "--detach", "--partition", "gpu"
+    )
     assert proc.returncode == 2
     assert "--partition, --detach only mean something with --backend slurm" in proc.stderr
     assert not (tmp_path / "g").exists()
@@ -171,9 +233,30 @@ def test_status_of_a_local_grading_counts_every_run_once(tmp_path):
     invalid entry's seeds count as failed, as they count 0 on the leaderboard."""
     bad = entry("bad-manifest", tmp_path)
     out = tmp_path / "grading"
-    graded = run_harness("grade", CENTROID, ENTRIES / "crash", bad, "--out", out, "--data", synthetic_data(tmp_path),
-                         "--train-per-class", "30", "--eval-per-class", "20", "--budget", "3", "--repeats", "2",
-                         "--device", "cpu", "--runner", "local", "--cache-dir", tmp_path / "cache")
+    graded = run_harness(
+        "grade",
+        CENTROID,
+        ENTRIES / "crash",
+        bad,
+        "--out",
+        out,
+        "--data",
+        synthetic_data(tmp_path),
+        "--train-per-class",
+        "30",
+        "--eval-per-class",
+        "20",
+        "--budget",
+        "3",
+        "--repeats",
+        "2",
+        "--device",
+        "cpu",
+        "--runner",
+        "local",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert graded.returncode == 0, graded.stderr
     status = run_harness("grade", "--status", out)
     assert status.returncode == 0, status.stderr
@@ -194,7 +277,9 @@ def test_defaults_are_fitted_to_the_partition_and_explicit_requests_no_node_has_
     assert limits.fit(roomy, [(16, 64000)], 8, 16384) is None and roomy.cpus_per_task is None  # fits: unchanged
     with pytest.raises(UsageError, match=r"--mem 32G: no node of partition gpu has more than 19000M; lower --mem"):
         limits.fit(script.SiteOptions(partition="gpu", mem="32G"), nodes, 8, 16384)
-    with pytest.raises(UsageError, match=r"--cpus-per-task 4 with --mem 16G: no node of the default partition has both"):
+    with pytest.raises(
+        UsageError, match=r"--cpus-per-task 4 with --mem 16G: no node of the default partition has both"
+    ):
         limits.fit(script.SiteOptions(cpus_per_task=4, mem="16G"), nodes, 8, 16384)
     # An explicit value that some node has keeps that node; only the default is lowered to it.
     site = script.SiteOptions(cpus_per_task=4)
@@ -207,6 +292,15 @@ def test_pending_reasons_that_never_clear_are_told_apart():
 
     for reason in ("PartitionConfig", "PartitionTimeLimit", "BadConstraints", "PartitionNodeLimit"):
         assert limits.permanent(reason), reason
-    for reason in ("Resources", "Priority", "Dependency", "JobArrayTaskLimit", "AssocMaxJobsLimit",
-                   "QOSMaxJobsPerUserLimit", "ReqNodeNotAvail, UnavailableNodes:vm", "PartitionDown", ""):
+    for reason in (
+        "Resources",
+        "Priority",
+        "Dependency",
+        "JobArrayTaskLimit",
+        "AssocMaxJobsLimit",
+        "QOSMaxJobsPerUserLimit",
+        "ReqNodeNotAvail, UnavailableNodes:vm",
+        "PartitionDown",
+        "",
+    ):
         assert limits.permanent(reason) is None, reason

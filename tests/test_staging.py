@@ -8,8 +8,14 @@ import stat
 
 import pytest
 
-from harness.contract import MAX_ENTRY_DEPTH, MAX_ENTRY_FILES, ContractError, list_entry, open_entry_file, \
-    submission_digest
+from harness.contract import (
+    MAX_ENTRY_DEPTH,
+    MAX_ENTRY_FILES,
+    ContractError,
+    list_entry,
+    open_entry_file,
+    submission_digest,
+)
 from harness.staging import stage_entry
 
 MANIFEST = "name: staged\ntrain: python train.py\npredict: python predict.py\n"

@@ -31,7 +31,9 @@ def imports(path: Path, modules: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)  # `from harness import data`
     return {name for name in found if name in modules}
@@ -54,7 +56,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for target in sorted(edges.get(node, ())):
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         path.pop()
@@ -78,7 +80,9 @@ def test_the_cycle_finder_finds_one():
 
 
 def test_nothing_imports_the_command_line():
-    importers = sorted(name for name, targets in graph().items() if "harness.cli" in targets and name != "harness.__main__")
+    importers = sorted(
+        name for name, targets in graph().items() if "harness.cli" in targets and name != "harness.__main__"
+    )
     assert importers == []
 
 

@@ -1,4 +1,5 @@
 """End-to-end checks of the bundled submission as the harness runs it: subprocesses, HAET_* env."""
+
 import json
 import os
 import signal
@@ -38,9 +39,18 @@ def synthetic_data(root, n_train=200, n_test=50):
 
 def phase_env(tmp_path, data, budget, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAET_")}
-    env.update(HAET_DATA=str(data), HAET_CHECKPOINTS=str(tmp_path / "ckpt"), HAET_EVENTS=str(tmp_path / "events.jsonl"),
-               HAET_BUDGET_S=str(budget), HAET_DEADLINE=f"{time.time() + budget:.3f}", HAET_SEED="0",
-               HAET_DEVICE="cpu", HAET_GRACE_S="2", OMP_NUM_THREADS="1", **extra)
+    env.update(
+        HAET_DATA=str(data),
+        HAET_CHECKPOINTS=str(tmp_path / "ckpt"),
+        HAET_EVENTS=str(tmp_path / "events.jsonl"),
+        HAET_BUDGET_S=str(budget),
+        HAET_DEADLINE=f"{time.time() + budget:.3f}",
+        HAET_SEED="0",
+        HAET_DEVICE="cpu",
+        HAET_GRACE_S="2",
+        OMP_NUM_THREADS="1",
+        **extra,
+    )
     return env
 
 
@@ -55,8 +65,14 @@ def test_train_then_predict_writes_valid_csv(tmp_path):
     (tmp_path / "out").mkdir()
     env = phase_env(tmp_path, tmp_path / "train", budget=16)
     t0 = time.time()
-    train = subprocess.run([sys.executable, "train.py", "--preset", "all", *FAST], cwd=SUBMISSION_DIR, env=env,
-                           capture_output=True, text=True, timeout=30)
+    train = subprocess.run(
+        [sys.executable, "train.py", "--preset", "all", *FAST],
+        cwd=SUBMISSION_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert train.returncode == 0, train.stderr
     assert time.time() - t0 < 16 - 2, "training must end before the SIGTERM (deadline - grace)"
     assert any(n.startswith("ckpt-") for n in os.listdir(tmp_path / "ckpt"))
@@ -65,8 +81,9 @@ def test_train_then_predict_writes_valid_csv(tmp_path):
     assert all("time" in e for e in events(tmp_path))
 
     env = phase_env(tmp_path, tmp_path / "test", budget=60, HAET_OUTPUT=str(tmp_path / "out"))
-    pred = subprocess.run([sys.executable, "predict.py"], cwd=SUBMISSION_DIR, env=env,
-                          capture_output=True, text=True, timeout=60)
+    pred = subprocess.run(
+        [sys.executable, "predict.py"], cwd=SUBMISSION_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
     assert pred.returncode == 0, pred.stderr
     lines = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
     assert lines[0] == "index,label"
@@ -83,8 +100,14 @@ def test_planned_epochs_end_training_early_and_predict_averages_the_ensemble(tmp
     (tmp_path / "out").mkdir()
     env = phase_env(tmp_path, tmp_path / "train", budget=300)
     t0 = time.time()
-    train = subprocess.run([sys.executable, "train.py", *FAST, "--set", "members=2", "--set", "epochs=3"],
-                           cwd=SUBMISSION_DIR, env=env, capture_output=True, text=True, timeout=120)
+    train = subprocess.run(
+        [sys.executable, "train.py", *FAST, "--set", "members=2", "--set", "epochs=3"],
+        cwd=SUBMISSION_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert train.returncode == 0, train.stderr
     assert time.time() - t0 < 120
     config = next(e for e in events(tmp_path) if e["event"] == "config")
@@ -93,8 +116,9 @@ def test_planned_epochs_end_training_early_and_predict_averages_the_ensemble(tmp
     assert events(tmp_path)[-1]["stopped_by_signal"] == 0
 
     env = phase_env(tmp_path, tmp_path / "test", budget=60, HAET_OUTPUT=str(tmp_path / "out"))
-    pred = subprocess.run([sys.executable, "predict.py"], cwd=SUBMISSION_DIR, env=env,
-                          capture_output=True, text=True, timeout=60)
+    pred = subprocess.run(
+        [sys.executable, "predict.py"], cwd=SUBMISSION_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
     assert pred.returncode == 0, pred.stderr
     rows = (tmp_path / "out" / "predictions.csv").read_text().splitlines()[1:]
     assert len(rows) == len(labels)
@@ -104,8 +128,14 @@ def test_sigterm_saves_and_exits_zero_within_grace(tmp_path):
     synthetic_data(tmp_path)
     (tmp_path / "ckpt").mkdir()
     env = phase_env(tmp_path, tmp_path / "train", budget=120)
-    proc = subprocess.Popen([sys.executable, "train.py", "--preset", "default", *FAST], cwd=SUBMISSION_DIR,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", "--preset", "default", *FAST],
+        cwd=SUBMISSION_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 30
         while not any(e["event"] == "epoch" for e in events(tmp_path)):  # mid-training
@@ -126,7 +156,8 @@ def test_sigterm_saves_and_exits_zero_within_grace(tmp_path):
 
 def test_missing_env_var_is_named(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAET_")}
-    proc = subprocess.run([sys.executable, "train.py"], cwd=SUBMISSION_DIR, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "train.py"], cwd=SUBMISSION_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0
     assert "HAET_DATA" in proc.stderr

@@ -3,6 +3,7 @@
 The submission is a standalone folder (participants copy it out), so it is imported by path,
 not as part of the harness package.
 """
+
 import copy
 import json
 import os
@@ -75,8 +76,11 @@ def test_sam_update_differs_from_sgd_update():
         model = tiny_model()
         params = list(model.parameters())
         opt = torch.optim.SGD(params, lr=0.1)
-        fn = (lambda: sub_gradients.sam_grad(model, params, batch, F.cross_entropy, 0.5)) if use_sam \
+        fn = (
+            (lambda: sub_gradients.sam_grad(model, params, batch, F.cross_entropy, 0.5))
+            if use_sam
             else (lambda: sub_gradients.plain_grad(model, params, batch, F.cross_entropy))
+        )
         fn()
         opt.step()
         results.append([p.detach().clone() for p in params])
@@ -257,7 +261,7 @@ def test_augment_flip_and_crop():
     # a crop is a shifted window of the reflect-padded image
     xp = F.pad(x, (4,) * 4, mode="reflect")
     for a, p in zip(cropped, xp):
-        assert any(torch.equal(a, p[:, i:i + 32, j:j + 32]) for i in range(9) for j in range(9))
+        assert any(torch.equal(a, p[:, i : i + 32, j : j + 32]) for i in range(9) for j in range(9))
 
 
 def test_cutout_zeroes_one_square_per_image():
@@ -270,7 +274,7 @@ def test_cutout_zeroes_one_square_per_image():
         assert 1 <= len(rows) <= 8 and 1 <= len(cols) <= 8
         # exactly a rectangle (the square, clipped at the border) is zero; the rest is untouched
         box = torch.zeros_like(cut[0])
-        box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+        box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
         assert torch.equal(cut[0], box) and len(rows) * len(cols) == int(cut[0].sum())
         assert torch.equal(a[:, ~box], b[:, ~box])
     sizes = [int((a[0] == 0).sum()) for a in out]
@@ -302,8 +306,9 @@ def test_predict_adds_views_only_while_they_fit(monkeypatch):
     images = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
 
     def run(t_end):
-        return sub_predict.predict(model, images, [0.5] * 3, [0.25] * 3, torch.device("cpu"), tta=True, tta_shift=2,
-                                   batch_size=8, t_end=t_end)
+        return sub_predict.predict(
+            model, images, [0.5] * 3, [0.25] * 3, torch.device("cpu"), tta=True, tta_shift=2, batch_size=8, t_end=t_end
+        )
 
     labels, used, planned = run(None)
     assert (used, planned) == (10, 10) and labels.shape == (20,)
@@ -392,8 +397,11 @@ def test_checkpointer_numbers_saves_keeps_two_and_reports_them(tmp_path, monkeyp
     assert (meta["epoch"], meta["step"], meta["arch"]) == (3, 15, ARCH) and meta["elapsed_s"] > 0
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), net.state_dict().values()))
     lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
-    assert [(e["event"], e["seq"], e["step"]) for e in lines] == [("checkpoint", 1, 5), ("checkpoint", 2, 10),
-                                                                  ("checkpoint", 3, 15)]
+    assert [(e["event"], e["seq"], e["step"]) for e in lines] == [
+        ("checkpoint", 1, 5),
+        ("checkpoint", 2, 10),
+        ("checkpoint", 3, 15),
+    ]
     ckpt.start_clock(every_s=0)
     assert ckpt.due()
 
@@ -430,8 +438,14 @@ def test_width_probe_builds_the_training_network(monkeypatch):
 def test_grace_comes_from_the_contract_variable(monkeypatch):
     for name in ("HAET_PRESET", "HAET_GRACE_S"):
         monkeypatch.delenv(name, raising=False)
-    for name, value in [("HAET_DATA", "/nonexistent"), ("HAET_CHECKPOINTS", "/nonexistent"),
-                        ("HAET_BUDGET_S", "8"), ("HAET_DEADLINE", "0"), ("HAET_SEED", "0"), ("HAET_DEVICE", "cpu")]:
+    for name, value in [
+        ("HAET_DATA", "/nonexistent"),
+        ("HAET_CHECKPOINTS", "/nonexistent"),
+        ("HAET_BUDGET_S", "8"),
+        ("HAET_DEADLINE", "0"),
+        ("HAET_SEED", "0"),
+        ("HAET_DEVICE", "cpu"),
+    ]:
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit, match="HAET_GRACE_S is not set"):  # no fallback of our own
         sub_train.main([])
@@ -442,10 +456,14 @@ def test_compile_is_tried_only_where_it_is_asked_for_and_can_work(monkeypatch, t
     cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no card
     auto, forced = sub_train.make_config([]), sub_train.make_config(["--set", "compile=true"])
     assert sub_budget.compile_wanted(auto, cpu, 600) == (False, "compile: auto compiles on CUDA only")
-    assert sub_budget.compile_wanted(auto, cuda, 100) == (False, "compile: auto needs a budget of "
-                                                                 "compile_min_budget_s=300 s")
+    assert sub_budget.compile_wanted(auto, cuda, 100) == (
+        False,
+        "compile: auto needs a budget of compile_min_budget_s=300 s",
+    )
     assert sub_budget.compile_wanted(sub_train.make_config(["--set", "compile=false"]), cuda, 600) == (
-        False, "compile: false")
+        False,
+        "compile: false",
+    )
     monkeypatch.setenv("PATH", str(tmp_path))  # no C compiler: known before trying, no time reserved
     monkeypatch.delenv("CC", raising=False)
     want, why = sub_budget.compile_wanted(auto, cuda, 600)

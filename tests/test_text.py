@@ -101,7 +101,7 @@ def test_describe_is_clean_and_short():
     event = {"event": "\x1b]0;title\x07epoch", "\x1b[2Jloss": 0.5, "note": "a\rb", "t_s": 1.0}
     out = describe(event)
     assert text.is_printable(out) and len(out) <= 60 and "loss=0.5" in out
-    assert describe({"event": {"nested": [1]}, "x": float("nan")}) .startswith("{")
+    assert describe({"event": {"nested": [1]}, "x": float("nan")}).startswith("{")
     assert describe(None) == ""
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
-import json
-
 from tests.helpers import CENTROID, copy_entry, entry, run_harness
-from tests.docker_support import docker_client, runtime_image  # noqa: F401
 
 
 def validate_json(entry, *extra, runner="local"):
@@ -22,8 +20,18 @@ def validate_json(entry, *extra, runner="local"):
 def test_correct_entry_passes_every_check():
     code, report, checks = validate_json(CENTROID)
     assert code == 0 and report["ok"], report
-    for cid in ("manifest", "commands", "symlinks", "size", "weights", "trains", "checkpoint", "predict",
-                "predictions", "learns"):
+    for cid in (
+        "manifest",
+        "commands",
+        "symlinks",
+        "size",
+        "weights",
+        "trains",
+        "checkpoint",
+        "predict",
+        "predictions",
+        "learns",
+    ):
         assert checks[cid]["status"] == "pass", checks[cid]
     assert checks["network"]["status"] == "skip"  # the local runner cannot prove it
 
@@ -44,14 +52,17 @@ def test_checklist_text_names_each_failure_and_its_fix(tmp_path):
     assert "result: 1 check(s) failed: commands" in proc.stdout
 
 
-@pytest.mark.parametrize("fixture, failing, fix", [
-    ("bad-manifest", "manifest", "name: [a-z0-9-]+"),
-    ("missing-script", "commands", "add the missing script"),
-    ("crash", "trains", "run the train command by hand"),
-    ("no-checkpoint", "checkpoint", "HAET_CHECKPOINTS"),
-    ("predict-crash", "predict", "load what train saved"),
-    ("bad-predictions", "predictions", "exactly one row per test image"),
-])
+@pytest.mark.parametrize(
+    "fixture, failing, fix",
+    [
+        ("bad-manifest", "manifest", "name: [a-z0-9-]+"),
+        ("missing-script", "commands", "add the missing script"),
+        ("crash", "trains", "run the train command by hand"),
+        ("no-checkpoint", "checkpoint", "HAET_CHECKPOINTS"),
+        ("predict-crash", "predict", "load what train saved"),
+        ("bad-predictions", "predictions", "exactly one row per test image"),
+    ],
+)
 def test_broken_fixture_fails_with_its_fix(fixture, failing, fix, tmp_path):
     code, report, checks = validate_json(entry(fixture, tmp_path))
     assert code == 1 and not report["ok"]
@@ -99,7 +110,8 @@ def test_a_learner_cut_short_by_the_smoke_budget_is_told_to_raise_it(tmp_path):
     (slow / "train.py").write_text(
         "import os, time, numpy as np\n"
         "np.save(os.path.join(os.environ['HAET_CHECKPOINTS'], 'model.npy'), np.zeros((10, 3072), np.float32))\n"
-        "time.sleep(600)  # a heavy recipe: two steps in the smoke budget\n")
+        "time.sleep(600)  # a heavy recipe: two steps in the smoke budget\n"
+    )
     code, report, checks = validate_json(slow, "--smoke-budget", "4")
     assert checks["learns"]["status"] == "warn", checks["learns"]
     assert "still running at the 4s deadline" in checks["learns"]["detail"]
@@ -110,7 +122,8 @@ def test_a_quick_entry_that_does_not_learn_is_pointed_at_its_predictions(tmp_pat
     lazy = copy_entry(CENTROID, tmp_path / "lazy")
     (lazy / "train.py").write_text(
         "import os, numpy as np\n"
-        "np.save(os.path.join(os.environ['HAET_CHECKPOINTS'], 'model.npy'), np.zeros((10, 3072), np.float32))\n")
+        "np.save(os.path.join(os.environ['HAET_CHECKPOINTS'], 'model.npy'), np.zeros((10, 3072), np.float32))\n"
+    )
     code, report, checks = validate_json(lazy)
     assert checks["learns"]["status"] == "warn", checks["learns"]
     assert "check that predictions use the trained checkpoint" in checks["learns"]["fix"]
@@ -123,7 +136,8 @@ def test_an_entry_that_ignores_sigterm_is_told_to_save_and_exit(tmp_path, handle
     handler = "lambda *_: sys.exit(0)" if handles else "signal.SIG_IGN"
     (entry / "train.py").write_text(
         (CENTROID / "train.py").read_text()
-        + f"\nimport signal, sys, time\nsignal.signal(signal.SIGTERM, {handler})\nwhile True:\n    time.sleep(0.1)\n")
+        + f"\nimport signal, sys, time\nsignal.signal(signal.SIGTERM, {handler})\nwhile True:\n    time.sleep(0.1)\n"
+    )
     code, report, checks = validate_json(entry, "--smoke-budget", "4")
     assert checks["sigterm"]["status"] == status, checks["sigterm"]
     if not handles:
@@ -147,20 +161,28 @@ def test_a_checkpoint_rewritten_in_place_is_told_to_save_atomically(tmp_path, ru
     if runner == "docker":
         request.getfixturevalue("runtime_image")
     entry = copy_entry(CENTROID, tmp_path / "in-place")
-    (entry / "train.py").write_text((CENTROID / "train.py").read_text() + (
-        "for _ in range(3):  # save again every second, straight over the file\n"
-        "    time.sleep(1.0)\n"
-        "    with open(target, 'wb') as f:\n"
-        "        np.save(f, means)\n"))
+    (entry / "train.py").write_text(
+        (CENTROID / "train.py").read_text()
+        + (
+            "for _ in range(3):  # save again every second, straight over the file\n"
+            "    time.sleep(1.0)\n"
+            "    with open(target, 'wb') as f:\n"
+            "        np.save(f, means)\n"
+        )
+    )
     code, report, checks = validate_json(entry, runner=runner)
     assert checks["atomic"]["status"] == "warn", checks.get("atomic")
     assert "model.npy" in checks["atomic"]["detail"] and "os.replace" in checks["atomic"]["fix"]
     atomic = copy_entry(CENTROID, tmp_path / "atomic")
-    (atomic / "train.py").write_text((CENTROID / "train.py").read_text() + (
-        "for _ in range(3):  # save again every second, the right way\n"
-        "    time.sleep(1.0)\n"
-        "    with open(target + '.tmp', 'wb') as f:\n"
-        "        np.save(f, means)\n"
-        "    os.replace(target + '.tmp', target)\n"))
+    (atomic / "train.py").write_text(
+        (CENTROID / "train.py").read_text()
+        + (
+            "for _ in range(3):  # save again every second, the right way\n"
+            "    time.sleep(1.0)\n"
+            "    with open(target + '.tmp', 'wb') as f:\n"
+            "        np.save(f, means)\n"
+            "    os.replace(target + '.tmp', target)\n"
+        )
+    )
     code, report, checks = validate_json(atomic, runner=runner)
     assert checks["checkpoint"]["status"] == "pass" and "atomic" not in checks, "atomic saves are not flagged"

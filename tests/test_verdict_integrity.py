@@ -36,16 +36,24 @@ from harness.console import Progress
 from harness.options import RunOptions
 from harness.run import graded_run
 from harness.synthetic import colour_images
+from tests.docker_support import harness_leftovers, small_runner
 from tests.helpers import CENTROID, run_harness, stage_hostile
-from tests.docker_support import docker_client, harness_leftovers, runtime_image, small_runner  # noqa: F401
 
 HOSTILE = Path(__file__).parent / "hostile"
 TOLERANCE_S = 0.1  # how late a signal may leave, and how late a scored checkpoint may be written
 CHANCE_CEILING = 0.25  # 10 classes, 300 held-out images: chance is 0.10 +- 0.017
 
 BUDGET, GRACE = 5.0, 2.0
-DEADLINE_ENTRIES = ["quiet-baseline", "late-writer", "event-burst", "event-poison", "log-burst",
-                    "process-churn", "fork-storm", "disk-storm"]
+DEADLINE_ENTRIES = [
+    "quiet-baseline",
+    "late-writer",
+    "event-burst",
+    "event-poison",
+    "log-burst",
+    "process-churn",
+    "fork-storm",
+    "disk-storm",
+]
 WITNESS = re.compile(r"^(alive|alarm)-([a-z]+)([+-]\d+\.\d+)$")
 NO_ENGINE = "unix:///nonexistent/haet-test-docker.sock"
 # Neither runner that isolates: no engine answers and bwrap is not there (a named binary that is missing).
@@ -55,34 +63,36 @@ NO_SANDBOX = {"DOCKER_HOST": NO_ENGINE, "HAET_BWRAP": "/nonexistent/bwrap"}
 # --- shared helpers ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def heldout_data(tmp_path_factory) -> dict[str, str]:
-    """10 classes; 100 train and 40 test images per class, and a separate eval-only file."""
-    root = tmp_path_factory.mktemp("heldout")
-    classes = np.array([f"class{i}" for i in range(10)])
-    train_x, train_y = colour_images(100, seed=11)
-    test_x, test_y = colour_images(40, seed=12)
-    eval_x, eval_y = colour_images(40, seed=13)
-    np.savez(root / "pool.npz", train_images=train_x, train_labels=train_y, test_images=test_x,
-             test_labels=test_y, classes=classes)
-    np.savez(root / "eval.npz", images=eval_x, labels=eval_y, classes=classes)
-    return {"pool": f"npz:{root / 'pool.npz'}", "eval": f"npz:{root / 'eval.npz'}"}
-
-
 def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return run_harness(*args, timeout=timeout, env=env)
 
 
 def local_run(tmp_path: Path, submission: Path, data_source: str, *extra: str, timeout: float = 240):
     runs = tmp_path / "runs"
-    proc = cli("run", "--submission", str(submission), "--runner", "local", "--device", "cpu",
-               "--data", data_source, "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "cache"),
-               "--quiet", *extra, timeout=timeout)
+    proc = cli(
+        "run",
+        "--submission",
+        str(submission),
+        "--runner",
+        "local",
+        "--device",
+        "cpu",
+        "--data",
+        data_source,
+        "--runs-dir",
+        str(runs),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+        *extra,
+        timeout=timeout,
+    )
     dirs = [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
     assert len(dirs) == 1, f"one run directory expected; exit {proc.returncode}; stderr: {proc.stderr[-3000:]}"
     run = dirs[0]
     assert (run / "result.json").is_file(), (
-        f"the harness must finish the run with a result.json (exit {proc.returncode}): {proc.stderr[-3000:]}")
+        f"the harness must finish the run with a result.json (exit {proc.returncode}): {proc.stderr[-3000:]}"
+    )
     assert proc.returncode in (0, 3), f"exit {proc.returncode}, not a verdict: {proc.stderr[-3000:]}"
     return proc, run, json.loads((run / "result.json").read_text())
 
@@ -90,11 +100,21 @@ def local_run(tmp_path: Path, submission: Path, data_source: str, *extra: str, t
 def docker_run(tmp_path: Path, image: str, submission: Path, data_source: str, client, **options):
     run_id = f"{submission.name}-{uuid.uuid4().hex[:6]}"
     # The runner is made here, so what configures it (its build included) goes to it, the rest to the run.
-    runner_options = {k: options.pop(k) for k in list(options)
-                      if k not in RunOptions.__dataclass_fields__ or k in ("build_network", "build_timeout_s")}
+    runner_options = {
+        k: options.pop(k)
+        for k in list(options)
+        if k not in RunOptions.__dataclass_fields__ or k in ("build_network", "build_timeout_s")
+    }
     runner = small_runner(image, **runner_options)
-    run_options = RunOptions(submission=submission, data=data_source, device="cpu", runs_dir=tmp_path / "runs",
-                             cache_dir=tmp_path / "cache", run_id=run_id, **options)
+    run_options = RunOptions(
+        submission=submission,
+        data=data_source,
+        device="cpu",
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        run_id=run_id,
+        **options,
+    )
     graded_run(run_options, runner, Progress(quiet=True))
     run = tmp_path / "runs" / run_id
     assert (run / "result.json").is_file(), "the harness finished the run and wrote its result"
@@ -121,8 +141,9 @@ def _sampler():
 def _pool(test: bool = True, per_train: int = 120, per_test: int = 100) -> data.Pool:
     train_x, train_y = colour_images(per_train, seed=21)
     test_x, test_y = colour_images(per_test, seed=22)
-    return data.Pool([f"class{i}" for i in range(10)], data.Split(train_x, train_y),
-                     data.Split(test_x, test_y) if test else None)
+    return data.Pool(
+        [f"class{i}" for i in range(10)], data.Split(train_x, train_y), data.Split(test_x, test_y) if test else None
+    )
 
 
 def _keyed(split: data.Split) -> list[tuple[bytes, int]]:
@@ -131,8 +152,15 @@ def _keyed(split: data.Split) -> list[tuple[bytes, int]]:
 
 
 def _draw(pool, eval_pool=None, seed=3, eval_per_class=50, source="npz:pool.npz", eval_source=None):
-    return data.draw(pool, eval_pool, seed=seed, train_per_class=20, eval_per_class=eval_per_class,
-                     source=source, eval_source=eval_source or source)
+    return data.draw(
+        pool,
+        eval_pool,
+        seed=seed,
+        train_per_class=20,
+        eval_per_class=eval_per_class,
+        source=source,
+        eval_source=eval_source or source,
+    )
 
 
 def test_same_seed_gives_the_same_images_in_a_secret_order():
@@ -141,10 +169,13 @@ def test_same_seed_gives_the_same_images_in_a_secret_order():
     assert len(a.eval.labels) == 500
     assert _keyed(a.eval) == _keyed(b.eval), "the same seed must hold out the same images, with their labels"
     assert _keyed(a.train) == _keyed(b.train), "the same seed must train on the same images"
-    assert a.info.data_sha256 == b.info.data_sha256, "graders pair entries by data_sha256: it must not depend on the order"
+    assert a.info.data_sha256 == b.info.data_sha256, (
+        "graders pair entries by data_sha256: it must not depend on the order"
+    )
     same_order = bool(np.array_equal(a.eval.labels, b.eval.labels))
     assert not same_order, (
-        "two draws of one seed put the same labels at the same held-out positions: the order follows from the seed")
+        "two draws of one seed put the same labels at the same held-out positions: the order follows from the seed"
+    )
     assert a.info.heldout_order_key and b.info.heldout_order_key, "the secret order key is recorded"
     assert a.info.heldout_order_key != b.info.heldout_order_key
     assert _draw(pool, seed=4).info.data_sha256 != a.info.data_sha256, "another seed, other images"
@@ -180,7 +211,8 @@ def _assert_chance(result: dict, run: Path, entry: str) -> None:
     assert result["total"] == 300
     assert result["accuracy"] <= CHANCE_CEILING, (
         f"{entry} learned nothing yet scored {result['accuracy']:.0%}: the held-out order is computable; "
-        f"predict.log: {log(run, 'predict')[-600:]}")
+        f"predict.log: {log(run, 'predict')[-600:]}"
+    )
     key = result["data"].get("heldout_order_key")
     assert key, "result.json records the secret order key after the run"
     seen = log(run, "train") + log(run, "predict")
@@ -191,17 +223,39 @@ def _assert_chance(result: dict, run: Path, entry: str) -> None:
 @pytest.mark.parametrize("held_out", ["test-split", "eval-data"])
 def test_seed_derived_orders_score_chance_locally(entry, held_out, tmp_path, heldout_data):
     extra = ["--eval-data", heldout_data["eval"]] if held_out == "eval-data" else []
-    _, run, result = local_run(tmp_path, _copy(entry, tmp_path), heldout_data["pool"], "--train-per-class", "20",
-                               "--eval-per-class", "30", "--seed", "7", "--budget", "20", *extra)
+    _, run, result = local_run(
+        tmp_path,
+        _copy(entry, tmp_path),
+        heldout_data["pool"],
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "30",
+        "--seed",
+        "7",
+        "--budget",
+        "20",
+        *extra,
+    )
     _assert_chance(result, run, entry)
 
 
 @pytest.mark.docker
 @pytest.mark.parametrize("entry", ["replay-sampler", "seed-oracle"])
 def test_seed_derived_orders_score_chance_in_docker(entry, tmp_path, heldout_data, runtime_image, docker_client):
-    run, result = docker_run(tmp_path, runtime_image, _copy(entry, tmp_path), heldout_data["pool"], docker_client,
-                             budget_s=20.0, grace_s=5.0, predict_budget_s=30.0, seed=7, train_per_class=20,
-                             eval_per_class=30)
+    run, result = docker_run(
+        tmp_path,
+        runtime_image,
+        _copy(entry, tmp_path),
+        heldout_data["pool"],
+        docker_client,
+        budget_s=20.0,
+        grace_s=5.0,
+        predict_budget_s=30.0,
+        seed=7,
+        train_per_class=20,
+        eval_per_class=30,
+    )
     _assert_chance(result, run, entry)
 
 
@@ -244,16 +298,20 @@ def deadline_problems(result: dict, entry: str) -> list[str]:
     scored = _witnesses([n for n in listed if n not in late])
     too_late = {k: round(t, 3) for k, t in scored.items() if k.startswith("alive-") and t > TOLERANCE_S}
     if too_late:
-        problems.append(f"checkpoints written this long (s) after the deadline are scored: {too_late}; "
-                        f"late_checkpoints: {sorted(late)[:5]}")
+        problems.append(
+            f"checkpoints written this long (s) after the deadline are scored: {too_late}; "
+            f"late_checkpoints: {sorted(late)[:5]}"
+        )
 
     if "last_checkpoint_write_s" not in train:
         problems.append("result.json has no train.last_checkpoint_write_s")
     else:
         last = train["last_checkpoint_write_s"]
         if last is None or last < BUDGET - GRACE:
-            problems.append(f"the witnesses wrote checkpoints until killed (mtimes forged to long before the "
-                            f"deadline), yet the last write the harness saw is at {last}")
+            problems.append(
+                f"the witnesses wrote checkpoints until killed (mtimes forged to long before the "
+                f"deadline), yet the last write the harness saw is at {last}"
+            )
         elif last > BUDGET + TOLERANCE_S and not late:
             problems.append(f"a checkpoint write at {last:.3f}s is past the deadline, none is listed as late")
     if "late_checkpoints" not in train:
@@ -299,9 +357,21 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
     pids = tmp_path / "pids.txt"
     (submission / "probe.json").write_text(json.dumps({"pids": str(pids), "scratch": str(tmp_path / "scratch")}))
     try:
-        _, run, result = local_run(tmp_path, submission, synthetic_npz, "--train-per-class", "20",
-                                   "--eval-per-class", "10", "--budget", str(BUDGET), "--grace", str(GRACE),
-                                   "--predict-budget", "30")
+        _, run, result = local_run(
+            tmp_path,
+            submission,
+            synthetic_npz,
+            "--train-per-class",
+            "20",
+            "--eval-per-class",
+            "10",
+            "--budget",
+            str(BUDGET),
+            "--grace",
+            str(GRACE),
+            "--predict-budget",
+            "30",
+        )
         recorded = _read_pids(pids)
         assert recorded, "the entry recorded its processes"
         survivors = [(pid, role) for pid, start, role in recorded if _still_alive(pid, start)]
@@ -320,9 +390,20 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("entry", DEADLINE_ENTRIES)
 def test_deadline_holds_in_docker(entry, tmp_path, synthetic_npz, runtime_image, docker_client):
-    run, result = docker_run(tmp_path, runtime_image, _copy(entry, tmp_path), synthetic_npz, docker_client,
-                             budget_s=BUDGET, grace_s=GRACE, predict_budget_s=30.0, train_per_class=20,
-                             eval_per_class=10, memory="1g", events_limit="32m")
+    run, result = docker_run(
+        tmp_path,
+        runtime_image,
+        _copy(entry, tmp_path),
+        synthetic_npz,
+        docker_client,
+        budget_s=BUDGET,
+        grace_s=GRACE,
+        predict_budget_s=30.0,
+        train_per_class=20,
+        eval_per_class=10,
+        memory="1g",
+        events_limit="32m",
+    )
     assert_deadline_held(result, entry)
 
 
@@ -359,8 +440,19 @@ def _fresh_entry(entry: str, tmp_path: Path) -> Path:
 
 
 def _build_run(tmp_path, image, submission, data_source, client, **runner_options):
-    return docker_run(tmp_path, image, submission, data_source, client, budget_s=10.0, grace_s=2.0,
-                      predict_budget_s=20.0, train_per_class=20, eval_per_class=10, **runner_options)
+    return docker_run(
+        tmp_path,
+        image,
+        submission,
+        data_source,
+        client,
+        budget_s=10.0,
+        grace_s=2.0,
+        predict_budget_s=20.0,
+        train_per_class=20,
+        eval_per_class=10,
+        **runner_options,
+    )
 
 
 @pytest.fixture
@@ -398,13 +490,15 @@ def test_a_build_has_no_network_by_default(tmp_path, synthetic_npz, runtime_imag
 
 @pytest.mark.docker
 @pytest.mark.timeout(600)
-def test_a_networked_build_needs_consent_and_is_not_reused_without_it(tmp_path, synthetic_npz, runtime_image,
-                                                                      docker_client, built_images):
+def test_a_networked_build_needs_consent_and_is_not_reused_without_it(
+    tmp_path, synthetic_npz, runtime_image, docker_client, built_images
+):
     if not docker_client.networks.list(names=["bridge"]):
         pytest.skip("the engine runs with --bridge=none: a networked build has no interface besides lo either")
     entry = _fresh_entry("networked-build", tmp_path)
-    run, result = _build_run(tmp_path, runtime_image, entry, synthetic_npz, docker_client,
-                             build_network=True, build_timeout_s=300)
+    run, result = _build_run(
+        tmp_path, runtime_image, entry, synthetic_npz, docker_client, build_network=True, build_timeout_s=300
+    )
     build = _assert_build_recorded(result, run)
     built_images.append(build.get("image") or "")
     assert build["outcome"] == "built" and build["network"] is True, build
@@ -417,13 +511,13 @@ def test_a_networked_build_needs_consent_and_is_not_reused_without_it(tmp_path, 
     build = _assert_build_recorded(result, run)
     built_images.append(build.get("image") or "")
     assert build["network"] is False and build["outcome"] == "failed", (
-        f"an image built with network was used for a run without --build-network: {build}")
+        f"an image built with network was used for a run without --build-network: {build}"
+    )
 
 
 @pytest.mark.docker
 @pytest.mark.timeout(600)
-def test_a_slow_build_is_stopped_at_its_time_limit(tmp_path, synthetic_npz, runtime_image, docker_client,
-                                                   built_images):
+def test_a_slow_build_is_stopped_at_its_time_limit(tmp_path, synthetic_npz, runtime_image, docker_client, built_images):
     entry = _fresh_entry("slow-build", tmp_path)
     t0 = time.monotonic()
     run, result = _build_run(tmp_path, runtime_image, entry, synthetic_npz, docker_client, build_timeout_s=10)
@@ -468,7 +562,9 @@ def writes_outside(tmp_path) -> tuple[Path, Path]:
 
 def _refused(proc: subprocess.CompletedProcess, outside: Path, what: str) -> None:
     said = proc.stdout + proc.stderr
-    assert not list(outside.iterdir()), f"{what} ran the entry on the host without consent: it wrote {list(outside.iterdir())}"
+    assert not list(outside.iterdir()), (
+        f"{what} ran the entry on the host without consent: it wrote {list(outside.iterdir())}"
+    )
     assert proc.returncode == 2, f"{what} with no engine must refuse (exit 2), got {proc.returncode}: {said[-2000:]}"
     assert "--runner local" in said, f"the refusal names the fix: {said[-2000:]}"
     assert "ready to grade" not in said and "Traceback" not in said, said[-2000:]
@@ -484,27 +580,75 @@ def test_validate_refuses_without_an_engine(writes_outside, tmp_path):
 @pytest.mark.timeout(300)
 def test_grade_refuses_without_an_engine(writes_outside, tmp_path, synthetic_npz):
     entry, outside = writes_outside
-    proc = cli("grade", str(entry), "--out", str(tmp_path / "grading"), "--data", synthetic_npz, "--budget", "5",
-               "--repeats", "1", "--train-per-class", "20", "--eval-per-class", "10", "--device", "cpu",
-               "--cache-dir", str(tmp_path / "cache"), env=NO_SANDBOX)
+    proc = cli(
+        "grade",
+        str(entry),
+        "--out",
+        str(tmp_path / "grading"),
+        "--data",
+        synthetic_npz,
+        "--budget",
+        "5",
+        "--repeats",
+        "1",
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        env=NO_SANDBOX,
+    )
     _refused(proc, outside, "grade")
 
 
 @pytest.mark.timeout(300)
 def test_check_refuses_without_an_engine(writes_outside, tmp_path, synthetic_npz):
     entry, outside = writes_outside
-    proc = cli("check", "--baseline", str(tmp_path / "baseline.json"), "--update-baseline", "--submission",
-               str(entry), "--out", str(tmp_path / "check"), "--data", synthetic_npz, "--budget", "5",
-               "--repeats", "1", "--train-per-class", "20", "--eval-per-class", "10", "--device", "cpu",
-               "--cache-dir", str(tmp_path / "cache"), env=NO_SANDBOX)
+    proc = cli(
+        "check",
+        "--baseline",
+        str(tmp_path / "baseline.json"),
+        "--update-baseline",
+        "--submission",
+        str(entry),
+        "--out",
+        str(tmp_path / "check"),
+        "--data",
+        synthetic_npz,
+        "--budget",
+        "5",
+        "--repeats",
+        "1",
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        env=NO_SANDBOX,
+    )
     _refused(proc, outside, "check")
 
 
 @pytest.mark.timeout(300)
 def test_explicit_local_validate_runs_and_says_not_isolated(tmp_path):
     keep = tmp_path / "keep"
-    proc = cli("validate", str(CENTROID), "--runner", "local", "--smoke-budget", "10", "--keep", str(keep),
-               env={"DOCKER_HOST": NO_ENGINE})
+    proc = cli(
+        "validate",
+        str(CENTROID),
+        "--runner",
+        "local",
+        "--smoke-budget",
+        "10",
+        "--keep",
+        str(keep),
+        env={"DOCKER_HOST": NO_ENGINE},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = list(keep.rglob("result.json"))
     assert results, "the smoke run left its result"
@@ -515,9 +659,29 @@ def test_explicit_local_validate_runs_and_says_not_isolated(tmp_path):
 @pytest.mark.timeout(300)
 def test_explicit_local_grade_is_marked_not_isolated_on_the_leaderboard(tmp_path, synthetic_npz):
     out = tmp_path / "grading"
-    proc = cli("grade", str(CENTROID), "--runner", "local", "--out", str(out), "--data", synthetic_npz,
-               "--budget", "10", "--repeats", "1", "--train-per-class", "20", "--eval-per-class", "10",
-               "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), env={"DOCKER_HOST": NO_ENGINE})
+    proc = cli(
+        "grade",
+        str(CENTROID),
+        "--runner",
+        "local",
+        "--out",
+        str(out),
+        "--data",
+        synthetic_npz,
+        "--budget",
+        "10",
+        "--repeats",
+        "1",
+        "--train-per-class",
+        "20",
+        "--eval-per-class",
+        "10",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        env={"DOCKER_HOST": NO_ENGINE},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = list(out.glob("*/seed-*/result.json"))
     assert results and all(json.loads(r.read_text())["environment"]["isolated"] is False for r in results)

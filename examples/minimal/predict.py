@@ -1,4 +1,5 @@
 """The nearest class mean colour: argmin |x - m|^2 = argmax x.m - |m|^2 / 2."""
+
 import os
 
 import numpy as np

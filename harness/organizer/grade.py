@@ -30,7 +30,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 from harness import unpack
 from harness.console import Progress
@@ -63,7 +62,7 @@ def _die_with_parent(parent: int) -> None:
 class Grader(Grading):
     """The local backend: the plan's runs as child processes, one per GPU at a time."""
 
-    def __init__(self, out: Path, plan: dict, options: RunOptions, gpus: list[Optional[str]], progress: Progress):
+    def __init__(self, out: Path, plan: dict, options: RunOptions, gpus: list[str | None], progress: Progress):
         super().__init__(out, plan, options, progress)
         self.gpus = gpus
 
@@ -78,14 +77,16 @@ class Grader(Grading):
     def _run(self, lock: int, on_progress) -> None:
         pending = self.prepare()
         total = len(self.jobs())
-        self.progress.say(f"grading {len(self.entries)} entries x {len(self.seeds)} seeds into {self.out}: "
-                          f"{self.counts['done_before']} run(s) already done, {len(pending)} to run on "
-                          + (", ".join(f"GPU {g}" for g in self.gpus) if self.gpus != [None] else "one slot"))
+        self.progress.say(
+            f"grading {len(self.entries)} entries x {len(self.seeds)} seeds into {self.out}: "
+            f"{self.counts['done_before']} run(s) already done, {len(pending)} to run on "
+            + (", ".join(f"GPU {g}" for g in self.gpus) if self.gpus != [None] else "one slot")
+        )
         if on_progress:
             on_progress()
         logs = self.out / ".logs"
         logs.mkdir(exist_ok=True)
-        running: dict[Optional[str], tuple[Job, subprocess.Popen, Path, float]] = {}
+        running: dict[str | None, tuple[Job, subprocess.Popen, Path, float]] = {}
         parent = os.getpid()
         try:
             while pending or running:
@@ -95,12 +96,21 @@ class Grader(Grading):
                     job = pending.pop(0)
                     log = logs / f"{job.entry.id}.seed-{job.seed}.log"
                     with open(log, "wb") as sink:
-                        proc = subprocess.Popen(self.command(job, gpu), stdin=subprocess.DEVNULL, stdout=sink,
-                                                stderr=subprocess.STDOUT, pass_fds=(lock,), start_new_session=True,
-                                                preexec_fn=lambda: _die_with_parent(parent))
+                        proc = subprocess.Popen(
+                            self.command(job, gpu),
+                            stdin=subprocess.DEVNULL,
+                            stdout=sink,
+                            stderr=subprocess.STDOUT,
+                            pass_fds=(lock,),
+                            start_new_session=True,
+                            preexec_fn=lambda: _die_with_parent(parent),
+                        )
                     running[gpu] = (job, proc, log, time.monotonic())
-                    self.progress.say(f"[{self.counts['done_before'] + self.counts['ran'] + 1}/{total}] {job.key} "
-                                      + (f"on GPU {gpu} " if gpu is not None else "") + "started")
+                    self.progress.say(
+                        f"[{self.counts['done_before'] + self.counts['ran'] + 1}/{total}] {job.key} "
+                        + (f"on GPU {gpu} " if gpu is not None else "")
+                        + "started"
+                    )
                 for gpu, (job, proc, log, t0) in list(running.items()):
                     if proc.poll() is None:
                         continue
@@ -111,7 +121,7 @@ class Grader(Grading):
                 time.sleep(0.1)
         except KeyboardInterrupt:
             self.progress.say("interrupted: stopping the running graded runs (their partial results are kept)")
-            for job, proc, log, t0 in running.values():
+            for _job, proc, _log, _t0 in running.values():
                 try:
                     proc.send_signal(signal.SIGTERM)
                 except ProcessLookupError:
@@ -139,8 +149,12 @@ class Grader(Grading):
         if result is not None:
             self.counts["ran"] += 1
             acc = result.get("accuracy")
-            self.progress.say(f"{job.key}: {result['status']}" + (f" {acc:.2%}" if isinstance(acc, float) else "")
-                              + (f" ({result.get('reason')})" if result.get("reason") else "") + f" [{seconds:.0f}s]")
+            self.progress.say(
+                f"{job.key}: {result['status']}"
+                + (f" {acc:.2%}" if isinstance(acc, float) else "")
+                + (f" ({result.get('reason')})" if result.get("reason") else "")
+                + f" [{seconds:.0f}s]"
+            )
             return
         if interrupted or code in (130, -signal.SIGTERM, -signal.SIGINT):
             self.progress.say(f"{job.key}: interrupted; it will run again when the grading is resumed")
@@ -150,9 +164,15 @@ class Grader(Grading):
             tail = (directory / "harness.log").read_text(errors="replace").splitlines()[-15:]
         except OSError:
             pass
-        atomic_write_json(directory / "harness-error.json", {
-            "exit_code": code, "log_tail": tail, "at": utc_now(),
-            "note": "the harness itself failed for this run; it counts as 0 now and runs again on resume"})
+        atomic_write_json(
+            directory / "harness-error.json",
+            {
+                "exit_code": code,
+                "log_tail": tail,
+                "at": utc_now(),
+                "note": "the harness itself failed for this run; it counts as 0 now and runs again on resume",
+            },
+        )
         self.counts["ran"] += 1
         self.progress.say(f"{job.key}: the harness failed (exit {code}): {tail[-1] if tail else 'no output'}")
 
@@ -160,13 +180,14 @@ class Grader(Grading):
 # --- the command ---------------------------------------------------------------------------
 
 
-def find_entries(dirs: list[Path], queue: Optional[Path]) -> list[Path]:
+def find_entries(dirs: list[Path], queue: Path | None) -> list[Path]:
     found = [Path(d) for d in dirs]
     if queue is not None:
         if not Path(queue).is_dir():
             raise GradeError(f"--queue {queue} is not a directory")
-        found += sorted(p for p in Path(queue).iterdir() if (p.is_dir() or unpack.is_archive(p))
-                        and not p.name.startswith("."))
+        found += sorted(
+            p for p in Path(queue).iterdir() if (p.is_dir() or unpack.is_archive(p)) and not p.name.startswith(".")
+        )
     for d in found:
         try:
             unpack.parse_source(d)  # a folder, an archive or a local repository (read when the entry is checked)
@@ -175,7 +196,7 @@ def find_entries(dirs: list[Path], queue: Optional[Path]) -> list[Path]:
     return found
 
 
-def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
+def parse_gpus(text: str | None) -> list[str | None]:
     if not text:
         return [None]
     gpus = [g.strip() for g in text.split(",") if g.strip()]
@@ -201,8 +222,11 @@ def add_parser(commands) -> None:
 def resolve(options: RunOptions) -> RunOptions:
     """What every child run must agree on, made explicit: the runner (never the host unless asked)
     and an absolute cache."""
-    return dataclasses.replace(options, runner=runner_name(options.runner, isolation_required=True),
-                               cache_dir=Path(options.cache_dir).resolve())
+    return dataclasses.replace(
+        options,
+        runner=runner_name(options.runner, isolation_required=True),
+        cache_dir=Path(options.cache_dir).resolve(),
+    )
 
 
 def run_publishing(grader: Grader, publish) -> None:
@@ -241,8 +265,9 @@ def cmd_grade(args, progress: Progress) -> int:
     if slurm and args.dry_run:
         return slurm_command.dry_run(args, Grading(args.out, plan, run_options, progress), site)
     # Decode the data once here, so parallel runs find it cached instead of racing to build it.
-    progress.say(f"data: {run_options.data}" + (f", held-out set from {run_options.eval_data}"
-                                                 if run_options.eval_data else ""))
+    progress.say(
+        f"data: {run_options.data}" + (f", held-out set from {run_options.eval_data}" if run_options.eval_data else "")
+    )
     data_mod.load_pool(run_options.data, run_options.cache_dir)
     if run_options.eval_data:
         data_mod.load_pool(run_options.eval_data, run_options.cache_dir)

@@ -18,7 +18,6 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from harness import text, unpack
 from harness.console import Progress
@@ -40,9 +39,9 @@ class Entry:
     id: str
     path: str
     reference: bool = False
-    name: Optional[str] = None
-    digest: Optional[str] = None
-    invalid: Optional[str] = None
+    name: str | None = None
+    digest: str | None = None
+    invalid: str | None = None
 
 
 @dataclass
@@ -59,7 +58,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "entry"
 
 
-def read_plan(out: Path) -> Optional[dict]:
+def read_plan(out: Path) -> dict | None:
     path = out / PLAN_FILE
     if not path.is_file():
         return None
@@ -69,22 +68,34 @@ def read_plan(out: Path) -> Optional[dict]:
         raise GradeError(f"{path} is damaged ({exc}); grade into a new --out directory") from None
 
 
-def make_plan(out: Path, run_options: RunOptions, entry_dirs: list[Path], reference: Optional[Path],
-              write: bool = True) -> dict:
+def make_plan(
+    out: Path, run_options: RunOptions, entry_dirs: list[Path], reference: Path | None, write: bool = True
+) -> dict:
     """Create or extend grading.json (`write`: False for a dry run); on resume, refuse options that
     would break the pairing."""
     options = run_options.record()
     plan = read_plan(out)
     if plan is None:
-        plan = {"kind": "grading", "schema_version": 1, "created_at": utc_now(), "options": options,
-                "seeds": [options["seed"] + i for i in range(options["repeats"])], "entries": []}
+        plan = {
+            "kind": "grading",
+            "schema_version": 1,
+            "created_at": utc_now(),
+            "options": options,
+            "seeds": [options["seed"] + i for i in range(options["repeats"])],
+            "entries": [],
+        }
     else:
         before = {k: plan["options"].get(k, default) for k, default in PLAN_DEFAULTS.items()}
-        changed = [f"--{k.replace('_', '-')} {before[k]!r} -> {options.get(k)!r}"
-                   for k in PLAN_DEFAULTS if before[k] != options.get(k)]
+        changed = [
+            f"--{k.replace('_', '-')} {before[k]!r} -> {options.get(k)!r}"
+            for k in PLAN_DEFAULTS
+            if before[k] != options.get(k)
+        ]
         if changed:
-            raise GradeError(f"{out} was graded with other options ({'; '.join(changed)}); resume with the same "
-                             "options, or grade into a new --out directory")
+            raise GradeError(
+                f"{out} was graded with other options ({'; '.join(changed)}); resume with the same "
+                "options, or grade into a new --out directory"
+            )
     known = {e["path"]: e for e in plan["entries"]}
     taken = {e["id"] for e in plan["entries"]}
     wanted = [(d, False) for d in entry_dirs] + ([(reference, True)] if reference is not None else [])
@@ -154,21 +165,41 @@ class Grading:
                 order.append(Job(entry, seed))
         return order
 
-    def command(self, job: Job, gpu: Optional[str]) -> list[str]:
+    def command(self, job: Job, gpu: str | None) -> list[str]:
         """The child `run` of one job: exactly the plan's options, for this seed (and GPU)."""
         options = dataclasses.replace(self.options, seed=job.seed, repeats=1, gpu=gpu)
-        return [sys.executable, "-m", "harness", "run", "--submission", job.entry.path,
-                "--runs-dir", str(self.out.resolve() / job.entry.id), "--run-id", f"seed-{job.seed}", "--quiet",
-                *options.to_argv()]
+        return [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--submission",
+            job.entry.path,
+            "--runs-dir",
+            str(self.out.resolve() / job.entry.id),
+            "--run-id",
+            f"seed-{job.seed}",
+            "--quiet",
+            *options.to_argv(),
+        ]
 
     def prepare(self, active: frozenset[str] | set[str] = frozenset()) -> list[Job]:
         """Check the entries; the jobs without a final result, their unfinished attempts kept aside.
         `active`: runs a cluster still queues or runs (left alone, not run twice)."""
         for entry in self.entries:
             check_entry(entry, self.options.runner)
-            atomic_write_json(self.out / entry.id / "entry.json", {
-                "id": entry.id, "path": entry.path, "name": entry.name, "reference": entry.reference,
-                "sha256": entry.digest, "invalid": entry.invalid, "checked_at": utc_now()})
+            atomic_write_json(
+                self.out / entry.id / "entry.json",
+                {
+                    "id": entry.id,
+                    "path": entry.path,
+                    "name": entry.name,
+                    "reference": entry.reference,
+                    "sha256": entry.digest,
+                    "invalid": entry.invalid,
+                    "checked_at": utc_now(),
+                },
+            )
             if entry.invalid:
                 self.progress.say(f"{entry.id}: not gradable, every seed counts as 0: {entry.invalid}")
         pending = []
@@ -182,7 +213,8 @@ class Grading:
             moved = set_aside(directory)
             if moved:
                 self.counts["set_aside"] += 1
-                self.progress.say(f"{job.key}: an unfinished earlier attempt was kept as {moved.name}; "
-                                  "running it again")
+                self.progress.say(
+                    f"{job.key}: an unfinished earlier attempt was kept as {moved.name}; running it again"
+                )
             pending.append(job)
         return pending

@@ -10,7 +10,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 from harness.console import Progress
 from harness.errors import UsageError
@@ -27,7 +26,7 @@ def run_dir(out: Path, job) -> Path:
     return out / job.entry.id / f"seed-{job.seed}"
 
 
-def completed_result(directory: Path) -> Optional[dict]:
+def completed_result(directory: Path) -> dict | None:
     """The run's result when it finished (any status but interrupted); None otherwise."""
     try:
         result = json.loads((directory / "result.json").read_text())
@@ -38,7 +37,7 @@ def completed_result(directory: Path) -> Optional[dict]:
     return result
 
 
-def set_aside(directory: Path) -> Optional[Path]:
+def set_aside(directory: Path) -> Path | None:
     """Keep an unfinished attempt under a new name; a rerun never destroys earlier results."""
     if not directory.exists():
         return None
@@ -65,8 +64,9 @@ def acquire_lock(out: Path, progress: Progress, wait_s: float = 300.0) -> int:
                 raise
         if time.monotonic() > deadline:
             os.close(fd)
-            raise GradeError(f"another grading of {out} is still running (it holds {out / LOCK_FILE}); "
-                             "wait for it or stop it first")
+            raise GradeError(
+                f"another grading of {out} is still running (it holds {out / LOCK_FILE}); wait for it or stop it first"
+            )
         if not told:
             progress.say(f"waiting for the runs of an earlier grading of {out} to stop...")
             told = True

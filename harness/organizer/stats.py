@@ -26,8 +26,8 @@ from __future__ import annotations
 import functools
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -98,8 +98,8 @@ def normal_sf(z: float) -> float:
 @dataclass
 class Interval:
     mean: float
-    low: Optional[float]
-    high: Optional[float]
+    low: float | None
+    high: float | None
     n: int
 
 
@@ -120,9 +120,9 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> Interval:
 class PairedTest:
     n: int
     mean_difference: float  # mean of a - b
-    t: Optional[float]
-    p: Optional[float]  # two-sided; None when it cannot be computed (n < 2)
-    p_greater: Optional[float]  # one-sided, against mean(a - b) > 0; None when n < 2
+    t: float | None
+    p: float | None  # two-sided; None when it cannot be computed (n < 2)
+    p_greater: float | None  # one-sided, against mean(a - b) > 0; None when n < 2
 
 
 ZERO = 1e-12  # differences this small are rounding, not noise

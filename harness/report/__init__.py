@@ -41,8 +41,8 @@ API:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from harness.files import atomic_write_bytes
 from harness.formatting import CELL_CHARS
@@ -63,9 +63,22 @@ from harness.report.read import (
 from harness.report.rows import MAX_CHECKPOINT_ROWS, NO_GPU_TEXT, repeat_dir_names, repeat_rows
 
 __all__ = [
-    "CELL_CHARS", "LOG_LINE_CHARS", "LOG_TAIL_LINES", "MAX_CHECKPOINT_ROWS", "MAX_EVENT_FIELDS", "NO_GPU_TEXT",
-    "Events", "Metrics", "read_events", "read_metrics", "read_result", "rebuild_report", "repeat_dir_names",
-    "summary_table", "write_report", "write_series_report",
+    "CELL_CHARS",
+    "LOG_LINE_CHARS",
+    "LOG_TAIL_LINES",
+    "MAX_CHECKPOINT_ROWS",
+    "MAX_EVENT_FIELDS",
+    "NO_GPU_TEXT",
+    "Events",
+    "Metrics",
+    "read_events",
+    "read_metrics",
+    "read_result",
+    "rebuild_report",
+    "repeat_dir_names",
+    "summary_table",
+    "write_report",
+    "write_series_report",
 ]
 
 
@@ -81,7 +94,7 @@ def write_report(run_dir: Path, result: RunResult) -> None:
     _write(Path(run_dir) / "report.html", html.render_run(files))
 
 
-def write_series_report(run_dir: Path, series: SeriesResult, repeat_dirs: Optional[Sequence[str]] = None) -> None:
+def write_series_report(run_dir: Path, series: SeriesResult, repeat_dirs: Sequence[str] | None = None) -> None:
     """Write the top-level `report.md` / `report.html` of a `--repeats N` run into `run_dir`.
 
     `repeat_dirs`: each repeat's directory relative to `run_dir`, in the order of

@@ -6,7 +6,8 @@ renders as a note saying so, never as a missing report."""
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from harness.formatting import fmt_interval, fmt_pct
 from harness.markup import Markup, escape, h, join, lines, page, table, warnings_box
@@ -84,7 +85,7 @@ def grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], num: Sequence[in
     return table(headers, ([cell(c) for c in row] for row in rows), num)
 
 
-def img(uri: Optional[str], alt: str) -> Optional[Markup]:
+def img(uri: str | None, alt: str) -> Markup | None:
     return h("img", class_="plot", alt=alt, src=uri) if uri else None
 
 
@@ -100,7 +101,7 @@ def failed_note(what: str, exc: Exception) -> Markup:
     return h("div", f"{what}: {type(exc).__name__}: ", escape(exc, 300), class_="err")
 
 
-def guarded(title: str, fn: Callable[[], Optional[Markup]]) -> Optional[Markup]:
+def guarded(title: str, fn: Callable[[], Markup | None]) -> Markup | None:
     """A section that fails renders as a note; a report never dies of one bad input."""
     try:
         return fn()
@@ -108,7 +109,7 @@ def guarded(title: str, fn: Callable[[], Optional[Markup]]) -> Optional[Markup]:
         return h("section", h("h2", title), failed_note("This section could not be rendered", exc))
 
 
-def _plot(fn: Callable[[], Optional[str]], alt: str) -> Optional[Markup]:
+def _plot(fn: Callable[[], str | None], alt: str) -> Markup | None:
     try:
         return img(fn(), alt)
     except Exception as exc:  # noqa: BLE001 - a plot that fails is a note, the rest of the section stays
@@ -135,12 +136,18 @@ def _headline(c: RunFiles) -> Markup:
     if ci is not None and r.accuracy is not None:
         facts.append(f"95% CI (Wilson) {fmt_interval(*ci)}")
     big = fmt_pct(r.accuracy) if r.accuracy is not None else "not scored"
-    hero = h("div", h("div", h("div", big, class_="big"), h("div", " · ".join(facts), class_="sub")),
-             h("div", _status(val(r.status), r.reason)), class_="hero")
+    hero = h(
+        "div",
+        h("div", h("div", big, class_="big"), h("div", " · ".join(facts), class_="sub")),
+        h("div", _status(val(r.status), r.reason)),
+        class_="hero",
+    )
     sections = ("phases", "resources", "events", "score", "environment")
     nav = h("nav", (h("a", name, href=f"#{name}") for name in sections))
-    return join(_top(r.submission.name, "HAET run report", nav),
-                h("section", hero, warnings_box(all_warnings(r)), kv_table(headline_rows(r))))
+    return join(
+        _top(r.submission.name, "HAET run report", nav),
+        h("section", hero, warnings_box(all_warnings(r)), kv_table(headline_rows(r))),
+    )
 
 
 def _phase(c: RunFiles, phase: PhaseResult) -> Markup:
@@ -162,9 +169,12 @@ def _phase(c: RunFiles, phase: PhaseResult) -> Markup:
 
 
 def _phases(c: RunFiles) -> Markup:
-    return h("section", h("h2", "Phases"),
-             h("div", h("div", _phase(c, c.result.train)), h("div", _phase(c, c.result.predict)), class_="cols"),
-             id="phases")
+    return h(
+        "section",
+        h("h2", "Phases"),
+        h("div", h("div", _phase(c, c.result.train)), h("div", _phase(c, c.result.predict)), class_="cols"),
+        id="phases",
+    )
 
 
 def _resources(c: RunFiles) -> Markup:
@@ -202,40 +212,74 @@ def _score(c: RunFiles) -> Markup:
     s = c.result.score
     if s is None:
         return h("section", h("h2", "Score"), sub(not_scored_text(c.result)), id="score")
-    bars = [[name, corr, tot, fmt_pct(acc, 1), h("span", class_="bar", style=f"width:{round(100 * (acc or 0))}px")]
-            for name, corr, tot, acc in per_class_rows(c.result)]
+    bars = [
+        [name, corr, tot, fmt_pct(acc, 1), h("span", class_="bar", style=f"width:{round(100 * (acc or 0))}px")]
+        for name, corr, tot, acc in per_class_rows(c.result)
+    ]
     per_class = grid(["class", "correct", "total", "accuracy", ""], bars, num=(1, 2, 3))
-    confusion = _plot(lambda: plots.plot_confusion(s.confusion, class_names(c.result, len(s.confusion))),
-                      "confusion matrix")
-    return h("section", h("h2", "Score"), h("p", accuracy_text(c.result)),
-             h("div", h("div", h("h3", "Confusion matrix"), confusion),
-               h("div", h("h3", "Per-class accuracy"), per_class), class_="cols"), id="score")
+    confusion = _plot(
+        lambda: plots.plot_confusion(s.confusion, class_names(c.result, len(s.confusion))), "confusion matrix"
+    )
+    return h(
+        "section",
+        h("h2", "Score"),
+        h("p", accuracy_text(c.result)),
+        h(
+            "div",
+            h("div", h("h3", "Confusion matrix"), confusion),
+            h("div", h("h3", "Per-class accuracy"), per_class),
+            class_="cols",
+        ),
+        id="score",
+    )
 
 
-def _curve(c: RunFiles) -> Optional[Markup]:
+def _curve(c: RunFiles) -> Markup | None:
     curve = c.result.curve
     if curve is None:
         return None
-    return h("section", h("h2", "Accuracy against time and energy (curve.csv)"), kv_table(curve_rows(curve)),
-             _plot(lambda: plots.plot_curve(curve, c.budget_s, c.sigterm_s), "accuracy against time"),
-             grid(CURVE_HEADERS, point_rows(curve), num=CURVE_NUMERIC), [sub(note) for note in curve.notes],
-             id="curve")
+    return h(
+        "section",
+        h("h2", "Accuracy against time and energy (curve.csv)"),
+        kv_table(curve_rows(curve)),
+        _plot(lambda: plots.plot_curve(curve, c.budget_s, c.sigterm_s), "accuracy against time"),
+        grid(CURVE_HEADERS, point_rows(curve), num=CURVE_NUMERIC),
+        [sub(note) for note in curve.notes],
+        id="curve",
+    )
 
 
 def _environment(c: RunFiles) -> Markup:
     r = c.result
     said = reproduction_lines(r)
     reproduced = h("div", said[0], [(h("br"), x) for x in said[1:]], class_="note") if said else None
-    return h("section", h("h2", "Environment, data and submission"), reproduced, h("div",
-             h("div", h("h3", "Environment"), kv_table(env_rows(r) + fingerprint_rows(r))),
-             h("div", h("h3", "Data"), kv_table(data_rows(r)), h("h3", "Submission"), kv_table(submission_rows(r))),
-             class_="cols"), id="environment")
+    return h(
+        "section",
+        h("h2", "Environment, data and submission"),
+        reproduced,
+        h(
+            "div",
+            h("div", h("h3", "Environment"), kv_table(env_rows(r) + fingerprint_rows(r))),
+            h("div", h("h3", "Data"), kv_table(data_rows(r)), h("h3", "Submission"), kv_table(submission_rows(r))),
+            class_="cols",
+        ),
+        id="environment",
+    )
 
 
 def render_run(c: RunFiles) -> str:
-    body = [guarded(title, lambda fn=fn: fn(c)) for title, fn in [
-        ("Headline", _headline), ("Phases", _phases), ("Resources", _resources),
-        ("Training curves", _events), ("Score", _score), ("Curve", _curve), ("Environment", _environment)]]
+    body = [
+        guarded(title, lambda fn=fn: fn(c))
+        for title, fn in [
+            ("Headline", _headline),
+            ("Phases", _phases),
+            ("Resources", _resources),
+            ("Training curves", _events),
+            ("Score", _score),
+            ("Curve", _curve),
+            ("Environment", _environment),
+        ]
+    ]
     return page(f"{c.result.submission.name} · {c.result.run_id}", body)
 
 
@@ -246,32 +290,67 @@ def render_series(series: SeriesResult, rows: list[list[Any]]) -> str:
     def headline() -> Markup:
         scored = sum(1 for r in series.repeats if r.status == Status.SCORED)
         spread = h("span", f"± {fmt_pct(series.accuracy_std)}", class_="sub", style="font-size:20px")
-        hero = h("div", h("div", h("div", fmt_pct(series.accuracy_mean), " ", spread, class_="big"),
-                          h("div", f"mean ± std over {len(series.repeats)} repeats; {scored} scored "
-                                   "(a repeat that did not score counts as 0)", class_="sub")),
-                 h("div", _status(val(series.status), series.reason)), class_="hero")
-        return join(_top(series.submission.name, "HAET series report"),
-                    h("section", hero, warnings_box(series_warnings(series)), kv_table(series_rows(series))))
+        hero = h(
+            "div",
+            h(
+                "div",
+                h("div", fmt_pct(series.accuracy_mean), " ", spread, class_="big"),
+                h(
+                    "div",
+                    f"mean ± std over {len(series.repeats)} repeats; {scored} scored "
+                    "(a repeat that did not score counts as 0)",
+                    class_="sub",
+                ),
+            ),
+            h("div", _status(val(series.status), series.reason)),
+            class_="hero",
+        )
+        return join(
+            _top(series.submission.name, "HAET series report"),
+            h("section", hero, warnings_box(series_warnings(series)), kv_table(series_rows(series))),
+        )
 
     def repeats() -> Markup:
-        return h("section", h("h2", "Repeats"), grid(REPEAT_HEADERS, rows, num=REPEAT_NUMERIC),
-                 _plot(lambda: plots.plot_series_accuracy(series), "accuracy per repeat"), id="repeats")
+        return h(
+            "section",
+            h("h2", "Repeats"),
+            grid(REPEAT_HEADERS, rows, num=REPEAT_NUMERIC),
+            _plot(lambda: plots.plot_series_accuracy(series), "accuracy per repeat"),
+            id="repeats",
+        )
 
-    def environment() -> Optional[Markup]:
+    def environment() -> Markup | None:
         if not series.repeats:
             return None
         r0 = series.repeats[0]
-        return h("section", h("h2", "Environment and data (first repeat)"), h("div",
-                 h("div", h("h3", "Environment"), kv_table(env_rows(r0))),
-                 h("div", h("h3", "Data"), kv_table(data_rows(r0, per_seed=False)),
-                   h("h3", "Submission"), kv_table(submission_rows(r0))), class_="cols"), id="environment")
+        return h(
+            "section",
+            h("h2", "Environment and data (first repeat)"),
+            h(
+                "div",
+                h("div", h("h3", "Environment"), kv_table(env_rows(r0))),
+                h(
+                    "div",
+                    h("h3", "Data"),
+                    kv_table(data_rows(r0, per_seed=False)),
+                    h("h3", "Submission"),
+                    kv_table(submission_rows(r0)),
+                ),
+                class_="cols",
+            ),
+            id="environment",
+        )
 
-    body = [guarded(title, fn) for title, fn in [("Headline", headline), ("Repeats", repeats),
-                                                  ("Environment", environment)]]
+    body = [
+        guarded(title, fn) for title, fn in [("Headline", headline), ("Repeats", repeats), ("Environment", environment)]
+    ]
     return page(f"{series.submission.name} · {series.run_id}", body)
 
 
 def unreadable(reason: str) -> str:
     """The report of a run whose result.json does not parse into the model."""
-    return page("HAET run report", h("header", h("h1", "HAET run report"), class_="top"),
-                h("section", h("div", "This run has no readable result: ", reason, class_="err")))
+    return page(
+        "HAET run report",
+        h("header", h("h1", "HAET run report"), class_="top"),
+        h("section", h("div", "This run has no readable result: ", reason, class_="err")),
+    )

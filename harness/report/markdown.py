@@ -7,12 +7,20 @@ fenced with a fence longer than any backtick run inside them (harness.text.md_co
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from harness import text
 from harness.formatting import Md, fmt_pct, md, md_table
 from harness.model import PhaseResult, SeriesResult
-from harness.report.curve import CURVE_HEADERS, CURVE_NUMERIC, curve_rows, fingerprint_rows, point_rows, reproduction_lines
+from harness.report.curve import (
+    CURVE_HEADERS,
+    CURVE_NUMERIC,
+    curve_rows,
+    fingerprint_rows,
+    point_rows,
+    reproduction_lines,
+)
 from harness.report.read import LOG_LINE_CHARS, RunFiles, log_tail
 from harness.report.rows import (
     EVENT_STATS_HEADERS,
@@ -82,8 +90,9 @@ def guarded(title: str, fn: Callable[[], str]) -> str:
 
 def _headline(c: RunFiles) -> str:
     r = c.result
-    return (f"# {md(r.submission.name)} — HAET run report\n\n" + kv(headline_rows(r))
-            + bullets("Warnings", all_warnings(r)))
+    return (
+        f"# {md(r.submission.name)} — HAET run report\n\n" + kv(headline_rows(r)) + bullets("Warnings", all_warnings(r))
+    )
 
 
 def _phase(c: RunFiles, phase: PhaseResult) -> str:
@@ -95,8 +104,11 @@ def _phase(c: RunFiles, phase: PhaseResult) -> str:
             out += f"and {more} more file(s)\n\n"
     if phase_failed(c.result, phase):
         tail = log_tail(c.run_dir, phase)
-        out += (f"Last lines of {md(phase.phase)}.log:\n\n{text.md_code(tail, LOG_LINE_CHARS)}\n" if tail
-                else f"{md(phase.phase)}.log is empty.\n\n")
+        out += (
+            f"Last lines of {md(phase.phase)}.log:\n\n{text.md_code(tail, LOG_LINE_CHARS)}\n"
+            if tail
+            else f"{md(phase.phase)}.log is empty.\n\n"
+        )
     return out
 
 
@@ -131,11 +143,17 @@ def _score(c: RunFiles) -> str:
         return "## Score\n\n" + paragraph(not_scored_text(r))
     classes = class_names(r, len(s.confusion))
     out = "## Score\n\n" + paragraph(accuracy_text(r)) + "### Per-class accuracy\n\n"
-    out += table(["class", "correct", "total", "accuracy"],
-                 [[name, corr, tot, fmt_pct(acc, 1)] for name, corr, tot, acc in per_class_rows(r)], right=(1, 2, 3))
+    out += table(
+        ["class", "correct", "total", "accuracy"],
+        [[name, corr, tot, fmt_pct(acc, 1)] for name, corr, tot, acc in per_class_rows(r)],
+        right=(1, 2, 3),
+    )
     out += "### Confusion matrix (rows: true, columns: predicted)\n\n"
-    out += table(["true \\ pred"] + classes, [[classes[i]] + list(row) for i, row in enumerate(s.confusion)],
-                 right=tuple(range(1, len(classes) + 1)))
+    out += table(
+        ["true \\ pred"] + classes,
+        [[classes[i]] + list(row) for i, row in enumerate(s.confusion)],
+        right=tuple(range(1, len(classes) + 1)),
+    )
     return out
 
 
@@ -143,21 +161,40 @@ def _curve(c: RunFiles) -> str:
     curve = c.result.curve
     if curve is None:
         return ""
-    return ("## Accuracy against time and energy (curve.csv)\n\n" + kv(curve_rows(curve))
-            + table(CURVE_HEADERS, point_rows(curve), right=CURVE_NUMERIC) + "".join(paragraph(n) for n in curve.notes))
+    return (
+        "## Accuracy against time and energy (curve.csv)\n\n"
+        + kv(curve_rows(curve))
+        + table(CURVE_HEADERS, point_rows(curve), right=CURVE_NUMERIC)
+        + "".join(paragraph(n) for n in curve.notes)
+    )
 
 
 def _environment(c: RunFiles) -> str:
     r = c.result
-    return ("## Environment\n\n" + "".join(paragraph(line) for line in reproduction_lines(r))
-            + kv(env_rows(r) + fingerprint_rows(r)) + "## Data\n\n" + kv(data_rows(r))
-            + "## Submission\n\n" + kv(submission_rows(r)))
+    return (
+        "## Environment\n\n"
+        + "".join(paragraph(line) for line in reproduction_lines(r))
+        + kv(env_rows(r) + fingerprint_rows(r))
+        + "## Data\n\n"
+        + kv(data_rows(r))
+        + "## Submission\n\n"
+        + kv(submission_rows(r))
+    )
 
 
 def render_run(c: RunFiles) -> str:
-    return "".join(guarded(title, lambda fn=fn: fn(c)) for title, fn in [
-        ("Headline", _headline), ("Phases", _phases), ("Resources", _resources),
-        ("Training curves", _events), ("Score", _score), ("Curve", _curve), ("Environment", _environment)])
+    return "".join(
+        guarded(title, lambda fn=fn: fn(c))
+        for title, fn in [
+            ("Headline", _headline),
+            ("Phases", _phases),
+            ("Resources", _resources),
+            ("Training curves", _events),
+            ("Score", _score),
+            ("Curve", _curve),
+            ("Environment", _environment),
+        ]
+    )
 
 
 # --- a series of repeats ----------------------------------------------------------------------------
@@ -165,8 +202,11 @@ def render_run(c: RunFiles) -> str:
 
 def render_series(series: SeriesResult, rows: list[list[Any]]) -> str:
     def headline() -> str:
-        return (f"# {md(series.submission.name)} — HAET series report\n\n" + kv(series_rows(series))
-                + bullets("Warnings", series_warnings(series)))
+        return (
+            f"# {md(series.submission.name)} — HAET series report\n\n"
+            + kv(series_rows(series))
+            + bullets("Warnings", series_warnings(series))
+        )
 
     def repeats() -> str:
         return "## Repeats\n\n" + table(REPEAT_HEADERS, rows, right=REPEAT_NUMERIC)
@@ -175,11 +215,18 @@ def render_series(series: SeriesResult, rows: list[list[Any]]) -> str:
         if not series.repeats:
             return ""
         r0 = series.repeats[0]
-        return ("## Environment (first repeat)\n\n" + kv(env_rows(r0)) + "## Data (first repeat)\n\n"
-                + kv(data_rows(r0, per_seed=False)) + "## Submission\n\n" + kv(submission_rows(r0)))
+        return (
+            "## Environment (first repeat)\n\n"
+            + kv(env_rows(r0))
+            + "## Data (first repeat)\n\n"
+            + kv(data_rows(r0, per_seed=False))
+            + "## Submission\n\n"
+            + kv(submission_rows(r0))
+        )
 
-    return "".join(guarded(title, fn) for title, fn in [
-        ("Headline", headline), ("Repeats", repeats), ("Environment", environment)])
+    return "".join(
+        guarded(title, fn) for title, fn in [("Headline", headline), ("Repeats", repeats), ("Environment", environment)]
+    )
 
 
 def unreadable(reason: str) -> str:

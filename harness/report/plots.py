@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from harness import text
 from harness.model import Curve, SeriesResult
@@ -48,17 +49,15 @@ def _png_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _nan_to_none(xs: Sequence[float], scale: float = 1.0) -> list[Optional[float]]:
+def _nan_to_none(xs: Sequence[float], scale: float = 1.0) -> list[float | None]:
     return [None if math.isnan(x) else x * scale for x in xs]
 
 
-def _mark_deadline(ax, budget_s: Optional[float], sigterm_s: Optional[float], label: bool) -> None:
+def _mark_deadline(ax, budget_s: float | None, sigterm_s: float | None, label: bool) -> None:
     if sigterm_s is not None:
-        ax.axvline(sigterm_s, color="#bc4c00", ls="--", lw=1,
-                   label=f"SIGTERM ({sigterm_s:.1f} s)" if label else None)
+        ax.axvline(sigterm_s, color="#bc4c00", ls="--", lw=1, label=f"SIGTERM ({sigterm_s:.1f} s)" if label else None)
     if budget_s is not None and budget_s > 0:
-        ax.axvline(budget_s, color="#cf222e", ls="-", lw=1.2,
-                   label=f"deadline ({budget_s:.0f} s)" if label else None)
+        ax.axvline(budget_s, color="#cf222e", ls="-", lw=1.2, label=f"deadline ({budget_s:.0f} s)" if label else None)
     # the x range always shows the deadline, however early the run ended
     lim = ax.dataLim
     lo = min(0.0, lim.x0) if math.isfinite(lim.x0) else 0.0
@@ -69,8 +68,16 @@ def _mark_deadline(ax, budget_s: Optional[float], sigterm_s: Optional[float], la
 def _top_legend(ax) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, labels, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=min(len(handles), 5),
-                  fontsize=8, frameon=False, borderaxespad=0.2)
+        ax.legend(
+            handles,
+            labels,
+            loc="lower right",
+            bbox_to_anchor=(1.0, 1.0),
+            ncol=min(len(handles), 5),
+            fontsize=8,
+            frameon=False,
+            borderaxespad=0.2,
+        )
 
 
 def _markers(n: int) -> dict[str, Any]:
@@ -87,7 +94,7 @@ def _style(ax, ylabel: str, zero: bool = False) -> None:
         ax.spines[side].set_visible(False)
 
 
-def plot_cpu(m: Metrics, budget_s: Optional[float], sigterm_s: Optional[float]) -> Optional[str]:
+def plot_cpu(m: Metrics, budget_s: float | None, sigterm_s: float | None) -> str | None:
     cpu, rss = m.col("cpu_percent"), m.col("rss_bytes")
     if not m.t or (cpu is None and rss is None):
         return None
@@ -108,11 +115,14 @@ def plot_cpu(m: Metrics, budget_s: Optional[float], sigterm_s: Optional[float]) 
     return _png_data_uri(fig)
 
 
-def plot_gpu(m: Metrics, budget_s: Optional[float], sigterm_s: Optional[float]) -> Optional[str]:
+def plot_gpu(m: Metrics, budget_s: float | None, sigterm_s: float | None) -> str | None:
     if not m.t or not m.gpu_indices:
         return None
-    panels = [("util", "utilization %", 1.0), ("power_w", "power (W)", 1.0),
-              ("mem_used_bytes", "memory used (GiB)", 1 / 2**30)]
+    panels = [
+        ("util", "utilization %", 1.0),
+        ("power_w", "power (W)", 1.0),
+        ("mem_used_bytes", "memory used (GiB)", 1 / 2**30),
+    ]
     present = [p for p in panels if any(m.col(f"gpu{i}_{p[0]}") is not None for i in m.gpu_indices)]
     if not present:
         return None
@@ -148,7 +158,7 @@ def group_series(series: dict[str, tuple[list[float], list[float]]]) -> dict[str
     return out
 
 
-def plot_events(ev: Events, budget_s: Optional[float], sigterm_s: Optional[float]) -> Optional[str]:
+def plot_events(ev: Events, budget_s: float | None, sigterm_s: float | None) -> str | None:
     series = ev.series()
     if not series:
         return None
@@ -174,7 +184,7 @@ def plot_events(ev: Events, budget_s: Optional[float], sigterm_s: Optional[float
     return _png_data_uri(fig)
 
 
-def plot_confusion(confusion: list[list[int]], classes: list[str]) -> Optional[str]:
+def plot_confusion(confusion: list[list[int]], classes: list[str]) -> str | None:
     n = len(confusion)
     if n == 0 or any(len(r) != n for r in confusion):
         return None
@@ -185,8 +195,15 @@ def plot_confusion(confusion: list[list[int]], classes: list[str]) -> Optional[s
     for i in range(n):
         for j in range(n):
             v = confusion[i][j]
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=8 if n <= 12 else 6,
-                    color="white" if v > vmax / 2 else "#1f2328")
+            ax.text(
+                j,
+                i,
+                str(v),
+                ha="center",
+                va="center",
+                fontsize=8 if n <= 12 else 6,
+                color="white" if v > vmax / 2 else "#1f2328",
+            )
     labels = [safe_label(c, 14) for c in classes]
     ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(n), labels, fontsize=8)
@@ -197,7 +214,7 @@ def plot_confusion(confusion: list[list[int]], classes: list[str]) -> Optional[s
     return _png_data_uri(fig)
 
 
-def plot_series_accuracy(series: SeriesResult) -> Optional[str]:
+def plot_series_accuracy(series: SeriesResult) -> str | None:
     if not series.repeats:
         return None
     fig = _new_figure(9, 2.8)
@@ -211,17 +228,35 @@ def plot_series_accuracy(series: SeriesResult) -> Optional[str]:
     for i, r in enumerate(series.repeats, 1):
         if r.accuracy is None:
             ax.plot([i], [bottom + 0.04 * (top - bottom)], "x", color="#cf222e", ms=9)
-            ax.annotate("not scored", (i, bottom + 0.04 * (top - bottom)), textcoords="offset points",
-                        xytext=(0, 8), ha="center", fontsize=8, color="#cf222e")
+            ax.annotate(
+                "not scored",
+                (i, bottom + 0.04 * (top - bottom)),
+                textcoords="offset points",
+                xytext=(0, 8),
+                ha="center",
+                fontsize=8,
+                color="#cf222e",
+            )
             continue
         ci = accuracy_ci(r)
         if ci is not None:
-            ax.errorbar([i], [100 * r.accuracy], yerr=[[100 * (r.accuracy - ci[0])], [100 * (ci[1] - r.accuracy)]],
-                        fmt="o", color="#0969da", capsize=4)
+            ax.errorbar(
+                [i],
+                [100 * r.accuracy],
+                yerr=[[100 * (r.accuracy - ci[0])], [100 * (ci[1] - r.accuracy)]],
+                fmt="o",
+                color="#0969da",
+                capsize=4,
+            )
         else:
             ax.plot([i], [100 * r.accuracy], "o", color="#0969da")
-    ax.axhline(100 * series.accuracy_mean, color="#1a7f37", ls="--", lw=1,
-               label=f"mean {100 * series.accuracy_mean:.2f}% (not scored = 0)")
+    ax.axhline(
+        100 * series.accuracy_mean,
+        color="#1a7f37",
+        ls="--",
+        lw=1,
+        label=f"mean {100 * series.accuracy_mean:.2f}% (not scored = 0)",
+    )
     ax.set_xticks(range(1, len(series.repeats) + 1))
     ax.set_xlim(0.5, len(series.repeats) + 0.5)
     ax.set_xlabel("repeat")
@@ -232,7 +267,7 @@ def plot_series_accuracy(series: SeriesResult) -> Optional[str]:
     return _png_data_uri(fig)
 
 
-def plot_curve(curve: Curve, budget_s: Optional[float], sigterm_s: Optional[float]) -> Optional[str]:
+def plot_curve(curve: Curve, budget_s: float | None, sigterm_s: float | None) -> str | None:
     """Accuracy on the curve set against the train phase's seconds (Wilson intervals, failed points
     as red crosses), the target and the deadline marked; energy so far on a second axis."""
     points = sorted(curve.points, key=lambda p: p.seconds)
@@ -242,10 +277,20 @@ def plot_curve(curve: Curve, budget_s: Optional[float], sigterm_s: Optional[floa
     ax = fig.subplots()
     scored = [p for p in points if p.accuracy is not None]
     if scored:
-        ax.errorbar([p.seconds for p in scored], [100 * p.accuracy for p in scored],
-                    yerr=[[100 * (p.accuracy - (p.ci95_low or p.accuracy)) for p in scored],
-                          [100 * ((p.ci95_high or p.accuracy) - p.accuracy) for p in scored]],
-                    fmt="-o", ms=4, lw=1.4, capsize=3, color="#0969da", label="accuracy (curve set)")
+        ax.errorbar(
+            [p.seconds for p in scored],
+            [100 * p.accuracy for p in scored],
+            yerr=[
+                [100 * (p.accuracy - (p.ci95_low or p.accuracy)) for p in scored],
+                [100 * ((p.ci95_high or p.accuracy) - p.accuracy) for p in scored],
+            ],
+            fmt="-o",
+            ms=4,
+            lw=1.4,
+            capsize=3,
+            color="#0969da",
+            label="accuracy (curve set)",
+        )
     failed = [p for p in points if p.accuracy is None]
     if failed:
         ax.plot([p.seconds for p in failed], [2.0] * len(failed), "x", ms=9, color="#cf222e", label="predict failed")

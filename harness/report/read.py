@@ -18,7 +18,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from harness import events as events_mod
 from harness import text
@@ -60,14 +60,15 @@ def read_result(path: Path) -> RunResult | SeriesResult:
             raise TypeError(f"a JSON {type(obj).__name__}, not an object")
         return from_dict(obj)
     except Exception as exc:  # noqa: BLE001 - any shape that is not the model's
-        raise ValueError(f"{text.clean(Path(path).name)} is not a harness result "
-                         f"({type(exc).__name__}: {text.clean(exc, 200)})") from None
+        raise ValueError(
+            f"{text.clean(Path(path).name)} is not a harness result ({type(exc).__name__}: {text.clean(exc, 200)})"
+        ) from None
 
 
 # --- metrics.csv --------------------------------------------------------------------------
 
 
-def read_limited(path: Path, limit: int, tail: bool = False) -> Optional[str]:
+def read_limited(path: Path, limit: int, tail: bool = False) -> str | None:
     """At most `limit` bytes of a file (its end when `tail`), as text; None when unreadable."""
     try:
         with open(path, "rb") as f:
@@ -89,7 +90,7 @@ class Metrics:
     gpu_indices: list[int]
     skipped_rows: int = 0
 
-    def col(self, name: str) -> Optional[list[float]]:
+    def col(self, name: str) -> list[float] | None:
         c = self.cols.get(name)
         if c is None or all(math.isnan(v) for v in c):
             return None
@@ -103,7 +104,7 @@ def _cell(cell: str) -> float:
         return math.nan
 
 
-def read_metrics(path: Path) -> Optional[Metrics]:
+def read_metrics(path: Path) -> Metrics | None:
     content = read_limited(path, MAX_METRICS_BYTES)
     if not content:
         return None
@@ -146,7 +147,7 @@ class Events(events_mod.EventLog):
 
     fields_dropped: int = 0  # numeric fields past MAX_EVENT_FIELDS (known after series())
     points_outside: int = 0  # events or values past MAX_EVENT_T_S / MAX_EVENT_VALUE (known after series())
-    _series: Optional[dict[str, tuple[list[float], list[float]]]] = field(default=None, repr=False)
+    _series: dict[str, tuple[list[float], list[float]]] | None = field(default=None, repr=False)
 
     def series(self) -> dict[str, tuple[list[float], list[float]]]:
         """label -> (t_s values, field values) for every numeric field over time (computed once)."""
@@ -189,11 +190,11 @@ class Events(events_mod.EventLog):
         self.points_outside = outside
         return out
 
-    def epochs(self) -> Optional[int]:
+    def epochs(self) -> int | None:
         """Epochs reached as the submission reported them (harness.events.epochs)."""
         return events_mod.epochs(self.events)
 
-    def last(self) -> Optional[dict[str, Any]]:
+    def last(self) -> dict[str, Any] | None:
         return self.events[-1] if self.events else None
 
 
@@ -213,14 +214,14 @@ def log_tail(run_dir: Path, phase: PhaseResult) -> list[str]:
         lines = list(phase.log_tail)[-LOG_TAIL_LINES:]
     else:
         content = read_limited(Path(run_dir) / f"{phase.phase}.log", 64 * 1024, tail=True)
-        lines = content.split("\n")[-LOG_TAIL_LINES - 1:] if content else []
+        lines = content.split("\n")[-LOG_TAIL_LINES - 1 :] if content else []
         if lines and lines[-1] == "":
             lines.pop()
         lines = lines[-LOG_TAIL_LINES:]
     return [text.clean(str(x).rstrip("\r"), LOG_LINE_CHARS) for x in lines]
 
 
-def _sigterm_at(phase: PhaseResult) -> Optional[float]:
+def _sigterm_at(phase: PhaseResult) -> float | None:
     """When SIGTERM went out, or when it was due (the moment entries plan for) if the phase ended first."""
     for s in phase.signals:
         if s.name.upper() == "SIGTERM":
@@ -236,10 +237,10 @@ class RunFiles:
 
     run_dir: Path
     result: RunResult
-    metrics: Optional[Metrics]
+    metrics: Metrics | None
     events: Events
-    budget_s: Optional[float]  # the train budget: where the plots mark the deadline
-    sigterm_s: Optional[float]
+    budget_s: float | None  # the train budget: where the plots mark the deadline
+    sigterm_s: float | None
 
 
 def read_run(run_dir: Path, result: RunResult) -> RunFiles:

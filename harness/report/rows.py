@@ -11,9 +11,10 @@ from __future__ import annotations
 import enum
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from harness import text
@@ -87,7 +88,7 @@ def plural(n: int, word: str) -> str:
 # --- the verdict -------------------------------------------------------------------------------
 
 
-def accuracy_ci(result: RunResult) -> Optional[tuple[float, float]]:
+def accuracy_ci(result: RunResult) -> tuple[float, float] | None:
     if result.score is not None:
         return (result.score.ci95_low, result.score.ci95_high)
     if result.correct is not None and result.total:
@@ -127,10 +128,16 @@ def all_warnings(result: RunResult) -> list[str]:
 
 def headline_rows(r: RunResult) -> list[Row]:
     return [
-        ("submission", r.submission.name), ("status", status_text(r.status, r.reason)),
-        ("accuracy", accuracy_text(r)), ("seed", r.seed), ("data sha256", Code(r.data.data_sha256)),
-        ("run id", Code(r.run_id)), ("started", r.started_at), ("finished", r.finished_at),
-        ("wall time", fmt_s(r.wall_seconds)), ("submission sha256", Code(r.submission.sha256)),
+        ("submission", r.submission.name),
+        ("status", status_text(r.status, r.reason)),
+        ("accuracy", accuracy_text(r)),
+        ("seed", r.seed),
+        ("data sha256", Code(r.data.data_sha256)),
+        ("run id", Code(r.run_id)),
+        ("started", r.started_at),
+        ("finished", r.finished_at),
+        ("wall time", fmt_s(r.wall_seconds)),
+        ("submission sha256", Code(r.submission.sha256)),
     ]
 
 
@@ -155,8 +162,11 @@ def phase_failed(result: RunResult, phase: PhaseResult) -> bool:
     if phase.outcome in FAILED_OUTCOMES:
         return True
     # invalid predictions: the predict log is what explains them
-    return (result.status == Status.INVALID_PREDICTIONS and phase.phase == "predict"
-            and phase.outcome != Outcome.NOT_STARTED)
+    return (
+        result.status == Status.INVALID_PREDICTIONS
+        and phase.phase == "predict"
+        and phase.outcome != Outcome.NOT_STARTED
+    )
 
 
 def late_text(phase: PhaseResult) -> str:
@@ -165,7 +175,8 @@ def late_text(phase: PhaseResult) -> str:
         return ""
     shown = ", ".join(text.clean(x, 100) for x in late[:5])
     return f"{len(late)} file(s) written after the deadline, not scored: {shown}" + (
-        f" and {len(late) - 5} more" if len(late) > 5 else "")
+        f" and {len(late) - 5} more" if len(late) > 5 else ""
+    )
 
 
 def compute_text(phase: PhaseResult) -> str:
@@ -205,15 +216,26 @@ def checkpoint_rows(phase: PhaseResult) -> tuple[list[list[Any]], int]:
     rows = []
     for ck in listed[:MAX_CHECKPOINT_ROWS]:
         size = finite(ck.get("bytes"))
-        rows.append([text.clean(ck.get("name", ""), 200), fmt_bytes(size),
-                     Code(text.clean(ck.get("sha256") or "", 80)[:16])])
+        rows.append(
+            [text.clean(ck.get("name", ""), 200), fmt_bytes(size), Code(text.clean(ck.get("sha256") or "", 80)[:16])]
+        )
     return rows, total - len(rows)
 
 
 # --- resources -----------------------------------------------------------------------------
 
-GPU_HEADERS = ["GPU", "name", "util mean", "util max", "peak memory", "power mean", "power max",
-               "energy", "max temp", "SM clock"]
+GPU_HEADERS = [
+    "GPU",
+    "name",
+    "util mean",
+    "util max",
+    "peak memory",
+    "power mean",
+    "power max",
+    "energy",
+    "max temp",
+    "SM clock",
+]
 GPU_NUMERIC = (0, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
@@ -221,8 +243,11 @@ def resource_rows(c: RunFiles) -> list[Row]:
     mon = c.result.monitor
     return [
         ("samples", f"{mon.samples} every {mon.interval_s:g} s"),
-        ("CPU mean / max", f"{fmt_num(mon.cpu_percent_mean, '{:.0f}', '%')} / "
-                           f"{fmt_num(mon.cpu_percent_max, '{:.0f}', '%')} (100% = one core)"),
+        (
+            "CPU mean / max",
+            f"{fmt_num(mon.cpu_percent_mean, '{:.0f}', '%')} / "
+            f"{fmt_num(mon.cpu_percent_max, '{:.0f}', '%')} (100% = one core)",
+        ),
         ("peak RSS", fmt_bytes(mon.rss_peak_bytes)),
         ("deadline", fmt_s(c.budget_s, 0) + (f", SIGTERM at {c.sigterm_s:.1f} s" if c.sigterm_s is not None else "")),
     ]
@@ -230,10 +255,15 @@ def resource_rows(c: RunFiles) -> list[Row]:
 
 def gpu_row(g: GpuSummary) -> list[str]:
     return [
-        str(g.index), g.name, fmt_num(g.util_mean, "{:.0f}", "%"), fmt_num(g.util_max, "{:.0f}", "%"),
+        str(g.index),
+        g.name,
+        fmt_num(g.util_mean, "{:.0f}", "%"),
+        fmt_num(g.util_max, "{:.0f}", "%"),
         f"{fmt_bytes(g.memory_used_peak_bytes)} / {fmt_bytes(g.memory_total_bytes)}",
-        fmt_num(g.power_mean_w, "{:.0f}", "W"), fmt_num(g.power_max_w, "{:.0f}", "W"),
-        fmt_energy(g.energy_j), fmt_num(g.temperature_max_c, "{:.0f}", "°C"),
+        fmt_num(g.power_mean_w, "{:.0f}", "W"),
+        fmt_num(g.power_max_w, "{:.0f}", "W"),
+        fmt_energy(g.energy_j),
+        fmt_num(g.temperature_max_c, "{:.0f}", "°C"),
         fmt_num(g.sm_clock_mean_mhz, "{:.0f}", "MHz"),
     ]
 
@@ -302,8 +332,10 @@ EVENT_STATS_HEADERS = ["field", "group", "last", "min", "max", "points"]
 
 def event_stats(ev: Events) -> list[list[Any]]:
     """field, group, last, min, max, points: one row per plotted series."""
-    return [[label, group_of(label), _g(xs[-1]), _g(min(xs)), _g(max(xs)), len(xs)]
-            for label, (ts, xs) in ev.series().items()]
+    return [
+        [label, group_of(label), _g(xs[-1]), _g(min(xs)), _g(max(xs)), len(xs)]
+        for label, (ts, xs) in ev.series().items()
+    ]
 
 
 def event_notes(ev: Events) -> list[str]:
@@ -338,7 +370,7 @@ def class_names(result: RunResult, n: int) -> list[str]:
     return [str(c) for c in classes]
 
 
-def per_class_rows(result: RunResult) -> list[tuple[str, int, int, Optional[float]]]:
+def per_class_rows(result: RunResult) -> list[tuple[str, int, int, float | None]]:
     """(class, correct, total, accuracy) from the confusion matrix."""
     s = result.score
     assert s is not None
@@ -361,23 +393,31 @@ def not_scored_text(result: RunResult) -> str:
 # --- environment, data, submission -------------------------------------------------------------
 
 
-def build_text(build: Optional[BuildInfo]) -> str:
+def build_text(build: BuildInfo | None) -> str:
     if build is None:
         return "none (the runtime image)"
-    return (f"{build.outcome} in {build.seconds:g}s, network {'on' if build.network else 'off'}, "
-            f"{build.image or DASH} {build.image_id or ''}; log {build.log or DASH}"
-            + (f": {build.detail}" if build.detail else ""))
+    return (
+        f"{build.outcome} in {build.seconds:g}s, network {'on' if build.network else 'off'}, "
+        f"{build.image or DASH} {build.image_id or ''}; log {build.log or DASH}"
+        + (f": {build.detail}" if build.detail else "")
+    )
 
 
 def env_rows(r: RunResult) -> list[Row]:
     env = r.environment
     return [
-        ("harness", env.harness), ("python", env.python), ("platform", env.platform),
-        ("torch", env.torch or DASH), ("CUDA", env.cuda or DASH),
+        ("harness", env.harness),
+        ("python", env.python),
+        ("platform", env.platform),
+        ("torch", env.torch or DASH),
+        ("CUDA", env.cuda or DASH),
         ("runner", env.runner + ("" if env.isolated else " (not isolated: the entry ran on this host)")),
         ("entry build", build_text(r.build)),
-        ("device", env.device), ("GPUs", ", ".join(env.gpus) if env.gpus else "none"),
-        ("driver", env.driver or DASH), ("image", env.image or DASH), ("hostname", env.hostname or DASH),
+        ("device", env.device),
+        ("GPUs", ", ".join(env.gpus) if env.gpus else "none"),
+        ("driver", env.driver or DASH),
+        ("image", env.image or DASH),
+        ("hostname", env.hostname or DASH),
     ]
 
 
@@ -385,31 +425,50 @@ def data_rows(r: RunResult, per_seed: bool = True) -> list[Row]:
     """`per_seed` False: without what differs between the repeats of a series."""
     d = r.data
     rows = [
-        ("source", d.source), ("eval source", d.eval_source),
+        ("source", d.source),
+        ("eval source", d.eval_source),
         ("classes", ", ".join(map(str, d.classes))),
         ("train", f"{d.train_count} images ({d.train_per_class} per class)"),
         ("eval", f"{d.eval_count} images ({d.eval_per_class} per class)"),
-        ("seed", str(d.seed)), ("data sha256", d.data_sha256),
-        ("held-out order", "secret (key in result.json)" + ("; the images are a public split" if d.heldout_public
-                                                            else "")),
+        ("seed", str(d.seed)),
+        ("data sha256", d.data_sha256),
+        (
+            "held-out order",
+            "secret (key in result.json)" + ("; the images are a public split" if d.heldout_public else ""),
+        ),
     ]
     return rows if per_seed else [x for x in rows if x[0] not in ("seed", "data sha256")]
 
 
 def submission_rows(r: RunResult) -> list[Row]:
     s = r.submission
-    return [("name", s.name), ("path", s.path), ("train command", s.train),
-            ("predict command", s.predict), ("sha256", s.sha256)]
+    return [
+        ("name", s.name),
+        ("path", s.path),
+        ("train command", s.train),
+        ("predict command", s.predict),
+        ("sha256", s.sha256),
+    ]
 
 
 # --- a series of repeats ---------------------------------------------------------------------
 
-REPEAT_HEADERS = ["#", "seed", "status", "accuracy", "95% CI", "train outcome", "train s", "epochs", "GPU energy",
-                  "report"]
+REPEAT_HEADERS = [
+    "#",
+    "seed",
+    "status",
+    "accuracy",
+    "95% CI",
+    "train outcome",
+    "train s",
+    "epochs",
+    "GPU energy",
+    "report",
+]
 REPEAT_NUMERIC = (0, 1, 3, 4, 6, 7, 8)
 
 
-def repeat_dir_names(series: SeriesResult, repeat_dirs: Optional[Sequence[str]] = None) -> list[str]:
+def repeat_dir_names(series: SeriesResult, repeat_dirs: Sequence[str] | None = None) -> list[str]:
     """The directory of each repeat, relative to the series' run directory (see harness.report)."""
     if repeat_dirs is not None:
         if len(repeat_dirs) != len(series.repeats):
@@ -428,16 +487,19 @@ def url_path(d: str) -> str:
 
 
 def mean_std_text(series: SeriesResult) -> str:
-    return (f"{100 * series.accuracy_mean:.2f}% ± {100 * series.accuracy_std:.2f}% "
-            f"over {len(series.repeats)} repeats")
+    return f"{100 * series.accuracy_mean:.2f}% ± {100 * series.accuracy_std:.2f}% over {len(series.repeats)} repeats"
 
 
 def series_rows(series: SeriesResult) -> list[Row]:
     return [
-        ("submission", series.submission.name), ("status", status_text(series.status, series.reason)),
+        ("submission", series.submission.name),
+        ("status", status_text(series.status, series.reason)),
         ("accuracy", mean_std_text(series) + " (a repeat that did not score counts as 0)"),
-        ("run id", Code(series.run_id)), ("started", series.started_at), ("finished", series.finished_at),
-        ("wall time", fmt_s(series.wall_seconds)), ("submission sha256", Code(series.submission.sha256)),
+        ("run id", Code(series.run_id)),
+        ("started", series.started_at),
+        ("finished", series.finished_at),
+        ("wall time", fmt_s(series.wall_seconds)),
+        ("submission sha256", Code(series.submission.sha256)),
     ]
 
 
@@ -461,14 +523,26 @@ def repeat_rows(run_dir: Path, series: SeriesResult, dirs: list[str]) -> list[li
             epochs = None
         try:
             status = val(r.status)
-            rows.append([
-                i, r.seed, Badge(status, r.reason if status != Status.SCORED.value else ""),
-                DASH if r.accuracy is None else fmt_pct(r.accuracy) + (
-                    f" ({r.correct}/{r.total})" if r.correct is not None else ""),
-                ci_text(r), val(r.train.outcome), f"{r.train.seconds:.1f} / {r.train.budget_s:.0f}",
-                epochs if epochs is not None else DASH, energy_cell(r), RepeatLink(d),
-            ])
+            rows.append(
+                [
+                    i,
+                    r.seed,
+                    Badge(status, r.reason if status != Status.SCORED.value else ""),
+                    DASH
+                    if r.accuracy is None
+                    else fmt_pct(r.accuracy) + (f" ({r.correct}/{r.total})" if r.correct is not None else ""),
+                    ci_text(r),
+                    val(r.train.outcome),
+                    f"{r.train.seconds:.1f} / {r.train.budget_s:.0f}",
+                    epochs if epochs is not None else DASH,
+                    energy_cell(r),
+                    RepeatLink(d),
+                ]
+            )
         except Exception as exc:  # noqa: BLE001 - one unreadable repeat is a row saying so
-            rows.append([i, DASH, text.clean(f"could not be shown: {type(exc).__name__}: {exc}", 300)]
-                        + [DASH] * 6 + [RepeatLink(d)])
+            rows.append(
+                [i, DASH, text.clean(f"could not be shown: {type(exc).__name__}: {exc}", 300)]
+                + [DASH] * 6
+                + [RepeatLink(d)]
+            )
     return rows

@@ -9,9 +9,11 @@ from harness.runners.base import ExitInfo, PhaseHandle, PhaseSpec, Runner
 
 __all__ = ["ExitInfo", "PhaseHandle", "PhaseSpec", "Runner", "RunnerError", "make_runner", "runner_for"]
 
-NO_ISOLATION = ("no isolated runner is available: no Docker engine answers, and {sandbox}. Start an engine "
-                "(bash docker/start-engine.sh, or point DOCKER_HOST at it), make the sandbox work, or pass --runner local "
-                "to run the entry on this host without isolation (it can then read and write what you can)")
+NO_ISOLATION = (
+    "no isolated runner is available: no Docker engine answers, and {sandbox}. Start an engine "
+    "(bash docker/start-engine.sh, or point DOCKER_HOST at it), make the sandbox work, or pass --runner local "
+    "to run the entry on this host without isolation (it can then read and write what you can)"
+)
 
 
 def make_runner(name: str, **options) -> Runner:
@@ -70,8 +72,12 @@ def runner_name(requested: str, *, isolation_required: bool) -> str:
 def runner_for(options: RunOptions, *, isolation_required: bool = False) -> Runner:
     name = runner_name(options.runner, isolation_required=isolation_required)
     if name == "docker":
-        return make_runner("docker", image=options.runtime_image, build_network=options.build_network or None,
-                           build_timeout_s=options.build_timeout_s)
+        return make_runner(
+            "docker",
+            image=options.runtime_image,
+            build_network=options.build_network or None,
+            build_timeout_s=options.build_timeout_s,
+        )
     if name == "sandbox":
         return make_runner("sandbox")
     return make_runner("local")

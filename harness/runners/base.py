@@ -6,9 +6,10 @@ clock (`harness.clock`) decides *when* it is stopped, the same way for every run
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Protocol
+from typing import Protocol
 
 import psutil
 
@@ -28,14 +29,14 @@ class PhaseSpec:
     data_dir: Path  # HAET_DATA, read-only: train.npz (train) or test.npz without labels (predict)
     checkpoints_dir: Path  # HAET_CHECKPOINTS: writable in train, read-only in predict
     events_file: Path  # HAET_EVENTS: JSON lines the submission may append
-    output_dir: Optional[Path]  # HAET_OUTPUT: predict only
+    output_dir: Path | None  # HAET_OUTPUT: predict only
     log_path: Path  # the phase's stdout+stderr, capped at log_limit_bytes
     budget_s: float
     grace_s: float
     seed: int
     device: str  # "cuda" | "cpu"
-    gpu: Optional[str] = None  # index or UUID of the one GPU this phase may use
-    predict_budget_s: Optional[float] = None  # train: the predict phase's budget, told to the entry to plan with
+    gpu: str | None = None  # index or UUID of the one GPU this phase may use
+    predict_budget_s: float | None = None  # train: the predict phase's budget, told to the entry to plan with
     log_limit_bytes: int = 50 * 2**20
 
     @property
@@ -52,10 +53,10 @@ class ExitInfo:
     notes: list[str] = field(default_factory=list)  # what the runner saw, e.g. a full checkpoint volume
     # Train only: when each checkpoint file last changed (its ctime, wall clock), by relative name,
     # read where the entry wrote it; None where the runner cannot see that (see docs/security.md).
-    checkpoint_times: Optional[dict[str, float]] = None
+    checkpoint_times: dict[str, float] | None = None
     # Train only: why the checkpoint folder could not be read in full where the entry wrote it
     # (harness.checkpoints.checkpoint_times); then none of it is scored.
-    checkpoints_unreadable: Optional[str] = None
+    checkpoints_unreadable: str | None = None
 
 
 class PhaseHandle(Supervised, Protocol):
@@ -63,10 +64,10 @@ class PhaseHandle(Supervised, Protocol):
 
     sink: LogSink  # the phase's log; its tail goes into the result
 
-    def checkpoint_view(self) -> Optional[Path]:
+    def checkpoint_view(self) -> Path | None:
         """Where the harness can watch the checkpoints being written (train), None where it cannot."""
 
-    def sample(self) -> tuple[Optional[float], Optional[int]]:
+    def sample(self) -> tuple[float | None, int | None]:
         """CPU percent (100 = one core) and resident bytes of the whole phase, now."""
 
     def finish(self) -> ExitInfo:
@@ -77,12 +78,12 @@ class Runner(Protocol):
     name: str
     isolated: bool  # False: the entry runs on the host with the harness's rights (recorded in every result)
 
-    def prepare(self, submission_dir: Path, run_dir: Path) -> Optional[BuildInfo]:
+    def prepare(self, submission_dir: Path, run_dir: Path) -> BuildInfo | None:
         """Untimed set-up before the train phase (building an entry's own image); None if none."""
 
     def start(self, spec: PhaseSpec) -> PhaseHandle: ...
 
-    def describe(self) -> dict[str, Optional[str]]:
+    def describe(self) -> dict[str, str | None]:
         """Facts for the result's `environment`: `image` (in words) and, where there is one, `image_digest`."""
 
 

@@ -17,19 +17,19 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import psutil
 
+from harness.checkpoints import checkpoint_times
 from harness.clock import Deadline
 from harness.contract import phase_environment
-from harness.checkpoints import checkpoint_times
-from harness.walk import WalkLimit, walk
-from harness.options import DEFAULT_GPU
 from harness.logs import LogSink
+from harness.options import DEFAULT_GPU
 from harness.runners import procs
 from harness.runners.base import ExitInfo, PhaseSpec, sample_processes
+from harness.walk import WalkLimit, walk
 
 PR_SET_CHILD_SUBREAPER = 36
 NICE = shutil.which("nice")
@@ -136,10 +136,10 @@ class LocalHandle:
         self._cpu: dict[int, psutil.Process] = {}
         self._killed: set[int] = set()  # by the clock at the deadline: not strays
 
-    def wait(self, timeout: float) -> Optional[int]:
+    def wait(self, timeout: float) -> int | None:
         return procs.wait(self.process, timeout)
 
-    def checkpoint_view(self) -> Optional[Path]:
+    def checkpoint_view(self) -> Path | None:
         return self.spec.checkpoints_dir
 
     def terminate(self) -> None:
@@ -148,7 +148,7 @@ class LocalHandle:
     def kill(self) -> None:
         self._killed.update(_kill_all())
 
-    def sample(self) -> tuple[Optional[float], Optional[int]]:
+    def sample(self) -> tuple[float | None, int | None]:
         cpu, rss, self._cpu = sample_processes(_phase_pids(), self._cpu)
         return cpu, rss
 
@@ -160,10 +160,16 @@ class LocalHandle:
         self.process.stdout.close()
         self.sink.close()
         # Before any chmod: that too would move every file's ctime to now.
-        times, unreadable = checkpoint_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else (None, None)
+        times, unreadable = (
+            checkpoint_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else (None, None)
+        )
         _set_writable(self.spec.checkpoints_dir, True)
-        return ExitInfo(oom_killed=False, stray_processes_killed=len(strays), checkpoint_times=times,
-                        checkpoints_unreadable=unreadable)
+        return ExitInfo(
+            oom_killed=False,
+            stray_processes_killed=len(strays),
+            checkpoint_times=times,
+            checkpoints_unreadable=unreadable,
+        )
 
 
 class LocalRunner:
@@ -179,5 +185,5 @@ class LocalRunner:
     def start(self, spec: PhaseSpec) -> LocalHandle:
         return LocalHandle(spec)
 
-    def describe(self) -> dict[str, Optional[str]]:
+    def describe(self) -> dict[str, str | None]:
         return {"image": None}

@@ -1,5 +1,6 @@
 """Train phase of the predict-retrain attack: keep the training set beside the model, then train
 as the bundled entry does (its files are copied beside this one by benchmarks/predict_budget.py)."""
+
 import os
 import runpy
 import shutil

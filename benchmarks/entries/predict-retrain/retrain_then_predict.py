@@ -2,6 +2,7 @@
 training set for all the predict time it can spare, then predict with that model if it trained
 for longer than the train phase did; otherwise predict with the train phase's model. With an
 `infer-only` file beside it, it only predicts (the control)."""
+
 import os
 import subprocess
 import sys
@@ -20,9 +21,16 @@ with open(os.path.join(checkpoints, "kept-data", "train_budget_s")) as f:
 if not os.path.exists("infer-only") and retrain_s >= max(MIN_RETRAIN_S, train_budget):
     fresh = "/tmp/retrain-checkpoints"
     os.makedirs(fresh, exist_ok=True)
-    child = {**env, "HAET_DATA": os.path.join(checkpoints, "kept-data"), "HAET_CHECKPOINTS": fresh,
-             "HAET_DEADLINE": repr(retrain_end), "HAET_GRACE_S": "0", "HAET_BUDGET_S": repr(retrain_s),
-             "HAET_PREDICT_BUDGET_S": repr(PREDICT_RESERVE_S), "HAET_EVENTS": "/tmp/retrain-events.jsonl"}
+    child = {
+        **env,
+        "HAET_DATA": os.path.join(checkpoints, "kept-data"),
+        "HAET_CHECKPOINTS": fresh,
+        "HAET_DEADLINE": repr(retrain_end),
+        "HAET_GRACE_S": "0",
+        "HAET_BUDGET_S": repr(retrain_s),
+        "HAET_PREDICT_BUDGET_S": repr(PREDICT_RESERVE_S),
+        "HAET_EVENTS": "/tmp/retrain-events.jsonl",
+    }
     subprocess.run([sys.executable, "train.py"], env=child, check=False)
     if any(name.endswith(".pt") for name in os.listdir(fresh)):
         env["HAET_CHECKPOINTS"] = fresh

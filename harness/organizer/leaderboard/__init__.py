@@ -29,8 +29,8 @@ through harness.events (its one reader and cap).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from harness.errors import UsageError
 from harness.files import atomic_write_bytes
@@ -41,23 +41,44 @@ from harness.organizer.leaderboard.board import (
     training_throughput,
     verdict_warnings,
 )
-from harness.organizer.leaderboard.rows import FAILED_STATUSES, PENDING, Row, SeedRun
 from harness.organizer.leaderboard.page import render_html
 from harness.organizer.leaderboard.ranking import ALPHA, RANK_KEYS
+from harness.organizer.leaderboard.rows import FAILED_STATUSES, PENDING, Row, SeedRun
 from harness.organizer.leaderboard.tables import console_table, render_csv, render_md, render_runs_csv
 
 __all__ = [
-    "ALPHA", "FAILED_STATUSES", "PENDING", "RANK_KEYS", "Board", "Row", "SeedRun", "add_parser", "build", "cmd_leaderboard",
-    "console_table", "render_csv", "render_html", "render_md", "render_runs_csv", "seed_run", "training_throughput",
-    "verdict_warnings", "write_leaderboard", "Publisher",
+    "ALPHA",
+    "FAILED_STATUSES",
+    "PENDING",
+    "RANK_KEYS",
+    "Board",
+    "Row",
+    "SeedRun",
+    "add_parser",
+    "build",
+    "cmd_leaderboard",
+    "console_table",
+    "render_csv",
+    "render_html",
+    "render_md",
+    "render_runs_csv",
+    "seed_run",
+    "training_throughput",
+    "verdict_warnings",
+    "write_leaderboard",
+    "Publisher",
 ]
 
 
 def write_leaderboard(out: Path, rank_by: str = "accuracy") -> Board:
     out = Path(out)
     board = build(out, rank_by)
-    for name, render in (("leaderboard.md", render_md), ("leaderboard.csv", render_csv), ("runs.csv", render_runs_csv),
-                         ("leaderboard.html", render_html)):
+    for name, render in (
+        ("leaderboard.md", render_md),
+        ("leaderboard.csv", render_csv),
+        ("runs.csv", render_runs_csv),
+        ("leaderboard.html", render_html),
+    ):
         atomic_write_bytes(out / name, render(board).encode("utf-8", "replace"))
     return board
 
@@ -72,8 +93,13 @@ class Publisher:
     one took / REBUILD_SHARE, so that a big board does not slow the collection of runs. `flush()`
     writes what was skipped (the grading stopped); the grader always writes the board at its end."""
 
-    def __init__(self, out: Path, rank_by: str = "accuracy", clock: Callable[[], float] = time.monotonic,
-                 write: Callable[[Path, str], object] = write_leaderboard):
+    def __init__(
+        self,
+        out: Path,
+        rank_by: str = "accuracy",
+        clock: Callable[[], float] = time.monotonic,
+        write: Callable[[Path, str], object] = write_leaderboard,
+    ):
         self.out, self.rank_by, self.clock, self.write = out, rank_by, clock, write
         self.next_at = float("-inf")
         self.skipped = False
@@ -103,11 +129,15 @@ def add_parser(commands) -> None:
 
 
 def add_rank_by(parser) -> None:
-    parser.add_argument("--rank-by", choices=list(RANK_KEYS), default="accuracy",
-                        help="accuracy: the mean final accuracy, the competition's (default); time-to-target / "
-                             "energy-to-target: the mean time or GPU board energy to reach --target on the curve "
-                             "(runs graded with --curve; an entry short of it on any seed ranks after those that "
-                             "reached it)")
+    parser.add_argument(
+        "--rank-by",
+        choices=list(RANK_KEYS),
+        default="accuracy",
+        help="accuracy: the mean final accuracy, the competition's (default); time-to-target / "
+        "energy-to-target: the mean time or GPU board energy to reach --target on the curve "
+        "(runs graded with --curve; an entry short of it on any seed ranks after those that "
+        "reached it)",
+    )
 
 
 def cmd_leaderboard(args, progress) -> int:

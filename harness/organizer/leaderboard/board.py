@@ -8,7 +8,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from harness import events, text
 from harness.formatting import finite, gpu_energy_j, utc_now
@@ -20,13 +20,15 @@ from harness.organizer.leaderboard.rows import PENDING, Row, SeedRun
 from harness.scoring import wilson_interval
 
 MAX_JSON_BYTES = 16 * 2**20  # a result.json bigger than this is not read (the harness writes a few KiB)
+
+
 @dataclass
 class Board:
     out: str
     options: dict
     seeds: list[int]
     rows: list[Row]
-    level: Optional[float]  # the level of each tier test (ALPHA over the comparisons); None: no tiers
+    level: float | None  # the level of each tier test (ALPHA over the comparisons); None: no tiers
     warnings: list[str]
     generated_at: str
     rank_by: str = "accuracy"
@@ -42,7 +44,7 @@ class Board:
 # --- reading ------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> Optional[dict]:
+def _read_json(path: Path) -> dict | None:
     """A JSON object from a file of at most MAX_JSON_BYTES, or None (missing, too big, not an object)."""
     try:
         with open(path, "rb") as f:
@@ -59,16 +61,16 @@ def _dict(x: Any) -> dict:
     return x if isinstance(x, dict) else {}
 
 
-def _int(x: Any) -> Optional[int]:
+def _int(x: Any) -> int | None:
     v = finite(x)
     return int(v) if v is not None else None
 
 
-def _str(x: Any, limit: int = 1000) -> Optional[str]:
+def _str(x: Any, limit: int = 1000) -> str | None:
     return None if x is None else text.utf8(text.cut(str(x), limit))
 
 
-def training_throughput(run_dir: Path, train_count: Optional[int]) -> Optional[float]:
+def training_throughput(run_dir: Path, train_count: int | None) -> float | None:
     """Training images per second from the submission's own epoch events (harness.events.throughput:
     epochs x images / time of the last epoch event), its events.jsonl read by harness.events.read."""
     if not train_count:
@@ -76,21 +78,28 @@ def training_throughput(run_dir: Path, train_count: Optional[int]) -> Optional[f
     return events.throughput(events.read(Path(run_dir) / "events.jsonl").events, train_count)
 
 
-def seed_run(directory: Path, seed: int, invalid: Optional[str], default_total: int) -> SeedRun:
+def seed_run(directory: Path, seed: int, invalid: str | None, default_total: int) -> SeedRun:
     """One seed of one entry from its files; a result.json that does not parse into the model is a
     failed seed (harness_error) with the reason, never an exception."""
     try:
         run = _seed_run(directory, seed, invalid, default_total)
     except Exception as exc:  # noqa: BLE001 - one unreadable run must not stop the leaderboard
-        return SeedRun(seed, Status.HARNESS_ERROR.value, 0.0, 0, default_total, directory=str(directory),
-                       reason=f"its result.json could not be read ({type(exc).__name__}: {text.clean(exc, 200)})")
+        return SeedRun(
+            seed,
+            Status.HARNESS_ERROR.value,
+            0.0,
+            0,
+            default_total,
+            directory=str(directory),
+            reason=f"its result.json could not be read ({type(exc).__name__}: {text.clean(exc, 200)})",
+        )
     cluster = _read_json(directory / "slurm.json") or {}  # written by grade --backend slurm when it collects
     run.job_id, run.slurm_state = _str(cluster.get("job_id"), 40), _str(cluster.get("state"), 40)
     run.node, run.attempts = _str(cluster.get("node"), 200) or run.node, _int(cluster.get("attempts"))
     return run
 
 
-def _seed_run(directory: Path, seed: int, invalid: Optional[str], default_total: int) -> SeedRun:
+def _seed_run(directory: Path, seed: int, invalid: str | None, default_total: int) -> SeedRun:
     if invalid:
         return SeedRun(seed, Status.INVALID_ENTRY.value, 0.0, 0, default_total, reason=f"not gradable: {invalid}")
     raw = _read_json(directory / "result.json")
@@ -104,8 +113,15 @@ def _seed_run(directory: Path, seed: int, invalid: Optional[str], default_total:
     if error is not None and raw is None:
         tail = error.get("log_tail")
         last = tail[-1] if isinstance(tail, list) and tail else ""
-        return SeedRun(seed, Status.HARNESS_ERROR.value, 0.0, 0, default_total, directory=str(directory),
-                       reason=f"the harness failed (exit {_str(error.get('exit_code'), 20)}): {_str(last, 500)}")
+        return SeedRun(
+            seed,
+            Status.HARNESS_ERROR.value,
+            0.0,
+            0,
+            default_total,
+            directory=str(directory),
+            reason=f"the harness failed (exit {_str(error.get('exit_code'), 20)}): {_str(last, 500)}",
+        )
     return SeedRun(seed, PENDING, directory=str(directory))
 
 
@@ -150,23 +166,29 @@ def _over_default(r: RunResult) -> bool:
 
 def verdict_warnings(rows: list[Row]) -> list[str]:
     """What weakens trust in these scores, said on the leaderboard itself."""
+
     def entries(flag) -> str:
         ids = sorted({row.id for row in rows for r in row.runs if r.finished and flag(r)})
         return ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
 
     found = []
     if names := entries(lambda r: not r.isolated):
-        found.append(f"not isolated: {names} ran on the organizer's host (--runner local), where an entry can read "
-                     "and write what the harness can")
+        found.append(
+            f"not isolated: {names} ran on the organizer's host (--runner local), where an entry can read "
+            "and write what the harness can"
+        )
     if names := entries(lambda r: r.build_network):
-        found.append(f"networked build: {names} built their own Dockerfile with the network (--build-network), "
-                     "untimed")
+        found.append(f"networked build: {names} built their own Dockerfile with the network (--build-network), untimed")
     if names := entries(lambda r: r.predict_over_default):
-        found.append(f"predict over its default: {names} had a predict budget over the default for the training "
-                     f"budget ({PREDICT_RULE}); predict-phase compute can buy accuracy (compare the predict times)")
+        found.append(
+            f"predict over its default: {names} had a predict budget over the default for the training "
+            f"budget ({PREDICT_RULE}); predict-phase compute can buy accuracy (compare the predict times)"
+        )
     if entries(lambda r: r.heldout_public):
-        found.append("the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
-                     "grade a real competition with --eval-data and a secret set")
+        found.append(
+            "the held-out images are a public split (CIFAR-10's test set): an entry can carry their labels; "
+            "grade a real competition with --eval-data and a secret set"
+        )
     return found
 
 
@@ -178,8 +200,7 @@ def summarize(row: Row) -> None:
     if row.ci.low is not None:  # accuracy is bounded: the interval is clamped to 0..100%
         row.ci.low, row.ci.high = max(0.0, row.ci.low), min(1.0, row.ci.high)
     row.mean = row.ci.mean if values else None
-    row.std = (math.sqrt(sum((v - row.mean) ** 2 for v in values) / (len(values) - 1))
-               if len(values) > 1 else None)
+    row.std = math.sqrt(sum((v - row.mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
     correct = sum(r.correct or 0 for r in done)
     total = sum(r.total or 0 for r in done)
     row.wilson = wilson_interval(correct, total) if total else None
@@ -214,8 +235,10 @@ def build(out: Path, rank_by: str = "accuracy") -> Board:
     for seed_index, seed in enumerate(seeds):
         hashes = {r.runs[seed_index].data_sha256 for r in rows if r.runs[seed_index].data_sha256}
         if len(hashes) > 1:
-            warnings.append(f"seed {seed}: the entries were not graded on the same images (data changed?); "
-                            "the comparison for this seed is not paired")
+            warnings.append(
+                f"seed {seed}: the entries were not graded on the same images (data changed?); "
+                "the comparison for this seed is not paired"
+            )
 
     warnings += verdict_warnings(rows)
     rank(rows, rank_by)

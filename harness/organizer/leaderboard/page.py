@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from harness import text
 from harness.formatting import fmt_kj, fmt_pct, fmt_s
@@ -44,7 +44,7 @@ def minor(*content: Any) -> Markup:
     return h("div", content, class_="minor")
 
 
-def _dot_plot(board: Board) -> Optional[Markup]:
+def _dot_plot(board: Board) -> Markup | None:
     """Per-seed scores (dots), mean (bar) and 95% t-interval (line), one row per entry (the first PLOT_ROWS)."""
     rows = [r for r in board.rows if r.mean is not None][:PLOT_ROWS]
     if not rows:
@@ -63,15 +63,24 @@ def _dot_plot(board: Board) -> Optional[Markup]:
         return f"{left + (min(max(v, lo), hi) - lo) / (hi - lo) * width:.1f}"
 
     def line(x1: str, x2: str, y1: float, y2: float, colour: str, stroke_width: int = 1) -> Markup:
-        return h("line", x1=x1, x2=x2, y1=f"{y1:.1f}", y2=f"{y2:.1f}", stroke=colour,
-                 stroke_width=stroke_width if stroke_width != 1 else None)
+        return h(
+            "line",
+            x1=x1,
+            x2=x2,
+            y1=f"{y1:.1f}",
+            y2=f"{y2:.1f}",
+            stroke=colour,
+            stroke_width=stroke_width if stroke_width != 1 else None,
+        )
 
     parts = []
     steps = int(round((hi - lo) / 0.05))
     for i in range(steps + 1):
         v = lo + i * (hi - lo) / steps
-        parts += [line(x(v), x(v), top - 6, height - 24, "#d8dee4"),
-                  h("text", f"{100 * v:.0f}%", x=x(v), y=height - 8, text_anchor="middle")]
+        parts += [
+            line(x(v), x(v), top - 6, height - 24, "#d8dee4"),
+            h("text", f"{100 * v:.0f}%", x=x(v), y=height - 8, text_anchor="middle"),
+        ]
     for i, r in enumerate(rows):
         y = top + i * row_h + row_h / 2
         parts.append(h("text", escape(f"#{r.rank} {r.id}", 34), x=left - 10, y=f"{y + 4:.1f}", text_anchor="end"))
@@ -80,11 +89,27 @@ def _dot_plot(board: Board) -> Optional[Markup]:
         for run in r.runs:
             if run.accuracy is not None:
                 colour = "#cf222e" if run.status != Status.SCORED.value else "#0969da"
-                parts.append(h("circle", h("title", f"seed {run.seed}: {seed_cell(run)}"), cx=x(run.accuracy),
-                               cy=f"{y:.1f}", r="4.5", fill=colour, fill_opacity=".75"))
+                parts.append(
+                    h(
+                        "circle",
+                        h("title", f"seed {run.seed}: {seed_cell(run)}"),
+                        cx=x(run.accuracy),
+                        cy=f"{y:.1f}",
+                        r="4.5",
+                        fill=colour,
+                        fill_opacity=".75",
+                    )
+                )
         parts.append(line(x(r.mean), x(r.mean), y - 9, y + 9, "#1f2328", 3))
-    return h("svg", parts, role="img", aria_label="per-seed accuracy", width=left + width + 30, height=height,
-             xmlns="http://www.w3.org/2000/svg")
+    return h(
+        "svg",
+        parts,
+        role="img",
+        aria_label="per-seed accuracy",
+        width=left + width + 30,
+        height=height,
+        xmlns="http://www.w3.org/2000/svg",
+    )
 
 
 def _seed(x: SeedRun) -> Markup:
@@ -101,63 +126,105 @@ def _row(board: Board, r: Row) -> Markup:
     elif not r.complete:
         tags.append(h("span", "incomplete", class_="tag inc"))
     status = "bad" if r.failures or r.invalid else ("inc" if not r.complete else "ok")
-    row_class = " ".join(c for c, on in (("ref", r.reference), ("tier", r.tier and r.tier > 1 and not r.within_noise))
-                         if on)
+    row_class = " ".join(
+        c for c, on in (("ref", r.reference), ("tier", r.tier and r.tier > 1 and not r.within_noise)) if on
+    )
     to_target = None
     if curved(board):
         time_to, energy_to = to_target_cells(r)
         to_target = h("td", time_to, minor(energy_to), class_="num")
-    return h("tr",
-             h("td", r.rank, minor(f"tier {tier_text(r)}"), class_="num rank"),
-             h("td", h("div", r.id, tags, class_="entry"), h("div", short_path(r.path), class_="minor", title=r.path),
-               class_="who"),
-             h("td", fmt_pct(r.mean), class_="num acc"),
-             h("td", ci_text(r.ci), minor(f"Wilson pooled {ci_text(r.wilson)}"), class_="num"),
-             [_seed(x) for x in r.runs],
-             h("td", fmt_s(r.mean_of("train_s")), minor(f"predict {fmt_s(r.mean_of('predict_s'))}"), class_="num"),
-             h("td", fmt_kj(r.mean_of("energy_j")), class_="num"),
-             to_target,
-             h("td", ties_text(board, r)),
-             h("td", h("span", status_text(r), class_=f"tag st {status}")),
-             class_=row_class or None)
+    return h(
+        "tr",
+        h("td", r.rank, minor(f"tier {tier_text(r)}"), class_="num rank"),
+        h(
+            "td",
+            h("div", r.id, tags, class_="entry"),
+            h("div", short_path(r.path), class_="minor", title=r.path),
+            class_="who",
+        ),
+        h("td", fmt_pct(r.mean), class_="num acc"),
+        h("td", ci_text(r.ci), minor(f"Wilson pooled {ci_text(r.wilson)}"), class_="num"),
+        [_seed(x) for x in r.runs],
+        h("td", fmt_s(r.mean_of("train_s")), minor(f"predict {fmt_s(r.mean_of('predict_s'))}"), class_="num"),
+        h("td", fmt_kj(r.mean_of("energy_j")), class_="num"),
+        to_target,
+        h("td", ties_text(board, r)),
+        h("td", h("span", status_text(r), class_=f"tag st {status}")),
+        class_=row_class or None,
+    )
 
 
 def _ranking(board: Board) -> Markup:
     def num(*content: Any) -> Markup:
         return h("th", content, class_="num")
 
-    head = h("tr", num("Rank", minor("tier")), h("th", "Entry"), num("Mean accuracy"), num("95% CI (t)"),
-             [num(f"seed {s}") for s in board.seeds], num("Train time", minor("predict time")),
-             num("GPU energy / run"), num(f"Time, GPU energy {target_header(board)}") if curved(board) else None,
-             h("th", "Within noise of"), h("th", "Status"))
+    head = h(
+        "tr",
+        num("Rank", minor("tier")),
+        h("th", "Entry"),
+        num("Mean accuracy"),
+        num("95% CI (t)"),
+        [num(f"seed {s}") for s in board.seeds],
+        num("Train time", minor("predict time")),
+        num("GPU energy / run"),
+        num(f"Time, GPU energy {target_header(board)}") if curved(board) else None,
+        h("th", "Within noise of"),
+        h("th", "Status"),
+    )
     rows = h("table", h("thead", head), h("tbody", [_row(board, r) for r in board.rows]), class_="grid board")
-    return h("section", warnings_box(board.warnings), h("div", rows, class_="tw"),
-             h("p", methods(board).replace("**", ""), class_="sub"))
+    return h(
+        "section",
+        warnings_box(board.warnings),
+        h("div", rows, class_="tw"),
+        h("p", methods(board).replace("**", ""), class_="sub"),
+    )
 
 
 def render_html(board: Board) -> str:
-    sections = [h("header", h("h1", "Leaderboard"),
-                  h("p", options_line(board), h("br"), f"Generated {board.generated_at}", class_="sub"), class_="top"),
-                _ranking(board)]
+    sections = [
+        h(
+            "header",
+            h("h1", "Leaderboard"),
+            h("p", options_line(board), h("br"), f"Generated {board.generated_at}", class_="sub"),
+            class_="top",
+        ),
+        _ranking(board),
+    ]
     if board.level is not None:
         sections.append(h("section", h("h2", "Tiers"), h("ul", [h("li", line) for line in tier_summary(board)])))
     plot = _dot_plot(board)
     if plot:
         shown = min(PLOT_ROWS, sum(1 for r in board.rows if r.mean is not None))
-        legend = ("Dots: seeds (red: failed, counted as 0); black bar: mean; grey line: 95% t-interval."
-                  + (f" The first {shown} entries; every seed is in the table and in runs.csv."
-                     if shown == PLOT_ROWS else ""))
+        legend = "Dots: seeds (red: failed, counted as 0); black bar: mean; grey line: 95% t-interval." + (
+            f" The first {shown} entries; every seed is in the table and in runs.csv." if shown == PLOT_ROWS else ""
+        )
         sections.append(h("section", h("h2", "Per-seed scores"), h("p", legend, class_="sub"), plot))
     failures = grouped_failures(board)
     if failures:
-        sections.append(h("section", h("h2", "Failed runs (counted as 0)"), table(
-            ["Entry", "Seeds", "Status", "Reason"],
-            [[entry, ", ".join(map(str, seeds)), status, escape(reason, 400)]
-             for entry, seeds, status, reason in failures])))
+        sections.append(
+            h(
+                "section",
+                h("h2", "Failed runs (counted as 0)"),
+                table(
+                    ["Entry", "Seeds", "Status", "Reason"],
+                    [
+                        [entry, ", ".join(map(str, seeds)), status, escape(reason, 400)]
+                        for entry, seeds, status, reason in failures
+                    ],
+                ),
+            )
+        )
     drift = drift_runs(board)
     if drift:
-        sections.append(h("section", h("h2", "Machine drift (reference entry, in the order it ran)"), table(
-            ["Started", "Seed", "Accuracy", "Train time", "Training images/s"],
-            [[x.started_at, x.seed, seed_cell(x), fmt_s(x.train_s), ips_text(x.images_per_s)] for x in drift],
-            numeric=(1, 2, 3, 4))))
+        sections.append(
+            h(
+                "section",
+                h("h2", "Machine drift (reference entry, in the order it ran)"),
+                table(
+                    ["Started", "Seed", "Accuracy", "Train time", "Training images/s"],
+                    [[x.started_at, x.seed, seed_cell(x), fmt_s(x.train_s), ips_text(x.images_per_s)] for x in drift],
+                    numeric=(1, 2, 3, 4),
+                ),
+            )
+        )
     return page("Leaderboard", sections, wide=True)

@@ -22,7 +22,8 @@ consistently: tier 1 is the leader and the entries down to the first one separab
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from harness.organizer import stats
 
@@ -39,17 +40,17 @@ RANK_KEYS = {  # --rank-by: the competition's final accuracy, or DAWNBench-style
 }
 
 
-def _round(x: Optional[float]) -> float:
+def _round(x: float | None) -> float:
     return round(x or 0.0, DECIMALS)
 
 
-def score_key(rank_by: str) -> Callable[["Row"], tuple]:
+def score_key(rank_by: str) -> Callable[[Row], tuple]:
     """What ranks an entry, best first: the chosen measure (an entry that did not reach the target on
     every seed after those that did), then the mean accuracy (an entry with no finished seed last).
     Entries with the same key share a rank."""
     attr = RANK_KEYS[rank_by]
 
-    def key(r: "Row") -> tuple:
+    def key(r: Row) -> tuple:
         accuracy = (r.mean is None, -_round(r.mean))
         if attr is None:
             return accuracy
@@ -59,7 +60,7 @@ def score_key(rank_by: str) -> Callable[["Row"], tuple]:
     return key
 
 
-def rank(rows: list["Row"], rank_by: str = "accuracy") -> None:
+def rank(rows: list[Row], rank_by: str = "accuracy") -> None:
     """Sort the rows best first (equal scores by id, for a stable page) and give each its rank."""
     key = score_key(rank_by)
     rows.sort(key=lambda r: (key(r), r.id))
@@ -70,13 +71,13 @@ def rank(rows: list["Row"], rank_by: str = "accuracy") -> None:
         previous = k
 
 
-def bonferroni_level(rows: list["Row"]) -> float:
+def bonferroni_level(rows: list[Row]) -> float:
     """The level of each test: ALPHA over the most comparisons the walk can make."""
     m = sum(1 for r in rows if r.mean is not None) - 1
     return ALPHA / max(1, m)
 
 
-def compare(head: "Row", row: "Row", level: float) -> tuple[bool, Optional[float], str]:
+def compare(head: Row, row: Row, level: float) -> tuple[bool, float | None, str]:
     """(separable, one-sided p or None, why) for `row`, ranked below `head`."""
     pairs = [(h, r) for h, r in zip(head.runs, row.runs) if h.finished and r.finished]
     failed = [h.seed for h, r in pairs if h.scored and not r.scored]
@@ -89,15 +90,21 @@ def compare(head: "Row", row: "Row", level: float) -> tuple[bool, Optional[float
     test = stats.paired_t_test([h for h, _ in scored], [r for _, r in scored])
     p = test.p_greater
     apart = p is not None and p < level
-    return apart, p, (f"paired t-test on {len(scored)} seeds, one-sided p = {p:.2g}, "
-                   f"{'below' if apart else 'not below'} {level:.3g}")
+    return (
+        apart,
+        p,
+        (
+            f"paired t-test on {len(scored)} seeds, one-sided p = {p:.2g}, "
+            f"{'below' if apart else 'not below'} {level:.3g}"
+        ),
+    )
 
 
-def tiers(rows: list["Row"]) -> float:
+def tiers(rows: list[Row]) -> float:
     """Walk the ranked rows (see the module's docstring) and set each scored row's tier, the entry it
     was compared with (`versus`), the p-value and the reason. Returns the level each test used."""
     level = bonferroni_level(rows)
-    groups: list[list["Row"]] = []  # the scored rows, entries of one rank together
+    groups: list[list[Row]] = []  # the scored rows, entries of one rank together
     for row in rows:
         if row.mean is not None:
             if groups and groups[-1][0].rank == row.rank:

@@ -5,44 +5,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Optional
 
 from harness.model import Status
 from harness.organizer import stats
 
 PENDING = "pending"  # a seed not run yet, or interrupted: it runs (again) when the grading resumes
-FAILED_STATUSES = tuple(s.value for s in (Status.FAILED, Status.INVALID_PREDICTIONS, Status.INVALID_ENTRY,
-                                          Status.HARNESS_ERROR))
+FAILED_STATUSES = tuple(
+    s.value for s in (Status.FAILED, Status.INVALID_PREDICTIONS, Status.INVALID_ENTRY, Status.HARNESS_ERROR)
+)
 
 
 @dataclass
 class SeedRun:
     seed: int
     status: str  # a harness.model.Status value (not interrupted), or PENDING
-    accuracy: Optional[float] = None  # the counted value: 0.0 for failures, None when pending
-    correct: Optional[int] = None
-    total: Optional[int] = None
-    train_s: Optional[float] = None
-    train_outcome: Optional[str] = None
-    predict_s: Optional[float] = None
-    predict_cpu_s: Optional[float] = None  # sampled (harness.monitor.Monitor.compute)
+    accuracy: float | None = None  # the counted value: 0.0 for failures, None when pending
+    correct: int | None = None
+    total: int | None = None
+    train_s: float | None = None
+    train_outcome: str | None = None
+    predict_s: float | None = None
+    predict_cpu_s: float | None = None  # sampled (harness.monitor.Monitor.compute)
     predict_over_default: bool = False  # predict was granted more than the default for its training budget
-    energy_j: Optional[float] = None
-    images_per_s: Optional[float] = None
-    started_at: Optional[str] = None
+    energy_j: float | None = None
+    images_per_s: float | None = None
+    started_at: str | None = None
     reason: str = ""
     directory: str = ""
-    data_sha256: Optional[str] = None
-    sha256: Optional[str] = None
+    data_sha256: str | None = None
+    sha256: str | None = None
     isolated: bool = True  # False: the entry ran on the organizer's host (--runner local)
     heldout_public: bool = False  # the held-out images were a published split
     build_network: bool = False  # the entry's own Dockerfile was built with the network
-    time_to_target_s: Optional[float] = None  # --curve: first snapshot at or above the target; None: not reached
-    energy_to_target_j: Optional[float] = None  # GPU board energy at that snapshot; None: not reached or no GPU
-    node: Optional[str] = None  # the host the run ran on (its environment's hostname)
-    job_id: Optional[str] = None  # on Slurm: the array task "<job>_<index>" of the counted attempt
-    slurm_state: Optional[str] = None  # on Slurm: the task's final state (COMPLETED, FAILED, ...)
-    attempts: Optional[int] = None  # on Slurm: submissions of this run, platform failures included
+    time_to_target_s: float | None = None  # --curve: first snapshot at or above the target; None: not reached
+    energy_to_target_j: float | None = None  # GPU board energy at that snapshot; None: not reached or no GPU
+    node: str | None = None  # the host the run ran on (its environment's hostname)
+    job_id: str | None = None  # on Slurm: the array task "<job>_<index>" of the counted attempt
+    slurm_state: str | None = None  # on Slurm: the task's final state (COMPLETED, FAILED, ...)
+    attempts: int | None = None  # on Slurm: submissions of this run, platform failures included
 
     @property
     def finished(self) -> bool:
@@ -59,16 +59,16 @@ class Row:
     id: str
     path: str
     reference: bool
-    invalid: Optional[str]
+    invalid: str | None
     runs: list[SeedRun]
     rank: int = 0
-    mean: Optional[float] = None
-    ci: Optional[stats.Interval] = None
-    std: Optional[float] = None
-    wilson: Optional[tuple[float, float]] = None
-    tier: Optional[int] = None  # accuracy ranking only; None when nothing finished (see ranking.py)
-    versus: Optional[str] = None  # the entry this one was compared with: the head of its tier, or the one before
-    p: Optional[float] = None  # one-sided paired t-test p-value of that comparison (None: no test made)
+    mean: float | None = None
+    ci: stats.Interval | None = None
+    std: float | None = None
+    wilson: tuple[float, float] | None = None
+    tier: int | None = None  # accuracy ranking only; None when nothing finished (see ranking.py)
+    versus: str | None = None  # the entry this one was compared with: the head of its tier, or the one before
+    p: float | None = None  # one-sided paired t-test p-value of that comparison (None: no test made)
     why: str = ""  # how that comparison was decided
     within_noise: bool = False  # not separable from `versus`: in its tier
 
@@ -90,11 +90,11 @@ class Row:
     def failures(self) -> int:
         return sum(1 for r in self.runs if r.status in FAILED_STATUSES)
 
-    def mean_of(self, attr: str) -> Optional[float]:
+    def mean_of(self, attr: str) -> float | None:
         values = [getattr(r, attr) for r in self.runs if getattr(r, attr) is not None]
         return sum(values) / len(values) if values else None
 
-    def mean_to_target(self, attr: str) -> Optional[float]:
+    def mean_to_target(self, attr: str) -> float | None:
         """The mean over finished seeds, only when every one of them reached the target (else None)."""
         values = [getattr(r, attr) for r in self.finished]
         return sum(values) / len(values) if values and None not in values else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from typing import Any, Optional
+from typing import Any
 
 from harness import text
 from harness.formatting import DASH, fmt_interval, fmt_kj, fmt_pct, fmt_s, md, md_table, text_table
@@ -19,7 +19,7 @@ from harness.organizer.leaderboard.rows import FAILED_STATUSES, PENDING, Row, Se
 # --- cells every output shares -------------------------------------------------------------
 
 
-def ci_text(interval: Optional[stats.Interval | tuple[float, float]]) -> str:
+def ci_text(interval: stats.Interval | tuple[float, float] | None) -> str:
     """A 95% interval of accuracy, one decimal: '79.6–83.4%'."""
     if interval is None:
         return DASH
@@ -85,17 +85,16 @@ def target_header(board: Board) -> str:
 
 def to_target_cells(row: Row) -> list[str]:
     """Mean time and GPU board energy to the target over the seeds; '—' unless every seed reached it."""
-    return [fmt_s(row.mean_to_target("time_to_target_s")),
-            fmt_kj(row.mean_to_target("energy_to_target_j"), DASH)]
+    return [fmt_s(row.mean_to_target("time_to_target_s")), fmt_kj(row.mean_to_target("energy_to_target_j"), DASH)]
 
 
 RANKED_BY = {
     "accuracy": "Ranked by mean top-1 accuracy over the shared seeds; a failed seed counts as 0.",
     "time-to-target": "Ranked by the mean time to reach the target accuracy on the off-clock curve (--curve); an "
-                      "entry that missed it on a seed ranks after those that reached it on every seed, by accuracy.",
+    "entry that missed it on a seed ranks after those that reached it on every seed, by accuracy.",
     "energy-to-target": "Ranked by the mean GPU board energy to reach the target accuracy on the off-clock curve "
-                        "(--curve); an entry that missed it on a seed ranks after those that reached it on every "
-                        "seed, by accuracy.",
+    "(--curve); an entry that missed it on a seed ranks after those that reached it on every "
+    "seed, by accuracy.",
 }
 
 
@@ -105,7 +104,7 @@ def methods(board: Board) -> str:
     return " ".join([RANKED_BY[board.rank_by], *([CURVE_NOTE] if curved(board) else []), tiers])
 
 
-def _num(x: Optional[float], fmt: str = "{:.6f}") -> str:
+def _num(x: float | None, fmt: str = "{:.6f}") -> str:
     return "" if x is None else fmt.format(x)
 
 
@@ -114,18 +113,23 @@ def _num(x: Optional[float], fmt: str = "{:.6f}") -> str:
 
 def options_line(board: Board) -> str:
     o = board.options
-    return (f"data {o.get('data')}" + (f", held-out {o.get('eval_data')}" if o.get("eval_data") else "")
-            + f"; budget {o.get('budget'):g} s"
-            + (f", predict {o.get('predict_budget'):g} s" if isinstance(o.get("predict_budget"), (int, float)) else "")
-            + (" (--strict-predict)" if o.get("strict_predict") else "")
-            + f"; {o.get('train_per_class')} train / {o.get('eval_per_class')} "
-            f"held-out images per class; seeds {', '.join(map(str, board.seeds))}; runner {o.get('runner')}; "
-            f"device {o.get('device')}")
+    return (
+        f"data {o.get('data')}"
+        + (f", held-out {o.get('eval_data')}" if o.get("eval_data") else "")
+        + f"; budget {o.get('budget'):g} s"
+        + (f", predict {o.get('predict_budget'):g} s" if isinstance(o.get("predict_budget"), (int, float)) else "")
+        + (" (--strict-predict)" if o.get("strict_predict") else "")
+        + f"; {o.get('train_per_class')} train / {o.get('eval_per_class')} "
+        f"held-out images per class; seeds {', '.join(map(str, board.seeds))}; runner {o.get('runner')}; "
+        f"device {o.get('device')}"
+    )
 
 
-CURVE_NOTE = ("Time and GPU board energy to the target: at the first snapshot of the checkpoints at or above it, "
-              "predicted off the clock on a curve set apart from the held-out images (mean over seeds; — unless "
-              "every seed reached it). The official score is the final accuracy.")
+CURVE_NOTE = (
+    "Time and GPU board energy to the target: at the first snapshot of the checkpoints at or above it, "
+    "predicted off the clock on a curve set apart from the held-out images (mean over seeds; — unless "
+    "every seed reached it). The official score is the final accuracy."
+)
 METHODS = (
     "**95% CI**: Student-t interval of the mean across seeds (mean ± t(0.975, n−1)·sd/√n, clamped to 0–100%). "
     "**Pooled Wilson**: binomial interval over all held-out predictions together (ignores training noise). "
@@ -140,17 +144,39 @@ NO_TIERS = "No tiers: they compare accuracies, and this board is ranked by somet
 def render_md(board: Board) -> str:
     seeds = board.seeds
     out = ["# Leaderboard", "", md(options_line(board)), "", f"Generated {md(board.generated_at)}.", ""]
-    headers = ["Rank", "Tier", "Entry", "Mean accuracy", "95% CI (t)", *[f"seed {s}" for s in seeds],
-               "Train time (mean)", "Predict time (mean)", "GPU energy / run",
-               *([f"Time {target_header(board)}", f"GPU energy {target_header(board)}"] if curved(board) else []),
-               "Within noise of", "Status"]
+    headers = [
+        "Rank",
+        "Tier",
+        "Entry",
+        "Mean accuracy",
+        "95% CI (t)",
+        *[f"seed {s}" for s in seeds],
+        "Train time (mean)",
+        "Predict time (mean)",
+        "GPU energy / run",
+        *([f"Time {target_header(board)}", f"GPU energy {target_header(board)}"] if curved(board) else []),
+        "Within noise of",
+        "Status",
+    ]
     rows = []
     for r in board.rows:
         name = r.label + (" (reference)" if r.reference else "")
-        rows.append([str(r.rank), tier_text(r), name, fmt_pct(r.mean), ci_text(r.ci),
-                     *[seed_cell(x) for x in r.runs], fmt_s(r.mean_of("train_s")), fmt_s(r.mean_of("predict_s")),
-                     fmt_kj(r.mean_of("energy_j")),
-                     *(to_target_cells(r) if curved(board) else []), ties_text(board, r), status_text(r)])
+        rows.append(
+            [
+                str(r.rank),
+                tier_text(r),
+                name,
+                fmt_pct(r.mean),
+                ci_text(r.ci),
+                *[seed_cell(x) for x in r.runs],
+                fmt_s(r.mean_of("train_s")),
+                fmt_s(r.mean_of("predict_s")),
+                fmt_kj(r.mean_of("energy_j")),
+                *(to_target_cells(r) if curved(board) else []),
+                ties_text(board, r),
+                status_text(r),
+            ]
+        )
     numeric = 5 + len(seeds) + (5 if curved(board) else 3)
     out += [md_table(headers, rows, right=(0, 1, 3, *range(5, numeric))), "", methods(board), ""]
     if board.level is not None:
@@ -160,24 +186,37 @@ def render_md(board: Board) -> str:
     failures = grouped_failures(board)
     if failures:
         out += ["## Failed runs (counted as 0)", ""]
-        out += [f"- {md(entry)} seed{'s' if len(seeds_) > 1 else ''} {', '.join(map(str, seeds_))}: {md(status)}: "
-                f"{md(reason, 300)}" for entry, seeds_, status, reason in failures] + [""]
+        out += [
+            f"- {md(entry)} seed{'s' if len(seeds_) > 1 else ''} {', '.join(map(str, seeds_))}: {md(status)}: "
+            f"{md(reason, 300)}"
+            for entry, seeds_, status, reason in failures
+        ] + [""]
     drift = drift_runs(board)
     if drift:
-        out += ["## Machine drift (reference entry, in the order it ran)", "",
-                md_table(["Started", "Seed", "Accuracy", "Train time", "Training images/s"],
-                          [[x.started_at or "—", str(x.seed), seed_cell(x), fmt_s(x.train_s), ips_text(x.images_per_s)]
-                           for x in drift], right=(1, 2, 3, 4)), ""]
-    out += ["## Entries", ""] + [f"- {md(r.id)}: {md(r.path)}" + (f" — not gradable: {md(r.invalid)}" if r.invalid else "")
-                                 for r in board.rows]
+        out += [
+            "## Machine drift (reference entry, in the order it ran)",
+            "",
+            md_table(
+                ["Started", "Seed", "Accuracy", "Train time", "Training images/s"],
+                [
+                    [x.started_at or "—", str(x.seed), seed_cell(x), fmt_s(x.train_s), ips_text(x.images_per_s)]
+                    for x in drift
+                ],
+                right=(1, 2, 3, 4),
+            ),
+            "",
+        ]
+    out += ["## Entries", ""] + [
+        f"- {md(r.id)}: {md(r.path)}" + (f" — not gradable: {md(r.invalid)}" if r.invalid else "") for r in board.rows
+    ]
     return "\n".join(out) + "\n"
 
 
-def p_text(p: Optional[float]) -> str:
+def p_text(p: float | None) -> str:
     return "n/a" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
-def ips_text(x: Optional[float]) -> str:
+def ips_text(x: float | None) -> str:
     return DASH if x is None else f"{x:,.0f}"
 
 
@@ -217,43 +256,129 @@ def render_csv(board: Board) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     seeds = board.seeds
-    w.writerow(["rank", "entry", "reference", "status", "accuracy_mean", "ci95_low_t", "ci95_high_t", "accuracy_std",
-                "wilson_low_pooled", "wilson_high_pooled", "seeds_finished", "seeds_failed",
-                *[f"accuracy_seed_{s}" for s in seeds], "train_seconds_mean",
-                *[f"train_seconds_seed_{s}" for s in seeds], "predict_seconds_mean",
-                *[f"predict_seconds_seed_{s}" for s in seeds], "gpu_energy_j_mean",
-                *[f"gpu_energy_j_seed_{s}" for s in seeds], "time_to_target_s_mean", "gpu_energy_to_target_j_mean",
-                *[f"time_to_target_s_seed_{s}" for s in seeds], "within_noise_of", "tier", "compared_with",
-                "p_one_sided", "tier_reason", "path"])
+    w.writerow(
+        [
+            "rank",
+            "entry",
+            "reference",
+            "status",
+            "accuracy_mean",
+            "ci95_low_t",
+            "ci95_high_t",
+            "accuracy_std",
+            "wilson_low_pooled",
+            "wilson_high_pooled",
+            "seeds_finished",
+            "seeds_failed",
+            *[f"accuracy_seed_{s}" for s in seeds],
+            "train_seconds_mean",
+            *[f"train_seconds_seed_{s}" for s in seeds],
+            "predict_seconds_mean",
+            *[f"predict_seconds_seed_{s}" for s in seeds],
+            "gpu_energy_j_mean",
+            *[f"gpu_energy_j_seed_{s}" for s in seeds],
+            "time_to_target_s_mean",
+            "gpu_energy_to_target_j_mean",
+            *[f"time_to_target_s_seed_{s}" for s in seeds],
+            "within_noise_of",
+            "tier",
+            "compared_with",
+            "p_one_sided",
+            "tier_reason",
+            "path",
+        ]
+    )
     for r in board.rows:
-        w.writerow([r.rank, _cell(r.id), int(r.reference), _cell(status_text(r)), _num(r.mean),
-                    _num(r.ci.low if r.ci else None), _num(r.ci.high if r.ci else None), _num(r.std),
-                    _num(r.wilson[0] if r.wilson else None), _num(r.wilson[1] if r.wilson else None),
-                    len(r.finished), r.failures, *[_num(x.accuracy) for x in r.runs], _num(r.mean_of("train_s"), "{:.3f}"),
-                    *[_num(x.train_s, "{:.3f}") for x in r.runs], _num(r.mean_of("predict_s"), "{:.3f}"),
-                    *[_num(x.predict_s, "{:.3f}") for x in r.runs], _num(r.mean_of("energy_j"), "{:.1f}"),
-                    *[_num(x.energy_j, "{:.1f}") for x in r.runs], _num(r.mean_to_target("time_to_target_s"), "{:.3f}"),
-                    _num(r.mean_to_target("energy_to_target_j"), "{:.1f}"),
-                    *[_num(x.time_to_target_s, "{:.3f}") for x in r.runs], _cell(r.versus if r.within_noise else ""), _num(r.tier, "{}"), _cell(r.versus or ""),
-                    _num(r.p, "{:.3g}"), _cell(r.why), _cell(r.path)])
+        w.writerow(
+            [
+                r.rank,
+                _cell(r.id),
+                int(r.reference),
+                _cell(status_text(r)),
+                _num(r.mean),
+                _num(r.ci.low if r.ci else None),
+                _num(r.ci.high if r.ci else None),
+                _num(r.std),
+                _num(r.wilson[0] if r.wilson else None),
+                _num(r.wilson[1] if r.wilson else None),
+                len(r.finished),
+                r.failures,
+                *[_num(x.accuracy) for x in r.runs],
+                _num(r.mean_of("train_s"), "{:.3f}"),
+                *[_num(x.train_s, "{:.3f}") for x in r.runs],
+                _num(r.mean_of("predict_s"), "{:.3f}"),
+                *[_num(x.predict_s, "{:.3f}") for x in r.runs],
+                _num(r.mean_of("energy_j"), "{:.1f}"),
+                *[_num(x.energy_j, "{:.1f}") for x in r.runs],
+                _num(r.mean_to_target("time_to_target_s"), "{:.3f}"),
+                _num(r.mean_to_target("energy_to_target_j"), "{:.1f}"),
+                *[_num(x.time_to_target_s, "{:.3f}") for x in r.runs],
+                _cell(r.versus if r.within_noise else ""),
+                _num(r.tier, "{}"),
+                _cell(r.versus or ""),
+                _num(r.p, "{:.3g}"),
+                _cell(r.why),
+                _cell(r.path),
+            ]
+        )
     return buf.getvalue()
 
 
 def render_runs_csv(board: Board) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["entry", "seed", "status", "accuracy_counted", "correct", "total", "train_outcome", "train_seconds",
-                "predict_seconds", "predict_cpu_seconds", "gpu_energy_j", "training_images_per_s", "started_at",
-                "data_sha256", "submission_sha256", "reason",
-                "run_dir", "node", "slurm_job", "slurm_state", "attempts"])
+    w.writerow(
+        [
+            "entry",
+            "seed",
+            "status",
+            "accuracy_counted",
+            "correct",
+            "total",
+            "train_outcome",
+            "train_seconds",
+            "predict_seconds",
+            "predict_cpu_seconds",
+            "gpu_energy_j",
+            "training_images_per_s",
+            "started_at",
+            "data_sha256",
+            "submission_sha256",
+            "reason",
+            "run_dir",
+            "node",
+            "slurm_job",
+            "slurm_state",
+            "attempts",
+        ]
+    )
     for r in board.rows:
         for x in r.runs:
-            w.writerow([_cell(r.id), x.seed, x.status, _num(x.accuracy), _num(x.correct, "{}"), _num(x.total, "{}"),
-                        x.train_outcome or "", _num(x.train_s, "{:.3f}"), _num(x.predict_s, "{:.3f}"),
-                        _num(x.predict_cpu_s, "{:.2f}"), _num(x.energy_j, "{:.1f}"),
-                        _num(x.images_per_s, "{:.1f}"), x.started_at or "", x.data_sha256 or "", x.sha256 or "",
-                        _cell(x.reason), _cell(x.directory), _cell(x.node or ""), _cell(x.job_id or ""),
-                        _cell(x.slurm_state or ""), _num(x.attempts, "{}")])
+            w.writerow(
+                [
+                    _cell(r.id),
+                    x.seed,
+                    x.status,
+                    _num(x.accuracy),
+                    _num(x.correct, "{}"),
+                    _num(x.total, "{}"),
+                    x.train_outcome or "",
+                    _num(x.train_s, "{:.3f}"),
+                    _num(x.predict_s, "{:.3f}"),
+                    _num(x.predict_cpu_s, "{:.2f}"),
+                    _num(x.energy_j, "{:.1f}"),
+                    _num(x.images_per_s, "{:.1f}"),
+                    x.started_at or "",
+                    x.data_sha256 or "",
+                    x.sha256 or "",
+                    _cell(x.reason),
+                    _cell(x.directory),
+                    _cell(x.node or ""),
+                    _cell(x.job_id or ""),
+                    _cell(x.slurm_state or ""),
+                    _num(x.attempts, "{}"),
+                ]
+            )
     return buf.getvalue()
 
 
@@ -262,8 +387,21 @@ def render_runs_csv(board: Board) -> str:
 
 def console_table(board: Board) -> str:
     headers = ["#", "tier", "entry", "mean", "95% CI (t)", "seeds", "train s", "predict s", "within noise of"]
-    rows = [[text.clean(c, 200) for c in (
-        str(r.rank), tier_text(r), r.label + (" (ref)" if r.reference else ""), fmt_pct(r.mean), ci_text(r.ci),
-        " ".join(seed_cell(x).split(" ")[0] for x in r.runs), fmt_s(r.mean_of("train_s")), fmt_s(r.mean_of("predict_s")),
-        ties_text(board, r))] for r in board.rows]
+    rows = [
+        [
+            text.clean(c, 200)
+            for c in (
+                str(r.rank),
+                tier_text(r),
+                r.label + (" (ref)" if r.reference else ""),
+                fmt_pct(r.mean),
+                ci_text(r.ci),
+                " ".join(seed_cell(x).split(" ")[0] for x in r.runs),
+                fmt_s(r.mean_of("train_s")),
+                fmt_s(r.mean_of("predict_s")),
+                ties_text(board, r),
+            )
+        ]
+        for r in board.rows
+    ]
     return "\n".join([text_table(headers, rows, rule=False)] + [f"warning: {text.clean(w)}" for w in board.warnings])

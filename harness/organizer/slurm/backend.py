@@ -13,13 +13,14 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from harness.formatting import utc_now
 from harness.organizer.plan import Grading, Job
 from harness.organizer.rundirs import completed_result, run_dir, set_aside
-from harness.organizer.slurm import client, limits, script, state as store
+from harness.organizer.slurm import client, limits, script
+from harness.organizer.slurm import state as store
 
 DEFAULT_RETRIES = 2
 POLL_S = float(os.environ.get("HAET_SLURM_POLL_S", "15"))  # one squeue call for all arrays per poll
@@ -45,8 +46,8 @@ class SlurmGrader:
         self.failed_now: dict[str, int] = {}
         self.backlog: list[Job] = []  # runs not yet submitted, in order (first submissions)
         self.requeue: list[Job] = []  # runs to submit again after a platform failure
-        self.array_size: Optional[int] = None  # MaxArraySize, once read (0: none)
-        self.limit: Optional[int] = None  # at most this many tasks of this grading queued at once
+        self.array_size: int | None = None  # MaxArraySize, once read (0: none)
+        self.limit: int | None = None  # at most this many tasks of this grading queued at once
         self.reasons: dict[str, int] = {}  # pending reasons last reported
         self.permanent_since: dict[str, float] = {}  # permanent pending reasons, since when (monotonic)
 
@@ -60,8 +61,9 @@ class SlurmGrader:
 
     def refresh(self) -> dict[str, client.TaskState]:
         """The Slurm state of every run's current task that may not have ended."""
-        open_jobs = sorted({r["task"].split("_")[0] for r in self.state["runs"].values()
-                            if r.get("task") and not r.get("ended")})
+        open_jobs = sorted(
+            {r["task"].split("_")[0] for r in self.state["runs"].values() if r.get("task") and not r.get("ended")}
+        )
         found = client.tasks(open_jobs)
         missing = [j for j in open_jobs if not any(t.startswith(j + "_") for t in found)]
         for task, info in client.accounting(missing).items():
@@ -95,17 +97,23 @@ class SlurmGrader:
         return False
 
     def active_keys(self, found: dict[str, client.TaskState]) -> set[str]:
-        return {key for key, r in self.state["runs"].items()
-                if not r.get("ended") and self.still_running(key, r, found)}
+        return {
+            key for key, r in self.state["runs"].items() if not r.get("ended") and self.still_running(key, r, found)
+        }
 
     # --- submitting ------------------------------------------------------------------------
 
-    def queued_count(self, found: Optional[dict[str, client.TaskState]] = None) -> int:
+    def queued_count(self, found: dict[str, client.TaskState] | None = None) -> int:
         """This grading's tasks that count against a job limit (pending or running)."""
-        return sum(1 for r in self.state["runs"].values() if not r.get("ended") and r.get("task")
-                   and (found is None or r["task"] not in found or found[r["task"]].active))
+        return sum(
+            1
+            for r in self.state["runs"].values()
+            if not r.get("ended")
+            and r.get("task")
+            and (found is None or r["task"] not in found or found[r["task"]].active)
+        )
 
-    def flush(self, found: Optional[dict[str, client.TaskState]] = None) -> list[str]:
+    def flush(self, found: dict[str, client.TaskState] | None = None) -> list[str]:
         """Submit what the limits allow now: arrays below MaxArraySize, the user's queued tasks below
         the job limit read from sacctmgr or learned from sbatch's refusals. Requeued runs go first and
         depend on nothing: an `afterany` on their original array would hold them until it all ended,
@@ -128,21 +136,26 @@ class SlurmGrader:
                 except client.SubmitLimit as exc:
                     queued = self.queued_count(found)
                     if size == 1 and queued == 0:
-                        raise client.SlurmError(f"{exc}; not even one run may be queued: ask the site, or change "
-                                                "--account, --qos or --partition") from None
+                        raise client.SlurmError(
+                            f"{exc}; not even one run may be queued: ask the site, or change "
+                            "--account, --qos or --partition"
+                        ) from None
                     # Fewer fit: halve the wave (a conservative guess of the limit), or wait for ours to end.
                     self.limit = queued + size // 2
-                    self.progress.say(f"sbatch refused {size} task(s) for a job limit with {queued} of this "
-                                      f"grading queued: submitting at most {self.limit} at a time from now on")
+                    self.progress.say(
+                        f"sbatch refused {size} task(s) for a job limit with {queued} of this "
+                        f"grading queued: submitting at most {self.limit} at a time from now on"
+                    )
                     continue
                 del pending[:size]
                 submitted.append(job_id)
                 self.counts["submitted"] += size
         if submitted:
             left = len(self.backlog) + len(self.requeue)
-            self.progress.say(f"submitted {self.counts['submitted'] - before} run(s) as job array(s) "
-                              f"{', '.join(submitted)}"
-                              + (f"; {left} run(s) wait for room under the job limit" if left else ""))
+            self.progress.say(
+                f"submitted {self.counts['submitted'] - before} run(s) as job array(s) "
+                f"{', '.join(submitted)}" + (f"; {left} run(s) wait for room under the job limit" if left else "")
+            )
         return submitted
 
     def _submit_one(self, part: list[Job], chain: bool) -> str:
@@ -150,14 +163,26 @@ class SlurmGrader:
         dirs = store.directories(self.out)
         path = dirs["scripts"] / f"array-{len(self.state['arrays']) + 1}.sh"
         # Each task runs the local backend's command (no GPU named: the script adds Slurm's allocation).
-        path.write_text(script.batch_script([self.grading.command(j, None) for j in part], [j.key for j in part],
-                                            self.out, Path.cwd(), self.options, self.site))
+        path.write_text(
+            script.batch_script(
+                [self.grading.command(j, None) for j in part],
+                [j.key for j in part],
+                self.out,
+                Path.cwd(),
+                self.options,
+                self.site,
+            )
+        )
         # Arrays after the first wait for the one before (while it is still queued): the throttle (%N)
         # holds for the whole plan.
         previous = self.state["arrays"][-1] if self.state["arrays"] else None
         after = None
-        if chain and self.site.max_parallel and previous and any(
-                not self.state["runs"].get(k, {}).get("ended") for k in previous["runs"]):
+        if (
+            chain
+            and self.site.max_parallel
+            and previous
+            and any(not self.state["runs"].get(k, {}).get("ended") for k in previous["runs"])
+        ):
             after = previous["job_id"]
         # Ctrl-C waits until the submitted array is written down: a job Slurm has is never unknown here.
         masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -166,13 +191,26 @@ class SlurmGrader:
             final = path.with_name(f"{job_id}.sh")
             os.replace(path, final)
             now = time.time()
-            self.state["arrays"].append({"job_id": job_id, "runs": [j.key for j in part], "script": str(final),
-                                         "submitted_at": now, "cancelled_by_organizer": False})
+            self.state["arrays"].append(
+                {
+                    "job_id": job_id,
+                    "runs": [j.key for j in part],
+                    "script": str(final),
+                    "submitted_at": now,
+                    "cancelled_by_organizer": False,
+                }
+            )
             for index, job in enumerate(part):
                 record = self.state["runs"].setdefault(job.key, {"attempts": 0, "failures": []})
                 record.pop("gone_since", None)
-                record.update(task=f"{job_id}_{index}", state="PENDING", node=None, ended=False,
-                              submitted_at=now, attempts=record.get("attempts", 0) + 1)
+                record.update(
+                    task=f"{job_id}_{index}",
+                    state="PENDING",
+                    node=None,
+                    ended=False,
+                    submitted_at=now,
+                    attempts=record.get("attempts", 0) + 1,
+                )
             store.save(self.out, self.state)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, masked)
@@ -185,8 +223,9 @@ class SlurmGrader:
         except client.SlurmError:
             return  # unreadable here: Slurm's pending reason says it (PartitionConfig) instead
         if self.site.partition and not nodes:
-            raise client.SlurmError(f"--partition {self.site.partition}: sinfo lists no node in it; choose one of "
-                                    "`sinfo -s`")
+            raise client.SlurmError(
+                f"--partition {self.site.partition}: sinfo lists no node in it; choose one of `sinfo -s`"
+            )
         note = limits.fit(self.site, nodes, script.default_cpus(), script.default_mem_mb())
         if note:
             self.progress.say(note)
@@ -205,17 +244,27 @@ class SlurmGrader:
         for reason, since in self.permanent_since.items():
             why = limits.permanent(reason)
             if now - since >= limits.CONFIRM_S:
-                ids = sorted({r["task"].split("_")[0] for r in self.state["runs"].values()
-                              if not r.get("ended") and r.get("task") in found})
+                ids = sorted(
+                    {
+                        r["task"].split("_")[0]
+                        for r in self.state["runs"].values()
+                        if not r.get("ended") and r.get("task") in found
+                    }
+                )
                 raise client.SlurmError(
                     f"{reasons[reason]} run(s) can never start: Slurm's pending reason is {reason} ({why}); "
                     f"`scancel {' '.join(ids)}`, then grade again with another "
-                    f"{limits.WHAT_TO_CHANGE[reason.split(',')[0].strip()]}")
+                    f"{limits.WHAT_TO_CHANGE[reason.split(',')[0].strip()]}"
+                )
         if reasons != self.reasons:
             self.reasons = reasons
             if reasons:
-                self.progress.say("waiting in Slurm's queue: " + ", ".join(
-                    f"{n} run(s) for {reason or 'no reason given'}" for reason, n in sorted(reasons.items())))
+                self.progress.say(
+                    "waiting in Slurm's queue: "
+                    + ", ".join(
+                        f"{n} run(s) for {reason or 'no reason given'}" for reason, n in sorted(reasons.items())
+                    )
+                )
 
     # --- collecting ------------------------------------------------------------------------
 
@@ -223,7 +272,7 @@ class SlurmGrader:
         job_id = task.split("_")[0]
         return any(a["job_id"] == job_id and a.get("cancelled_by_organizer") for a in self.state["arrays"])
 
-    def collect(self, key: str, job: Job, info: Optional[client.TaskState]) -> Optional[Job]:
+    def collect(self, key: str, job: Job, info: client.TaskState | None) -> Job | None:
         """A task that ended: its result is the run's; without one it is a platform failure, and the
         job is returned when it should run again."""
         record = self.state["runs"][key]
@@ -245,8 +294,11 @@ class SlurmGrader:
             store.write_run_file(directory, record)
             self.counts["ran"] += 1
             acc = result.get("accuracy")
-            self.progress.say(f"{key}: {result['status']}" + (f" {acc:.2%}" if isinstance(acc, float) else "")
-                              + f" (task {task} on {record['node'] or '?'}, {record['state']})")
+            self.progress.say(
+                f"{key}: {result['status']}"
+                + (f" {acc:.2%}" if isinstance(acc, float) else "")
+                + f" (task {task} on {record['node'] or '?'}, {record['state']})"
+            )
             return None
         if self.organizer_cancelled(task):
             record["attempts"] -= 1  # the organizer's own scancel: not the platform's failure
@@ -258,17 +310,22 @@ class SlurmGrader:
             why = f"{record['state']} before the task started"
         else:
             why = f"{record['state']} before the harness wrote a result"
-        record["failures"].append({"task": task, "state": record["state"], "node": record["node"], "why": why,
-                                   "at": utc_now()})
+        record["failures"].append(
+            {"task": task, "state": record["state"], "node": record["node"], "why": why, "at": utc_now()}
+        )
         self.failed_now[key] = self.failed_now.get(key, 0) + 1
         if not self.exhausted(key):
             self.counts["requeued"] += 1
-            self.progress.say(f"{key}: platform failure ({why}, task {task}); requeued "
-                              f"({self.failed_now[key]}/{self.retries}), not counted")
+            self.progress.say(
+                f"{key}: platform failure ({why}, task {task}); requeued "
+                f"({self.failed_now[key]}/{self.retries}), not counted"
+            )
             return job
         self.counts["gave_up"] += 1
-        self.progress.say(f"{key}: platform failure ({why}); {self.failed_now[key]} failure(s) exceed --retries "
-                          f"{self.retries}: not counted, left pending (the next grade tries it again)")
+        self.progress.say(
+            f"{key}: platform failure ({why}); {self.failed_now[key]} failure(s) exceed --retries "
+            f"{self.retries}: not counted, left pending (the next grade tries it again)"
+        )
         return None
 
     def exhausted(self, key: str) -> bool:
@@ -276,7 +333,7 @@ class SlurmGrader:
 
     # --- the whole --------------------------------------------------------------------------
 
-    def start(self, on_progress: Optional[Callable[[], None]] = None) -> None:
+    def start(self, on_progress: Callable[[], None] | None = None) -> None:
         """Resume: collect what ended while nobody watched, keep tasks still queued or running,
         submit the rest."""
         found = self.refresh()
@@ -288,31 +345,37 @@ class SlurmGrader:
             raise client.SlurmError(
                 f"job array(s) {', '.join(ids)} of this grading are in Slurm's queue but not in "
                 f"{self.out / store.STATE_FILE} (a grader killed while submitting): `scancel {' '.join(ids)}`, "
-                "then grade again")
+                "then grade again"
+            )
         for key, record in self.state["runs"].items():
             if key in jobs and not record.get("ended") and key not in active:
                 self.collect(key, jobs[key], found.get(record.get("task") or ""))
         pending = [j for j in self.grading.prepare(active=active) if not self.exhausted(j.key)]
         unfinished = [k for k in active if completed_result(self.out / k) is None]
-        self.progress.say(f"grading {len(self.grading.entries)} entries x {len(self.grading.seeds)} seeds on Slurm "
-                          f"into {self.out}: {self.counts['done_before']} run(s) already done, {len(unfinished)} "
-                          f"still in Slurm's queue, {len(pending)} to submit")
+        self.progress.say(
+            f"grading {len(self.grading.entries)} entries x {len(self.grading.seeds)} seeds on Slurm "
+            f"into {self.out}: {self.counts['done_before']} run(s) already done, {len(unfinished)} "
+            f"still in Slurm's queue, {len(pending)} to submit"
+        )
         if pending:
             self.fit_to_partition()
             self.limit = client.submit_limit(self.site.qos)
             if self.limit is not None:
-                self.progress.say(f"the site lets this user queue at most {self.limit} job(s) (array tasks count "
-                                  "one each): submitting in waves")
+                self.progress.say(
+                    f"the site lets this user queue at most {self.limit} job(s) (array tasks count "
+                    "one each): submitting in waves"
+                )
             if self.limit is not None and self.limit < 1:
-                raise client.SlurmError(f"sacctmgr says this user may queue {self.limit} jobs: ask the site, or "
-                                        "change --account or --qos")
+                raise client.SlurmError(
+                    f"sacctmgr says this user may queue {self.limit} jobs: ask the site, or change --account or --qos"
+                )
             self.backlog.extend(pending)
             self.flush(found)
         store.save(self.out, self.state)
         if on_progress:
             on_progress()
 
-    def watch(self, on_progress: Optional[Callable[[], None]] = None) -> None:
+    def watch(self, on_progress: Callable[[], None] | None = None) -> None:
         """Until every run of this grading has ended: collect, requeue, publish."""
         jobs = self.by_key()
         while True:
@@ -364,8 +427,10 @@ class SlurmGrader:
 def ask_cancel_or_detach(progress) -> bool:
     """Ctrl-C while attached: True to scancel. Without a terminal, detach (the runs go on)."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        progress.say("interrupted without a terminal to ask: detaching; the runs go on in Slurm "
-                     "(`grade --status OUT` shows them, the same `grade` again collects them)")
+        progress.say(
+            "interrupted without a terminal to ask: detaching; the runs go on in Slurm "
+            "(`grade --status OUT` shows them, the same `grade` again collects them)"
+        )
         return False
     try:
         answer = input("\nscancel the job arrays [c], or detach and let them run [d]? ").strip().lower()

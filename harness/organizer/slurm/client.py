@@ -13,14 +13,26 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from harness.errors import UsageError
 
 CALL_TIMEOUT_S = 60
 # Slurm states in which a task still runs or will run (squeue's %T names).
-ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-          "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
+ACTIVE = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "RESV_DEL_HOLD",
+}
 
 
 class SlurmError(UsageError):
@@ -52,22 +64,25 @@ class TaskState:
 
 def _call(argv: list[str], timeout: float = CALL_TIMEOUT_S) -> str:
     if shutil.which(argv[0]) is None:
-        raise SlurmError(f"`{argv[0]}` is not installed here: --backend slurm needs the Slurm client commands "
-                         "(Debian: apt-get install slurm-client) and a cluster that answers")
+        raise SlurmError(
+            f"`{argv[0]}` is not installed here: --backend slurm needs the Slurm client commands "
+            "(Debian: apt-get install slurm-client) and a cluster that answers"
+        )
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise SlurmError(f"`{' '.join(argv[:2])}` did not answer within {timeout:g}s: is slurmctld up?") from None
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
-        error = SlurmError(f"`{' '.join(argv[:2])}` failed (exit {done.returncode}): "
-                           f"{message[-1] if message else 'no message'}")
+        error = SlurmError(
+            f"`{' '.join(argv[:2])}` failed (exit {done.returncode}): {message[-1] if message else 'no message'}"
+        )
         error.detail = " / ".join(message)
         raise error
     return done.stdout
 
 
-def sbatch(script: Path, dependency: Optional[str] = None) -> str:
+def sbatch(script: Path, dependency: str | None = None) -> str:
     """Submit a batch script; the job id (an array's base id)."""
     argv = ["sbatch", "--parsable"] + ([f"--dependency=afterany:{dependency}"] if dependency else []) + [str(script)]
     try:
@@ -124,8 +139,11 @@ def tasks(job_ids: list[str]) -> dict[str, TaskState]:
 def arrays_named(name: str) -> set[str]:
     """The job ids of this name still queued or running (without -r: an array's pending tasks are one line)."""
     out = _call(["squeue", "-h", "--name", name, "-o", "%F|%T"])
-    return {line.split("|")[0] for line in out.splitlines()
-            if "|" in line and line.split("|")[1] in ACTIVE and line.split("|")[0].isdigit()}
+    return {
+        line.split("|")[0]
+        for line in out.splitlines()
+        if "|" in line and line.split("|")[1] in ACTIVE and line.split("|")[0].isdigit()
+    }
 
 
 def accounting(job_ids: list[str]) -> dict[str, TaskState]:
@@ -149,14 +167,14 @@ def scancel(ids: list[str]) -> None:
         _call(["scancel", *ids])
 
 
-def max_array_size() -> Optional[int]:
+def max_array_size() -> int | None:
     """MaxArraySize from `scontrol show config` (array indices must stay below it)."""
     out = _call(["scontrol", "show", "config"])
     found = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.MULTILINE)
     return int(found.group(1)) if found else None
 
 
-def partition_nodes(partition: Optional[str]) -> list[tuple[int, int]]:
+def partition_nodes(partition: str | None) -> list[tuple[int, int]]:
     """(CPUs, memory in MB) of each node of the partition (the default one when None), whatever its state:
     a node that is down may come back, one that is not in the partition never will."""
     out = _call(["sinfo", "-h", "-N", "-o", "%P|%N|%c|%m"])
@@ -170,15 +188,17 @@ def partition_nodes(partition: Optional[str]) -> list[tuple[int, int]]:
     return list(nodes.values())
 
 
-def submit_limit(qos: Optional[str]) -> Optional[int]:
+def submit_limit(qos: str | None) -> int | None:
     """The fewest jobs (array tasks count one each) this user may have queued and running, from the
     association (MaxSubmitJobs, GrpSubmitJobs) and the QOS (MaxSubmitJobsPerUser), where sacctmgr
     answers; None where it does not (no accounting database) or sets no limit."""
     if shutil.which("sacctmgr") is None:
         return None
     user = os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
-    asked = [["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", "format=MaxSubmit,GrpSubmit"],
-             ["sacctmgr", "-n", "-P", "show", "qos", f"name={qos or 'normal'}", "format=MaxSubmitPU,GrpSubmit"]]
+    asked = [
+        ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", "format=MaxSubmit,GrpSubmit"],
+        ["sacctmgr", "-n", "-P", "show", "qos", f"name={qos or 'normal'}", "format=MaxSubmitPU,GrpSubmit"],
+    ]
     found = []
     for argv in asked:
         try:
@@ -189,7 +209,7 @@ def submit_limit(qos: Optional[str]) -> Optional[int]:
     return min(found) if found else None
 
 
-def available() -> Optional[str]:
+def available() -> str | None:
     """None when a cluster answers; else why not."""
     try:
         _call(["sinfo", "-h", "-o", "%T"], timeout=15)

@@ -7,48 +7,81 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from harness.organizer.plan import Grading
 from harness.organizer.rundirs import GradeError, acquire_lock, completed_result, run_dir
-from harness.organizer.slurm import client, limits, script, state as store
+from harness.organizer.slurm import client, limits, script
+from harness.organizer.slurm import state as store
 from harness.organizer.slurm.backend import DEFAULT_RETRIES, SlurmGrader, ask_cancel_or_detach
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--backend", choices=["local", "slurm"], default="local",
-                   help="local: child processes on this host; slurm: sbatch job arrays (results on a filesystem "
-                        "shared with the nodes)")
-    p.add_argument("--status", type=Path, metavar="OUT",
-                   help="show a grading's queued/running/done/failed runs and the time left, and exit")
+    p.add_argument(
+        "--backend",
+        choices=["local", "slurm"],
+        default="local",
+        help="local: child processes on this host; slurm: sbatch job arrays (results on a filesystem "
+        "shared with the nodes)",
+    )
+    p.add_argument(
+        "--status",
+        type=Path,
+        metavar="OUT",
+        help="show a grading's queued/running/done/failed runs and the time left, and exit",
+    )
     slurm = p.add_argument_group("Slurm (--backend slurm)")
     slurm.add_argument("--partition", help="sbatch --partition")
     slurm.add_argument("--account", help="sbatch --account")
     slurm.add_argument("--qos", help="sbatch --qos")
     slurm.add_argument("--constraint", help="sbatch --constraint (node features)")
-    slurm.add_argument("--sbatch-arg", action="append", default=[], metavar="OPT",
-                       help="one more sbatch option, repeatable, e.g. --sbatch-arg=--exclusive")
+    slurm.add_argument(
+        "--sbatch-arg",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="one more sbatch option, repeatable, e.g. --sbatch-arg=--exclusive",
+    )
     slurm.add_argument("--max-parallel", type=int, metavar="N", help="at most N runs at a time (array %%N)")
     slurm.add_argument("--cpus-per-task", type=int, help="CPUs per run (default: the Docker runner's CPU limit, 8)")
-    slurm.add_argument("--mem", help="memory per run, sbatch syntax such as 16G (default: the Docker runner's "
-                                     "memory limit + 4G for the harness)")
-    slurm.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
-                       help="per grade command, submit a run again this many times after a platform failure "
-                            "(node failure, preemption, Slurm's time limit, a cancellation, a task that died)")
-    slurm.add_argument("--detach", action="store_true", help="submit and exit; `grade --status OUT` follows, "
-                                                             "the same grade again collects")
+    slurm.add_argument(
+        "--mem",
+        help="memory per run, sbatch syntax such as 16G (default: the Docker runner's "
+        "memory limit + 4G for the harness)",
+    )
+    slurm.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        help="per grade command, submit a run again this many times after a platform failure "
+        "(node failure, preemption, Slurm's time limit, a cancellation, a task that died)",
+    )
+    slurm.add_argument(
+        "--detach",
+        action="store_true",
+        help="submit and exit; `grade --status OUT` follows, the same grade again collects",
+    )
     slurm.add_argument("--dry-run", action="store_true", help="print the batch script(s); submit nothing")
 
 
-SLURM_ONLY = ("partition", "account", "qos", "constraint", "sbatch_arg", "max_parallel", "cpus_per_task",
-              "mem", "detach", "dry_run")
+SLURM_ONLY = (
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "sbatch_arg",
+    "max_parallel",
+    "cpus_per_task",
+    "mem",
+    "detach",
+    "dry_run",
+)
 
 
 def refuse_slurm_options(args) -> None:
     """A Slurm option without --backend slurm would be silently ignored: say so instead."""
-    given = [f"--{name.replace('_', '-')}" for name in SLURM_ONLY
-             if getattr(args, name) not in (None, False, [])]
+    given = [f"--{name.replace('_', '-')}" for name in SLURM_ONLY if getattr(args, name) not in (None, False, [])]
     if given:
         raise GradeError(f"{', '.join(given)} only mean something with --backend slurm; add it, or leave them out")
 
@@ -63,8 +96,17 @@ def site_options(args) -> script.SiteOptions:
         raise GradeError("--gpus is for the local backend; on Slurm each run gets its own GPU (--device cuda)")
     if args.retries < 0:
         raise GradeError("--retries must be 0 or more")
-    return script.SiteOptions(args.partition, args.account, args.qos, args.constraint, list(args.sbatch_arg),
-                              args.max_parallel, args.cpus_per_task, args.mem, job_name(args.out)).check()
+    return script.SiteOptions(
+        args.partition,
+        args.account,
+        args.qos,
+        args.constraint,
+        list(args.sbatch_arg),
+        args.max_parallel,
+        args.cpus_per_task,
+        args.mem,
+        job_name(args.out),
+    ).check()
 
 
 def dry_run(args, grading: Grading, site: script.SiteOptions) -> int:
@@ -81,8 +123,17 @@ def dry_run(args, grading: Grading, site: script.SiteOptions) -> int:
     parts = script.split(len(jobs), limit)
     for n, part in enumerate(parts, start=1):
         print(f"# --- array {n} of {len(parts)}: {len(part)} run(s)" + (f" (MaxArraySize {limit})" if limit else ""))
-        print(script.batch_script([grading.command(jobs[i], None) for i in part], [jobs[i].key for i in part],
-                                  args.out, Path.cwd(), grading.options, site), end="")
+        print(
+            script.batch_script(
+                [grading.command(jobs[i], None) for i in part],
+                [jobs[i].key for i in part],
+                args.out,
+                Path.cwd(),
+                grading.options,
+                site,
+            ),
+            end="",
+        )
     if not jobs:
         progress.say("every run has a final result: nothing to submit")
     return 0
@@ -102,10 +153,14 @@ def grade(args, grading: Grading, site: script.SiteOptions, publish: Callable[[]
             grader.start(on_progress=publish)
             if args.detach:
                 if grader.backlog:
-                    progress.say(f"{len(grader.backlog)} run(s) not submitted yet (the job limit): the same grade "
-                                 "command submits them as room frees")
-                progress.say(f"detached: `python -m harness grade --status {args.out}` shows the runs; the same "
-                             "grade command again collects them and writes the leaderboard")
+                    progress.say(
+                        f"{len(grader.backlog)} run(s) not submitted yet (the job limit): the same grade "
+                        "command submits them as room frees"
+                    )
+                progress.say(
+                    f"detached: `python -m harness grade --status {args.out}` shows the runs; the same "
+                    "grade command again collects them and writes the leaderboard"
+                )
                 return "detached"
             grader.watch(on_progress=publish)
         except KeyboardInterrupt:
@@ -115,11 +170,14 @@ def grade(args, grading: Grading, site: script.SiteOptions, publish: Callable[[]
                 progress.say(f"detached; `python -m harness grade --status {args.out}` follows the runs")
             store.save(args.out, grader.state)
             return "interrupted"
-        gave_up = [j.key for j in grader.jobs() if grader.exhausted(j.key)
-                   and completed_result(run_dir(args.out, j)) is None]
+        gave_up = [
+            j.key for j in grader.jobs() if grader.exhausted(j.key) and completed_result(run_dir(args.out, j)) is None
+        ]
         if gave_up:
-            progress.say(f"{len(gave_up)} run(s) failed on the cluster more than --retries {args.retries} times and "
-                         f"are not counted: {', '.join(gave_up[:10])}; the same grade command tries them again")
+            progress.say(
+                f"{len(gave_up)} run(s) failed on the cluster more than --retries {args.retries} times and "
+                f"are not counted: {', '.join(gave_up[:10])}; the same grade command tries them again"
+            )
             return "incomplete"
         return "done"
     finally:
@@ -135,13 +193,17 @@ def refuse_if_queued(out: Path) -> None:
     try:
         found = client.tasks(sorted({t.split("_")[0] for t in open_tasks}))
     except client.SlurmError as exc:
-        raise GradeError(f"{out} has runs submitted to Slurm that were never collected, and Slurm cannot be asked "
-                         f"({exc}); collect them with --backend slurm, or remove {out / store.STATE_FILE} if those "
-                         "jobs are gone") from None
+        raise GradeError(
+            f"{out} has runs submitted to Slurm that were never collected, and Slurm cannot be asked "
+            f"({exc}); collect them with --backend slurm, or remove {out / store.STATE_FILE} if those "
+            "jobs are gone"
+        ) from None
     active = [t for t in open_tasks if t in found and found[t].active]
     if active:
-        raise GradeError(f"{len(active)} run(s) of {out} are still in Slurm's queue (tasks {', '.join(active[:5])}): "
-                         "collect them with `grade --backend slurm`, or scancel them first")
+        raise GradeError(
+            f"{len(active)} run(s) of {out} are still in Slurm's queue (tasks {', '.join(active[:5])}): "
+            "collect them with `grade --backend slurm`, or scancel them first"
+        )
 
 
 def read_json(path: Path) -> dict | None:
@@ -158,8 +220,9 @@ def show_status(grading: Grading) -> int:
     options = grading.options
     state = store.load(out)
     try:
-        found = client.tasks(sorted({r["task"].split("_")[0] for r in state["runs"].values()
-                                     if r.get("task") and not r.get("ended")}))
+        found = client.tasks(
+            sorted({r["task"].split("_")[0] for r in state["runs"].values() if r.get("task") and not r.get("ended")})
+        )
         slurm_note = ""
     except client.SlurmError as exc:
         found = {}
@@ -194,15 +257,19 @@ def show_status(grading: Grading) -> int:
     for reason, n in sorted(reasons.items()):
         why = limits.permanent(reason)
         print(f"  {n} queued for {reason or 'no reason given'}" + (f": they can never start ({why})" if why else ""))
-    print("  (failed: the entry's own failure, counted as 0; not submitted: waiting for the next grade, "
-          "including platform failures to retry)")
+    print(
+        "  (failed: the entry's own failure, counted as 0; not submitted: waiting for the next grade, "
+        "including platform failures to retry)"
+    )
     left = counts["running"] + counts["queued"] + counts["not submitted"]
     if left:
         per_run = sum(durations) / len(durations) if durations else script.time_limit_s(options) - script.SETUP_MARGIN_S
         parallel = max(counts["running"], 1)
         estimate = math.ceil(left / parallel) * per_run
-        print(f"  about {estimate / 60:.0f} min left at {parallel} run(s) at a time, "
-              f"{per_run:.0f} s per run ({'measured' if durations else 'from the budgets'})")
+        print(
+            f"  about {estimate / 60:.0f} min left at {parallel} run(s) at a time, "
+            f"{per_run:.0f} s per run ({'measured' if durations else 'from the budgets'})"
+        )
     elif finishing:
         print(f"  every run has a result; Slurm is still ending {finishing} task(s)")
     elif any(not r.get("ended") for r in state["runs"].values()):

@@ -14,8 +14,6 @@ as PartitionConfig for a moment before the precise reason (PartitionTimeLimit) o
 
 from __future__ import annotations
 
-from typing import Optional
-
 from harness.errors import UsageError
 from harness.organizer.slurm import script
 
@@ -24,7 +22,7 @@ PERMANENT = {
     "PartitionConfig": "no node of the partition can give one task the CPUs, memory or GPU asked for",
     "PartitionNodeLimit": "the task asks for more nodes than the partition allows",
     "PartitionTimeLimit": "the task's time limit (budget + predict budget + setup margin) exceeds the "
-                          "partition's MaxTime",
+    "partition's MaxTime",
     "BadConstraints": "no node of the partition has the features --constraint asks for",
     "DependencyNeverSatisfied": "the array it waits for can no longer end as required",
     "InvalidAccount": "the account is not valid for this user or partition",
@@ -41,13 +39,12 @@ WHAT_TO_CHANGE = {
 }
 
 
-def permanent(reason: str) -> Optional[str]:
+def permanent(reason: str) -> str | None:
     """The explanation when a pending reason means the task can never start; else None."""
     return PERMANENT.get(reason.split(",")[0].strip())
 
 
-def fit(site: script.SiteOptions, nodes: list[tuple[int, int]], default_cpus: int,
-        default_mem_mb: int) -> Optional[str]:
+def fit(site: script.SiteOptions, nodes: list[tuple[int, int]], default_cpus: int, default_mem_mb: int) -> str | None:
     """Fit a default the partition's nodes cannot give down to its largest node, in place; refuse an
     explicit --cpus-per-task/--mem no node has. Returns what was changed, to say; None when nothing was
     (or the nodes are unknown)."""
@@ -60,16 +57,21 @@ def fit(site: script.SiteOptions, nodes: list[tuple[int, int]], default_cpus: in
     where = f"partition {site.partition}" if site.partition else "the default partition"
     most_cpus, most_mem = max(c for c, _ in nodes), max(m for _, m in nodes)
     if site.cpus_per_task and site.cpus_per_task > most_cpus:
-        raise UsageError(f"--cpus-per-task {site.cpus_per_task}: no node of {where} has more than {most_cpus} "
-                                "CPUs; lower --cpus-per-task or choose another --partition")
+        raise UsageError(
+            f"--cpus-per-task {site.cpus_per_task}: no node of {where} has more than {most_cpus} "
+            "CPUs; lower --cpus-per-task or choose another --partition"
+        )
     if site.mem and mem_mb > most_mem:
-        raise UsageError(f"--mem {site.mem}: no node of {where} has more than {most_mem}M; lower --mem or "
-                                "choose another --partition")
+        raise UsageError(
+            f"--mem {site.mem}: no node of {where} has more than {most_mem}M; lower --mem or choose another --partition"
+        )
     # The node that gives the most of what was asked for: the largest that holds an explicit value.
     usable = [(c, m) for c, m in nodes if (not site.cpus_per_task or c >= cpus) and (not site.mem or m >= mem_mb)]
     if not usable:
-        raise UsageError(f"--cpus-per-task {cpus} with --mem {site.mem or f'{mem_mb}M'}: no node of {where} "
-                                "has both; lower one of them or choose another --partition")
+        raise UsageError(
+            f"--cpus-per-task {cpus} with --mem {site.mem or f'{mem_mb}M'}: no node of {where} "
+            "has both; lower one of them or choose another --partition"
+        )
     node_cpus, node_mem = max(usable, key=lambda n: (min(n[0], cpus) / cpus + min(n[1], mem_mb) / mem_mb, n))
     changed = []
     if not site.cpus_per_task and cpus > node_cpus:
@@ -78,5 +80,7 @@ def fit(site: script.SiteOptions, nodes: list[tuple[int, int]], default_cpus: in
     if not site.mem and mem_mb > node_mem:
         site.mem = f"{node_mem}M"
         changed.append(f"--mem {node_mem}M (default {mem_mb}M)")
-    return (f"the defaults do not fit any node of {where}: using {' and '.join(changed)}, its largest node; "
-            "set --cpus-per-task/--mem to choose")
+    return (
+        f"the defaults do not fit any node of {where}: using {' and '.join(changed)}, its largest node; "
+        "set --cpus-per-task/--mem to choose"
+    )

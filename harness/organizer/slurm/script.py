@@ -14,7 +14,6 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from harness.errors import UsageError
 from harness.options import RunOptions
@@ -29,17 +28,18 @@ TASK_ENV = "SLURM_ARRAY_TASK_ID"
 @dataclass
 class SiteOptions:
     """What a cluster needs that a run does not: where and how to queue."""
-    partition: Optional[str] = None
-    account: Optional[str] = None
-    qos: Optional[str] = None
-    constraint: Optional[str] = None
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
     sbatch_args: list[str] = field(default_factory=list)
-    max_parallel: Optional[int] = None
-    cpus_per_task: Optional[int] = None
-    mem: Optional[str] = None
+    max_parallel: int | None = None
+    cpus_per_task: int | None = None
+    mem: str | None = None
     job_name: str = "haet-grade"
 
-    def check(self) -> "SiteOptions":
+    def check(self) -> SiteOptions:
         for value in [self.partition, self.account, self.qos, self.constraint, self.mem, *self.sbatch_args]:
             if value is not None and ("\n" in value or "\r" in value or not value.strip()):
                 raise UsageError(f"a Slurm option must be one non-empty line, not {value!r}")
@@ -93,47 +93,56 @@ def resources(options: RunOptions, site: SiteOptions) -> list[str]:
     return lines
 
 
-def array_spec(count: int, max_parallel: Optional[int]) -> str:
+def array_spec(count: int, max_parallel: int | None) -> str:
     return f"0-{count - 1}" + (f"%{max_parallel}" if max_parallel else "")
 
 
-def split(count: int, max_array_size: Optional[int]) -> list[range]:
+def split(count: int, max_array_size: int | None) -> list[range]:
     """Task indices per array: a cluster refuses an array index >= MaxArraySize."""
     size = max_array_size or count or 1
     return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
-def batch_script(commands: list[list[str]], keys: list[str], out: Path, workdir: Path, options: RunOptions,
-                 site: SiteOptions) -> str:
+def batch_script(
+    commands: list[list[str]], keys: list[str], out: Path, workdir: Path, options: RunOptions, site: SiteOptions
+) -> str:
     """One array: task i runs commands[i] (the `run` of keys[i]) and leaves start/end markers under
     OUT/.slurm/tasks, so a client can tell a run that ended from one that died on the way."""
     out = Path(out).resolve()
-    sbatch = [f"--job-name={site.job_name}", f"--array={array_spec(len(commands), site.max_parallel)}",
-              f"--output={out}/.slurm/logs/%A_%a.log", f"--chdir={workdir}",
-              "--no-requeue",  # the client requeues, after keeping the failed attempt aside
-              *resources(options, site)]
+    sbatch = [
+        f"--job-name={site.job_name}",
+        f"--array={array_spec(len(commands), site.max_parallel)}",
+        f"--output={out}/.slurm/logs/%A_%a.log",
+        f"--chdir={workdir}",
+        "--no-requeue",  # the client requeues, after keeping the failed attempt aside
+        *resources(options, site),
+    ]
     for name in ("partition", "account", "qos", "constraint"):
         value = getattr(site, name)
         if value:
             sbatch.append(f"--{name}={value}")
     sbatch += site.sbatch_args
-    lines = ["#!/bin/bash"] + [f"#SBATCH {arg}" for arg in sbatch] + [
-        "# Written by `python -m harness grade --backend slurm`: one graded run per array task.",
-        "set -u",
-        # Slurm's SIGTERM (scancel, time limit, preemption) reaches the harness too; the script waits
-        # for it to stop (a trap runs only after the foreground command exits), so the end marker
-        # says when nothing of this attempt writes any more.
-        "trap 'echo \"batch script: SIGTERM, waiting for the harness to stop\" >&2' TERM",
-        f"markers={shlex.quote(str(out / '.slurm' / 'tasks'))}",
-        'task="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
-        'node="${SLURMD_NODENAME:-$(hostname)}"',
-        "mark() {  # $1 start|end, $2 extra JSON fields; written atomically (Slurm's names and numbers only)",
-        '    printf \'{"task": "%s", "node": "%s", "at": "%s"%s}\\n\' "$task" "$node" '
-        '"$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "$2" > "$markers/$task.$1.json.tmp"',
-        '    mv -f "$markers/$task.$1.json.tmp" "$markers/$task.$1.json"',
-        "}",
-        f'case "${TASK_ENV}" in',
-    ]
+    lines = (
+        ["#!/bin/bash"]
+        + [f"#SBATCH {arg}" for arg in sbatch]
+        + [
+            "# Written by `python -m harness grade --backend slurm`: one graded run per array task.",
+            "set -u",
+            # Slurm's SIGTERM (scancel, time limit, preemption) reaches the harness too; the script waits
+            # for it to stop (a trap runs only after the foreground command exits), so the end marker
+            # says when nothing of this attempt writes any more.
+            "trap 'echo \"batch script: SIGTERM, waiting for the harness to stop\" >&2' TERM",
+            f"markers={shlex.quote(str(out / '.slurm' / 'tasks'))}",
+            'task="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+            'node="${SLURMD_NODENAME:-$(hostname)}"',
+            "mark() {  # $1 start|end, $2 extra JSON fields; written atomically (Slurm's names and numbers only)",
+            '    printf \'{"task": "%s", "node": "%s", "at": "%s"%s}\\n\' "$task" "$node" '
+            '"$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "$2" > "$markers/$task.$1.json.tmp"',
+            '    mv -f "$markers/$task.$1.json.tmp" "$markers/$task.$1.json"',
+            "}",
+            f'case "${TASK_ENV}" in',
+        ]
+    )
     gpu = ' --gpu "${SLURM_JOB_GPUS%%,*}"' if options.device == "cuda" else ""
     for index, (command, key) in enumerate(zip(commands, keys)):
         lines.append(f"  {index}) run=({shlex.join(command)}) ;;  # {json.dumps(key)}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from harness.files import atomic_write_json
 
@@ -61,7 +61,7 @@ def directories(out: Path) -> dict[str, Path]:
     return found
 
 
-def marker(out: Path, task: str, which: str) -> Optional[dict[str, Any]]:
+def marker(out: Path, task: str, which: str) -> dict[str, Any] | None:
     """A task's start or end marker; None when absent or torn."""
     try:
         found = json.loads((Path(out) / ".slurm" / "tasks" / f"{task}.{which}.json").read_text())
@@ -70,8 +70,15 @@ def marker(out: Path, task: str, which: str) -> Optional[dict[str, Any]]:
         return None
 
 
-
 def write_run_file(run_dir: Path, record: dict[str, Any]) -> None:
-    atomic_write_json(run_dir / RUN_FILE, {
-        "job_id": record.get("task"), "node": record.get("node"), "state": record.get("state"),
-        "attempts": record.get("attempts"), "failures": record.get("failures", []), "written_at": time.time()})
+    atomic_write_json(
+        run_dir / RUN_FILE,
+        {
+            "job_id": record.get("task"),
+            "node": record.get("node"),
+            "state": record.get("state"),
+            "attempts": record.get("attempts"),
+            "failures": record.get("failures", []),
+            "written_at": time.time(),
+        },
+    )

@@ -40,12 +40,11 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Optional
 
-import docker
 import docker.errors
 import psutil
 
+import docker
 from harness.errors import RunnerError
 from harness.model import BuildInfo
 from harness.options import runtime_image
@@ -102,12 +101,12 @@ class DockerRunner:
 
     def __init__(
         self,
-        image: Optional[str] = None,
-        build_network: Optional[bool] = None,
-        build_timeout_s: Optional[float] = None,
-        path_map: Optional[dict[str, str]] = None,
+        image: str | None = None,
+        build_network: bool | None = None,
+        build_timeout_s: float | None = None,
+        path_map: dict[str, str] | None = None,
         cleanup: bool = True,
-        client: Optional[docker.DockerClient] = None,
+        client: docker.DockerClient | None = None,
         **limits,
     ):
         try:
@@ -116,8 +115,8 @@ class DockerRunner:
             info = self.client.info()
         except Exception as exc:
             raise RunnerError(
-                f"no Docker engine answers ({exc}); start one (bash docker/start-engine.sh) "
-                "or use --runner local") from None
+                f"no Docker engine answers ({exc}); start one (bash docker/start-engine.sh) or use --runner local"
+            ) from None
         self.base_url = self.client.api.base_url
         if self.base_url.startswith("http+docker://localhost"):
             self.base_url = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -125,7 +124,9 @@ class DockerRunner:
         self.limits = PhaseLimits.read(PREFIX, float(info.get("NCPU") or os.cpu_count() or 1), limits)
         self.build_network = str(option(PREFIX, build_network, "build_network", False)).lower() in ("1", "true", "yes")
         self.build_timeout_s = float(option(PREFIX, build_timeout_s, "build_timeout_s", 600.0))
-        self.path_map = path_map if path_map is not None else _parse_path_map(os.environ.get("HAET_DOCKER_PATH_MAP", ""))
+        self.path_map = (
+            path_map if path_map is not None else _parse_path_map(os.environ.get("HAET_DOCKER_PATH_MAP", ""))
+        )
         self.owner = {
             "haet.owner.host": socket.gethostname(),
             "haet.owner.pid": str(os.getpid()),
@@ -140,7 +141,8 @@ class DockerRunner:
             raise RunnerError(
                 f"the runtime image {self.image!r} is not on this engine: build it with "
                 f"`docker build -t {self.image} .` (GPU host) or `make image-cpu` and pass "
-                "--image haet-runtime:cpu (offline CPU)") from None
+                "--image haet-runtime:cpu (offline CPU)"
+            ) from None
         if cleanup:
             self.removed_leftovers = self.remove_leftovers()
 
@@ -181,14 +183,21 @@ class DockerRunner:
 
     # --- images -----------------------------------------------------------------
 
-    def prepare(self, submission_dir: Path, run_dir: Path) -> Optional[BuildInfo]:
+    def prepare(self, submission_dir: Path, run_dir: Path) -> BuildInfo | None:
         """Build the entry's own Dockerfile, if it brings one (harness.runners.docker.build)."""
         directory = Path(submission_dir)
         if not (directory / "Dockerfile").is_file():
             return None
-        info = build_entry_image(self.client, self.base_url, directory, run_dir, network=self.build_network,
-                                 timeout_s=self.build_timeout_s, memory=self.limits.memory,
-                                 labels={LABEL: "1", "haet.role": "entry"})
+        info = build_entry_image(
+            self.client,
+            self.base_url,
+            directory,
+            run_dir,
+            network=self.build_network,
+            timeout_s=self.build_timeout_s,
+            memory=self.limits.memory,
+            labels={LABEL: "1", "haet.role": "entry"},
+        )
         if info.outcome in ("built", "reused"):
             self._built[str(directory.resolve())] = info.image
         return info
@@ -202,7 +211,7 @@ class DockerRunner:
         resolved = str(Path(path).resolve())
         for inside, host in sorted(self.path_map.items(), key=lambda kv: -len(kv[0])):
             if resolved == inside or resolved.startswith(inside.rstrip("/") + "/"):
-                return host.rstrip("/") + resolved[len(inside.rstrip("/")):]
+                return host.rstrip("/") + resolved[len(inside.rstrip("/")) :]
         return resolved
 
     # --- the Runner interface ------------------------------------------------------
@@ -210,10 +219,12 @@ class DockerRunner:
     def start(self, spec: PhaseSpec) -> DockerHandle:
         return DockerHandle(self, spec)
 
-    def describe(self) -> dict[str, Optional[str]]:
+    def describe(self) -> dict[str, str | None]:
         tags = ", ".join(sorted(set(self._built.values())))
-        return {"image": f"{self.image} ({self._image_id})" + (f"; entry image {tags}" if tags else ""),
-                "image_digest": self._image_digest}  # the runtime image's full id (an entry's own: build.image_id)
+        return {
+            "image": f"{self.image} ({self._image_id})" + (f"; entry image {tags}" if tags else ""),
+            "image_digest": self._image_digest,
+        }  # the runtime image's full id (an entry's own: build.image_id)
 
 
 def _pid_alive(labels: dict[str, str]) -> bool:

@@ -15,9 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-import docker
 import docker.errors
 
+import docker
 from harness import text
 from harness.contract import submission_digest
 from harness.files import atomic_write_text
@@ -32,8 +32,17 @@ def entry_tag(directory: Path, network: bool) -> str:
     return f"haet-entry-{name}:{submission_digest(directory)[:12]}" + ("-net" if network else "")
 
 
-def build_entry_image(client: docker.DockerClient, base_url: str, directory: Path, run_dir: Path, *,
-                      network: bool, timeout_s: float, memory: int, labels: dict[str, str]) -> BuildInfo:
+def build_entry_image(
+    client: docker.DockerClient,
+    base_url: str,
+    directory: Path,
+    run_dir: Path,
+    *,
+    network: bool,
+    timeout_s: float,
+    memory: int,
+    labels: dict[str, str],
+) -> BuildInfo:
     """Reuse the entry's image when these files were built this way before; else build it."""
     tag = entry_tag(directory, network)
     log = run_dir / "build.log"
@@ -50,13 +59,25 @@ def build_entry_image(client: docker.DockerClient, base_url: str, directory: Pat
     outcome, detail = "built", ""
     timer.start()
     try:
-        for chunk in api.build(path=str(directory), tag=tag, rm=True, forcerm=True, pull=False, decode=True,
-                               nocache=True, network_mode="default" if network else "none",
-                               container_limits={"memory": memory, "memswap": memory}, labels=labels):
+        for chunk in api.build(
+            path=str(directory),
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            nocache=True,
+            network_mode="default" if network else "none",
+            container_limits={"memory": memory, "memswap": memory},
+            labels=labels,
+        ):
             if isinstance(chunk, dict) and "error" in chunk:
                 outcome, detail = "failed", text.clean(chunk["error"], limit=300)
-            sink.write(str(chunk.get("stream", chunk.get("error", "")) if isinstance(chunk, dict) else chunk)
-                       .encode("utf-8", "replace"))
+            sink.write(
+                str(chunk.get("stream", chunk.get("error", "")) if isinstance(chunk, dict) else chunk).encode(
+                    "utf-8", "replace"
+                )
+            )
     except Exception as exc:  # the cut connection, or the engine refusing the build
         outcome, detail = "failed", text.clean(exc, limit=300)
     finally:
@@ -71,8 +92,10 @@ def build_entry_image(client: docker.DockerClient, base_url: str, directory: Pat
             image_id = client.images.get(tag).id
         except docker.errors.ImageNotFound:
             outcome, detail = "failed", "the engine reported no error but made no image"
-    sink.write(f"\n[harness] build {outcome} in {seconds:g}s (network {'on' if network else 'off'})"
-               f"{': ' + detail if detail else ''}\n".encode())
+    sink.write(
+        f"\n[harness] build {outcome} in {seconds:g}s (network {'on' if network else 'off'})"
+        f"{': ' + detail if detail else ''}\n".encode()
+    )
     sink.close()
     return BuildInfo(outcome, seconds, network, tag, image_id, log.name, detail)
 

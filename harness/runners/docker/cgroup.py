@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 
 class CgroupReader:
@@ -14,7 +13,7 @@ class CgroupReader:
         self.cpu_file, self.cpu_v2, self.mem_usage, self.mem_stat = cpu_file, cpu_v2, mem_usage, mem_stat
         self.procs_file = mem_usage.parent / "cgroup.procs"
 
-    def processes(self) -> Optional[list[int]]:
+    def processes(self) -> list[int] | None:
         """Host pids of every process in the container; None when this host does not show them."""
         try:
             return [int(line) for line in self.procs_file.read_text().split()]
@@ -22,7 +21,7 @@ class CgroupReader:
             return None
 
     @classmethod
-    def find(cls, cid: str) -> Optional["CgroupReader"]:
+    def find(cls, cid: str) -> CgroupReader | None:
         root = Path("/sys/fs/cgroup")
         for base in (root / "system.slice" / f"docker-{cid}.scope", root / "docker" / cid):
             if (base / "cpu.stat").is_file() and (base / "memory.current").is_file():
@@ -35,7 +34,7 @@ class CgroupReader:
                     return cls(cpu, False, mem / "memory.usage_in_bytes", mem / "memory.stat")
         return None
 
-    def read(self) -> Optional[tuple[float, float, int]]:
+    def read(self) -> tuple[float, float, int] | None:
         try:
             if self.cpu_v2:
                 stat = dict(line.split() for line in self.cpu_file.read_text().splitlines())

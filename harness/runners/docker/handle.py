@@ -10,16 +10,17 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING
 
-import docker
 import docker.errors
 from docker.types import DeviceRequest, Mount, Ulimit
 
+import docker
+from harness.checkpoints import checkpoint_times
 from harness.clock import Deadline
 from harness.contract import phase_environment
-from harness.checkpoints import checkpoint_times
 from harness.logs import LogSink
 from harness.options import DEFAULT_GPU
 from harness.runners import procs
@@ -27,7 +28,16 @@ from harness.runners.base import ExitInfo, PhaseSpec
 from harness.runners.docker.cgroup import CgroupReader
 from harness.runners.docker.volumes import MAX_FILES, copy_out
 from harness.runners.limits import (
-    C_CHECKPOINTS, C_DATA, C_EVENTS, C_OUTPUT, C_SUBMISSION, GID, UID, USER, events_over_cap)
+    C_CHECKPOINTS,
+    C_DATA,
+    C_EVENTS,
+    C_OUTPUT,
+    C_SUBMISSION,
+    GID,
+    UID,
+    USER,
+    events_over_cap,
+)
 
 if TYPE_CHECKING:
     from harness.runners.docker import DockerRunner
@@ -39,7 +49,7 @@ class _Safe(Iterator[bytes]):
     def __init__(self, chunks: Iterable[bytes]):
         self._it = iter(chunks)
 
-    def __iter__(self) -> "_Safe":
+    def __iter__(self) -> _Safe:
         return self
 
     def __next__(self) -> bytes:
@@ -66,7 +76,7 @@ def _ignore_gone(call, *args, **kwargs):
 class DockerHandle:
     """One phase in one container; see the module docstring."""
 
-    def __init__(self, runner: "DockerRunner", spec: PhaseSpec):
+    def __init__(self, runner: DockerRunner, spec: PhaseSpec):
         self.runner = runner
         self.spec = spec
         self.client = runner.client
@@ -74,7 +84,7 @@ class DockerHandle:
         self._holder = None
         self._volumes: list = []
         self._capped: dict[str, tuple[str, Path, int]] = {}  # container path -> (volume, host dir, cap)
-        self._exit_code: Optional[int] = None
+        self._exit_code: int | None = None
         self._exited = threading.Event()
         self._stop_watch = threading.Event()
         self.container = None
@@ -124,11 +134,21 @@ class DockerHandle:
     def _hold_volumes(self, image: str, labels: dict[str, str]):
         """A container that keeps the tmpfs volumes mounted after the phase's container exits, until copied out."""
         return self.client.containers.run(
-            image, ["sleep", "infinity"], detach=True, init=True, user=USER, network_mode="none",
-            read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"], mem_limit="64m",
-            pids_limit=16, labels={**labels, "haet.role": "holder"},
+            image,
+            ["sleep", "infinity"],
+            detach=True,
+            init=True,
+            user=USER,
+            network_mode="none",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit="64m",
+            pids_limit=16,
+            labels={**labels, "haet.role": "holder"},
             mounts=[Mount(path, vol, type="volume") for path, (vol, _, _) in self._capped.items()],
-            log_config={"type": "none"}, entrypoint=[],
+            log_config={"type": "none"},
+            entrypoint=[],
         )
 
     def _environment(self, spec: PhaseSpec) -> dict[str, str]:
@@ -204,7 +224,7 @@ class DockerHandle:
             except (docker.errors.APIError, KeyError, TypeError, ValueError):
                 pass
         self._signals_by_pid = self._init_pid in (self._cgroup.processes() or []) if self._cgroup else False
-        self._cpu_prev: Optional[tuple[str, float, float]] = None  # source, stamp, CPU ns
+        self._cpu_prev: tuple[str, float, float] | None = None  # source, stamp, CPU ns
 
     def _follow(self, spec: PhaseSpec) -> None:
         """Pump the container's log into the sink, and wait for its exit, each on a thread."""
@@ -217,9 +237,12 @@ class DockerHandle:
     def _capped_volume(self, path: str, host_dir: Path, cap: int, labels: dict[str, str]) -> Mount:
         volume = self.client.volumes.create(
             driver="local",
-            driver_opts={"type": "tmpfs", "device": "tmpfs",
-                         # nosuid, nodev: a set-id or device file the entry makes is inert, on the host side too
-                         "o": f"size={cap},nr_inodes={MAX_FILES},uid={UID},gid={GID},mode=0750,nosuid,nodev"},
+            driver_opts={
+                "type": "tmpfs",
+                "device": "tmpfs",
+                # nosuid, nodev: a set-id or device file the entry makes is inert, on the host side too
+                "o": f"size={cap},nr_inodes={MAX_FILES},uid={UID},gid={GID},mode=0750,nosuid,nodev",
+            },
             labels={**labels, "haet.mount": path},
         )
         self._volumes.append(volume)
@@ -242,7 +265,7 @@ class DockerHandle:
 
     # --- the clock's interface ---------------------------------------------------
 
-    def wait(self, timeout: float) -> Optional[int]:
+    def wait(self, timeout: float) -> int | None:
         end = time.monotonic() + max(timeout, 0.0)
         while True:
             if self._exited.wait(max(min(end - time.monotonic(), 0.25), 0.0)):
@@ -268,7 +291,7 @@ class DockerHandle:
     def kill(self) -> None:
         _ignore_gone(self.container.kill, signal="SIGKILL")
 
-    def sample(self) -> tuple[Optional[float], Optional[int]]:
+    def sample(self) -> tuple[float | None, int | None]:
         # Each source stamps its own reading: the engine's stats call can take a second, and
         # dividing its CPU time by the caller's clock would report more cores than exist.
         usage = self._cgroup.read() if self._cgroup else None
@@ -285,7 +308,7 @@ class DockerHandle:
         self._cpu_prev = (source, stamp, cpu_ns)
         return (cpu if cpu is not None else 0.0), memory
 
-    def _engine_stats(self) -> Optional[tuple[float, float, int]]:
+    def _engine_stats(self) -> tuple[float, float, int] | None:
         try:
             try:
                 stats = self.client.api.stats(self.container.id, stream=False, one_shot=True)
@@ -330,10 +353,15 @@ class DockerHandle:
                     c.close()
                 except Exception:
                     pass
-        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times,
-                        checkpoints_unreadable=unreadable)
+        return ExitInfo(
+            oom_killed=oom,
+            stray_processes_killed=0,
+            notes=list(self.notes),
+            checkpoint_times=times,
+            checkpoints_unreadable=unreadable,
+        )
 
-    def checkpoint_view(self) -> Optional[Path]:
+    def checkpoint_view(self) -> Path | None:
         """The checkpoint volume's host side, where the harness runs on the engine's host."""
         if C_CHECKPOINTS not in self._capped or self.runner.owner["haet.owner.container"]:
             return None
@@ -343,7 +371,7 @@ class DockerHandle:
             return None
         return mountpoint if mountpoint.is_dir() else None
 
-    def _checkpoint_times(self) -> tuple[Optional[dict[str, float]], Optional[str]]:
+    def _checkpoint_times(self) -> tuple[dict[str, float] | None, str | None]:
         """The checkpoint files' ctimes, read on the host side of their volume before the copy
         (which would reset them); None where the harness cannot see the engine's volumes."""
         view = self.checkpoint_view()

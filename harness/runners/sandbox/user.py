@@ -24,7 +24,6 @@ import ctypes
 import os
 import stat
 from pathlib import Path
-from typing import Optional
 
 from harness.runners.limits import GID, UID
 from harness.walk import WalkLimit, walk
@@ -38,7 +37,7 @@ _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: the child only calls it
 
 
-def host_user() -> Optional[User]:
+def host_user() -> User | None:
     """The uid and gid bwrap is started as: 10001 when the harness is root, else None (the
     harness's own user, as an ordinary user's bwrap always is). A root inside a user namespace
     that has no uid 10001 (a harness jailed by another sandbox) cannot become it: None there too."""
@@ -61,7 +60,7 @@ def become(user: User) -> None:
     os.setresuid(uid, uid, uid)
 
 
-def unreadable(entry: Path) -> Optional[str]:
+def unreadable(entry: Path) -> str | None:
     """The first file or folder of the entry that the sandbox's user cannot read through its mount
     (it is neither that user's nor readable by all), None when there is none."""
     try:
@@ -113,24 +112,30 @@ class Staging:
         _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         _check(_libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
         fds = [os.open(source, os.O_PATH | os.O_CLOEXEC) for source, _ in self.sources]
-        _check(_libc.mount(b"haet-stage", STAGE.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
-                           b"mode=0755,size=1m"), f"tmpfs on {STAGE}")
+        _check(
+            _libc.mount(b"haet-stage", STAGE.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=1m"),
+            f"tmpfs on {STAGE}",
+        )
         for n, ((_, is_dir), fd) in enumerate(zip(self.sources, fds)):
             target = f"{STAGE}/{n}"
             if is_dir:
                 os.mkdir(target)
             else:
                 os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-            _check(_libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, _MS_BIND | _MS_REC, None),
-                   f"binding {target}")
+            _check(
+                _libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, _MS_BIND | _MS_REC, None),
+                f"binding {target}",
+            )
             os.close(fd)
 
 
-def preexec(staging: Optional[Staging], user: Optional[User]):
+def preexec(staging: Staging | None, user: User | None):
     """For a child that only needs to become the sandbox's user (the probe)."""
+
     def run() -> None:
         if staging is not None:
             staging.enter()
         if user is not None:
             become(user)
+
     return run

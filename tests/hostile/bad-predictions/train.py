@@ -1,3 +1,5 @@
-import os, numpy as np
-np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"), np.zeros(3))
+import os
 
+import numpy as np
+
+np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"), np.zeros(3))

@@ -2,7 +2,10 @@
 time, then writes `late.npy` 70 folders down (past the walker's 64 levels) and makes 10,001 empty
 folders beside it (past its 10,000 entries; Docker's tmpfs runs out of inodes first), and links
 `host.npy` to a host file (host_paths.txt, written by the test). Nothing of it may be scored."""
-import os, numpy as np
+
+import os
+
+import numpy as np
 
 ckpt = os.environ["HAET_CHECKPOINTS"]
 host_file = open("host_paths.txt").read().split()[1]

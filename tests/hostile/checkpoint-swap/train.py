@@ -8,7 +8,11 @@ entry cannot see but the harness, reading the folder from outside, could:
   * `host.npy` is a symlink to the host file, `host-folder` one to the host folder.
 The model is saved atomically every 2 s (each save a new state, standing still for several of the
 watcher's looks, so a copy happens even on a loaded machine), so the run scores."""
-import os, time, numpy as np
+
+import os
+import time
+
+import numpy as np
 
 ckpt = os.environ["HAET_CHECKPOINTS"]
 host_folder, host_file = open("host_paths.txt").read().split()[:2]

@@ -1,6 +1,9 @@
 """Prints escapes, then writes predictions whose second row holds a terminal escape: invalid,
 and the reason that quotes the row must not carry the escape to the console or the report."""
-import os, sys
+
+import os
+import sys
+
 import numpy as np
 
 print("\x1b[2J\x1b[3J\x1b[H\x1b]2;predict-title\x07 predict\b\b\b\r\u202eDONE")

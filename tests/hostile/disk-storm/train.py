@@ -3,6 +3,7 @@
 creates, fsyncs and deletes small files and calls sync() (which flushes every filesystem of the
 machine, the harness's own log and result files included). Under the Docker runner /tmp and
 /checkpoints are tmpfs: the storm is memory churn there."""
+
 import sys
 
 sys.dont_write_bytecode = True

@@ -4,6 +4,7 @@ but empty events), `x` (parse errors, the slowest kind for a JSON reader), blank
 events without a time of their own. A harness that parses events in its clock's loop is busy for
 seconds exactly when a signal is due. About 12 MiB in all: under the Docker runner's default
 16 MiB events cap, so the watchdog does not end it early."""
+
 import sys
 
 sys.dont_write_bytecode = True
@@ -34,7 +35,7 @@ def writer(line):
     for moment in MOMENTS:
         kit.sleep_until(moment)
         for i in range(0, len(block), 65536):
-            os.write(fd, block[i:i + 65536])
+            os.write(fd, block[i : i + 65536])
     while True:  # then a steady trickle until killed
         kit.give_up()
         os.write(fd, line * 64)

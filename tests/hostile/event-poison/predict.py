@@ -1,4 +1,5 @@
 """Honest predictions: class 0 for every image (the train phase is what these entries attack)."""
+
 import os
 
 import numpy as np

@@ -1,14 +1,18 @@
 """Writes events nested far too deep ([[[ and {{{ and both mixed), each under the 64 KiB line
 cap so that only the depth check stops them, then honest events, then saves a model."""
-import json, os, time
+
+import json
+import os
+import time
+
 import numpy as np
 
 lines = [
-    "[" * 60_000,                                              # unclosed, 60000 deep
-    "[" * 20_000 + "]" * 20_000,                               # valid JSON, 20000 deep
-    '{"a":' * 8_000 + "1" + "}" * 8_000,                       # a valid object, 8000 deep
-    '{"a":[' * 4_000 + "0" + "]}" * 4_000,                     # mixed, 8000 deep
-    '{"event": "deep", "v": ' + "[" * 33 + "]" * 33 + "}",     # just over the limit: skipped
+    "[" * 60_000,  # unclosed, 60000 deep
+    "[" * 20_000 + "]" * 20_000,  # valid JSON, 20000 deep
+    '{"a":' * 8_000 + "1" + "}" * 8_000,  # a valid object, 8000 deep
+    '{"a":[' * 4_000 + "0" + "]}" * 4_000,  # mixed, 8000 deep
+    '{"event": "deep", "v": ' + "[" * 33 + "]" * 33 + "}",  # just over the limit: skipped
     '{"ok": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}',  # brackets inside a string: kept
     '{"event": "shallow", "v": ' + "[" * 31 + "]" * 31 + "}",  # 32 deep: kept
 ]

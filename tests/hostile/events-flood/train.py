@@ -1,8 +1,13 @@
 """Saves a model, then appends to its events file without end."""
-import os, numpy as np
+
+import os
+
+import numpy as np
+
 np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"), np.zeros(3))
 
 import os
+
 line = ('{"event": "spam", "pad": "' + "x" * 1000 + '"}\n') * 1000
 with open(os.environ["HAET_EVENTS"], "a") as f:
     while True:

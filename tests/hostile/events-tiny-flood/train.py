@@ -1,6 +1,8 @@
 """Writes 12 MiB of tiny events (and blank lines) as fast as it can, then saves a model and exits:
 millions of events that would all be dicts in the harness's memory without a cap."""
+
 import os
+
 import numpy as np
 
 block = (b"{}\n" + b'{"e":1}\n' + b"\n\n" + b'{"event":"s","i":0}\n') * 4096

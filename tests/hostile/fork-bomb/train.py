@@ -1,5 +1,8 @@
 """A fork bomb: every process forks forever. The pids limit stops it; the deadline ends it."""
-import os, time
+
+import os
+import time
+
 print("forking", flush=True)
 while True:
     try:

@@ -1,8 +1,14 @@
 """Saves a model, leaves children behind (one in its own session) and exits 0 at once."""
-import os, numpy as np
+
+import os
+
+import numpy as np
+
 np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"), np.zeros(3))
 
-import os, time
+import os
+import time
+
 for escape in (False, True):
     if os.fork() == 0:
         if escape:

@@ -3,6 +3,7 @@ into 32 busy-spinning processes (every other child calls setsid, leaving the pro
 0.3 s before SIGKILL each of them forks once more: 64 spinners on the machine's cores, all
 ignoring SIGTERM, competing with the harness for the CPU just when its signals are due. (Bounded
 so a local run stays survivable; tests/hostile/fork-bomb is the unbounded one, Docker only.)"""
+
 import sys
 
 sys.dont_write_bytecode = True

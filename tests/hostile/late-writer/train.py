@@ -4,6 +4,7 @@ every process: the main process (a fresh file each time, no pause), a child in i
 (one inode renamed over and over) and an escaped process (setsid, re-parented away). Every file's
 mtime is forged to long before the deadline, so a harness that trusts mtimes is fooled.
 The checkpoint that survives in the run names how late its writer was still alive."""
+
 import sys
 
 sys.dont_write_bytecode = True

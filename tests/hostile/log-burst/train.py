@@ -2,6 +2,7 @@
 this one waits): right before SIGTERM and right before SIGKILL, three processes sharing the
 phase's stdout write MiBs at once: empty lines (one line per byte for a reader that splits lines),
 one endless line without a newline, and carriage returns. Then a steady flood until killed."""
+
 import sys
 
 sys.dont_write_bytecode = True

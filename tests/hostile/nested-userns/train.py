@@ -1,7 +1,9 @@
 """Tries to make a user namespace of its own (where it would be root again, with every
 namespaced kernel interface in reach), then saves a model: the sandbox must refuse the first.
 The try comes first: unshare(CLONE_NEWUSER) needs a single-threaded process (numpy starts threads)."""
-import ctypes, os
+
+import ctypes
+import os
 
 CLONE_NEWUSER = 0x10000000
 libc = ctypes.CDLL(None, use_errno=True)
@@ -11,4 +13,5 @@ else:
     print("refused unshare:", os.strerror(ctypes.get_errno()), flush=True)
 
 import numpy as np
+
 np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"), np.zeros(3))

@@ -1,8 +1,14 @@
 """Tries to reach the network (outside hosts, DNS, the engine's socket) and reports what happened."""
-import os, numpy as np
+
+import os
+
+import numpy as np
+
 np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"), np.zeros(3))
 
-import os, socket
+import os
+import socket
+
 for host, port in (("1.1.1.1", 53), ("8.8.8.8", 443), ("172.17.0.1", 2375)):
     try:
         socket.create_connection((host, port), timeout=2).close()

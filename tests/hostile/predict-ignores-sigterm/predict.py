@@ -2,6 +2,7 @@
 its deadline, from itself and from an escaped helper (double fork + setsid), each rewriting
 predictions.csv with a better model: only the SIGKILL at the predict deadline can stop them.
 Gives up GIVE_UP_S after the deadline, so a test on a harness that never kills still ends."""
+
 import os
 import signal
 import time

@@ -1,5 +1,6 @@
 """Self-training on the held-out images (no labels needed): pseudo-labels them with the model,
 trains on its own soft labels until its deadline (HAET_DEADLINE - HAET_GRACE_S), then predicts."""
+
 import os
 import time
 
@@ -16,5 +17,8 @@ while not INFER_ONLY and time.time() < until:
     steps += train_until(model, x_test, targets, min(until, time.time() + 1.0))
     rounds += 1
 write_predictions(model, x_test)
-print(f"PREDICT-SELF-TRAINED steps={steps} rounds={rounds} seconds={time.time() - t0:.1f} "
-      f"budget={os.environ['HAET_BUDGET_S']}", flush=True)
+print(
+    f"PREDICT-SELF-TRAINED steps={steps} rounds={rounds} seconds={time.time() - t0:.1f} "
+    f"budget={os.environ['HAET_BUDGET_S']}",
+    flush=True,
+)

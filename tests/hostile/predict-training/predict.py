@@ -1,5 +1,6 @@
 """Goes on training on the training set that train kept in HAET_CHECKPOINTS until its own
 deadline (HAET_DEADLINE - HAET_GRACE_S), then predicts: predict as a second training budget."""
+
 import os
 import time
 
@@ -16,5 +17,8 @@ if not INFER_ONLY:
     until = stop_at() - 0.5  # room to predict
     steps = train_until(model, x, y, until)
 write_predictions(model, x_test)
-print(f"PREDICT-TRAINED steps={steps} seconds={time.time() - t0:.1f} "
-      f"budget={os.environ['HAET_BUDGET_S']} train_steps={int(model['steps']) - steps}", flush=True)
+print(
+    f"PREDICT-TRAINED steps={steps} seconds={time.time() - t0:.1f} "
+    f"budget={os.environ['HAET_BUDGET_S']} train_steps={int(model['steps']) - steps}",
+    flush=True,
+)

@@ -5,6 +5,7 @@ a third process spawns short `sleep` commands with subprocess (every third in a 
 without waiting for them, and three escaped sleepers (setsid, double fork) sit quietly until
 killed. A kill sweep that gives up when one process vanishes mid-listing (measured: 98 % of the
 listings of such a tree) signals nobody and leaves the whole phase running."""
+
 import sys
 
 sys.dont_write_bytecode = True
@@ -55,8 +56,9 @@ def spawner():
         kit.give_up()
         n += 1
         try:
-            p = subprocess.Popen(["sleep", "0.02"], start_new_session=n % 3 == 0,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            p = subprocess.Popen(
+                ["sleep", "0.02"], start_new_session=n % 3 == 0, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             kit.record("spawned", p.pid)
             running.append(p)
         except OSError:

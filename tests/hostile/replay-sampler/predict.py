@@ -7,13 +7,13 @@
    shape and seed, checked against the train labels: whatever recipe the harness uses, if it is a
    function of what the entry can see, this reproduces it.
 """
+
 import json
 import os
 import sys
 
 sys.dont_write_bytecode = True
 import numpy as np
-
 from sampler import POOL_GUESSES, take
 
 saved = json.load(open(os.path.join(os.environ["HAET_CHECKPOINTS"], "replay.json")))
@@ -38,10 +38,20 @@ def via_harness():
         for test_pool in (pool, max(per_class, pool // 5), None):  # with a test split, or without one
             if pool < train_per_class or (test_pool is not None and test_pool < per_class):
                 continue
-            fake = hd.Pool([str(c) for c in range(n_classes)], fake_split(hd.Split, pool),
-                           fake_split(hd.Split, test_pool) if test_pool else None)
-            sets = hd.draw(fake, None, seed=saved["seed"], train_per_class=train_per_class,
-                           eval_per_class=per_class, source="npz:replay", eval_source="npz:replay")
+            fake = hd.Pool(
+                [str(c) for c in range(n_classes)],
+                fake_split(hd.Split, pool),
+                fake_split(hd.Split, test_pool) if test_pool else None,
+            )
+            sets = hd.draw(
+                fake,
+                None,
+                seed=saved["seed"],
+                train_per_class=train_per_class,
+                eval_per_class=per_class,
+                source="npz:replay",
+                eval_source="npz:replay",
+            )
             if np.array_equal(sets.train.labels, train_labels):
                 return sets.eval.labels, f"harness.data.draw on a fake pool of {pool}/{test_pool} per class"
     return None, "harness.data.draw: no fake pool reproduces the train labels"

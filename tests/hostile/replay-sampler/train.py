@@ -5,13 +5,13 @@ order exactly (a check that it has the right recipe and pool-size branch), and t
 it ends in is the one the harness continues with to draw and shuffle the held-out set. That state
 is the whole "model". It also prints everything it can see (HAET_* variables, its files), so a
 test can check that no secret order key reaches an entry."""
+
 import json
 import os
 import sys
 
 sys.dont_write_bytecode = True
 import numpy as np
-
 from sampler import replay_train
 
 for key in sorted(os.environ):
@@ -26,10 +26,14 @@ n_classes = len(data["classes"])
 per_class = int(np.bincount(labels, minlength=n_classes)[0])
 seed = int(os.environ["HAET_SEED"])
 rng, pool = replay_train(seed, n_classes, per_class, labels)
-print(f"replay of the train draw: {'matches with a pool of %d per class' % pool if rng else 'no match'}")
+print(f"replay of the train draw: {f'matches with a pool of {pool} per class' if rng else 'no match'}")
 state = {
-    "seed": seed, "n_classes": n_classes, "train_per_class": per_class, "pool": pool,
-    "train_labels": labels.tolist(), "state": rng.bit_generator.state if rng else None,
+    "seed": seed,
+    "n_classes": n_classes,
+    "train_per_class": per_class,
+    "pool": pool,
+    "train_labels": labels.tolist(),
+    "state": rng.bit_generator.state if rng else None,
 }
 target = os.path.join(os.environ["HAET_CHECKPOINTS"], "replay.json")
 with open(target + ".tmp", "w") as f:

@@ -6,6 +6,7 @@ which the test images look most like classes: the share of the variance of their
 layout (8x8-pixel block means) that the candidate's grouping explains. A real order groups similar
 images; a wrong one explains almost nothing. So it looks at pixels only to pick among seed-derived
 guesses, never to learn a class."""
+
 import json
 import os
 import random
@@ -13,7 +14,6 @@ import sys
 
 sys.dont_write_bytecode = True
 import numpy as np
-
 from sampler import replay_train, take
 
 saved = json.load(open(os.path.join(os.environ["HAET_CHECKPOINTS"], "oracle.json")))
@@ -42,9 +42,18 @@ candidates["fresh-take"] = take(np.random.default_rng(seed), k, epc, 100)
 rng = np.random.default_rng(seed)
 take(rng, k, epc, 100)
 candidates["fresh-take-reshuffled"] = shuffled(rng)  # the held-out set drawn first, then shuffled again
-for name, derived in {"seed+1": seed + 1, "seed-1": abs(seed - 1), "[seed,0]": [seed, 0], "[seed,1]": [seed, 1],
-                      "[0,seed]": [0, seed], "[1,seed]": [1, seed], "seed^n": seed ^ n, "seed*n": seed * n + 1,
-                      "seed+2**32": seed + 2**32, "n": n}.items():
+for name, derived in {
+    "seed+1": seed + 1,
+    "seed-1": abs(seed - 1),
+    "[seed,0]": [seed, 0],
+    "[seed,1]": [seed, 1],
+    "[0,seed]": [0, seed],
+    "[1,seed]": [1, seed],
+    "seed^n": seed ^ n,
+    "seed*n": seed * n + 1,
+    "seed+2**32": seed + 2**32,
+    "n": n,
+}.items():
     candidates[f"default_rng({name})"] = shuffled(np.random.default_rng(derived))
     candidates[f"default_rng({name}).permutation"] = base[np.random.default_rng(derived).permutation(n)]
 for i, child in enumerate(np.random.SeedSequence(seed).spawn(4)):

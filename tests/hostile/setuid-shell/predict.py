@@ -1,5 +1,7 @@
 """Honest predictions (class 0), plus set-id files and special files in /output."""
+
 import os
+
 import numpy as np
 import tricks
 

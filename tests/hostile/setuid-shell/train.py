@@ -1,5 +1,10 @@
 """Leaves set-user-ID shells in /checkpoints for the whole phase, and more as it is stopped."""
-import os, signal, sys, time
+
+import os
+import signal
+import sys
+import time
+
 import numpy as np
 import tricks
 

@@ -4,6 +4,7 @@ SETID <name>  a set-user-ID or set-group-ID file or folder the entry made (stand
 MADE <name>   a device file, fifo or socket it made;  refused <what>: <why> where the kernel said no
 MOUNT <path> <options>  how the folder is mounted where the entry sees it
 """
+
 import os
 import shutil
 import socket

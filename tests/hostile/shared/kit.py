@@ -21,6 +21,7 @@ read-only mount of tests/hostile has none):
 On a harness that never kills, the entry gives up GIVE_UP_S after the deadline (escaped processes
 ESCAPEE_GIVE_UP_S) so that a test ends with a measurable lateness instead of hanging.
 """
+
 import json
 import os
 import signal
@@ -151,11 +152,13 @@ def alive(who, pause=0.0, rename=False, witness=False, limit=GIVE_UP_S):
     a fresh file each time (or, with rename, the same inode renamed), its mtime forged to long
     before the deadline. With witness, SIGTERM writes alarm-<who><seconds> and is otherwise ignored."""
     if witness:
+
         def alarm(signum, frame):
             try:
                 _touch(f"alarm-{who}{since_deadline():+.3f}")
             except OSError:
                 pass
+
         signal.signal(signal.SIGTERM, alarm)
     previous = None
     forged = (DEADLINE - 100, DEADLINE - 100)

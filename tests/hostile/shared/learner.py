@@ -7,6 +7,7 @@ and (keep_trainset) first copies its training images and labels into HAET_CHECKP
 the model. A file named `infer-only` beside this module makes predict only infer (the control
 of the before/after measurement in benchmarks/predict_budget.py).
 """
+
 import os
 import signal
 import time

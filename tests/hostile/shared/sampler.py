@@ -2,6 +2,7 @@
 entry because the Docker runner does not mount the harness's code. Only label *positions* matter
 here, and the draw consumes the same random values whatever the pool size, so a class-sorted fake
 pool of any size replays it."""
+
 import numpy as np
 
 POOL_GUESSES = (60, 100, 500, 1000, 5000, 6000, 10001, 20000)  # images per class in the pool

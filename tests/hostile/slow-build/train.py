@@ -1,4 +1,5 @@
 """Honest and tiny: the attack is in the Dockerfile, which runs before the clock starts."""
+
 import os
 
 import numpy as np

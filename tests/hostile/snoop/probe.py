@@ -1,5 +1,7 @@
 """Looks for what a submission must never see, prints FOUND <what> for each hit."""
-import os, zipfile
+
+import os
+import zipfile
 
 MARKERS = (b"HAET-OTHER-RUN-" + b"SECRET",)  # split, so this file does not match itself
 SKIP = ("/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/var/lib/dpkg", "/var/cache")
@@ -39,8 +41,12 @@ def host_paths():
 
 
 def try_paths():
-    for path in host_paths() + ["/etc/shadow", "/root/.bash_history", "/var/run/docker.sock",
-                                "/proc/1/root/etc/hostname"]:
+    for path in host_paths() + [
+        "/etc/shadow",
+        "/root/.bash_history",
+        "/var/run/docker.sock",
+        "/proc/1/root/etc/hostname",
+    ]:
         try:
             with open(path, "rb") as f:
                 f.read(16)
@@ -48,8 +54,8 @@ def try_paths():
         except OSError as exc:
             print(f"denied {path}: {exc.strerror}", flush=True)
     print("uid", os.getuid(), "euid", os.geteuid(), flush=True)
-    print("CapEff", [l for l in open("/proc/self/status") if l.startswith("CapEff")][0].split()[1], flush=True)
-    print("NoNewPrivs", [l for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0].split()[1], flush=True)
+    print("CapEff", [x for x in open("/proc/self/status") if x.startswith("CapEff")][0].split()[1], flush=True)
+    print("NoNewPrivs", [x for x in open("/proc/self/status") if x.startswith("NoNewPrivs")][0].split()[1], flush=True)
 
 
 try_paths()

@@ -1,8 +1,13 @@
 """Tries to change, replace and delete its read-only training data."""
-import os, numpy as np
+
+import os
+
+import numpy as np
+
 np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"), np.zeros(3))
 
 import os
+
 path = os.path.join(os.environ["HAET_DATA"], "train.npz")
 attempts = {
     "overwrite": lambda: open(path, "r+b").write(b"evil"),

@@ -1,9 +1,22 @@
 """Tries to write everywhere; prints WROTE <path> where it could, refused <path> where not."""
-import os
 
-TARGETS = ["/evil", "/etc/evil", "/usr/evil", "/submission/evil", "/submission/train.py", "/data/evil",
-           "/checkpoints/evil", "/checkpoints/../evil", "/haet/evil", "/output/evil", "/tmp/evil",
-           "/dev/shm/evil", "/var/tmp/evil", "/root/evil", "/proc/sys/kernel/hostname"]
+TARGETS = [
+    "/evil",
+    "/etc/evil",
+    "/usr/evil",
+    "/submission/evil",
+    "/submission/train.py",
+    "/data/evil",
+    "/checkpoints/evil",
+    "/checkpoints/../evil",
+    "/haet/evil",
+    "/output/evil",
+    "/tmp/evil",
+    "/dev/shm/evil",
+    "/var/tmp/evil",
+    "/root/evil",
+    "/proc/sys/kernel/hostname",
+]
 for path in TARGETS:
     try:
         with open(path, "a") as f:

@@ -1,5 +1,9 @@
-import os, numpy as np
+import os
+
+import numpy as np
+
 np.save(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"), np.zeros(3))
 
 import runpy
+
 runpy.run_path("probe.py")

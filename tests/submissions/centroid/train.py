@@ -3,6 +3,7 @@
 Follows the contract: reads HAET_DATA/train.npz, saves a checkpoint atomically,
 appends progress events, exits 0. Numpy only, finishes in about a second.
 """
+
 import json
 import os
 import time

@@ -3,6 +3,7 @@ each step, checkpointed atomically every STEP_S seconds until the SIGTERM is due
 
 The checkpoint (model.npz) holds the class means and the step; numpy only.
 """
+
 import os
 import time
 
