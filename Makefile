@@ -15,13 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
-# Lint and format first (seconds), then the suite on parallel workers: most tests wait on a real
-# deadline, not the CPU; those that train for real run one at a time (tests/conftest.py).
+# Lint and format first (seconds); then the tests that wait on real deadlines, on parallel workers;
+# then those marked `slow`, which train for real and need the cores to themselves, one at a time.
 TEST_WORKERS ?= 4
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -ra -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=10
+	$(BIN)/python -m pytest -q -ra -m slow --durations=10
 
 clean:
 	rm -rf $(VENV) .pytest_cache

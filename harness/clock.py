@@ -4,7 +4,7 @@ Time counts from the moment the command starts. SIGTERM goes out at
 budget - grace, SIGKILL at the budget; the phase's seconds are measured here.
 
 The clock's loop does nothing but wait and signal: reading the entry's events,
-sampling and progress run on other threads (`harness.run.Watcher`, the monitor),
+sampling and progress run on other threads (`harness.phase.Watcher`, the monitor),
 so nothing an entry writes can keep the loop busy past a deadline.
 """
 

@@ -1,6 +1,6 @@
 """Snapshots of the train phase's checkpoints, for the off-clock curve (harness.curve).
 
-The watcher thread (harness.run.Watcher) calls `look()` every tick with the folder it walked;
+The watcher thread (harness.phase.Watcher) calls `look()` every tick with the folder it walked;
 nothing here runs in the clock's loop or in the entry's processes, so a snapshot never stalls
 the entry nor costs it budget (benchmarks/snapshot_overhead.py measures the entry's saves with
 and without). The copy is read from the runner's `checkpoint_view()` (the host side of the mount

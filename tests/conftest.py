@@ -70,13 +70,11 @@ def make_submission(tmp_path):
     return make
 
 
-# Parallel workers (pytest-xdist with `--dist loadgroup`, as `make test` runs): a test marked `slow`
-# trains for real and takes both cores, so those run one after another on one worker; the Slurm
-# cluster's tests share its job limit and queue, so they too run in order on one worker. Every other
-# test runs beside them. Without xdist the marks are inert.
+# Parallel workers (pytest-xdist with `--dist loadgroup`, as `make test` runs the tests not marked
+# `slow`): the Slurm cluster's tests share its job limit and queue, so they run in order on one worker.
+# Before xdist's own hook, which reads the groups. Without xdist the mark is inert.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.xdist_group("slow"))
-        elif "slurm_cluster" in getattr(item, "fixturenames", ()):
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("slurm"))

@@ -8,8 +8,11 @@ the CUDA base never is (`make image-cuda`, see CUDA_BUILD): without it its tests
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,15 @@ CUDA_BASE_IMAGE = "haet-base:bookworm-cuda"
 CUDA_RUNTIME_IMAGE = "haet-runtime:cuda"
 # Why the tests do not build it (docs/benchmarks.md, "Runtime images").
 CUDA_BUILD = "`make image-cuda` builds it (about 20 min and 6.2 GB on the 2-core VM: too long for CI, which skips this)"
+
+
+@contextlib.contextmanager
+def image_lock():
+    """One image build at a time on this host: parallel test workers (and suites) would otherwise each
+    debootstrap the same base at once; the next one finds it current."""
+    with open(Path(tempfile.gettempdir()) / "haet-test-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -42,14 +54,15 @@ def docker_client():
 @pytest.fixture(scope="session")
 def runtime_image(docker_client) -> str:
     """haet-runtime:cpu from the offline base; built here when missing or stale."""
-    build = subprocess.run(
-        ["bash", "docker/build-base.sh", "cpu", BASE_IMAGE], cwd=ROOT, capture_output=True, text=True, timeout=900
-    )
-    if build.returncode != 0:
-        pytest.skip(f"the offline base image could not be built (no Debian mirror?): {build.stderr[-400:]}")
-    docker_client.images.build(
-        path=str(ROOT), tag=RUNTIME_IMAGE, buildargs={"BASE_IMAGE": BASE_IMAGE}, rm=True, forcerm=True, pull=False
-    )
+    with image_lock():
+        build = subprocess.run(
+            ["bash", "docker/build-base.sh", "cpu", BASE_IMAGE], cwd=ROOT, capture_output=True, text=True, timeout=900
+        )
+        if build.returncode != 0:
+            pytest.skip(f"the offline base image could not be built (no Debian mirror?): {build.stderr[-400:]}")
+        docker_client.images.build(
+            path=str(ROOT), tag=RUNTIME_IMAGE, buildargs={"BASE_IMAGE": BASE_IMAGE}, rm=True, forcerm=True, pull=False
+        )
     return RUNTIME_IMAGE
 
 
@@ -65,14 +78,15 @@ def cuda_runtime_image(docker_client) -> str:
     )
     if check.returncode != 0:
         pytest.skip(f"{check.stderr.strip().removeprefix('[build-base] ')}: {CUDA_BUILD}")
-    docker_client.images.build(
-        path=str(ROOT),
-        tag=CUDA_RUNTIME_IMAGE,
-        buildargs={"BASE_IMAGE": CUDA_BASE_IMAGE},
-        rm=True,
-        forcerm=True,
-        pull=False,
-    )
+    with image_lock():
+        docker_client.images.build(
+            path=str(ROOT),
+            tag=CUDA_RUNTIME_IMAGE,
+            buildargs={"BASE_IMAGE": CUDA_BASE_IMAGE},
+            rm=True,
+            forcerm=True,
+            pull=False,
+        )
     return CUDA_RUNTIME_IMAGE
 
 

@@ -25,8 +25,9 @@ from harness.model import Environment, SubmissionInfo, from_dict
 from harness.monitor import Gpus
 from harness.options import RunOptions
 from harness.organizer import leaderboard
+from harness.phase import Devices
 from harness.reproduce import compare
-from harness.run import Devices, OneRun, graded_run
+from harness.run import OneRun, graded_run
 from harness.runners.local import LocalRunner
 from harness.snapshots import PROBATION_LOOKS, Snapshot, Snapshots, _state, thin
 from tests.fake_nvml import FakeNvml
