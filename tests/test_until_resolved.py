@@ -1,8 +1,8 @@
 """`grade --until-resolved --max-seeds N`: more seeds only for the entries within noise of the leader.
 
 The entries are examples/minimal's colour-mean classifier with a share `q` of its predictions
-replaced by random labels drawn from HAET_SEED alone: two entries with the same `q` predict the same
-labels on every seed (the same score: always within noise of each other, so they get seeds up to the
+replaced by pseudo-random labels drawn from each image alone: two entries with the same `q` predict
+the same labels on every seed (the same score: always within noise of each other, so they get seeds up to the
 maximum), and an entry with a much larger `q` is far below them (separable after the base seeds)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from harness.options import RunOptions
 from harness.organizer.plan import PLAN_FILE, Grading
 from tests.helpers import MINIMAL, ROOT, read_json, run_harness, synthetic_data
 
-NOISY_PREDICT = '''"""colour-mean, then a share Q of the labels replaced by random ones drawn from the seed alone."""
+NOISY_PREDICT = '''"""colour-mean, then a share Q of the labels replaced by pseudo-random ones drawn from each image."""
 
 import os
 
@@ -31,9 +31,11 @@ Q = {q}
 means = np.load(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.npy"))
 x = np.load(os.path.join(os.environ["HAET_DATA"], "test.npz"))["images"].mean(axis=(1, 2)) / 255.0
 labels = (x @ means.T - 0.5 * (means**2).sum(1)).argmax(1)
-rng = np.random.default_rng(int(os.environ["HAET_SEED"]))
-swap = rng.random(len(labels)) < Q
-labels[swap] = rng.integers(0, len(means), len(labels))[swap]
+images = np.load(os.path.join(os.environ["HAET_DATA"], "test.npz"))["images"]
+flat = images.reshape(len(images), -1).astype(np.int64)
+h = (flat * np.arange(1, flat.shape[1] + 1)).sum(1)  # from the image alone: the same for the same image
+swap = h % 9973 < Q * 9973
+labels[swap] = (h // 9973 % len(means))[swap]
 with open(os.path.join(os.environ["HAET_OUTPUT"], "predictions.csv"), "w") as f:
     f.write("index,label\\n" + "".join(f"{{i}},{{label}}\\n" for i, label in enumerate(labels)))
 '''
@@ -55,7 +57,7 @@ def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 3, max_seeds:
         "--out",
         out,
         "--data",
-        synthetic_data(tmp_path, noise=60.0),  # colour-mean near 100%: q sets the accuracy
+        synthetic_data(tmp_path, noise=60.0),
         "--train-per-class",
         "30",
         "--eval-per-class",
