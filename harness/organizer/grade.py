@@ -2,7 +2,8 @@
 
 Layout of GRADING_DIR (everything written atomically):
 
-    grading.json                  the plan: options that must not change, seeds, entries
+    grading.json                  the plan: options that must not change, seeds, entries, and with
+                                  --until-resolved each entry's extra seeds and why (harness.organizer.until)
     <entry>/entry.json            where the entry lives, its digest, why it is invalid (if so)
     <entry>/seed-<k>/             one graded run (`python -m harness run` in a child process)
     <entry>/seed-<k>/result.json  the completion marker; status `interrupted` does not count
@@ -38,6 +39,7 @@ from harness.files import atomic_write_json
 from harness.formatting import utc_now
 from harness.options import GRADING_REPEATS, RunOptions, add_arguments
 from harness.options import from_args as options_from_args
+from harness.organizer import until
 from harness.organizer.leaderboard import add_rank_by
 from harness.organizer.plan import Grading, Job, make_plan, read_plan
 from harness.organizer.rundirs import GradeError, acquire_lock, completed_result, run_dir
@@ -77,8 +79,11 @@ class Grader(Grading):
     def _run(self, lock: int, on_progress) -> None:
         pending = self.prepare()
         total = len(self.jobs())
+        extra = sum(map(len, self.extra_seeds.values()))
         self.progress.say(
-            f"grading {len(self.entries)} entries x {len(self.seeds)} seeds into {self.out}: "
+            f"grading {len(self.entries)} entries x {len(self.seeds)} seeds"
+            + (f" + {extra} extra seed run(s) (--until-resolved)" if extra else "")
+            + f" into {self.out}: "
             f"{self.counts['done_before']} run(s) already done, {len(pending)} to run on "
             + (", ".join(f"GPU {g}" for g in self.gpus) if self.gpus != [None] else "one slot")
         )
@@ -214,6 +219,18 @@ def add_parser(commands) -> None:
     p.add_argument("--gpus", help="run in parallel, one run per GPU, e.g. 0,1 (implies --device cuda)")
     add_arguments(p, repeats=GRADING_REPEATS)
     add_rank_by(p)
+    p.add_argument(
+        "--until-resolved",
+        action="store_true",
+        help="after the --repeats seeds, give one more seed at a time to the entries within noise of the "
+        "leader (its tier), until the leader is separable from the rest or they reach --max-seeds",
+    )
+    p.add_argument(
+        "--max-seeds",
+        type=int,
+        metavar="N",
+        help="with --until-resolved: the most seeds one entry gets (default: twice --repeats)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     slurm_command.add_arguments(p)
     p.set_defaults(handler=cmd_grade)
@@ -261,7 +278,13 @@ def cmd_grade(args, progress: Progress) -> int:
     device = "cuda" if args.gpus and args.device == "auto" else args.device  # --gpus implies cuda
     run_options = resolve(options_from_args(args, device=device))
     site = slurm_command.site_options(args) if slurm else None
+    existing = read_plan(args.out)
+    known = {e["path"] for e in (existing or {}).get("entries", [])}
+    wanted = {unpack.describe(d) for d in [*entry_dirs, *([args.reference] if args.reference else [])]}
+    max_seeds = until.check_arguments(args, existing, len(known | wanted))
     plan = make_plan(args.out, run_options, entry_dirs, args.reference, write=not (slurm and args.dry_run))
+    if max_seeds is not None:
+        until.record(args.out, plan, max_seeds, write=not (slurm and args.dry_run))
     if slurm and args.dry_run:
         return slurm_command.dry_run(args, Grading(args.out, plan, run_options, progress), site)
     # Decode the data once here, so parallel runs find it cached instead of racing to build it.
@@ -273,14 +296,22 @@ def cmd_grade(args, progress: Progress) -> int:
         data_mod.load_pool(run_options.eval_data, run_options.cache_dir)
 
     publish = leaderboard.Publisher(args.out, args.rank_by)  # after collected runs, every few seconds at most
-    outcome = "done"
-    if slurm:
-        outcome = slurm_command.grade(args, Grading(args.out, plan, run_options, progress), site, publish)
-        if outcome in ("detached", "interrupted"):
-            publish.flush()
-            return EXIT_INTERRUPTED if outcome == "interrupted" else 0
-    else:
-        run_publishing(Grader(args.out, plan, run_options, gpus, progress), publish)
+    while True:
+        outcome = "done"
+        if slurm:
+            outcome = slurm_command.grade(args, Grading(args.out, plan, run_options, progress), site, publish)
+            if outcome in ("detached", "interrupted"):
+                publish.flush()
+                return EXIT_INTERRUPTED if outcome == "interrupted" else 0
+        else:
+            run_publishing(Grader(args.out, plan, run_options, gpus, progress), publish)
+        # --until-resolved: a round of more seeds while the leader's place is unresolved (harness.organizer.until)
+        if max_seeds is None or outcome != "done":
+            break
+        if not until.next_round(args.out, plan, leaderboard.build(args.out, args.rank_by)):
+            progress.say(f"until resolved: {plan[until.KEY]['stopped']}")
+            break
+        progress.say(until.describe_round(plan))
     board = leaderboard.write_leaderboard(args.out, args.rank_by)
     progress.say(leaderboard.console_table(board))
     progress.say(f"leaderboard: {args.out / 'leaderboard.md'}, .csv, .html")

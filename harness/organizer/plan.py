@@ -151,15 +151,23 @@ class Grading:
         self.progress = progress
         self.entries = [Entry(e["id"], e["path"], e.get("reference", False)) for e in plan["entries"]]
         self.seeds: list[int] = plan["seeds"]
+        # --until-resolved: the seeds some entries got beyond the base ones (harness.organizer.until)
+        self.extra_seeds: dict[str, list[int]] = plan.get("extra_seeds") or {}
         self.counts = {"done_before": 0, "ran": 0, "set_aside": 0}
 
+    def entry_seeds(self, entry_id: str) -> list[int]:
+        return self.seeds + self.extra_seeds.get(entry_id, [])
+
     def jobs(self) -> list[Job]:
-        """Seed-major order; the reference first in each round, the others rotated per round."""
+        """Seed-major order; the reference first in each round, the others rotated per round. An extra
+        seed's round holds only the entries that got it (the same seed for each, so they stay paired)."""
         valid = [e for e in self.entries if not e.invalid]
-        reference = [e for e in valid if e.reference]
-        others = [e for e in valid if not e.reference]
+        extra = sorted({s for seeds in self.extra_seeds.values() for s in seeds} - set(self.seeds))
         order = []
-        for round_no, seed in enumerate(self.seeds):
+        for round_no, seed in enumerate(self.seeds + extra):
+            taking = [e for e in valid if seed in self.seeds or seed in self.extra_seeds.get(e.id, [])]
+            reference = [e for e in taking if e.reference]
+            others = [e for e in taking if not e.reference]
             shift = round_no % len(others) if others else 0
             for entry in reference + others[shift:] + others[:shift]:
                 order.append(Job(entry, seed))

@@ -32,6 +32,7 @@ class Board:
     warnings: list[str]
     generated_at: str
     rank_by: str = "accuracy"
+    seeds_note: str = ""  # grade --until-resolved: its maximum, rounds and why it stopped
 
     @functools.cached_property
     def _ranks(self) -> dict[str, int]:
@@ -216,6 +217,10 @@ def build(out: Path, rank_by: str = "accuracy") -> Board:
     options = _dict(plan.get("options"))
     seeds = [s for s in (plan.get("seeds") if isinstance(plan.get("seeds"), list) else []) if _int(s) is not None]
     default_total = (_int(options.get("eval_per_class")) or 100) * 10
+    extra_seeds = {k: v for k, v in _dict(plan.get("extra_seeds")).items() if isinstance(v, list)}
+    until = _dict(plan.get("until_resolved"))
+    listed = until.get("rounds") if isinstance(until.get("rounds"), list) else []
+    rounds = [r for r in listed if isinstance(r, dict)]
     rows = []
     warnings = []
     for e in plan.get("entries") if isinstance(plan.get("entries"), list) else []:
@@ -224,16 +229,19 @@ def build(out: Path, rank_by: str = "accuracy") -> Board:
             continue
         info = _read_json(out / e["id"] / "entry.json") or {}
         invalid = _str(info.get("invalid"))
-        runs = [seed_run(out / e["id"] / f"seed-{s}", s, invalid, default_total) for s in seeds]
+        own = seeds + [s for s in extra_seeds.get(e["id"], []) if _int(s) is not None and s not in seeds]
+        runs = [seed_run(out / e["id"] / f"seed-{s}", s, invalid, default_total) for s in own]
         rows.append(Row(e["id"], str(e.get("path", "")), bool(e.get("reference")), invalid, runs))
+        rows[-1].seeds_why = seeds_why(e["id"], len(seeds), len(own), rounds)
 
     for row in rows:
         summarize(row)
         digests = {r.sha256 for r in row.finished if r.sha256}
         if len(digests) > 1:
             warnings.append(f"{row.id}: its files changed between seeds ({len(digests)} different versions graded)")
-    for seed_index, seed in enumerate(seeds):
-        hashes = {r.runs[seed_index].data_sha256 for r in rows if r.runs[seed_index].data_sha256}
+    all_seeds = seeds + sorted({r.seed for row in rows for r in row.runs} - set(seeds))
+    for seed in all_seeds:
+        hashes = {x.data_sha256 for r in rows if (x := r.run_at(seed)) and x.data_sha256}
         if len(hashes) > 1:
             warnings.append(
                 f"seed {seed}: the entries were not graded on the same images (data changed?); "
@@ -244,4 +252,30 @@ def build(out: Path, rank_by: str = "accuracy") -> Board:
     rank(rows, rank_by)
     # tiers tell accuracies apart; a ranking by time or energy has none (its order is not an accuracy's)
     level = tiers(rows) if rank_by == "accuracy" else None
-    return Board(str(out), options, seeds, rows, level, warnings, utc_now(), rank_by)
+    note = until_note(until, len(seeds)) if until else ""
+    return Board(str(out), options, all_seeds, rows, level, warnings, utc_now(), rank_by, note)
+
+
+def seeds_why(entry_id: str, base: int, count: int, rounds: list[dict]) -> str:
+    """How many seeds an entry got and why (grade --until-resolved records each round's leader and
+    the entries in its tier), e.g. '8 seeds: within noise of the leader a after 5, 6, 7'."""
+    after: dict[str, list[str]] = {}
+    n = base
+    for r in rounds:
+        if entry_id in (r.get("entries") or []):
+            leader = _str(r.get("leader"), 200) or "?"
+            why = "the leader, others within noise" if leader == entry_id else f"within noise of the leader {leader}"
+            after.setdefault(why, []).append(str(n))
+            n += 1
+    if not after:
+        return f"{count} seeds"
+    return f"{count} seeds: " + "; ".join(f"{why} after {', '.join(ns)}" for why, ns in after.items())
+
+
+def until_note(until: dict, base: int) -> str:
+    rounds = until.get("rounds") if isinstance(until.get("rounds"), list) else []
+    stopped = _str(until.get("stopped"), 300) or "still grading"
+    return (
+        f"--until-resolved: {base} seeds for every entry, more (up to {_int(until.get('max_seeds'))}) for the "
+        f"entries in the leader's tier; {len(rounds)} extra round(s); {stopped}"
+    )

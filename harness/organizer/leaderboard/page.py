@@ -112,7 +112,9 @@ def _dot_plot(board: Board) -> Markup | None:
     )
 
 
-def _seed(x: SeedRun) -> Markup:
+def _seed(x: SeedRun | None) -> Markup:
+    if x is None:  # a seed this entry did not get (grade --until-resolved)
+        return h("td", seed_cell(x), class_="num")
     title = text.clean(x.reason, 300) if x.reason else None
     if x.status in (Status.SCORED.value, PENDING):
         return h("td", seed_cell(x), class_="num pending" if x.status == PENDING else "num", title=title)
@@ -144,7 +146,7 @@ def _row(board: Board, r: Row) -> Markup:
         ),
         h("td", fmt_pct(r.mean), class_="num acc"),
         h("td", ci_text(r.ci), minor(f"Wilson pooled {ci_text(r.wilson)}"), class_="num"),
-        [_seed(x) for x in r.runs],
+        [_seed(r.run_at(s)) for s in board.seeds],
         h("td", fmt_s(r.mean_of("train_s")), minor(f"predict {fmt_s(r.mean_of('predict_s'))}"), class_="num"),
         h("td", fmt_kj(r.mean_of("energy_j")), class_="num"),
         to_target,
@@ -192,6 +194,9 @@ def render_html(board: Board) -> str:
     ]
     if board.level is not None:
         sections.append(h("section", h("h2", "Tiers"), h("ul", [h("li", line) for line in tier_summary(board)])))
+    if board.seeds_note:
+        seeds = h("ul", [h("li", f"{r.id}: {r.seeds_why}") for r in board.rows])
+        sections.append(h("section", h("h2", "Seeds"), h("p", board.seeds_note, class_="sub"), seeds))
     plot = _dot_plot(board)
     if plot:
         shown = min(PLOT_ROWS, sum(1 for r in board.rows if r.mean is not None))

@@ -79,7 +79,8 @@ def bonferroni_level(rows: list[Row]) -> float:
 
 def compare(head: Row, row: Row, level: float) -> tuple[bool, float | None, str]:
     """(separable, one-sided p or None, why) for `row`, ranked below `head`."""
-    pairs = [(h, r) for h, r in zip(head.runs, row.runs) if h.finished and r.finished]
+    theirs = {r.seed: r for r in row.runs}  # paired by seed: extra seeds (--until-resolved) differ per entry
+    pairs = [(h, theirs[h.seed]) for h in head.runs if h.seed in theirs and h.finished and theirs[h.seed].finished]
     failed = [h.seed for h, r in pairs if h.scored and not r.scored]
     if failed:
         seeds = ", ".join(map(str, failed))

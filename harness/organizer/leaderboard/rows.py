@@ -71,12 +71,17 @@ class Row:
     p: float | None = None  # one-sided paired t-test p-value of that comparison (None: no test made)
     why: str = ""  # how that comparison was decided
     within_noise: bool = False  # not separable from `versus`: in its tier
+    seeds_why: str = ""  # why it got more seeds than the plan's base seeds (grade --until-resolved)
 
     @property
     def label(self) -> str:
         """The entry's id (its yaml name), and its folder when that is named otherwise."""
         folder = PurePath(self.path).name
         return self.id if not folder or folder == self.id else f"{self.id} ({folder}/)"
+
+    def run_at(self, seed: int) -> SeedRun | None:
+        """This entry's run of `seed`, or None: with --until-resolved not every entry gets every seed."""
+        return next((r for r in self.runs if r.seed == seed), None)
 
     @property
     def finished(self) -> list[SeedRun]:

@@ -27,7 +27,9 @@ def ci_text(interval: stats.Interval | tuple[float, float] | None) -> str:
     return fmt_interval(low, high, 1)
 
 
-def seed_cell(run: SeedRun) -> str:
+def seed_cell(run: SeedRun | None) -> str:
+    if run is None:  # a seed this entry did not get (grade --until-resolved)
+        return DASH
     if run.status == PENDING:
         return PENDING
     if run.status == Status.SCORED.value:
@@ -168,7 +170,7 @@ def render_md(board: Board) -> str:
                 name,
                 fmt_pct(r.mean),
                 ci_text(r.ci),
-                *[seed_cell(x) for x in r.runs],
+                *[seed_cell(r.run_at(s)) for s in seeds],
                 fmt_s(r.mean_of("train_s")),
                 fmt_s(r.mean_of("predict_s")),
                 fmt_kj(r.mean_of("energy_j")),
@@ -181,6 +183,9 @@ def render_md(board: Board) -> str:
     out += [md_table(headers, rows, right=(0, 1, 3, *range(5, numeric))), "", methods(board), ""]
     if board.level is not None:
         out += ["## Tiers", ""] + [f"- {md(line)}" for line in tier_summary(board)] + [""]
+    if board.seeds_note:
+        out += ["## Seeds", "", md(board.seeds_note), ""] + [f"- {md(r.id)}: {md(r.seeds_why)}" for r in board.rows]
+        out += [""]
     if board.warnings:
         out += ["## Warnings", ""] + [f"- {md(w)}" for w in board.warnings] + [""]
     failures = grouped_failures(board)
@@ -252,6 +257,11 @@ def _is_number(value: str) -> bool:
         return False
 
 
+def _at(row: Row, seed: int, attr: str) -> float | None:
+    run = row.run_at(seed)
+    return None if run is None else getattr(run, attr)
+
+
 def render_csv(board: Board) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -286,6 +296,8 @@ def render_csv(board: Board) -> str:
             "p_one_sided",
             "tier_reason",
             "path",
+            "seeds",
+            "seeds_why",
         ]
     )
     for r in board.rows:
@@ -303,22 +315,24 @@ def render_csv(board: Board) -> str:
                 _num(r.wilson[1] if r.wilson else None),
                 len(r.finished),
                 r.failures,
-                *[_num(x.accuracy) for x in r.runs],
+                *[_num(_at(r, s, "accuracy")) for s in seeds],
                 _num(r.mean_of("train_s"), "{:.3f}"),
-                *[_num(x.train_s, "{:.3f}") for x in r.runs],
+                *[_num(_at(r, s, "train_s"), "{:.3f}") for s in seeds],
                 _num(r.mean_of("predict_s"), "{:.3f}"),
-                *[_num(x.predict_s, "{:.3f}") for x in r.runs],
+                *[_num(_at(r, s, "predict_s"), "{:.3f}") for s in seeds],
                 _num(r.mean_of("energy_j"), "{:.1f}"),
-                *[_num(x.energy_j, "{:.1f}") for x in r.runs],
+                *[_num(_at(r, s, "energy_j"), "{:.1f}") for s in seeds],
                 _num(r.mean_to_target("time_to_target_s"), "{:.3f}"),
                 _num(r.mean_to_target("energy_to_target_j"), "{:.1f}"),
-                *[_num(x.time_to_target_s, "{:.3f}") for x in r.runs],
+                *[_num(_at(r, s, "time_to_target_s"), "{:.3f}") for s in seeds],
                 _cell(r.versus if r.within_noise else ""),
                 _num(r.tier, "{}"),
                 _cell(r.versus or ""),
                 _num(r.p, "{:.3g}"),
                 _cell(r.why),
                 _cell(r.path),
+                len(r.runs),
+                _cell(r.seeds_why),
             ]
         )
     return buf.getvalue()

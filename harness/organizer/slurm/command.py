@@ -232,7 +232,7 @@ def show_status(grading: Grading) -> int:
     finishing = 0
     for entry in grading.entries:  # as the grading last checked it; each seed of an invalid entry counts 0
         entry.invalid = (read_json(out / entry.id / "entry.json") or {}).get("invalid")
-        counts["failed"] += len(grading.seeds) if entry.invalid else 0
+        counts["failed"] += len(grading.entry_seeds(entry.id)) if entry.invalid else 0
     for job in grading.jobs():
         record = state["runs"].get(job.key, {})
         result = completed_result(run_dir(out, job))
