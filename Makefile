@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
-# Lint and format first (seconds); then the tests that wait on real deadlines, on parallel workers;
-# then those marked `slow`, which train for real and need the cores to themselves, one at a time.
-TEST_WORKERS ?= 4
+# Lint and format first (seconds); then the tests that wait on real deadlines; then those marked
+# `slow`, which train for real and need the cores to themselves, one at a time. TEST_WORKERS=4 runs
+# the first part on parallel workers (pytest-xdist): about 15 min instead of 30 on 2 cores, but its
+# timing tests then share starved cores, so CI keeps the serial default until that is shown steady.
+TEST_WORKERS ?= 0
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

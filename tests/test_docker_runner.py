@@ -212,3 +212,13 @@ def test_engine_stats_stamps_keep_their_fraction():
     assert _engine_time("2026-11-25T19:43:54.123456789Z") - _engine_time("2026-11-25T19:43:54Z") == pytest.approx(
         0.123456789, abs=1e-6
     )
+
+
+def test_a_live_owner_is_live_though_the_boot_time_reads_a_second_apart():
+    from harness.runners.docker import _owner_start_time, _pid_alive
+
+    started = float(_owner_start_time())
+    me = str(os.getpid())
+    assert _pid_alive({"haet.owner.pid": me, "haet.owner.started": f"{started + 1:.2f}"}), "btime moved by a second"
+    assert not _pid_alive({"haet.owner.pid": me, "haet.owner.started": f"{started - 60:.2f}"}), "another process"
+    assert not _pid_alive({"haet.owner.pid": me, "haet.owner.started": "garbled"})

@@ -230,7 +230,10 @@ class DockerRunner:
 def _pid_alive(labels: dict[str, str]) -> bool:
     try:
         process = psutil.Process(int(labels.get("haet.owner.pid", "0")))
-        return f"{process.create_time():.2f}" == labels.get("haet.owner.started")
+        # A start time is boot time + ticks, and the kernel's boot time (btime: now - uptime, whole seconds) can
+        # read a second apart as the clock is adjusted: compare within that, or a live owner's containers would be
+        # taken for leftovers by the next harness to start (pid reuse within a second is not a concern).
+        return abs(process.create_time() - float(labels.get("haet.owner.started", "nan"))) < 1.5
     except (psutil.Error, ValueError):
         return False
 
