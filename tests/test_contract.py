@@ -137,7 +137,6 @@ def test_cli_rejects_bad_options(tmp_path, synthetic_npz, args, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.slow
 def test_the_local_runtime_is_described(tmp_path):
     proc = run_harness("runtime", "--json")
     runtime = json.loads(proc.stdout)

@@ -486,7 +486,6 @@ def test_the_leaderboard_ranks_by_accuracy_time_or_energy_to_target(tmp_path):
 # --- the fingerprint and --reproduce ----------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_reproduce_reruns_the_same_options_seed_and_data_into_a_new_run(tmp_path):
     runs = tmp_path / "runs"
     data_source = synthetic(tmp_path)

@@ -124,7 +124,6 @@ def test_cifar10_batches_are_read_in_their_published_format(tmp_path):
     np.testing.assert_array_equal(pool.test.images, images)
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_TARBALL.exists(), reason="the shared CIFAR-10 tarball is not on this machine")
 def test_shared_cifar10_tarball(tmp_path_factory):
     pool = data.load_pool(f"tar:{SHARED_TARBALL}", tmp_path_factory.mktemp("cache"))
