@@ -9,9 +9,13 @@ override (`default+width=0.25+epochs=20`: the default preset, 20 planned epochs 
 graded by `python -m harness run --repeats SEEDS`
 on the same seeds (the same 5000 training images and 1000 held-out images per
 seed for every preset). Each preset's row is kept in
-benchmarks/results/ablation-DEVICE-BUDGETs.json, so `--presets NAME` re-measures one row
+benchmarks/results/TABLE-DEVICE-BUDGETs.json, so `--presets NAME` re-measures one row
 and keeps the others; the table rendered from that file goes into docs/results.md between
 markers, and the text around it is left alone. Run directories stay under --runs-dir.
+
+`--table compile` keeps rows apart from the ablation's, for eager against compiled
+(`default,default+compile=true`); run it with `--runner sandbox`, whose private /tmp gives each
+run a cold Inductor cache, as a graded run in a fresh container has.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def grade_preset(preset: str, args, scratch: Path) -> dict:
     manifest = (entry / "submission.yaml").read_text()
     manifest = re.sub(r"^train:.*$", f"train: {train_command(preset)}", manifest, flags=re.M)
     (entry / "submission.yaml").write_text(manifest)
-    run_id = f"ablation-{slug}-{args.device}-{args.budget:g}s"
+    run_id = f"{args.table}-{slug}-{args.device}-{args.budget:g}s"
     command = [
         sys.executable,
         "-m",
@@ -90,9 +94,12 @@ def summarize(preset: str, run_dir: Path, args) -> dict:
     """One table row from a graded run directory (its result.json and each repeat's events)."""
     result = read_result(run_dir / "result.json")
     repeats = result.repeats if isinstance(result, SeriesResult) else [result]
-    epochs, per_epoch = [], []
+    epochs, per_epoch, modes = [], [], []
     for _, directory in zip(repeats, sorted(run_dir.glob("repeat-*")) or [run_dir]):
         log = events.read(directory / "events.jsonl")  # the harness's one reader of events.jsonl
+        config = next((e for e in log.events if e.get("event") == "config"), {})
+        if "compile_mode" in config:
+            modes.append(f"{config['compile_mode']} {config.get('compile_s', 0):.0f} s")
         reached, last = events.epochs(log.events), events.last_epoch(log.events)
         if reached:
             epochs.append(reached)
@@ -108,6 +115,7 @@ def summarize(preset: str, run_dir: Path, args) -> dict:
         "epochs": statistics.fmean(epochs) if epochs else None,
         "s_per_epoch": statistics.fmean(per_epoch) if per_epoch else None,
         "statuses": [r.status.value for r in repeats],
+        "compile": modes,  # per seed: the mode the entry trained in and the seconds it spent compiling
         "setting": (
             f"runner `{args.runner}`, {args.seeds} seeds (from {args.seed}), data `{_shown(args.data)}`, "
             f"{platform.machine()} with {_cores()} cores{_gpu_note(args)}"
@@ -116,9 +124,9 @@ def summarize(preset: str, run_dir: Path, args) -> dict:
     }
 
 
-def merge_rows(key: str, new_rows: list[dict]) -> list[dict]:
-    """Rows kept from earlier invocations, replaced by the new ones, in PRESETS order."""
-    path = ROWS_DIR / f"ablation-{key}.json"
+def merge_rows(name: str, key: str, new_rows: list[dict]) -> list[dict]:
+    """Rows kept from earlier invocations of table `name`, replaced by the new ones, in PRESETS order."""
+    path = ROWS_DIR / f"{name}-{key}.json"
     rows = {r["preset"]: r for r in (json.loads(path.read_text())["rows"] if path.exists() else [])}
     rows.update({r["preset"]: r for r in new_rows})
     ordered = sorted(rows.values(), key=lambda r: (PRESETS + [r["preset"]]).index(r["preset"]))
@@ -132,19 +140,20 @@ def table(rows: list[dict], args) -> str:
     lines = [
         f"Budget {args.budget:g} s, device `{args.device}`; " + "; ".join(settings) + ". Command: "
         f"`python benchmarks/ablation.py --budget {args.budget:g} --seeds {args.seeds} --device {args.device}"
-        f"{rows_named}`.",
+        f"{rows_named}{'' if args.table == 'ablation' else f' --table {args.table} --runner {args.runner}'}`.",
         "",
-        "| preset | accuracy (mean ± std) | per seed | epochs reached | s / epoch | status | measured |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| preset | accuracy (mean ± std) | per seed | epochs reached | s / epoch | compile | status | measured |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         per_seed = ", ".join(f"{a:.1%}" for a in r["accuracies"])
         epochs = f"{r['epochs']:.1f}" if r["epochs"] is not None else "n/a"
         speed = f"{r['s_per_epoch']:.2f}" if r["s_per_epoch"] is not None else "n/a"
         status = "all scored" if set(r["statuses"]) == {"scored"} else ", ".join(r["statuses"])
+        compiled = ", ".join(r.get("compile") or ["n/a"])
         lines.append(
             f"| {r['preset']} | {r['mean']:.1%} ± {r['std']:.1%} | {per_seed} | {epochs} | {speed} "
-            f"| {status} | {r.get('measured', 'n/a')} |"
+            f"| {compiled} | {status} | {r.get('measured', 'n/a')} |"
         )
     return "\n".join(lines)
 
@@ -168,14 +177,14 @@ def _gpu_note(args) -> str:
     return f", GPU: {gpus.info[0]['name']}" if gpus else ""
 
 
-def write_section(key: str, body: str) -> None:
-    begin, end = f"<!-- ablation:{key}:begin -->", f"<!-- ablation:{key}:end -->"
+def write_section(name: str, key: str, body: str) -> None:
+    begin, end = f"<!-- {name}:{key}:begin -->", f"<!-- {name}:{key}:end -->"
     text = RESULTS.read_text() if RESULTS.exists() else "# Results of the bundled submission\n"
     block = f"{begin}\n{body}\n{end}"
     if begin in text and end in text:
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
-        text = text.rstrip("\n") + f"\n\n## Ablation: {key}\n\n{block}\n"
+        text = text.rstrip("\n") + f"\n\n## {name.capitalize()}: {key}\n\n{block}\n"
     atomic_write_text(RESULTS, text)
 
 
@@ -185,7 +194,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--runner", default="local", choices=["local", "docker"])
+    parser.add_argument("--runner", default="local", choices=["local", "sandbox", "docker"])
+    parser.add_argument("--table", default="ablation", choices=["ablation", "compile"])
     parser.add_argument("--data", default=f"tar:{ROOT.parent / 'shared' / 'data' / 'cifar10-jpeg.tar.gz'}")
     parser.add_argument("--presets", default=",".join(PRESETS))
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
@@ -197,8 +207,8 @@ def main() -> None:
             row = grade_preset(preset, args, Path(scratch))
             print(json.dumps(row), flush=True)
             # each row is kept the moment it is measured: an interrupted sweep loses only the row it was on
-            body = table(merge_rows(key, [row]), args)
-            write_section(key, body)
+            body = table(merge_rows(args.table, key, [row]), args)
+            write_section(args.table, key, body)
     print(body)
 
 
