@@ -25,7 +25,9 @@ def forced_compile_entry(tmp_path: Path, sets: str) -> Path:
     return entry
 
 
-def run_entry(tmp_path, data, budget, sets="", env=None, runner=("--runner", "local")):
+def run_entry(tmp_path, data, budget, sets="--set epochs=1", env=None, runner=("--runner", "local")):
+    """One graded run of the forced-compile entry. One epoch by default: what is tested is the mode
+    the entry chose and that its model is scored, and a fixed epoch count ends the phase early."""
     proc = run_harness(
         "run",
         "--submission",
@@ -58,7 +60,6 @@ def run_entry(tmp_path, data, budget, sets="", env=None, runner=("--runner", "lo
     return result, config, (run / "train.log").read_text()
 
 
-@pytest.mark.slow
 def test_forced_compile_without_a_c_compiler_trains_eagerly_and_says_why(tmp_path, synthetic_npz):
     # The local runner's PATH is the harness's Python's folder plus the caller's PATH: give it only
     # that folder, as in an image without a compiler (the PyTorch runtime image has none).
@@ -74,7 +75,6 @@ def test_forced_compile_without_a_c_compiler_trains_eagerly_and_says_why(tmp_pat
     assert result["train"]["seconds"] <= 60.5
 
 
-@pytest.mark.slow
 @pytest.mark.docker
 def test_forced_compile_in_the_cpu_image_trains_eagerly_on_its_torch_1_13(tmp_path, synthetic_npz, runtime_image):
     result, config, log = run_entry(
@@ -91,12 +91,16 @@ def test_forced_compile_in_the_cpu_image_trains_eagerly_on_its_torch_1_13(tmp_pa
     reason="needs torch.compile and a C++ compiler",
 )
 def test_forced_compile_with_a_compiler_compiles_and_scores(tmp_path, synthetic_npz):
-    # A cold compile of ResNet-9's forward and backward took 128 s on 2 busy CPU cores (Inductor's
-    # C++ kernels; a warm Inductor cache in $TMPDIR skips most of it), and a 300 s budget's attempt
-    # (its limit: half the time left) stopped at 129 s and trained eagerly. 400 s fits it.
-    result, config, log = run_entry(tmp_path, synthetic_npz, "400")
+    # The issue's budget, 150 s: the attempt may take half the time left (about 70 s). A cold compile
+    # of ResNet-9's forward and backward took 49 s on these 2 cores alone (128 s when other work
+    # shared them), so this test runs with the slow ones, alone. Two epochs, then the phase ends.
+    # Its own TMPDIR (the local runner passes it on): a cold Inductor cache, as in a fresh container.
+    (tmp_path / "tmp").mkdir()
+    result, config, log = run_entry(
+        tmp_path, synthetic_npz, "150", sets="--set epochs=2", env={"TMPDIR": str(tmp_path / "tmp")}
+    )
     assert config["compile"] == 1 and config["compile_mode"] == "compiled", log[-3000:]
     assert "compile: compiled (compile: true;" in log
     assert config["compile_s"] > 0 and any(line.startswith("epoch") for line in log.splitlines())
     assert result["train"]["outcome"] == "completed", "the process ends after its final save, not at SIGTERM"
-    assert result["train"]["seconds"] <= 400.5
+    assert result["train"]["seconds"] <= 150.5

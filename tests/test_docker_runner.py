@@ -160,7 +160,6 @@ def test_an_entry_with_its_own_dockerfile_is_built_and_run_in_its_image(
     assert result["train"]["seconds"] < 10, "the image build is not timed"
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_TARBALL.is_file(), reason=f"{SHARED_TARBALL} is not here")
 @pytest.mark.parametrize("submission", ["tests/submissions/centroid", "submission"])
 def test_graded_run_on_the_shared_cifar10_tarball(tmp_path, docker_client, runtime_image, submission):
@@ -182,7 +181,7 @@ def test_graded_run_on_the_shared_cifar10_tarball(tmp_path, docker_client, runti
             "--data",
             f"tar:{SHARED_TARBALL}",
             "--budget",
-            "60",
+            "30",
             "--runs-dir",
             str(tmp_path / "runs"),
             "--run-id",
@@ -198,7 +197,7 @@ def test_graded_run_on_the_shared_cifar10_tarball(tmp_path, docker_client, runti
     assert result["status"] == "scored", (proc.stderr[-2000:], (run / "train.log").read_text()[-2000:])
     assert result["total"] == 1000 and result["environment"]["runner"] == "docker"
     assert result["environment"]["image"].startswith(runtime_image)
-    assert result["train"]["seconds"] <= 60.5
+    assert result["train"]["seconds"] <= 30.5
     for name in ("train.log", "predict.log", "metrics.csv", "predictions.csv", "report.html"):
         assert (run / name).is_file(), name
     assert harness_leftovers(docker_client, run_id) == []
