@@ -94,8 +94,8 @@ HP = {
     "compile_min_budget_s": 300,
     "compile_reserve_s": 60,  # the plan leaves this much for compiling; with less than twice it left
     # the entry trains eagerly; the attempt stops at max(this, half the
-    # time left), a bound (no break-even is measured): a cold compile of
-    # width 0.25 took 128 s on 2 busy CPU cores
+    # time left). A cold compile took 41-52 s on 2 CPU cores alone, and
+    # did not pay there (docs/results.md): auto compiles on CUDA only
     "sync_every": 20,  # CUDA: wait for the GPU every this many steps to time them (speed.StepTimer)
     "safety_s": 2.0,  # finish this long before SIGTERM (final EMA save, slow steps)
     "ckpt_every_s": 10,  # checkpoint every this many seconds of training (at least 12 times in a
