@@ -213,11 +213,17 @@ def test_engine_stats_stamps_keep_their_fraction():
     )
 
 
-def test_a_live_owner_is_live_though_the_boot_time_reads_a_second_apart():
-    from harness.runners.docker import _owner_start_time, _pid_alive
+def test_a_live_owner_is_known_by_its_start_tick_not_by_the_wall_clock():
+    from harness.runners import procs
+    from harness.runners.docker import _pid_alive
 
-    started = float(_owner_start_time())
-    me = str(os.getpid())
-    assert _pid_alive({"haet.owner.pid": me, "haet.owner.started": f"{started + 1:.2f}"}), "btime moved by a second"
-    assert not _pid_alive({"haet.owner.pid": me, "haet.owner.started": f"{started - 60:.2f}"}), "another process"
-    assert not _pid_alive({"haet.owner.pid": me, "haet.owner.started": "garbled"})
+    me, ticks = str(os.getpid()), procs.start_ticks(os.getpid())
+    assert ticks is not None and ticks == procs.start_ticks(os.getpid()), "the same process, the same tick"
+    assert _pid_alive({"haet.owner.pid": me, "haet.owner.start_ticks": str(ticks)})
+    assert not _pid_alive({"haet.owner.pid": me, "haet.owner.start_ticks": str(ticks - 1)}), "a reused pid"
+    assert not _pid_alive({"haet.owner.pid": me, "haet.owner.start_ticks": "garbled"})
+    child = subprocess.Popen(["sleep", "0"])
+    child.wait()
+    gone = {"haet.owner.pid": str(child.pid), "haet.owner.start_ticks": str(ticks)}
+    assert procs.start_ticks(child.pid) is None and not _pid_alive(gone), "a reaped process is gone"
+    assert _pid_alive({"haet.owner.pid": me}), "an older harness's label (no ticks) is left alone while its pid lives"

@@ -85,6 +85,17 @@ def descendants(root: int) -> Iterator[int]:
                     yield pid
 
 
+def start_ticks(pid: int) -> int | None:
+    """When `pid` started, in clock ticks since boot (/proc/PID/stat, field 22), or None when it is
+    gone. A process is the same one exactly when its pid and its ticks are: unlike a start time in
+    seconds since the epoch, the ticks never move when the wall clock is adjusted."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rpartition(b")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:

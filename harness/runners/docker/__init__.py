@@ -48,6 +48,7 @@ import docker
 from harness.errors import RunnerError
 from harness.model import BuildInfo
 from harness.options import runtime_image
+from harness.runners import procs
 from harness.runners.base import PhaseSpec
 from harness.runners.docker.build import build_entry_image
 from harness.runners.docker.handle import DockerHandle, _ignore_gone
@@ -55,13 +56,6 @@ from harness.runners.limits import PhaseLimits, option
 
 LABEL = "haet.harness"
 PREFIX = "HAET_DOCKER"  # of the environment variables that set the runner's options
-
-
-def _owner_start_time() -> str:
-    try:
-        return f"{psutil.Process().create_time():.2f}"
-    except psutil.Error:
-        return "0"
 
 
 def _own_container_id() -> str:
@@ -130,7 +124,7 @@ class DockerRunner:
         self.owner = {
             "haet.owner.host": socket.gethostname(),
             "haet.owner.pid": str(os.getpid()),
-            "haet.owner.started": _owner_start_time(),
+            "haet.owner.start_ticks": str(procs.start_ticks(os.getpid())),
             "haet.owner.container": _own_container_id(),
         }
         self._built: dict[str, str] = {}
@@ -228,14 +222,20 @@ class DockerRunner:
 
 
 def _pid_alive(labels: dict[str, str]) -> bool:
+    """Whether the harness that labelled a container still runs: its pid, started at the same tick.
+    (A start time in seconds read as boot time + ticks moved by more than a second within an hour on
+    a VM whose clock was adjusted, and the next harness removed a live phase's container.) A label
+    without ticks, from an older harness, counts as live while its pid is: left alone, never removed."""
     try:
-        process = psutil.Process(int(labels.get("haet.owner.pid", "0")))
-        # A start time is boot time + ticks, and the kernel's boot time (btime: now - uptime, whole seconds) can
-        # read a second apart as the clock is adjusted: compare within that, or a live owner's containers would be
-        # taken for leftovers by the next harness to start (pid reuse within a second is not a concern).
-        return abs(process.create_time() - float(labels.get("haet.owner.started", "nan"))) < 1.5
-    except (psutil.Error, ValueError):
+        pid = int(labels.get("haet.owner.pid", "0"))
+    except ValueError:
         return False
+    if pid <= 0:
+        return False
+    if "haet.owner.start_ticks" not in labels:
+        return psutil.pid_exists(pid)
+    ticks = procs.start_ticks(pid)
+    return ticks is not None and str(ticks) == labels["haet.owner.start_ticks"]
 
 
 def _parse_path_map(text: str) -> dict[str, str]:
