@@ -139,7 +139,7 @@ def test_fork_bomb_is_contained(hostile):
 
 
 def test_memory_hog_is_reported_as_oom(hostile):
-    result, run, _ = hostile("oom")
+    result, run, _ = hostile("oom", budget=EXPECTED["oom"].run["budget_s"])
     assert result.train.outcome is Outcome.OOM, result.train
     assert "memory" in result.train.detail and result.status is Status.FAILED
 
@@ -192,7 +192,7 @@ def test_log_flood_is_capped(hostile):
 
 
 def test_huge_checkpoint_hits_the_disk_cap(hostile):
-    result, run, _ = hostile("huge-checkpoint")
+    result, run, _ = hostile("huge-checkpoint", budget=EXPECTED["huge-checkpoint"].run["budget_s"])
     assert result.train.outcome is Outcome.CRASHED, result.train
     text = log(run, "train")
     assert "No space left on device" in text and "/checkpoints is full" in text

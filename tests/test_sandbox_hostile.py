@@ -127,7 +127,7 @@ def test_memory_is_enforced_by_sampling_without_a_cgroup(tmp_path, synthetic_npz
     result says how the limit was enforced."""
     entry = stage("oom", tmp_path, synthetic_npz)
     options = RunOptions(
-        **DEFAULTS,
+        **{**DEFAULTS, **EXPECTED["oom"].run},
         submission=entry,
         data=synthetic_npz,
         device="cpu",
