@@ -63,6 +63,30 @@ def synthetic_data(tmp: Path, noise: float = 500.0) -> str:
     return f"npz:{write_synthetic_npz(tmp / 'synthetic.npz', 60, 30, seed=0, noise=noise)}"
 
 
+# --- command lines ------------------------------------------------------------------------------
+
+
+def small_run_options(tmp: Path, budget: float = 6, noise: float = 500.0) -> list:
+    """The options of a small graded run on this host's CPU: synthetic_data (written into `tmp`),
+    30 training and 20 held-out images per class, `budget` seconds, the local runner."""
+    return [
+        "--data",
+        synthetic_data(tmp, noise=noise),
+        "--budget",
+        str(budget),
+        "--cache-dir",
+        tmp / "cache",
+        *"--train-per-class 30 --eval-per-class 20 --device cpu --runner local".split(),
+    ]
+
+
+def grade_args(
+    tmp: Path, out: Path, *entries, repeats: int = 3, budget: float = 6, noise: float = 500.0, extra=()
+) -> list:
+    """`grade ENTRIES --out OUT` over `repeats` seeds of small runs; `extra` comes last, so it wins."""
+    return ["grade", *entries, "--out", out, "--repeats", str(repeats), *small_run_options(tmp, budget, noise), *extra]
+
+
 def write_image_tree(root: Path, per_class: dict[str, int], fmt: str = "PNG") -> None:
     images, labels = colour_images(max(per_class.values()), n_classes=3)
     for split, count in per_class.items():
