@@ -51,10 +51,10 @@ from harness.options import runtime_image
 from harness.runners.base import PhaseSpec
 from harness.runners.docker.build import build_entry_image
 from harness.runners.docker.handle import DockerHandle, _ignore_gone
+from harness.runners.limits import DOCKER_PREFIX as PREFIX
 from harness.runners.limits import PhaseLimits, option
 
 LABEL = "haet.harness"
-PREFIX = "HAET_DOCKER"  # of the environment variables that set the runner's options
 
 
 def _owner_start_time() -> str:
