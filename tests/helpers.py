@@ -23,6 +23,7 @@ SHARED_TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 CENTROID = ROOT / "tests" / "submissions" / "centroid"
 MINIMAL = ROOT / "examples" / "minimal"
 ENTRIES = ROOT / "tests" / "entries"
+NO_ENGINE = "unix:///nonexistent/haet-test-docker.sock"  # a Docker socket no engine answers on
 
 
 def run_harness(*args, cwd: Path = ROOT, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
