@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -24,70 +23,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.clock import supervise  # noqa: E402
-from harness.runners.base import PhaseSpec  # noqa: E402
+from benchmarks.timing import finish_after_exit, past_deadline, phase_spec, summary  # noqa: E402
 from harness.runners.docker import DockerRunner  # noqa: E402
 
 COMMANDS = {
     "sh echo": ["sh", "-c", "echo ready; touch $HAET_CHECKPOINTS/m 2>/dev/null; echo x > ${HAET_OUTPUT:-/tmp}/p"],
     "python print": ["python", "-c", "print('ready', flush=True)"],
 }
-STUBBORN = [
-    "python",
-    "-c",
-    "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-    "print('ready', flush=True)\nwhile True: time.sleep(0.01)",
-]
-
-
-def spec(tmp: Path, phase: str, command: list[str], budget: float = 30.0, grace: float = 1.0) -> PhaseSpec:
-    for d in ("sub", "data", "ck", "ev", "out"):
-        (tmp / d).mkdir(exist_ok=True)
-    return PhaseSpec(
-        phase=phase,
-        command=command,
-        submission_dir=tmp / "sub",
-        data_dir=tmp / "data",
-        checkpoints_dir=tmp / "ck",
-        events_file=tmp / "ev" / "events.jsonl",
-        output_dir=tmp / "out" if phase == "predict" else None,
-        log_path=tmp / f"{phase}.log",
-        budget_s=budget,
-        grace_s=grace,
-        seed=0,
-        device="cpu",
-    )
 
 
 def one_phase(runner: DockerRunner, phase: str, command: list[str]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as d:
-        s = spec(Path(d), phase, command)
+        spec = phase_spec(Path(d), phase, command)
         t0 = time.monotonic()
-        handle = runner.start(s)
-        while not s.log_path.stat().st_size:
+        handle = runner.start(spec)
+        while not spec.log_path.stat().st_size:
             if time.monotonic() - t0 > 30:
                 raise RuntimeError("no output within 30 s")
             time.sleep(0.002)
-        first_output = time.monotonic() - t0
-        code = None
-        while code is None:
-            code = handle.wait(5)
-        exited = time.monotonic()
-        handle.finish()
-        return first_output, time.monotonic() - exited
-
-
-def deadline(runner: DockerRunner) -> float:
-    with tempfile.TemporaryDirectory() as d:
-        s = spec(Path(d), "train", STUBBORN, budget=3.0, grace=1.0)
-        handle = runner.start(s)
-        result = supervise(handle)
-        handle.finish()
-        return result.seconds - s.budget_s
-
-
-def summary(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} s (max {max(values):.2f})"
+        return time.monotonic() - t0, finish_after_exit(handle)
 
 
 def main() -> None:
@@ -107,7 +61,7 @@ def main() -> None:
                 f"| {phase} | `{label}` | {summary(first)} | {summary(removed)} | "
                 f"{summary([a + b for a, b in samples])} |"
             )
-    late = [deadline(runner) for _ in range(args.repeats)]
+    late = [past_deadline(runner) for _ in range(args.repeats)]
     raw["deadline_past_budget_s"] = late
     info = runner.client.info()
     print(

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -28,64 +27,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.clock import supervise  # noqa: E402
+from benchmarks.timing import finish_after_exit, past_deadline, phase_spec, summary  # noqa: E402
 from harness.runners import make_runner  # noqa: E402
-from harness.runners.base import PhaseSpec  # noqa: E402
 
 FIRST = ["python", "-c", "import time; print(repr(time.time()), flush=True)"]
-STUBBORN = [
-    "python",
-    "-c",
-    "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-    "print('ready', flush=True)\nwhile True: time.sleep(0.01)",
-]
-
-
-def spec(tmp: Path, phase: str, command: list[str], budget: float = 30.0, grace: float = 1.0) -> PhaseSpec:
-    for d in ("sub", "data", "ck", "ev", "out"):
-        (tmp / d).mkdir(exist_ok=True)
-    return PhaseSpec(
-        phase=phase,
-        command=command,
-        submission_dir=tmp / "sub",
-        data_dir=tmp / "data",
-        checkpoints_dir=tmp / "ck",
-        events_file=tmp / "ev" / "events.jsonl",
-        output_dir=tmp / "out" if phase == "predict" else None,
-        log_path=tmp / f"{phase}.log",
-        budget_s=budget,
-        grace_s=grace,
-        seed=0,
-        device="cpu",
-    )
 
 
 def one_phase(runner, phase: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as d:
-        s = spec(Path(d), phase, FIRST)
+        spec = phase_spec(Path(d), phase, FIRST)
         before = time.time()
-        handle = runner.start(s)
-        code = None
-        while code is None:
-            code = handle.wait(5)
-        exited = time.monotonic()
-        handle.finish()
-        finished = time.monotonic() - exited
-        first = float(s.log_path.read_text().split()[0])
+        finished = finish_after_exit(runner.start(spec))
+        first = float(spec.log_path.read_text().split()[0])
         return first - before, finished
-
-
-def deadline(runner) -> float:
-    with tempfile.TemporaryDirectory() as d:
-        s = spec(Path(d), "train", STUBBORN, budget=3.0, grace=1.0)
-        handle = runner.start(s)
-        result = supervise(handle)
-        handle.finish()
-        return result.seconds - s.budget_s
-
-
-def summary(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} s (max {max(values):.3f})"
 
 
 def main() -> None:
@@ -101,10 +55,10 @@ def main() -> None:
             samples = [one_phase(runner, phase) for _ in range(args.repeats)]
             first, finished = [s[0] for s in samples], [s[1] for s in samples]
             raw[f"{name} / {phase}"] = {"start_to_first_instruction_s": first, "exit_to_finished_s": finished}
-            rows.append(f"| {name} | {phase} | {summary(first)} | {summary(finished)} |")
-        late = [deadline(runner) for _ in range(args.repeats)]
+            rows.append(f"| {name} | {phase} | {summary(first, 3)} | {summary(finished, 3)} |")
+        late = [past_deadline(runner) for _ in range(args.repeats)]
         raw[f"{name} / deadline_past_budget_s"] = late
-        rows.append(f"| {name} | ignores SIGTERM, budget 3 s | past the deadline: {summary(late)} | |")
+        rows.append(f"| {name} | ignores SIGTERM, budget 3 s | past the deadline: {summary(late, 3)} | |")
         if name == "sandbox":
             enforced = runner.describe()["memory_enforced"]
     print(

@@ -16,10 +16,10 @@ nothing it leaves may carry special rights on the host:
     whatever else is not a regular file or a folder, and `trim_to_cap` cuts them to their caps as a
     full disk would have.
 
-The walk is harness/walk.py's: bounded, never led out of its root. Each change is made from a
-descriptor reached with no link followed, and checked to be the inode that was listed where it
-changes a file, so an entry that swaps a file for a link cannot make the harness chmod, cut or
-remove anything outside the folder.
+The walk, and the way to each file it lists, are harness/walk.py's: bounded, never led out of its
+root. Each change is made from a descriptor reached with no link followed, and checked to be the
+inode that was listed where it changes a file, so an entry that swaps a file for a link cannot make
+the harness chmod, cut or remove anything outside the folder.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ import stat
 from pathlib import Path
 
 from harness import text
-from harness.walk import MAX_ENTRIES, WalkLimit, open_beneath, remove_beneath, walk
+from harness.walk import MAX_ENTRIES, WalkLimit, open_beneath, open_parent, remove_beneath, walk
 
 SET_ID = stat.S_ISUID | stat.S_ISGID
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 SHOWN = 5  # names quoted in a note
 MAX_WALK = MAX_ENTRIES  # entries counted in a capped folder; past it (or MAX_DEPTH deep), the folder is over its cap
 
@@ -76,22 +75,14 @@ def make_safe(path: Path, shown_as: str) -> list[str]:
         for found in walk(path):
             if not (found.st.st_mode & SET_ID or _special(found.st.st_mode)):
                 continue
-            parent, _, name = found.rel.rpartition(os.sep)
-            try:
-                dir_fd = _open_folder(path, parent)
-            except OSError:
-                continue  # gone or swapped since it was listed: nothing of the entry's left there to fix
             try:
                 if _special(found.st.st_mode):
-                    if _same(name, dir_fd, found.st):
-                        os.unlink(name, dir_fd=dir_fd)
+                    if remove_beneath(path, found.rel, found.same_file):
                         removed.append(found.rel)
-                elif _strip(name, dir_fd, found.st):
+                elif _strip_beneath(path, found.rel, found.st):
                     stripped.append(found.rel)
             except OSError:
-                pass
-            finally:
-                os.close(dir_fd)
+                pass  # gone or swapped since it was listed: nothing of the entry's left there to fix
     except WalkLimit as exc:
         limit = str(exc)
     except OSError:
@@ -102,14 +93,6 @@ def make_safe(path: Path, shown_as: str) -> list[str]:
 def _special(mode: int) -> bool:
     """A device file, fifo or socket: nothing a checkpoint or an output may be."""
     return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
-def _same(name: str, dir_fd: int, listed: os.stat_result) -> bool:
-    try:
-        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except OSError:
-        return False
-    return (now.st_dev, now.st_ino) == (listed.st_dev, listed.st_ino)
 
 
 def _strip(name: str, dir_fd: int | None, listed: os.stat_result) -> bool:
@@ -130,16 +113,13 @@ def _strip(name: str, dir_fd: int | None, listed: os.stat_result) -> bool:
         os.close(fd)
 
 
-def _open_folder(root: Path, rel: str) -> int:
-    """A descriptor of the folder `rel` below `root`, each step opened with O_NOFOLLOW."""
-    fd = os.open(root, _DIR_FLAGS)
-    for part in [p for p in rel.split(os.sep) if p]:
-        try:
-            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-        finally:
-            os.close(fd)
-        fd = child
-    return fd
+def _strip_beneath(root: Path, rel: str, listed: os.stat_result) -> bool:
+    """_strip for `rel` below `root`, reached with no link followed."""
+    dir_fd, name = open_parent(root, rel)
+    try:
+        return _strip(name, dir_fd, listed)
+    finally:
+        os.close(dir_fd)
 
 
 def _notes(place: str, stripped: list[str], removed: list[str], limit: str | None) -> list[str]:

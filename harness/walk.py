@@ -117,9 +117,9 @@ def walk(
             os.close(dir_fd)
 
 
-def _parent(root: Path, rel: str) -> tuple[int, str]:
+def open_parent(root: Path, rel: str) -> tuple[int, str]:
     """A descriptor of the folder that holds `rel` below `root`, reached with no link followed, and
-    the last part of `rel`. The caller closes the descriptor."""
+    the last part of `rel`, to change it by name from there. The caller closes the descriptor."""
     parts = [p for p in rel.split(os.sep) if p]
     if not parts or any(p in (".", "..") for p in parts):
         raise OSError(0, f"not a path below the root: {rel!r}")
@@ -140,7 +140,7 @@ def open_beneath(root: Path, rel: str, expect: tuple[int, int] | None = None, fl
     O_NOFOLLOW from its parent's descriptor: a link anywhere on the way is refused (OSError). With
     `expect` (device, inode, as listed by `walk`), a file replaced since it was listed is refused.
     `flags` adds to the open's flags (O_WRONLY in place of read-only, to cut a file)."""
-    dir_fd, name = _parent(root, rel)
+    dir_fd, name = open_parent(root, rel)
     try:
         fd = os.open(name, _FILE_FLAGS | flags, dir_fd=dir_fd)
     finally:
@@ -152,19 +152,25 @@ def open_beneath(root: Path, rel: str, expect: tuple[int, int] | None = None, fl
     return fd
 
 
-def remove_beneath(root: Path, rel: str) -> None:
+def remove_beneath(root: Path, rel: str, expect: tuple[int, int] | None = None) -> bool:
     """Unlink `rel` below `root` (a file, a link or anything but a folder), reached with no link
-    followed on the way: a folder swapped for a link never leads the unlink out of the root.
-    Nothing there is not an error."""
+    followed on the way: a folder swapped for a link never leads the unlink out of the root. With
+    `expect` (device, inode, as listed by `walk`), what was put there since the listing is left.
+    Whether it was removed: nothing there is not an error."""
     try:
-        dir_fd, name = _parent(root, rel)
+        dir_fd, name = open_parent(root, rel)
     except OSError as exc:
         if exc.errno in _GONE:
-            return
+            return False
         raise
     try:
+        if expect is not None:
+            now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) != tuple(expect):
+                return False
         os.unlink(name, dir_fd=dir_fd)
+        return True
     except FileNotFoundError:
-        pass
+        return False
     finally:
         os.close(dir_fd)

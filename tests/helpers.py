@@ -23,6 +23,7 @@ SHARED_TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 CENTROID = ROOT / "tests" / "submissions" / "centroid"
 MINIMAL = ROOT / "examples" / "minimal"
 ENTRIES = ROOT / "tests" / "entries"
+NO_ENGINE = "unix:///nonexistent/haet-test-docker.sock"  # a Docker socket no engine answers on
 
 
 def run_harness(*args, cwd: Path = ROOT, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -61,6 +62,30 @@ def pid_alive(pid: int) -> bool:
 def synthetic_data(tmp: Path, noise: float = 500.0) -> str:
     """A learnable-but-not-trivial dataset: centroid scores ~70%, the minimal entry ~25%."""
     return f"npz:{write_synthetic_npz(tmp / 'synthetic.npz', 60, 30, seed=0, noise=noise)}"
+
+
+# --- command lines ------------------------------------------------------------------------------
+
+
+def small_run_options(tmp: Path, budget: float = 6, noise: float = 500.0) -> list:
+    """The options of a small graded run on this host's CPU: synthetic_data (written into `tmp`),
+    30 training and 20 held-out images per class, `budget` seconds, the local runner."""
+    return [
+        "--data",
+        synthetic_data(tmp, noise=noise),
+        "--budget",
+        str(budget),
+        "--cache-dir",
+        tmp / "cache",
+        *"--train-per-class 30 --eval-per-class 20 --device cpu --runner local".split(),
+    ]
+
+
+def grade_args(
+    tmp: Path, out: Path, *entries, repeats: int = 3, budget: float = 6, noise: float = 500.0, extra=()
+) -> list:
+    """`grade ENTRIES --out OUT` over `repeats` seeds of small runs; `extra` comes last, so it wins."""
+    return ["grade", *entries, "--out", out, "--repeats", str(repeats), *small_run_options(tmp, budget, noise), *extra]
 
 
 def write_image_tree(root: Path, per_class: dict[str, int], fmt: str = "PNG") -> None:

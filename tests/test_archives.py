@@ -25,7 +25,7 @@ from harness.errors import ContractError
 from harness.organizer.grade import find_entries
 from harness.organizer.rundirs import GradeError
 from harness.unpack import describe, open_source, parse_source
-from tests.helpers import CENTROID, copy_entry, read_json, run_harness, synthetic_data
+from tests.helpers import CENTROID, copy_entry, grade_args, read_json, run_harness, small_run_options
 
 GIT_ENV = {
     **os.environ,
@@ -135,32 +135,8 @@ def test_zip_tar_and_git_entries_grade_like_the_folder(tmp_path):
         z.writestr("submission.yaml", "name: hostile\ntrain: python t.py\npredict: python p.py\n")
         z.writestr(zipfile.ZipInfo("../../escaped.py"), "print('out')\n")
     out = tmp_path / "grading"
-    proc = run_harness(
-        "grade",
-        folder,
-        zipped,
-        tarred,
-        f"{tmp_path / 'repo'}@main",
-        hostile,
-        "--out",
-        out,
-        "--data",
-        synthetic_data(tmp_path),
-        "--train-per-class",
-        "30",
-        "--eval-per-class",
-        "20",
-        "--budget",
-        "10",
-        "--repeats",
-        "1",
-        "--device",
-        "cpu",
-        "--runner",
-        "local",
-        "--cache-dir",
-        tmp_path / "cache",
-    )
+    repository = f"{tmp_path / 'repo'}@main"
+    proc = run_harness(*grade_args(tmp_path, out, folder, zipped, tarred, repository, hostile, repeats=1, budget=10))
     assert proc.returncode == 0, proc.stderr
     runs = {
         e: read_json(out / e / "seed-0" / "result.json") for e in ("centroid", "centroid-2", "centroid-3", "centroid-4")
@@ -203,24 +179,11 @@ def test_run_and_validate_take_an_archive(tmp_path):
         "run",
         "--submission",
         tarred,
-        "--data",
-        synthetic_data(tmp_path),
-        "--train-per-class",
-        "30",
-        "--eval-per-class",
-        "20",
-        "--budget",
-        "10",
-        "--device",
-        "cpu",
-        "--runner",
-        "local",
+        *small_run_options(tmp_path, budget=10),
         "--runs-dir",
         tmp_path / "runs",
         "--run-id",
         "tarred",
-        "--cache-dir",
-        tmp_path / "cache",
     )
     assert proc.returncode == 0, proc.stderr
     result = read_json(tmp_path / "runs" / "tarred" / "result.json")

@@ -17,33 +17,17 @@ import pytest
 from harness.options import RunOptions
 from harness.organizer.plan import PLAN_DEFAULTS, PLAN_FILE, make_plan
 from harness.organizer.rundirs import GradeError
-from tests.helpers import CENTROID, ENTRIES, MINIMAL, ROOT, copy_entry, read_json, run_harness, synthetic_data
-
-
-def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 3, extra=()) -> list[str]:
-    return [
-        "grade",
-        *entries,
-        "--out",
-        out,
-        "--data",
-        synthetic_data(tmp_path),
-        "--train-per-class",
-        "30",
-        "--eval-per-class",
-        "20",
-        "--budget",
-        "6",
-        "--repeats",
-        str(repeats),
-        "--device",
-        "cpu",
-        "--runner",
-        "local",
-        "--cache-dir",
-        tmp_path / "cache",
-        *extra,
-    ]
+from tests.helpers import (
+    CENTROID,
+    ENTRIES,
+    MINIMAL,
+    ROOT,
+    copy_entry,
+    grade_args,
+    read_json,
+    run_harness,
+    synthetic_data,
+)
 
 
 def results(out: Path) -> list[Path]:
@@ -129,7 +113,7 @@ def test_relative_out_and_resume_with_other_options_is_refused(tmp_path):
     first = run_harness(*grade_args(tmp_path, out, MINIMAL, repeats=1), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert read_json(tmp_path / "grading" / "colour-mean" / "seed-0" / "result.json")["status"] == "scored"
-    other = run_harness(*grade_args(tmp_path, out, MINIMAL, repeats=1, extra=["--budget", "7"]), cwd=tmp_path)
+    other = run_harness(*grade_args(tmp_path, out, MINIMAL, repeats=1, budget=7), cwd=tmp_path)
     assert other.returncode == 2
     assert "--budget 6.0 -> 7.0" in other.stderr and "new --out" in other.stderr
 
@@ -160,7 +144,7 @@ def test_parallel_slots_run_at_the_same_time(tmp_path):
     out = tmp_path / "grading"
     proc = run_harness(
         *grade_args(
-            tmp_path, out, slow, MINIMAL, repeats=2, extra=["--gpus", "0,1", "--reference", CENTROID, "--budget", "20"]
+            tmp_path, out, slow, MINIMAL, repeats=2, budget=20, extra=["--gpus", "0,1", "--reference", CENTROID]
         )
     )
     assert proc.returncode == 0, proc.stderr

@@ -24,92 +24,78 @@ from harness import text
 from harness.report.read import MAX_RESULT_BYTES
 from harness.runners.sandbox import find_bwrap, probe
 from harness.synthetic import write_synthetic_npz
-from tests.helpers import CENTROID, ROOT, copy_entry, read_json
+from tests.helpers import CENTROID, NO_ENGINE, ROOT, copy_entry, read_json, run_harness
 from tests.test_hostile_inputs import MEASURED  # main() in a process that writes its own peak RSS
 
-DEAD_ENGINE = "unix:///nonexistent/haet-test-docker.sock"  # `auto` then means the sandbox where bwrap works
 needs_bwrap = pytest.mark.skipif(probe(find_bwrap()) is not None, reason="the sandbox cannot run here")
 MAX_REFUSAL_RSS_MB = 150  # the harness refusing a 200 MB result.json: its imports, not the file
 
 
-def harness(*args, tmp: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "DOCKER_HOST": DEAD_ENGINE, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment,
+def harness(*args, env: dict | None = None, engine: bool = False) -> subprocess.CompletedProcess:
+    """The harness in a child process where no Docker engine answers (`auto` then means the sandbox
+    where bwrap works), or with `engine`, this process's."""
+    no_engine = {} if engine else {"DOCKER_HOST": NO_ENGINE}
+    return run_harness(*args, env={**no_engine, **(env or {})})
+
+
+def synthetic_source(path: Path, seed: int) -> str:
+    """An npz source of synthetic images, 60 training and 40 test images per class."""
+    return f"npz:{write_synthetic_npz(path, 60, 40, seed=seed, noise=500.0)}"
+
+
+def real_run(tmp: Path, run_id: str, *options) -> Path:
+    """A real run, as a participant makes it: a copy of the centroid entry, the local runner, public
+    synthetic data, 20 training and 10 held-out images per class, `options`. Its run directory."""
+    entry = copy_entry(CENTROID, tmp / "entry")
+    proc = harness(
+        *("run", "--submission", entry, "--data", synthetic_source(tmp / "public.npz", seed=0)),
+        *("--runner", "local", "--device", "cpu", "--train-per-class", "20", "--eval-per-class", "10"),
+        *("--runs-dir", tmp / "runs", "--run-id", run_id, "--cache-dir", tmp / "cache", *options),
     )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "runs" / run_id
 
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory) -> Path:
-    """A real run, as a participant makes it: the local runner, synthetic data, seed 3."""
+    """A real run with seed 3."""
     tmp = tmp_path_factory.mktemp("original")
-    entry = copy_entry(CENTROID, tmp / "entry")
-    data = f"npz:{write_synthetic_npz(tmp / 'public.npz', 60, 40, seed=0, noise=500.0)}"
-    proc = harness(
-        "run",
-        "--submission",
-        entry,
-        "--data",
-        data,
-        "--runner",
-        "local",
-        "--device",
-        "cpu",
-        "--budget",
-        "3",
-        "--grace",
-        "1",
-        "--predict-budget",
-        "30",
-        "--seed",
-        "3",
-        "--train-per-class",
-        "20",
-        "--eval-per-class",
-        "10",
-        "--runs-dir",
-        tmp / "runs",
-        "--run-id",
-        "original",
-        "--cache-dir",
-        tmp / "cache",
-        tmp=tmp,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp / "runs" / "original"
+    return real_run(tmp, "original", "--budget", "3", "--grace", "1", "--predict-budget", "30", "--seed", "3")
+
+
+def edit(run_dir: Path, change) -> Path:
+    """`run_dir` with its result.json changed by `change` (called with the parsed result)."""
+    result = read_json(run_dir / "result.json")
+    change(result)
+    (run_dir / "result.json").write_text(json.dumps(result))
+    return run_dir
 
 
 def handed(tmp_path: Path, original: Path, **options) -> Path:
     """A copy of the original run directory whose recorded options are edited as an attacker would."""
     copy = tmp_path / "handed" / "original"
     shutil.copytree(original, copy)
-    result = read_json(copy / "result.json")
-    for run in result["repeats"] if result["kind"] == "series" else [result]:
-        run["options"].update(options)
-    (copy / "result.json").write_text(json.dumps(result))
-    return copy
+
+    def recorded(result: dict) -> None:
+        for run in result["repeats"] if result["kind"] == "series" else [result]:
+            run["options"].update(options)
+
+    return edit(copy, recorded)
 
 
-def reproduce(tmp_path: Path, run_dir: Path, *flags, env: dict | None = None) -> subprocess.CompletedProcess:
+def reproduce(tmp_path: Path, run_dir: Path, *flags, env: dict | None = None, engine: bool = False):
+    """`run --reproduce RUN_DIR FLAGS` into tmp_path/new/again (its result: reproduced)."""
     return harness(
-        "run",
-        "--reproduce",
-        run_dir,
-        "--runs-dir",
-        tmp_path / "new",
-        "--run-id",
-        "again",
-        "--cache-dir",
-        tmp_path / "cache",
-        *flags,
-        tmp=tmp_path,
+        *("run", "--reproduce", run_dir, "--runs-dir", tmp_path / "new", "--run-id", "again"),
+        *("--cache-dir", tmp_path / "cache", *flags),
         env=env,
+        engine=engine,
     )
+
+
+def reproduced(tmp_path: Path) -> dict:
+    """The result of reproduce()'s run."""
+    return read_json(tmp_path / "new" / "again" / "result.json")
 
 
 def refused(proc: subprocess.CompletedProcess, tmp_path: Path, *said: str) -> str:
@@ -153,22 +139,7 @@ def test_a_recorded_sandbox_is_refused_where_docker_answers(tmp_path, original):
 
     if not docker_answers():
         pytest.skip("no Docker engine answers here")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "run",
-            "--reproduce",  # this process's engine
-            str(handed(tmp_path, original, runner="sandbox")),
-            "--runs-dir",
-            str(tmp_path / "new"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = reproduce(tmp_path, handed(tmp_path, original, runner="sandbox"), engine=True)
     refused(proc, tmp_path, "the sandbox runner", "--runner sandbox")
 
 
@@ -187,7 +158,7 @@ def test_the_command_lines_runner_wins_and_the_result_says_what_was_asked_and_wh
     proc = reproduce(tmp_path, handed(tmp_path, original), "--runner", "sandbox", "--budget", "2.5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "from the command line: budget, runner" in proc.stdout + proc.stderr
-    result = read_json(tmp_path / "new" / "again" / "result.json")
+    result = reproduced(tmp_path)
     assert result["environment"]["runner"] == "sandbox" and result["environment"]["isolated"] is True
     assert result["options"]["runner"] == "sandbox" and result["options"]["budget"] == 2.5
     assert result["train"]["budget_s"] == 2.5
@@ -202,7 +173,7 @@ def test_the_command_lines_runner_wins_and_the_result_says_what_was_asked_and_wh
 def test_an_explicit_local_runner_is_allowed_and_recorded_as_asked(tmp_path, original):
     proc = reproduce(tmp_path, handed(tmp_path, original), "--runner", "local")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = read_json(tmp_path / "new" / "again" / "result.json")
+    result = reproduced(tmp_path)
     assert result["environment"]["runner"] == "local" and result["environment"]["isolated"] is False
     assert result["reproduces"]["asked"]["runner"] == "local" and result["reproduces"]["overridden"] == ["runner"]
     assert result["seed"] == 3 and result["options"]["budget"] == 3, "the rest comes from the record"
@@ -212,28 +183,9 @@ def test_an_explicit_local_runner_is_allowed_and_recorded_as_asked(tmp_path, ori
 @pytest.mark.docker
 def test_a_record_asking_for_auto_reproduces_in_docker_where_an_engine_answers(tmp_path, original, runtime_image):
     """A record may ask for what the command gets by default: here, a container of the default image."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "run",
-            "--reproduce",  # this process's engine
-            str(handed(tmp_path, original, runner="auto")),
-            "--runs-dir",
-            str(tmp_path / "new"),
-            "--run-id",
-            "again",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = reproduce(tmp_path, handed(tmp_path, original, runner="auto"), engine=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = read_json(tmp_path / "new" / "again" / "result.json")
+    result = reproduced(tmp_path)
     env = result["environment"]
     assert env["runner"] == "docker" and env["isolated"] is True and env["image"].startswith(runtime_image)
     assert result["reproduces"]["asked"]["runner"] == "auto" and result["reproduces"]["overridden"] == []
@@ -275,7 +227,7 @@ def test_a_huge_result_json_is_refused_quickly_with_bounded_memory(tmp_path, ori
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "DOCKER_HOST": DEAD_ENGINE},
+        env={**os.environ, "DOCKER_HOST": NO_ENGINE},
     )
     refused(proc, tmp_path, "over 16 MiB")
     assert time.monotonic() - started < 30
@@ -329,13 +281,6 @@ def test_a_run_of_another_shape_is_refused_before_anything_runs(tmp_path, origin
 # --- what the record names: the entry, the data ----------------------------------------------------------
 
 
-def edit(run_dir: Path, change) -> Path:
-    result = read_json(run_dir / "result.json")
-    change(result)
-    (run_dir / "result.json").write_text(json.dumps(result))
-    return run_dir
-
-
 @pytest.mark.parametrize("kind", ["not-an-entry", "dotdot", "relative", "symlink"])
 def test_an_entry_folder_the_record_names_must_be_an_entry_at_a_plain_path(tmp_path, original, kind):
     entry = Path(read_json(original / "result.json")["submission"]["path"])
@@ -365,13 +310,13 @@ def test_a_data_source_the_record_names_must_be_usable(tmp_path, original, sourc
 def test_a_record_cannot_hand_the_entry_the_organizers_secret_set(tmp_path, original):
     """The record names the organizer's secret held-out file as training data (its path leaks easily:
     results record `data.eval_source`). It cannot know the secret images, so it cannot give the hash."""
-    secret = f"npz:{write_synthetic_npz(tmp_path / 'secret.npz', 60, 40, seed=99, noise=500.0)}"
+    secret = synthetic_source(tmp_path / "secret.npz", seed=99)
     proc = reproduce(tmp_path, handed(tmp_path, original, runner="auto", data=secret))
     refused(proc, tmp_path, "does not give the images", "data_sha256", "pass --data (and --eval-data)")
     # Named on the command line, the same file is the organizer's choice: the run goes ahead, says so.
     proc = reproduce(tmp_path, handed(tmp_path / "b", original, runner="auto"), "--data", secret)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = read_json(tmp_path / "new" / "again" / "result.json")
+    result = reproduced(tmp_path)
     assert result["data"]["source"] == secret and result["reproduces"]["overridden"] == ["data"]
     assert "the images differ (data_sha256)" in " ".join(result["reproduces"]["differences"])
 
@@ -402,46 +347,13 @@ def test_the_flags_given_are_told_from_the_defaults_as_run_parsed_them():
 
 
 def test_a_series_is_reproduced_repeat_by_repeat_and_each_repeats_images_are_checked(tmp_path):
-    entry = copy_entry(CENTROID, tmp_path / "entry")
-    data = f"npz:{write_synthetic_npz(tmp_path / 'public.npz', 60, 40, seed=0, noise=500.0)}"
-    proc = harness(
-        "run",
-        "--submission",
-        entry,
-        "--data",
-        data,
-        "--runner",
-        "local",
-        "--device",
-        "cpu",
-        "--budget",
-        "2",
-        "--grace",
-        "0.5",
-        "--repeats",
-        "2",
-        "--seed",
-        "5",
-        "--train-per-class",
-        "20",
-        "--eval-per-class",
-        "10",
-        "--runs-dir",
-        tmp_path / "runs",
-        "--run-id",
-        "series",
-        "--cache-dir",
-        tmp_path / "cache",
-        tmp=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    series = tmp_path / "runs" / "series"
+    series = real_run(tmp_path, "series", "--budget", "2", "--grace", "0.5", "--repeats", "2", "--seed", "5")
     edited = edit(handed(tmp_path, series), lambda r: r["repeats"][1]["data"].update(data_sha256="0" * 64))
     refused(reproduce(tmp_path, edited, "--runner", "local"), tmp_path, "run series/repeat-02", "data_sha256")
 
     proc = reproduce(tmp_path, series, "--runner", "local")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    before, after = read_json(series / "result.json"), read_json(tmp_path / "new" / "again" / "result.json")
+    before, after = read_json(series / "result.json"), reproduced(tmp_path)
     assert after["kind"] == "series" and len(after["repeats"]) == 2
     for i, (a, b) in enumerate(zip(before["repeats"], after["repeats"])):
         assert b["seed"] == a["seed"] == 5 + i and b["data"]["data_sha256"] == a["data"]["data_sha256"]

@@ -18,9 +18,8 @@ from harness.runners.base import PhaseSpec
 from harness.runners.limits import PhaseLimits
 from harness.runners.sandbox import find_bwrap, mounts, probe
 from tests.fake_nvml import FakeNvml
-from tests.helpers import MINIMAL, ROOT
+from tests.helpers import MINIMAL, NO_ENGINE, ROOT
 
-DEAD_ENGINE = "unix:///nonexistent/haet-test-docker.sock"
 SMALL = PhaseLimits(tmp_size=2**20, shm_size=2**20)
 BWRAP = find_bwrap()
 needs_bwrap = pytest.mark.skipif(probe(BWRAP) is not None, reason=f"the sandbox cannot run here: {probe(BWRAP)}")
@@ -62,7 +61,7 @@ def tiny_run(tmp_path: Path, data: str, runner: str = "auto") -> tuple[str, ...]
 
 def environment(tmp_path: Path, **changes: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("HAET_BWRAP", "DOCKER_HOST")}
-    env.update(DOCKER_HOST=DEAD_ENGINE, **changes)
+    env.update(DOCKER_HOST=NO_ENGINE, **changes)
     return env
 
 

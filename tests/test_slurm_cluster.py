@@ -11,11 +11,13 @@ import re
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import CENTROID, ENTRIES, ROOT, read_json, run_harness, stage_hostile, synthetic_data
+from tests import helpers
+from tests.helpers import CENTROID, ENTRIES, ROOT, read_json, run_harness, stage_hostile
 from tests.slurm_support import queue, slow_entry, state, wait_for
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
@@ -23,30 +25,8 @@ ENV = {"HAET_SLURM_POLL_S": "0.5"}
 SLURM = ["--backend", "slurm", "--cpus-per-task", "1", "--mem", "1G"]  # two runs at a time on the 2-CPU node
 
 
-def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 2, budget: float = 4, extra=()) -> list[str]:
-    return [
-        "grade",
-        *entries,
-        "--out",
-        out,
-        "--data",
-        synthetic_data(tmp_path),
-        "--train-per-class",
-        "30",
-        "--eval-per-class",
-        "20",
-        "--budget",
-        str(budget),
-        "--repeats",
-        str(repeats),
-        "--device",
-        "cpu",
-        "--runner",
-        "local",
-        "--cache-dir",
-        tmp_path / "cache",
-        *extra,
-    ]
+# Two seeds of 4 s unless a test asks for more: every run queues on the one 2-CPU node.
+grade_args = partial(helpers.grade_args, repeats=2, budget=4)
 
 
 def slurm(tmp_path: Path, out: Path, *entries, **kwargs) -> subprocess.CompletedProcess:

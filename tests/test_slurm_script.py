@@ -18,7 +18,7 @@ from harness.errors import UsageError
 from harness.options import RunOptions
 from harness.organizer.plan import Grading, make_plan
 from harness.organizer.slurm import script
-from tests.helpers import CENTROID, ENTRIES, entry, run_harness, synthetic_data
+from tests.helpers import CENTROID, ENTRIES, entry, grade_args, run_harness, synthetic_data
 
 
 def sbatch_lines(text: str) -> list[str]:
@@ -137,31 +137,9 @@ def test_each_task_runs_exactly_the_local_graders_command(tmp_path):
 
 def test_dry_run_prints_the_script_and_writes_or_submits_nothing(tmp_path):
     out = tmp_path / "grading"
+    slurm = ["--device", "cuda", "--backend", "slurm", "--dry-run", "--max-parallel", "1", "--partition", "gpu"]
     proc = run_harness(
-        "grade",
-        CENTROID,
-        "--out",
-        out,
-        "--data",
-        synthetic_data(tmp_path),
-        "--budget",
-        "5",
-        "--repeats",
-        "2",
-        "--device",
-        "cuda",
-        "--runner",
-        "local",
-        "--cache-dir",
-        tmp_path / "cache",
-        "--backend",
-        "slurm",
-        "--dry-run",
-        "--max-parallel",
-        "1",
-        "--partition",
-        "gpu",
-        "--sbatch-arg=--exclusive",
+        *grade_args(tmp_path, out, CENTROID, repeats=2, budget=5, extra=[*slurm, "--sbatch-arg=--exclusive"])
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# --- array 1 of 1: 2 run(s)")
@@ -233,30 +211,7 @@ def test_status_of_a_local_grading_counts_every_run_once(tmp_path):
     invalid entry's seeds count as failed, as they count 0 on the leaderboard."""
     bad = entry("bad-manifest", tmp_path)
     out = tmp_path / "grading"
-    graded = run_harness(
-        "grade",
-        CENTROID,
-        ENTRIES / "crash",
-        bad,
-        "--out",
-        out,
-        "--data",
-        synthetic_data(tmp_path),
-        "--train-per-class",
-        "30",
-        "--eval-per-class",
-        "20",
-        "--budget",
-        "3",
-        "--repeats",
-        "2",
-        "--device",
-        "cpu",
-        "--runner",
-        "local",
-        "--cache-dir",
-        tmp_path / "cache",
-    )
+    graded = run_harness(*grade_args(tmp_path, out, CENTROID, ENTRIES / "crash", bad, repeats=2, budget=3))
     assert graded.returncode == 0, graded.stderr
     status = run_harness("grade", "--status", out)
     assert status.returncode == 0, status.stderr

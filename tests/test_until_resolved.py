@@ -19,7 +19,7 @@ import pytest
 
 from harness.options import RunOptions
 from harness.organizer.plan import PLAN_FILE, Grading
-from tests.helpers import MINIMAL, ROOT, read_json, run_harness, synthetic_data
+from tests.helpers import MINIMAL, ROOT, grade_args, read_json, run_harness
 
 NOISY_PREDICT = '''"""colour-mean, then a share Q of the labels replaced by pseudo-random ones drawn from each image."""
 
@@ -50,31 +50,11 @@ def noisy_entry(root: Path, name: str, q: float) -> Path:
     return entry
 
 
-def grade_args(tmp_path: Path, out: Path, *entries, repeats: int = 3, max_seeds: int | None = 5, extra=()) -> list:
-    return [
-        "grade",
-        *entries,
-        "--out",
-        out,
-        "--data",
-        synthetic_data(tmp_path, noise=60.0),
-        "--train-per-class",
-        "30",
-        "--eval-per-class",
-        "20",
-        "--budget",
-        "6",
-        "--repeats",
-        str(repeats),
-        "--device",
-        "cpu",
-        "--runner",
-        "local",
-        "--cache-dir",
-        tmp_path / "cache",
-        *(["--until-resolved", "--max-seeds", str(max_seeds)] if max_seeds is not None else []),
-        *extra,
-    ]
+def until_args(tmp_path: Path, out: Path, *entries, repeats: int = 3, max_seeds: int | None = 5, extra=()) -> list:
+    """grade_args with --until-resolved --max-seeds MAX_SEEDS (neither when None), on the synthetic
+    set's easier images (noise 60, not 500)."""
+    until = ["--until-resolved", "--max-seeds", str(max_seeds)] if max_seeds is not None else []
+    return grade_args(tmp_path, out, *entries, repeats=repeats, noise=60.0, extra=[*until, *extra])
 
 
 def seeds_run(out: Path) -> dict[str, list[int]]:
@@ -102,7 +82,7 @@ def close_field(tmp_path: Path) -> list[Path]:
 def test_a_clear_winner_stops_at_the_base_seeds(tmp_path):
     out = tmp_path / "grading"
     entries = [noisy_entry(tmp_path / "entries", "good", 0.0), noisy_entry(tmp_path / "entries", "poor", 0.9)]
-    done = run_harness(*grade_args(tmp_path, out, *entries))
+    done = run_harness(*until_args(tmp_path, out, *entries))
     assert done.returncode == 0, done.stderr
     base = read_json(out / PLAN_FILE)["seeds"]
     assert seeds_run(out) == {"good": base, "poor": base}  # no extra run
@@ -115,7 +95,7 @@ def test_a_clear_winner_stops_at_the_base_seeds(tmp_path):
 
 def test_close_entries_get_more_seeds_up_to_the_maximum_and_the_others_do_not(tmp_path):
     out = tmp_path / "grading"
-    done = run_harness(*grade_args(tmp_path, out, *close_field(tmp_path)))
+    done = run_harness(*until_args(tmp_path, out, *close_field(tmp_path)))
     assert done.returncode == 0, done.stderr
     plan = read_json(out / PLAN_FILE)
     base = plan["seeds"]
@@ -135,7 +115,7 @@ def test_close_entries_get_more_seeds_up_to_the_maximum_and_the_others_do_not(tm
 
 def test_a_killed_grading_resumes_its_rounds_without_rerunning_finished_runs(tmp_path):
     out = tmp_path / "grading"
-    args = grade_args(tmp_path, out, *close_field(tmp_path))
+    args = until_args(tmp_path, out, *close_field(tmp_path))
     grader = subprocess.Popen(
         [sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -177,7 +157,7 @@ def test_a_killed_grading_resumes_its_rounds_without_rerunning_finished_runs(tmp
 def test_bad_options_get_one_clear_message(tmp_path, extra, repeats, max_seeds, message):
     entries = [noisy_entry(tmp_path / "entries", "a", 0.0), noisy_entry(tmp_path / "entries", "b", 0.0)]
     out = tmp_path / "grading"
-    done = run_harness(*grade_args(tmp_path, out, *entries, repeats=repeats, max_seeds=max_seeds, extra=extra))
+    done = run_harness(*until_args(tmp_path, out, *entries, repeats=repeats, max_seeds=max_seeds, extra=extra))
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and done.stderr.count("\n") <= 2, done.stderr
     assert not (out / PLAN_FILE).exists()
@@ -187,16 +167,16 @@ def test_one_entry_is_refused_and_a_resume_keeps_the_maximum(tmp_path):
     entry = noisy_entry(tmp_path / "entries", "a", 0.0)
     out = tmp_path / "grading"
     for alone in (
-        run_harness(*grade_args(tmp_path, out, entry)),
-        run_harness(*grade_args(tmp_path, out, entry, extra=["--reference", entry])),  # the same entry twice
+        run_harness(*until_args(tmp_path, out, entry)),
+        run_harness(*until_args(tmp_path, out, entry, extra=["--reference", entry])),  # the same entry twice
     ):
         assert alone.returncode == 2 and "fewer than two" in alone.stderr, alone.stderr
     other = noisy_entry(tmp_path / "entries", "b", 0.9)
-    done = run_harness(*grade_args(tmp_path, out, other, repeats=2, max_seeds=3, extra=["--reference", entry]))
+    done = run_harness(*until_args(tmp_path, out, other, repeats=2, max_seeds=3, extra=["--reference", entry]))
     assert done.returncode == 0, done.stderr
-    changed = run_harness(*grade_args(tmp_path, out, other, repeats=2, max_seeds=4, extra=["--reference", entry]))
+    changed = run_harness(*until_args(tmp_path, out, other, repeats=2, max_seeds=4, extra=["--reference", entry]))
     assert changed.returncode == 2 and "was graded with --max-seeds 3" in changed.stderr, changed.stderr
-    dropped = run_harness(*grade_args(tmp_path, out, other, repeats=2, max_seeds=None, extra=["--reference", entry]))
+    dropped = run_harness(*until_args(tmp_path, out, other, repeats=2, max_seeds=None, extra=["--reference", entry]))
     assert dropped.returncode == 2 and "--until-resolved --max-seeds 3" in dropped.stderr, dropped.stderr
 
 
@@ -225,7 +205,7 @@ def test_the_slurm_backend_grades_the_same_rounds(tmp_path):
     out = tmp_path / "grading"
     twins = close_field(tmp_path)[:2]
     slurm = ["--backend", "slurm", "--cpus-per-task", "1", "--mem", "1G"]
-    args = grade_args(tmp_path, out, *twins, repeats=2, max_seeds=3, extra=slurm)
+    args = until_args(tmp_path, out, *twins, repeats=2, max_seeds=3, extra=slurm)
     done = run_harness(*args, env={"HAET_SLURM_POLL_S": "0.5"}, timeout=600)
     assert done.returncode == 0, done.stderr
     base = read_json(out / PLAN_FILE)["seeds"]

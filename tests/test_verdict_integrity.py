@@ -37,9 +37,8 @@ from harness.options import RunOptions
 from harness.run import graded_run
 from harness.synthetic import colour_images
 from tests.docker_support import harness_leftovers, small_runner
-from tests.helpers import CENTROID, run_harness, stage_hostile
+from tests.helpers import CENTROID, HOSTILE, NO_ENGINE, read_json, run_harness, stage_hostile
 
-HOSTILE = Path(__file__).parent / "hostile"
 TOLERANCE_S = 0.1  # how late a signal may leave, and how late a scored checkpoint may be written
 CHANCE_CEILING = 0.25  # 10 classes, 300 held-out images: chance is 0.10 +- 0.017
 
@@ -55,7 +54,6 @@ DEADLINE_ENTRIES = [
     "disk-storm",
 ]
 WITNESS = re.compile(r"^(alive|alarm)-([a-z]+)([+-]\d+\.\d+)$")
-NO_ENGINE = "unix:///nonexistent/haet-test-docker.sock"
 # Neither runner that isolates: no engine answers and bwrap is not there (a named binary that is missing).
 NO_SANDBOX = {"DOCKER_HOST": NO_ENGINE, "HAET_BWRAP": "/nonexistent/bwrap"}
 
@@ -63,13 +61,9 @@ NO_SANDBOX = {"DOCKER_HOST": NO_ENGINE, "HAET_BWRAP": "/nonexistent/bwrap"}
 # --- shared helpers ----------------------------------------------------------------------------
 
 
-def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return run_harness(*args, timeout=timeout, env=env)
-
-
 def local_run(tmp_path: Path, submission: Path, data_source: str, *extra: str, timeout: float = 240):
     runs = tmp_path / "runs"
-    proc = cli(
+    proc = run_harness(
         "run",
         "--submission",
         str(submission),
@@ -94,7 +88,7 @@ def local_run(tmp_path: Path, submission: Path, data_source: str, *extra: str, t
         f"the harness must finish the run with a result.json (exit {proc.returncode}): {proc.stderr[-3000:]}"
     )
     assert proc.returncode in (0, 3), f"exit {proc.returncode}, not a verdict: {proc.stderr[-3000:]}"
-    return proc, run, json.loads((run / "result.json").read_text())
+    return proc, run, read_json(run / "result.json")
 
 
 def docker_run(tmp_path: Path, image: str, submission: Path, data_source: str, client, **options):
@@ -119,7 +113,7 @@ def docker_run(tmp_path: Path, image: str, submission: Path, data_source: str, c
     run = tmp_path / "runs" / run_id
     assert (run / "result.json").is_file(), "the harness finished the run and wrote its result"
     assert harness_leftovers(client, run_id) == [], "containers or volumes of the run were left"
-    return run, json.loads((run / "result.json").read_text())
+    return run, read_json(run / "result.json")
 
 
 def log(run: Path, phase: str) -> str:
@@ -411,7 +405,7 @@ def test_deadline_holds_in_docker(entry, tmp_path, synthetic_npz, runtime_image,
 
 
 def test_run_offers_the_build_options():
-    text = cli("run", "--help").stdout
+    text = run_harness("run", "--help").stdout
     missing = [flag for flag in ("--build-network", "--build-timeout") if flag not in text]
     assert not missing, f"run --help lacks {missing}"
 
@@ -560,6 +554,19 @@ def writes_outside(tmp_path) -> tuple[Path, Path]:
     return entry, outside
 
 
+def _one_tiny_seed(tmp_path: Path, data_source: str, budget: int = 5) -> list[str]:
+    """The options of a grading of one seed of a tiny data set on CPU (grade and check take the same)."""
+    fixed = "--repeats 1 --train-per-class 20 --eval-per-class 10 --device cpu".split()
+    return ["--data", data_source, "--budget", str(budget), "--cache-dir", str(tmp_path / "cache"), *fixed]
+
+
+def _smoke_environment(proc: subprocess.CompletedProcess, keep: Path) -> dict:
+    """The environment that the smoke run of `validate --keep KEEP` recorded."""
+    results = list(keep.rglob("result.json"))
+    assert results, f"the smoke run left its result: {proc.stdout + proc.stderr}"
+    return read_json(results[0])["environment"]
+
+
 def _refused(proc: subprocess.CompletedProcess, outside: Path, what: str) -> None:
     said = proc.stdout + proc.stderr
     assert not list(outside.iterdir()), (
@@ -573,33 +580,15 @@ def _refused(proc: subprocess.CompletedProcess, outside: Path, what: str) -> Non
 @pytest.mark.timeout(300)
 def test_validate_refuses_without_an_engine(writes_outside, tmp_path):
     entry, outside = writes_outside
-    proc = cli("validate", str(entry), "--smoke-budget", "5", env=NO_SANDBOX)
+    proc = run_harness("validate", entry, "--smoke-budget", "5", env=NO_SANDBOX)
     _refused(proc, outside, "validate")
 
 
 @pytest.mark.timeout(300)
 def test_grade_refuses_without_an_engine(writes_outside, tmp_path, synthetic_npz):
     entry, outside = writes_outside
-    proc = cli(
-        "grade",
-        str(entry),
-        "--out",
-        str(tmp_path / "grading"),
-        "--data",
-        synthetic_npz,
-        "--budget",
-        "5",
-        "--repeats",
-        "1",
-        "--train-per-class",
-        "20",
-        "--eval-per-class",
-        "10",
-        "--device",
-        "cpu",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        env=NO_SANDBOX,
+    proc = run_harness(
+        "grade", entry, "--out", tmp_path / "grading", *_one_tiny_seed(tmp_path, synthetic_npz), env=NO_SANDBOX
     )
     _refused(proc, outside, "grade")
 
@@ -607,29 +596,16 @@ def test_grade_refuses_without_an_engine(writes_outside, tmp_path, synthetic_npz
 @pytest.mark.timeout(300)
 def test_check_refuses_without_an_engine(writes_outside, tmp_path, synthetic_npz):
     entry, outside = writes_outside
-    proc = cli(
+    proc = run_harness(
         "check",
         "--baseline",
-        str(tmp_path / "baseline.json"),
+        tmp_path / "baseline.json",
         "--update-baseline",
         "--submission",
-        str(entry),
+        entry,
         "--out",
-        str(tmp_path / "check"),
-        "--data",
-        synthetic_npz,
-        "--budget",
-        "5",
-        "--repeats",
-        "1",
-        "--train-per-class",
-        "20",
-        "--eval-per-class",
-        "10",
-        "--device",
-        "cpu",
-        "--cache-dir",
-        str(tmp_path / "cache"),
+        tmp_path / "check",
+        *_one_tiny_seed(tmp_path, synthetic_npz),
         env=NO_SANDBOX,
     )
     _refused(proc, outside, "check")
@@ -638,7 +614,7 @@ def test_check_refuses_without_an_engine(writes_outside, tmp_path, synthetic_npz
 @pytest.mark.timeout(300)
 def test_explicit_local_validate_runs_and_says_not_isolated(tmp_path):
     keep = tmp_path / "keep"
-    proc = cli(
+    proc = run_harness(
         "validate",
         str(CENTROID),
         "--runner",
@@ -650,41 +626,26 @@ def test_explicit_local_validate_runs_and_says_not_isolated(tmp_path):
         env={"DOCKER_HOST": NO_ENGINE},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = list(keep.rglob("result.json"))
-    assert results, "the smoke run left its result"
-    environment = json.loads(results[0].read_text())["environment"]
+    environment = _smoke_environment(proc, keep)
     assert environment["runner"] == "local" and environment["isolated"] is False, environment
 
 
 @pytest.mark.timeout(300)
 def test_explicit_local_grade_is_marked_not_isolated_on_the_leaderboard(tmp_path, synthetic_npz):
     out = tmp_path / "grading"
-    proc = cli(
+    proc = run_harness(
         "grade",
-        str(CENTROID),
+        CENTROID,
         "--runner",
         "local",
         "--out",
-        str(out),
-        "--data",
-        synthetic_npz,
-        "--budget",
-        "10",
-        "--repeats",
-        "1",
-        "--train-per-class",
-        "20",
-        "--eval-per-class",
-        "10",
-        "--device",
-        "cpu",
-        "--cache-dir",
-        str(tmp_path / "cache"),
+        out,
+        *_one_tiny_seed(tmp_path, synthetic_npz, budget=10),
         env={"DOCKER_HOST": NO_ENGINE},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = list(out.glob("*/seed-*/result.json"))
-    assert results and all(json.loads(r.read_text())["environment"]["isolated"] is False for r in results)
+    assert results and all(read_json(r)["environment"]["isolated"] is False for r in results)
     assert "not isolated" in (out / "leaderboard.md").read_text()
 
 
@@ -696,11 +657,9 @@ def test_validate_picks_the_sandbox_when_no_engine_answers(writes_outside, tmp_p
         pytest.skip(f"the sandbox cannot run here: {probe(find_bwrap())}")
     entry, outside = writes_outside
     keep = tmp_path / "keep"
-    proc = cli("validate", str(entry), "--smoke-budget", "5", "--keep", str(keep), env={"DOCKER_HOST": NO_ENGINE})
+    proc = run_harness("validate", entry, "--smoke-budget", "5", "--keep", keep, env={"DOCKER_HOST": NO_ENGINE})
     assert not list(outside.iterdir()), "the entry reached the host's files"
-    results = list(keep.rglob("result.json"))
-    assert results, proc.stdout + proc.stderr
-    environment = json.loads(results[0].read_text())["environment"]
+    environment = _smoke_environment(proc, keep)
     assert environment["runner"] == "sandbox" and environment["isolated"] is True, environment
 
 
@@ -709,9 +668,7 @@ def test_validate_picks_the_sandbox_when_no_engine_answers(writes_outside, tmp_p
 def test_validate_picks_docker_when_an_engine_answers(writes_outside, tmp_path, runtime_image):
     entry, outside = writes_outside
     keep = tmp_path / "keep"
-    proc = cli("validate", str(entry), "--smoke-budget", "5", "--keep", str(keep), env={"HAET_IMAGE": runtime_image})
+    proc = run_harness("validate", entry, "--smoke-budget", "5", "--keep", keep, env={"HAET_IMAGE": runtime_image})
     assert not list(outside.iterdir()), "the entry reached the host's files"
-    results = list(keep.rglob("result.json"))
-    assert results, proc.stdout + proc.stderr
-    environment = json.loads(results[0].read_text())["environment"]
+    environment = _smoke_environment(proc, keep)
     assert environment["runner"] == "docker" and environment["isolated"] is True, environment

@@ -128,3 +128,15 @@ def test_remove_beneath_never_follows_a_swapped_folder(tmp_path):
     remove_beneath(root, "link")  # the link itself goes, its target stays
     assert not (root / "link").is_symlink() and (host / "late.bin").exists()
     remove_beneath(root, "not-there")
+
+
+def test_remove_beneath_with_the_listed_inode_leaves_what_replaced_it(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (listed,) = walk(tmp_path)
+    (tmp_path / "new").write_text("put there since the listing")  # while the fifo holds its inode
+    os.replace(tmp_path / "new", tmp_path / "fifo")
+    assert remove_beneath(tmp_path, "fifo", listed.same_file) is False
+    assert (tmp_path / "fifo").read_text() == "put there since the listing"
+    (listed,) = walk(tmp_path)
+    assert remove_beneath(tmp_path, "fifo", listed.same_file) is True and not (tmp_path / "fifo").exists()
+    assert remove_beneath(tmp_path, "fifo", listed.same_file) is False

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.errors import RunnerError
 
+DOCKER_PREFIX = "HAET_DOCKER"  # of the environment variables that set the Docker runner's options
 UID = GID = 10001  # the entry's user inside, and outside wherever the harness can choose
 USER = f"{UID}:{GID}"
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UsageError
 from harness.options import RunOptions
+from harness.runners.limits import DOCKER_PREFIX, MIB, PhaseLimits, option, parse_size
 
 SETUP_MARGIN_S = 600  # start-up, data preparation, scoring and writing reports, on a slow shared filesystem
 HARNESS_MEMORY_MB = 4096  # the harness process, its monitor and the scorer, on top of the entry's limit
-DEFAULT_ENTRY_MEMORY = "12g"  # the Docker runner's default limit (harness.runners.docker), the competition host's RAM
-DEFAULT_ENTRY_CPUS = 8.0  # the Docker runner's default CPU quota
 TASK_ENV = "SLURM_ARRAY_TASK_ID"
 
 
@@ -77,11 +75,14 @@ def slurm_time(seconds: int) -> str:
 
 
 def default_cpus() -> int:
-    return math.ceil(float(os.environ.get("HAET_DOCKER_CPUS") or DEFAULT_ENTRY_CPUS))
+    """The Docker runner's CPU quota, read as the runner reads it ($HAET_DOCKER_CPUS, else its default)."""
+    return math.ceil(float(option(DOCKER_PREFIX, None, "cpus", PhaseLimits.cpus)))
 
 
 def default_mem_mb() -> int:
-    return size_mb(os.environ.get("HAET_DOCKER_MEMORY") or DEFAULT_ENTRY_MEMORY) + HARNESS_MEMORY_MB
+    """The Docker runner's memory limit, read as the runner reads it, and the harness's own memory."""
+    memory = parse_size(option(DOCKER_PREFIX, None, "memory", PhaseLimits.memory))
+    return math.ceil(memory / MIB) + HARNESS_MEMORY_MB
 
 
 def resources(options: RunOptions, site: SiteOptions) -> list[str]:

@@ -52,10 +52,10 @@ from harness.runners import procs
 from harness.runners.base import PhaseSpec
 from harness.runners.docker.build import build_entry_image
 from harness.runners.docker.handle import DockerHandle, _ignore_gone
+from harness.runners.limits import DOCKER_PREFIX as PREFIX
 from harness.runners.limits import PhaseLimits, option
 
 LABEL = "haet.harness"
-PREFIX = "HAET_DOCKER"  # of the environment variables that set the runner's options
 
 
 def _own_container_id() -> str:
