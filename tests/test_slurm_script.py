@@ -232,6 +232,10 @@ def test_defaults_are_fitted_to_the_partition_and_explicit_requests_no_node_has_
     assert limits.fit(roomy, [(16, 64000)], 8, 16384) is None and roomy.cpus_per_task is None  # fits: unchanged
     with pytest.raises(UsageError, match=r"--mem 32G: no node of partition gpu has more than 19000M; lower --mem"):
         limits.fit(script.SiteOptions(partition="gpu", mem="32G"), nodes, 8, 16384)
+    # A plain number is megabytes, as sbatch reads the --mem it is passed (it was read as bytes: 1 MB).
+    with pytest.raises(UsageError, match=r"--mem 32768: no node of the default partition has more than 19000M"):
+        limits.fit(script.SiteOptions(mem="32768"), nodes, 8, 16384)
+    assert script.size_mb("32768") == script.size_mb("32G") == script.size_mb("32gb") == 32768
     with pytest.raises(
         UsageError, match=r"--cpus-per-task 4 with --mem 16G: no node of the default partition has both"
     ):

@@ -52,11 +52,13 @@ class SiteOptions:
 
 
 def size_mb(text: str) -> int:
+    """A --mem value in megabytes, read as sbatch reads it, to which it is passed: K, M, G or T, and
+    a plain number in megabytes."""
     units = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
     text = text.strip().lower().rstrip("b")
     if text and text[-1] in units:
         return math.ceil(float(text[:-1]) * units[text[-1]])
-    return math.ceil(float(text) / 2**20)  # plain bytes, as Docker reads them
+    return math.ceil(float(text))
 
 
 def time_limit_s(options: RunOptions) -> int:
