@@ -25,6 +25,7 @@ from harness.contract import check_commands, load_submission, submission_digest
 from harness.errors import ContractError
 from harness.files import atomic_write_json
 from harness.formatting import utc_now
+from harness.model import EntrySource, to_dict
 from harness.options import OPTIONS, RunOptions
 from harness.organizer.rundirs import GradeError, completed_result, run_dir, set_aside
 
@@ -41,6 +42,7 @@ class Entry:
     reference: bool = False
     name: str | None = None
     digest: str | None = None
+    source: EntrySource | None = None  # an archive's or a repository's (its digest); None: a folder
     invalid: str | None = None
 
 
@@ -128,6 +130,7 @@ def make_plan(
 def check_entry(entry: Entry, runner: str) -> None:
     try:
         with unpack.open_source(entry.path) as source:  # an archive or a repository: unpacked, bounded
+            entry.source = source.origin  # recorded even when the manifest inside is refused
             submission = load_submission(source.path)
             entry.name = submission.name
             entry.digest = submission_digest(submission.path)
@@ -204,6 +207,7 @@ class Grading:
                     "name": entry.name,
                     "reference": entry.reference,
                     "sha256": entry.digest,
+                    "source": to_dict(entry.source),
                     "invalid": entry.invalid,
                     "checked_at": utc_now(),
                 },
