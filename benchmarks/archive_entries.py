@@ -2,7 +2,7 @@
 does before its first run (list the queue, write the plan, check every entry and write its
 entry.json), in a child process. Prints one JSON object per queue and pass.
 
-    python benchmarks/archive_entries.py [--entries 2000] [--keep DIR]
+    python benchmarks/archive_entries.py [--entries 500 2000] [--keep DIR]
 
 Each entry is tests/submissions/centroid (three small files) under a name of its own; an archive is
 a zip of it with its folder on top (`zip -r e00000.zip e00000/`). `first` plans a new grading: each
@@ -86,7 +86,7 @@ def measure(queue: Path, out: Path, temp: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--entries", type=int, default=2000)
+    ap.add_argument("--entries", type=int, nargs="+", default=[2000], help="queue sizes, each measured")
     ap.add_argument("--keep", type=Path, help="write the queues and gradings here and keep them")
     ap.add_argument("--plan", nargs=2, type=Path, metavar=("QUEUE", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -94,19 +94,20 @@ def main() -> None:
         plan(*args.plan)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        base = args.keep or Path(tmp)
-        folders, zips = write_queues(base, args.entries)
-        ids = {}
-        for queue in (folders, zips):
-            out, temp = base / f"graded-{queue.name}", base / f"tmp-{queue.name}"
-            temp.mkdir()
-            for run in ("first", "again"):
-                line = {"benchmark": "archive_entries", "entries": args.entries, "queue": queue.name, "pass": run}
-                line.update(measure(queue, out, temp))
-                ids[queue.name] = [e["id"] for e in json.loads((out / "grading.json").read_text())["entries"]]
-                if queue is zips:
-                    line["same_plan_as_folders"] = ids["zips"] == ids["folders"]
-                print(json.dumps(line), flush=True)
+        for entries in args.entries:
+            base = (args.keep or Path(tmp)) / f"queues-{entries}"
+            folders, zips = write_queues(base, entries)
+            ids = {}
+            for queue in (folders, zips):
+                out, temp = base / f"graded-{queue.name}", base / f"tmp-{queue.name}"
+                temp.mkdir()
+                for run in ("first", "again"):
+                    line = {"benchmark": "archive_entries", "entries": entries, "queue": queue.name, "pass": run}
+                    line.update(measure(queue, out, temp))
+                    ids[queue.name] = [e["id"] for e in json.loads((out / "grading.json").read_text())["entries"]]
+                    if queue is zips:
+                        line["same_plan_as_folders"] = ids["zips"] == ids["folders"]
+                    print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
