@@ -84,6 +84,14 @@ def fmt_kj(j: float | None, missing: str = "n/a (no GPU)") -> str:
     return missing if j is None else f"{j / 1000:.2f} kJ"
 
 
+SHORT_DIGEST = 12  # hex characters: enough to tell two archives or commits apart at a glance
+
+
+def fmt_digest(digest: str | None) -> str:
+    """An archive's sha256 or a commit id, shortened for a table: '3f2a9b1c0d4e'; DASH without one."""
+    return DASH if not digest else digest[:SHORT_DIGEST]
+
+
 # --- what a result says, computed once -------------------------------------------------------
 
 

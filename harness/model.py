@@ -235,6 +235,22 @@ class EntrySource:
     commit: str | None = None  # git: the commit whose files were graded
     ref: str | None = None  # git: what was asked for (HEAD, a branch, a tag or a commit)
 
+    @property
+    def digest(self) -> str | None:
+        """What names exactly what was graded: the archive's sha256, or the repository's commit."""
+        return self.sha256 if self.kind != "git" else self.commit
+
+    @classmethod
+    def read(cls, value: Any) -> EntrySource | None:
+        """A recorded source (result.json's `submission.source`, entry.json's `source`) back; None
+        for a folder's (null) and for anything that does not read as one."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            return _build(cls, value)
+        except (TypeError, ValueError):
+            return None
+
 
 @dataclass
 class SubmissionInfo:

@@ -49,6 +49,7 @@ ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 REF_PATTERN = re.compile(r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
 REMOTE_PATTERN = re.compile(r"^([a-z][a-z0-9+.-]*:/|[\w.-]+@[\w.-]+:)", re.I)  # :/ too: Path() folds ://
+UNPACKED_PREFIX = ".unpack-"  # a run's private copy beside its run directory (removed when it closes)
 SOURCES_HELP = "a folder, a .zip, a .tar.gz (.tar, .tgz, .tar.bz2, .tar.xz) or a local git repository (PATH@REF)"
 
 
@@ -187,7 +188,7 @@ def open_source(source: str | Path, parent: Path | None = None, limits: Limits |
         return Unpacked(parsed, parsed.path, None, None)
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".unpack-" if parent is not None else "haet-unpack-", dir=parent))
+    work = Path(tempfile.mkdtemp(prefix=UNPACKED_PREFIX if parent is not None else "haet-unpack-", dir=parent))
     try:
         tree = Tree(work / "entry", clean(parsed.location, 300), limits or Limits())
         if parsed.kind == "git":

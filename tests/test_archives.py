@@ -4,6 +4,7 @@ and nothing is written outside the private folder it was being unpacked into."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -158,6 +159,28 @@ def test_zip_tar_and_git_entries_grade_like_the_folder(tmp_path):
     refused = read_json(out / "hostile" / "entry.json")
     assert "leads out of the entry" in refused["invalid"] and not (tmp_path.parent / "escaped.py").exists()
     assert not list(out.rglob(".unpack-*")), "every unpacked copy is removed"
+
+    # The archive's digest and the commit are on the leaderboard; a folder, and an archive refused
+    # before it was read, have none.
+    digests = {"centroid": "", "centroid-2": sha256(zipped), "centroid-3": sha256(tarred), "centroid-4": commit}
+    digests["hostile"] = ""
+    checked = {e: read_json(out / e / "entry.json")["source"] for e in digests}
+    assert checked["centroid"] is None and checked["hostile"] is None
+    assert checked["centroid-2"]["sha256"] == sha256(zipped) and checked["centroid-4"]["commit"] == commit
+    board = {r["entry"]: r for r in csv.DictReader((out / "leaderboard.csv").open())}
+    assert {e: board[e]["source_digest"] for e in digests} == digests
+    assert [board[e]["source_kind"] for e in digests] == ["", "zip", "tar", "git", ""]
+    runs = {r["entry"]: r for r in csv.DictReader((out / "runs.csv").open())}
+    assert {e: runs[e]["source_digest"] for e in digests} == digests
+    md = {line.split(" | ")[2]: line for line in (out / "leaderboard.md").read_text().splitlines() if " | " in line}
+    assert md["centroid-2 (centroid.zip/)"].endswith(f"| zip {sha256(zipped)[:12]} |")
+    assert md["centroid-4 (repo@main/)"].endswith(f"| git {commit[:12]} |")
+    assert md["centroid"].endswith("| — |") and md["hostile (hostile.zip/)"].endswith("| — |")
+    cells = (out / "leaderboard.html").read_text().split('<div class="entry">')[1:]
+    html = {cell.split("<")[0]: cell.split("</td>")[0] for cell in cells}
+    assert f'title="{sha256(zipped)}">zip {sha256(zipped)[:12]}</div>' in html["centroid-2"]
+    assert f'title="{commit}">git {commit[:12]}</div>' in html["centroid-4"]
+    assert html["centroid"].count("<div") == html["hostile"].count("<div") == 1, "the path, and no digest line"
 
 
 def test_a_queue_holds_folders_and_archives(tmp_path):

@@ -9,13 +9,16 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from harness.console import Progress
 from harness.options import RunOptions
-from harness.organizer.plan import PLAN_DEFAULTS, PLAN_FILE, make_plan
+from harness.organizer.grade import find_entries
+from harness.organizer.plan import PLAN_DEFAULTS, PLAN_FILE, Grading, make_plan
 from harness.organizer.rundirs import GradeError
 from tests.helpers import (
     CENTROID,
@@ -28,6 +31,7 @@ from tests.helpers import (
     run_harness,
     synthetic_data,
 )
+from tests.test_archives import sha256, zip_entry
 
 
 def results(out: Path) -> list[Path]:
@@ -161,3 +165,47 @@ def test_parallel_slots_run_at_the_same_time(tmp_path):
     assert any(w[0] < t < w[-1] for w in windows for t in others), (windows, others)
     md = (out / "leaderboard.md").read_text()
     assert "centroid (reference)" in md and "Machine drift" in md
+
+
+def plan_queue(queue: Path, out: Path, active: frozenset[str] = frozenset()) -> dict:
+    """What `grade --queue` does before its first run: list the queue, plan, check every entry."""
+    options = RunOptions(runner="local", device="cpu", cache_dir=out.parent / "cache")
+    plan = make_plan(out, options, find_entries([], queue), None)
+    Grading(out, plan, options, Progress(quiet=True)).prepare(active)
+    return plan
+
+
+def test_a_queue_of_archives_plans_like_the_same_entries_as_folders(tmp_path, monkeypatch):
+    """The same 30 entries (10 names taken twice) as zips and as folders: the same ids in the same
+    order; each archive's digest in its entry.json, and no unpacked copy kept after planning."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where planning unpacks: must be empty after
+    folders, zips = tmp_path / "folders", tmp_path / "zips"
+    zips.mkdir()
+    for i in range(30):
+        folder = copy_entry(CENTROID, folders / f"e{i:02d}")
+        (folder / "submission.yaml").write_text(
+            f"name: team-{i % 20}\ntrain: python train.py\npredict: python predict.py\n"
+        )
+        zip_entry(folder, zips / f"e{i:02d}.zip", top=f"e{i:02d}")
+    as_folders = plan_queue(folders, tmp_path / "graded-folders")
+    as_zips = plan_queue(zips, tmp_path / "graded-zips")
+    ids = [e["id"] for e in as_folders["entries"]]
+    assert ids == [f"team-{i}" for i in range(20)] + [f"team-{i}-2" for i in range(10)]
+    assert [e["id"] for e in as_zips["entries"]] == ids
+    assert [Path(e["path"]).name for e in as_zips["entries"]] == [f"e{i:02d}.zip" for i in range(30)]
+    for i, entry_id in enumerate(ids):
+        zipped = read_json(tmp_path / "graded-zips" / entry_id / "entry.json")
+        folder = read_json(tmp_path / "graded-folders" / entry_id / "entry.json")
+        assert zipped["invalid"] is None and zipped["sha256"] == folder["sha256"], entry_id
+        assert zipped["source"]["sha256"] == sha256(zips / f"e{i:02d}.zip") and folder["source"] is None
+    assert not any(temp.iterdir()), "planning keeps no unpacked copy"
+
+    # A resumed grading plans nothing new and removes what killed runs left unpacked, but not a live run's.
+    for entry_id in ("team-0", "team-1"):
+        (tmp_path / "graded-zips" / entry_id / ".unpack-killed" / "entry").mkdir(parents=True)
+    again = plan_queue(zips, tmp_path / "graded-zips", active=frozenset({"team-1/seed-0"}))
+    assert again["entries"] == as_zips["entries"]
+    assert not (tmp_path / "graded-zips" / "team-0" / ".unpack-killed").exists()
+    assert (tmp_path / "graded-zips" / "team-1" / ".unpack-killed").is_dir(), "team-1 has a run in flight"

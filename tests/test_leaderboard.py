@@ -203,6 +203,62 @@ def test_an_entry_is_shown_with_its_folder_when_that_is_named_otherwise(tmp_path
     assert "fast-net (team-7-final/)" in leaderboard.console_table(board)
 
 
+def test_an_archive_or_a_commit_is_shown_by_its_digest_and_a_folder_by_none(tmp_path):
+    """The digest the runs recorded (each one, when a branch moved between seeds), the check's for an
+    entry that never ran, and nothing for a folder."""
+    root = make_grading(tmp_path)
+    archive, refused, before, after = "a" * 64, "b" * 64, "1" * 40, "2" * 40
+
+    def source(kind: str, digest: str) -> dict:
+        git = kind == "git"
+        return {
+            "kind": kind,
+            "location": "/entries/x",
+            "sha256": None if git else digest,
+            "commit": digest if git else None,
+            "ref": "main" if git else None,
+        }
+
+    for entry, seed, kind, digest in [
+        *[("mid-a", s, "zip", archive) for s in range(3)],
+        ("fast-net", 0, "git", before),
+        ("fast-net", 1, "git", before),
+        ("fast-net", 2, "git", after),  # the branch moved before seed 2
+    ]:
+        path = root / entry / f"seed-{seed}" / "result.json"
+        result = json.loads(path.read_text())
+        result["submission"]["source"] = source(kind, digest)
+        path.write_text(json.dumps(result))
+    atomic_write_json(  # refused after it was unpacked: its check recorded the archive
+        root / "crashy" / "entry.json", {"id": "crashy", "invalid": "bad name", "source": source("zip", refused)}
+    )
+    atomic_write_json(root / "mid-b" / "entry.json", {"id": "mid-b", "source": {"kind": "zip"}})  # unreadable
+
+    board = leaderboard.write_leaderboard(root)
+    sources = {r.id: r.sources for r in board.rows}
+    assert sources == {
+        "mid-a": [("zip", archive)],
+        "fast-net": [("git", before), ("git", after)],
+        "crashy": [("zip", refused)],
+        "mid-b": [],
+    }
+    md = {line.split(" | ")[2]: line for line in (root / "leaderboard.md").read_text().splitlines() if " | " in line}
+    assert md["mid-a"].endswith("| zip aaaaaaaaaaaa |")
+    assert md["fast-net (reference)"].endswith("| git 111111111111, git 222222222222 |")
+    assert md["crashy"].endswith("| zip bbbbbbbbbbbb |") and md["mid-b"].endswith("| — |")
+    rows = {r["entry"]: r for r in csv.DictReader(io.StringIO((root / "leaderboard.csv").read_text()))}
+    assert (rows["mid-a"]["source_kind"], rows["mid-a"]["source_digest"]) == ("zip", archive)
+    assert rows["fast-net"]["source_digest"] == f"{before} {after}" and rows["fast-net"]["source_kind"] == "git"
+    assert rows["mid-b"]["source_kind"] == rows["mid-b"]["source_digest"] == ""
+    runs = {(r["entry"], r["seed"]): r for r in csv.DictReader(io.StringIO((root / "runs.csv").read_text()))}
+    assert runs["fast-net", "2"]["source_digest"] == after and runs["mid-b", "0"]["source_digest"] == ""
+    page = {row.split("</div>")[0]: row for row in (root / "leaderboard.html").read_text().split('<div class="entry">')}
+    html = {key.split("<")[0]: row.split("</td>")[0] for key, row in page.items()}
+    assert f'title="{archive}">zip aaaaaaaaaaaa</div>' in html["mid-a"]
+    assert "git 111111111111, git 222222222222" in html["fast-net"]
+    assert "zip " not in html["mid-b"] and "git " not in html["mid-b"], "a folder: no digest line"
+
+
 def test_predict_time_is_shown_and_a_predict_budget_over_the_default_is_a_warning(tmp_path):
     """Predict's seconds per entry (mean, per seed, its sampled CPU seconds); an entry graded with
     more predict time than the default for its training budget is named in a warning."""

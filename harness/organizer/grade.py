@@ -4,7 +4,8 @@ Layout of GRADING_DIR (everything written atomically):
 
     grading.json                  the plan: options that must not change, seeds, entries, and with
                                   --until-resolved each entry's extra seeds and why (harness.organizer.until)
-    <entry>/entry.json            where the entry lives, its digest, why it is invalid (if so)
+    <entry>/entry.json            where the entry lives, its files' digest, its archive's or commit's
+                                  (`source`; null for a folder), why it is invalid (if so)
     <entry>/seed-<k>/             one graded run (`python -m harness run` in a child process)
     <entry>/seed-<k>/result.json  the completion marker; status `interrupted` does not count
     <entry>/seed-<k>.stale-<n>/   an earlier, unfinished attempt: kept, never deleted

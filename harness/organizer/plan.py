@@ -25,8 +25,9 @@ from harness.contract import check_commands, load_submission, submission_digest
 from harness.errors import ContractError
 from harness.files import atomic_write_json
 from harness.formatting import utc_now
+from harness.model import EntrySource, to_dict
 from harness.options import OPTIONS, RunOptions
-from harness.organizer.rundirs import GradeError, completed_result, run_dir, set_aside
+from harness.organizer.rundirs import GradeError, completed_result, remove_unpacked, run_dir, set_aside
 
 PLAN_FILE = "grading.json"
 # The options every run of a grading shares, so a resumed grading refuses another value. A plan written
@@ -41,6 +42,7 @@ class Entry:
     reference: bool = False
     name: str | None = None
     digest: str | None = None
+    source: EntrySource | None = None  # an archive's or a repository's (its digest); None: a folder
     invalid: str | None = None
 
 
@@ -98,6 +100,7 @@ def make_plan(
             )
     known = {e["path"]: e for e in plan["entries"]}
     taken = {e["id"] for e in plan["entries"]}
+    suffix: dict[str, int] = {}  # per name, the next number to try: many entries of one name stay linear
     wanted = [(d, False) for d in entry_dirs] + ([(reference, True)] if reference is not None else [])
     for directory, is_reference in wanted:
         path = unpack.describe(directory)
@@ -110,10 +113,11 @@ def make_plan(
         except Exception:  # an unreadable entry still gets an id, and its reason in entry.json
             base = slug(unpack.source_name(path))
         entry_id = base
-        n = 2
+        n = suffix.get(base, 2)
         while entry_id in taken or entry_id in (PLAN_FILE, "leaderboard"):
             entry_id = f"{base}-{n}"
             n += 1
+        suffix[base] = n
         taken.add(entry_id)
         record = {"id": entry_id, "path": path, "reference": is_reference}
         plan["entries"].append(record)
@@ -128,6 +132,7 @@ def make_plan(
 def check_entry(entry: Entry, runner: str) -> None:
     try:
         with unpack.open_source(entry.path) as source:  # an archive or a repository: unpacked, bounded
+            entry.source = source.origin  # recorded even when the manifest inside is refused
             submission = load_submission(source.path)
             entry.name = submission.name
             entry.digest = submission_digest(submission.path)
@@ -194,7 +199,10 @@ class Grading:
     def prepare(self, active: frozenset[str] | set[str] = frozenset()) -> list[Job]:
         """Check the entries; the jobs without a final result, their unfinished attempts kept aside.
         `active`: runs a cluster still queues or runs (left alone, not run twice)."""
+        live = {key.partition("/")[0] for key in active}
         for entry in self.entries:
+            if entry.id not in live:
+                remove_unpacked(self.out / entry.id)  # no run of it is live: a copy there is a killed run's
             check_entry(entry, self.options.runner)
             atomic_write_json(
                 self.out / entry.id / "entry.json",
@@ -204,6 +212,7 @@ class Grading:
                     "name": entry.name,
                     "reference": entry.reference,
                     "sha256": entry.digest,
+                    "source": to_dict(entry.source),
                     "invalid": entry.invalid,
                     "checked_at": utc_now(),
                 },

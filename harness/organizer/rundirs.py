@@ -8,11 +8,13 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
 from harness.console import Progress
 from harness.errors import UsageError
+from harness.unpack import UNPACKED_PREFIX
 
 LOCK_FILE = ".grading.lock"
 
@@ -47,6 +49,18 @@ def set_aside(directory: Path) -> Path | None:
             os.rename(directory, target)
             return target
     raise GradeError(f"too many stale attempts next to {directory}")
+
+
+def remove_unpacked(entry_dir: Path) -> int:
+    """Remove the unpacked copies of an archive or a repository (harness.unpack) that runs killed
+    before they could remove their own left in an entry's folder; how many. Only while no run of
+    the entry is live: a live run's copy is there too."""
+    removed = 0
+    for copy in entry_dir.glob(f"{UNPACKED_PREFIX}*"):
+        if copy.is_dir() and not copy.is_symlink():
+            shutil.rmtree(copy, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 # --- the lock ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness import events, text
 from harness.formatting import finite, gpu_energy_j, utc_now
-from harness.model import Outcome, RunResult, Status, from_dict
+from harness.model import EntrySource, Outcome, RunResult, Status, from_dict
 from harness.options import PREDICT_RULE, default_predict_budget
 from harness.organizer import stats
 from harness.organizer.leaderboard.ranking import RANK_KEYS, rank, tiers
@@ -131,7 +131,7 @@ def _from_result(r: RunResult, seed: int, directory: Path, default_total: int) -
     (from_dict does not check scalars), so numbers go through `finite` and text through `_str`."""
     accuracy = finite(r.accuracy)
     scored = r.status is Status.SCORED and accuracy is not None
-    data, train = r.data, r.train
+    data, train, source = r.data, r.train, r.submission.source
     return SeedRun(
         seed=seed,
         status=r.status.value,
@@ -150,6 +150,8 @@ def _from_result(r: RunResult, seed: int, directory: Path, default_total: int) -
         directory=str(directory),
         data_sha256=_str(data.data_sha256, 100),
         sha256=_str(r.submission.sha256, 100),
+        source_kind=_str(source.kind, 20) if source else None,
+        source_digest=_str(source.digest, 100) if source else None,
         isolated=r.environment.isolated is not False,
         heldout_public=data.heldout_public is True,
         build_network=r.build is not None and r.build.network is True,
@@ -233,6 +235,7 @@ def build(out: Path, rank_by: str = "accuracy") -> Board:
         runs = [seed_run(out / e["id"] / f"seed-{s}", s, invalid, default_total) for s in own]
         rows.append(Row(e["id"], str(e.get("path", "")), bool(e.get("reference")), invalid, runs))
         rows[-1].seeds_why = seeds_why(e["id"], len(seeds), len(own), rounds)
+        rows[-1].checked_source = checked_source(info)
 
     for row in rows:
         summarize(row)
@@ -254,6 +257,14 @@ def build(out: Path, rank_by: str = "accuracy") -> Board:
     level = tiers(rows) if rank_by == "accuracy" else None
     note = until_note(until, len(seeds)) if until else ""
     return Board(str(out), options, all_seeds, rows, level, warnings, utc_now(), rank_by, note)
+
+
+def checked_source(info: dict) -> tuple[str, str] | None:
+    """(kind, digest) of the archive or commit the entry's check read (entry.json); None for a folder,
+    a source refused before it was read, and an entry.json from before sources were recorded."""
+    source = EntrySource.read(info.get("source"))
+    kind, digest = (_str(source.kind, 20), _str(source.digest, 100)) if source else (None, None)
+    return (kind or "", digest) if digest else None
 
 
 def seeds_why(entry_id: str, base: int, count: int, rounds: list[dict]) -> str:

@@ -23,6 +23,7 @@ from harness.organizer.leaderboard.tables import (
     methods,
     options_line,
     seed_cell,
+    source_text,
     status_text,
     target_header,
     tier_summary,
@@ -142,6 +143,8 @@ def _row(board: Board, r: Row) -> Markup:
             "td",
             h("div", r.id, tags, class_="entry"),
             h("div", short_path(r.path), class_="minor", title=r.path),
+            # the archive's or the commit's digest, whole on hover; a folder has none: no line
+            h("div", source_text(r), class_="minor", title=" ".join(d for _, d in r.sources)) if r.sources else None,
             class_="who",
         ),
         h("td", fmt_pct(r.mean), class_="num acc"),

@@ -34,6 +34,8 @@ class SeedRun:
     directory: str = ""
     data_sha256: str | None = None
     sha256: str | None = None
+    source_kind: str | None = None  # zip | tar | git; None: the entry is a folder
+    source_digest: str | None = None  # the archive's sha256 or the commit this run graded
     isolated: bool = True  # False: the entry ran on the organizer's host (--runner local)
     heldout_public: bool = False  # the held-out images were a published split
     build_network: bool = False  # the entry's own Dockerfile was built with the network
@@ -72,12 +74,21 @@ class Row:
     why: str = ""  # how that comparison was decided
     within_noise: bool = False  # not separable from `versus`: in its tier
     seeds_why: str = ""  # why it got more seeds than the plan's base seeds (grade --until-resolved)
+    checked_source: tuple[str, str] | None = None  # (kind, digest) its check read (entry.json); None: a folder
 
     @property
     def label(self) -> str:
         """The entry's id (its yaml name), and its folder when that is named otherwise."""
         folder = PurePath(self.path).name
         return self.id if not folder or folder == self.id else f"{self.id} ({folder}/)"
+
+    @property
+    def sources(self) -> list[tuple[str, str]]:
+        """(kind, digest) of the archive or commit graded, each distinct one the finished runs recorded,
+        in seed order (more than one: the branch moved or the archive was replaced meanwhile); before a
+        run finished, or for an entry not gradable, the one its check read. Empty for a folder."""
+        graded = dict.fromkeys((r.source_kind or "", r.source_digest) for r in self.finished if r.source_digest)
+        return list(graded) or ([self.checked_source] if self.checked_source else [])
 
     def run_at(self, seed: int) -> SeedRun | None:
         """This entry's run of `seed`, or None: with --until-resolved not every entry gets every seed."""

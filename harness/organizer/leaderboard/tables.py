@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from harness import text
-from harness.formatting import DASH, fmt_interval, fmt_kj, fmt_pct, fmt_s, md, md_table, text_table
+from harness.formatting import DASH, fmt_digest, fmt_interval, fmt_kj, fmt_pct, fmt_s, md, md_table, text_table
 from harness.model import Status
 from harness.organizer import stats
 from harness.organizer.leaderboard.board import Board
@@ -73,6 +73,11 @@ def status_text(row: Row) -> str:
     if row.failures:
         out += f", {row.failures} failed"
     return out
+
+
+def source_text(row: Row) -> str:
+    """The archive's or the commit's digest, shortened: 'zip 3f2a9b1c0d4e'; '—' for a folder."""
+    return ", ".join(f"{kind} {fmt_digest(digest)}" for kind, digest in row.sources) or DASH
 
 
 def curved(board: Board) -> bool:
@@ -159,6 +164,7 @@ def render_md(board: Board) -> str:
         *([f"Time {target_header(board)}", f"GPU energy {target_header(board)}"] if curved(board) else []),
         "Within noise of",
         "Status",
+        "Source",
     ]
     rows = []
     for r in board.rows:
@@ -177,6 +183,7 @@ def render_md(board: Board) -> str:
                 *(to_target_cells(r) if curved(board) else []),
                 ties_text(board, r),
                 status_text(r),
+                source_text(r),
             ]
         )
     numeric = 5 + len(seeds) + (5 if curved(board) else 3)
@@ -298,6 +305,8 @@ def render_csv(board: Board) -> str:
             "path",
             "seeds",
             "seeds_why",
+            "source_kind",
+            "source_digest",
         ]
     )
     for r in board.rows:
@@ -333,6 +342,8 @@ def render_csv(board: Board) -> str:
                 _cell(r.path),
                 len(r.runs),
                 _cell(r.seeds_why),
+                _cell(" ".join(dict.fromkeys(kind for kind, _ in r.sources))),
+                _cell(" ".join(digest for _, digest in r.sources)),
             ]
         )
     return buf.getvalue()
@@ -358,6 +369,8 @@ def render_runs_csv(board: Board) -> str:
             "started_at",
             "data_sha256",
             "submission_sha256",
+            "source_kind",
+            "source_digest",
             "reason",
             "run_dir",
             "node",
@@ -385,6 +398,8 @@ def render_runs_csv(board: Board) -> str:
                     x.started_at or "",
                     x.data_sha256 or "",
                     x.sha256 or "",
+                    _cell(x.source_kind or ""),
+                    _cell(x.source_digest or ""),
                     _cell(x.reason),
                     _cell(x.directory),
                     _cell(x.node or ""),
