@@ -23,7 +23,8 @@ from harness.runners.local import LocalRunner
 from tests.helpers import only_run_dir, run_harness, stage_hostile
 from tests.hostile_outcomes import DEFAULTS, EXPECTED
 
-GRANTED_S = PREDICT_FLOOR_S + 4  # over the default for a 3 s training budget, so predict can run past it
+GRANTED_S = PREDICT_FLOOR_S + 8  # over the default for a 3 s training budget; the entry, which stops 4.5 s
+# before its own deadline (grace and margins), then runs past the default
 
 
 def test_the_default_follows_the_training_budget():
