@@ -320,7 +320,7 @@ EXPECTED: dict[str, Expected] = {
     "oom": Expected(_oom, run=dict(budget_s=15.0)),
     "network": Expected(_network),
     # its test names real host files in host_paths.txt beside it; predict reads every file of the
-    # sandbox below 50 MB (the runtime's too), which took over 20 s from a cold page cache
+    # sandbox below 50 MB but the Python packages (4 s from a cold page cache; with them, up to 60 s)
     "snoop": Expected(_snoop, run=dict(predict_budget_s=60.0)),
     "write-outside": Expected(_write_outside),
     "write-data": Expected(_write_data),

@@ -7,11 +7,17 @@ MARKERS = (b"HAET-OTHER-RUN-" + b"SECRET",)  # split, so this file does not matc
 SKIP = ("/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/var/lib/dpkg", "/var/cache")
 
 
+# The Python runtime's packages (torch's CUDA libraries: gigabytes) are the same read-only files for
+# every entry; reading them from a cold page cache took the scan past predict's 60 s.
+RUNTIME_PACKAGES = ("site-packages", "dist-packages")
+
+
 def scan():
     for top, dirs, files in os.walk("/", onerror=lambda e: None):
         if top.startswith(SKIP):
             dirs[:] = []
             continue
+        dirs[:] = [d for d in dirs if d not in RUNTIME_PACKAGES]
         for name in files:
             path = os.path.join(top, name)
             try:
