@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Lint and format first (seconds); then the tests that wait on real deadlines; then those marked
-# `slow`, which train for real and need the cores to themselves, one at a time. TEST_WORKERS=4 runs
-# the first part on parallel workers (pytest-xdist): about 15 min instead of 30 on 2 cores, but its
-# timing tests then share starved cores, so CI keeps the serial default until that is shown steady.
+# `slow`, which train the bundled entry for real and need the cores to themselves, one at a time.
+# Serial, the first part took 26:41 alone on 2 cores (2026-12-02). TEST_WORKERS=4 runs it on parallel
+# workers (pytest-xdist): 11:37 alone, but not yet steady (a neighbour's Docker container lost, and
+# Slurm's job-limit and requeue tests failing beside the other workers), so CI stays serial.
 TEST_WORKERS ?= 0
 test: setup
 	$(BIN)/ruff check .

