@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.console import Progress
 from harness.contract import ContractError
 from harness.errors import DataError
-from harness.model import Outcome, RunResult, Status
+from harness.model import Outcome, PhaseResult, RunResult, Status
 from harness.options import RunOptions
 from harness.organizer.checklist import CONTRACT_DOC, FAIL, PASS, SKIP, WARN, Check, Validation
 from harness.runners import runner_for
@@ -82,23 +82,26 @@ def skip_after(result: Validation, stage: str, why: str) -> None:
         result.add(Check(stage_id, STAGES[stage_id], SKIP, why))
 
 
+def phase_failed(result: Validation, stage: str, phase: PhaseResult, fix: str) -> bool:
+    """A failed phase: its outcome, detail and last log lines, the fix, and the stages after it
+    skipped. Returns False, for the caller to return."""
+    tail = " | ".join(phase.log_tail[-3:])
+    what = f"{phase.phase} phase {phase.outcome.value}: {phase.detail}" + (f"; log: {tail}" if tail else "")
+    result.add(Check(stage, STAGES[stage], FAIL, what, fix))
+    skip_after(result, stage, f"the {phase.phase} phase failed")
+    return False
+
+
 def train_checks(result: Validation, run: RunResult, budget_s: float) -> bool:
     train = run.train
     if train.outcome not in (Outcome.COMPLETED, Outcome.KILLED_AT_DEADLINE, Outcome.NO_CHECKPOINT):
-        tail = " | ".join(train.log_tail[-3:])
-        result.add(
-            Check(
-                "trains",
-                STAGES["trains"],
-                FAIL,
-                f"train phase {train.outcome.value}: {train.detail}" + (f"; log: {tail}" if tail else ""),
-                "run the train command by hand with HAET_DATA (train.npz), HAET_CHECKPOINTS, HAET_DEVICE=cpu "
-                f"and friends set and fix the error; it must not need the network or a GPU "
-                f"(see {CONTRACT_DOC})",
-            )
+        return phase_failed(
+            result,
+            "trains",
+            train,
+            "run the train command by hand with HAET_DATA (train.npz), HAET_CHECKPOINTS, HAET_DEVICE=cpu "
+            f"and friends set and fix the error; it must not need the network or a GPU (see {CONTRACT_DOC})",
         )
-        skip_after(result, "trains", "the train phase failed")
-        return False
     how = (
         f"still training at the deadline ({train.detail})"
         if train.outcome is Outcome.KILLED_AT_DEADLINE
@@ -143,20 +146,13 @@ def checkpoint_checks(result: Validation, run: RunResult) -> bool:
 def predict_check(result: Validation, run: RunResult) -> bool:
     predict = run.predict
     if predict.outcome is not Outcome.COMPLETED:
-        tail = " | ".join(predict.log_tail[-3:])
-        result.add(
-            Check(
-                "predict",
-                STAGES["predict"],
-                FAIL,
-                f"predict phase {predict.outcome.value}: {predict.detail}" + (f"; log: {tail}" if tail else ""),
-                "run the predict command with HAET_DATA (test.npz, images only), HAET_CHECKPOINTS "
-                f"(read-only) and HAET_OUTPUT set; it must load what train saved and exit 0 "
-                f"(see {CONTRACT_DOC})",
-            )
+        return phase_failed(
+            result,
+            "predict",
+            predict,
+            "run the predict command with HAET_DATA (test.npz, images only), HAET_CHECKPOINTS "
+            f"(read-only) and HAET_OUTPUT set; it must load what train saved and exit 0 (see {CONTRACT_DOC})",
         )
-        skip_after(result, "predict", "the predict phase failed")
-        return False
     result.add(Check("predict", STAGES["predict"], PASS, f"finished in {predict.seconds:.1f}s"))
     return True
 
