@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -123,6 +124,86 @@ def test_live_runs_are_not_taken_for_leftovers(docker_client, runtime_image):
         small_runner(runtime_image)  # a second harness starting beside a live one
         container.reload()
         assert container.status == "running"
+    finally:
+        container.remove(force=True)
+
+
+def test_leftovers_are_listed_while_other_harnesses_remove_their_own(docker_client, runtime_image):
+    """Every harness start lists the engine's harness containers while other harnesses remove theirs:
+    one removed between the list and its inspect is gone, not an error that fails this start."""
+    mine = small_runner(runtime_image, cleanup=False)
+    stop, churned = threading.Event(), []
+
+    def churn():  # another harness ending its phases, as fast as the engine allows
+        while not stop.is_set():
+            container = docker_client.containers.create(
+                runtime_image, ["true"], entrypoint=[], labels=mine.labels("train", "churn"), network_mode="none"
+            )
+            container.remove(force=True)
+            churned.append(container.id)
+
+    thread = threading.Thread(target=churn, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        starts = 0
+        while time.monotonic() < deadline and (starts < 30 or len(churned) < 30):
+            mine.remove_leftovers()
+            starts += 1
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert starts >= 30 and len(churned) >= 30, (starts, len(churned))
+
+
+def test_a_harness_on_the_host_is_not_taken_for_a_container_while_the_engine_copies_one(docker_client, runtime_image):
+    """While the engine copies out of any container, that container's /etc files show up in the
+    host's mountinfo (below its overlay's merged/). A harness starting then must still know it runs
+    on the host: labelled with that container as its own, its live phases were removed as leftovers
+    by the next harness once that container was gone."""
+    from harness.runners.docker import _own_container_id
+
+    other = docker_client.containers.run(
+        runtime_image, ["sleep", "60"], entrypoint=[], detach=True, network_mode="none"
+    )
+    stop, copies = threading.Event(), []
+
+    def copy_out():  # what every phase's end does: get_archive from the holder
+        while not stop.is_set():
+            chunks, _ = other.get_archive("/etc/hostname")
+            copies.append(len(b"".join(chunks)))
+
+    thread = threading.Thread(target=copy_out, daemon=True)
+    thread.start()
+    try:
+        shown, claimed = 0, set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (shown < 20 or len(copies) < 20):
+            if other.id in Path("/proc/self/mountinfo").read_text():
+                shown += 1  # the engine's copy is visible right now
+            claimed.add(_own_container_id())
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        other.remove(force=True)
+    assert shown >= 20, "the premise: the copy's mounts were seen on the host"
+    assert claimed == {""}
+
+
+def test_a_harness_inside_a_container_knows_which_one(docker_client, runtime_image):
+    """The other side: in a container, its id is read from the engine's files at their own paths."""
+    import inspect
+
+    from harness.runners.docker import ENGINE_FILES, container_id_in
+
+    program = f"import re\nENGINE_FILES = {ENGINE_FILES!r}\n{inspect.getsource(container_id_in)}\n"
+    program += "print(container_id_in(open('/proc/self/mountinfo').read()))\n"
+    container = docker_client.containers.run(
+        runtime_image, ["python3", "-c", program], entrypoint=[], detach=True, network_mode="none"
+    )
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 0, container.logs()
+        assert container.logs().decode().strip() == container.id
     finally:
         container.remove(force=True)
 

@@ -59,17 +59,30 @@ LABEL = "haet.harness"
 
 
 def _own_container_id() -> str:
-    """The id of the container the harness runs in, '' on a plain host.
-
-    Found from the engine's per-container files (/etc/hostname, /etc/hosts) in mountinfo;
-    /.dockerenv alone is not trusted (VM images built from container images keep it)."""
+    """The id of the container the harness runs in, '' on a plain host (/.dockerenv alone is not
+    trusted: VM images built from container images keep it)."""
     try:
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            found = re.search(r"/containers/([0-9a-f]{64})/", line)
+        return container_id_in(Path("/proc/self/mountinfo").read_text())
+    except OSError:
+        return ""
+
+
+# Inside a container the engine binds its per-container files (/var/lib/docker/containers/<id>/...)
+# onto exactly these paths. On the host the same files show up too, elsewhere: below an overlay's
+# merged/ while the engine copies into or out of any container. Taken for the harness's own, such a
+# line made a host harness label its phases with another run's container, and the next harness,
+# finding that container gone, removed the live phases as leftovers.
+ENGINE_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
+
+
+def container_id_in(mountinfo: str) -> str:
+    """The container whose engine files are mounted at their own paths in this mountinfo, else ''."""
+    for line in mountinfo.splitlines():
+        fields = line.split()  # id, parent, dev, root, mount point, ...; mountinfo escapes spaces
+        if len(fields) > 4 and fields[4] in ENGINE_FILES:
+            found = re.search(r"/containers/([0-9a-f]{64})/", fields[3])
             if found:
                 return found.group(1)
-    except OSError:
-        pass
     return ""
 
 
@@ -163,7 +176,10 @@ class DockerRunner:
     def remove_leftovers(self) -> int:
         """Containers and volumes of harness processes that are gone (a crash, kill -9)."""
         removed = 0
-        for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+        # ignore_removed: the SDK inspects each listed container, and another harness on this engine
+        # may remove its own between the list and the inspect (NotFound, seen with parallel suites).
+        listed = self.client.containers.list(all=True, filters={"label": f"{LABEL}=1"}, ignore_removed=True)
+        for container in listed:
             if not self._owner_alive(container.labels):
                 _ignore_gone(container.remove, force=True, v=True)
                 removed += 1
