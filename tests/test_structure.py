@@ -89,3 +89,20 @@ def test_nothing_imports_the_command_line():
 def test_no_module_is_over_about_500_lines():
     long = {module_name(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_readmes_layout_names_every_module_and_package():
+    """The README's Layout is where a newcomer looks first: a module added without a line there fails."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    named = {token.strip("(),:;") for line in layout.splitlines() for token in line.split()}
+    missing = []
+    for folder in (PACKAGE, PACKAGE / "organizer", PACKAGE / "runners"):
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith("_"):
+                continue
+            if path.suffix == ".py" and path.name not in named:
+                missing.append(str(path.relative_to(ROOT)))
+            elif (path / "__init__.py").is_file() and f"{path.name}/" not in named:
+                missing.append(f"{path.relative_to(ROOT)}/")
+    assert missing == [], "not in the README's Layout"
