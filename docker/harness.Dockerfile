@@ -11,7 +11,7 @@ USER root
 # Official PyTorch base (pip, internet): pip installs the harness with its dependencies.
 RUN if ! python3 -m pip --version >/dev/null 2>&1 && command -v apt-get >/dev/null; then \
         apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            python3-docker python3-psutil python3-pil python3-matplotlib python3-yaml python3-numpy \
+            python3-docker python3-psutil python3-pil python3-yaml python3-numpy \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 COPY pyproject.toml README.md /opt/haet/

@@ -8,7 +8,7 @@ the lines of a <pre>. Attribute values are always escaped. So an entry's text ca
 by a call site forgetting to escape it. No markupsafe: its escaping would skip harness.text's
 cleaning (control characters, bidi overrides, lone surrogates) and its limits.
 
-The pages have no scripts and no external assets: inline CSS, plots as data: URIs or inline SVG.
+The pages have no scripts and no external assets: inline CSS and inline SVG plots.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ tr.ref td{background:#f3f7ff}tr.tier td{border-top:2px solid #8c959f}
 pre{background:#0d1117;color:#e6edf3;padding:10px 12px;border-radius:6px;overflow:auto;max-height:420px;
  font-size:12px;line-height:1.45;white-space:pre-wrap;word-break:break-all}
 details{margin:6px 0}summary{cursor:pointer;color:#57606a}
-img.plot{max-width:100%;height:auto;display:block;margin:8px 0}
+svg.plot{max-width:100%;height:auto;display:block;margin:8px 0;background:#fff}
 svg text{font:12px system-ui,sans-serif;fill:#57606a}
 .bar{display:inline-block;height:10px;background:#54aeff;border-radius:2px;vertical-align:middle}
 .cols{display:flex;gap:28px;flex-wrap:wrap}.cols>div{flex:1 1 420px;min-width:0}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import random
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -247,8 +247,9 @@ def no_temp_files(run_dir: Path) -> bool:
     return not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
 
 
-def png_uris(text: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)]
+def plots_in(text: str) -> list[ET.Element]:
+    """The report's inline SVG plots, each parsed as XML: one that is not well-formed fails here."""
+    return [ET.fromstring(m) for m in re.findall(r'<svg class="plot".*?</svg>', text, re.S)]
 
 
 # --- single runs ---------------------------------------------------------------------------------
@@ -281,10 +282,11 @@ def test_scored_gpu_run_report(tmp_path: Path) -> None:
     assert "247,300 J (68.69 Wh)" in html_text
     assert "NVIDIA H100 80GB HBM3" in html_text and "1755 MHz" in html_text and "61 °C" in html_text
     assert NO_GPU_TEXT not in html_text
-    # plots: CPU, GPU, events, confusion, all real PNGs
-    pngs = png_uris(html_text)
-    assert len(pngs) == 4
-    assert all(p.startswith(b"\x89PNG\r\n\x1a\n") for p in pngs)
+    # plots: CPU, GPU, events, confusion, each drawn (lines or cells, not an empty frame)
+    svgs = plots_in(html_text)
+    assert len(svgs) == 4
+    drawn = ("polyline", "rect")
+    assert all(sum(e.tag in drawn for e in svg.iter()) >= 2 for svg in svgs)
     # events: malformed lines counted, epochs, fields
     assert "2 malformed line(s) of events.jsonl skipped" in html_text
     assert "10 epochs reported" in html_text
@@ -324,7 +326,7 @@ def test_failed_run_without_gpu(tmp_path: Path) -> None:
     assert "not_started" in html_text and "an earlier phase failed" in html_text  # predict
     assert "wrote no events" in html_text
     # only the CPU plot (no GPU, no events, no confusion)
-    assert len(png_uris(html_text)) == 1
+    assert len(plots_in(html_text)) == 1
     assert "crashed" in summary_table(result) and "no GPU" in summary_table(result)
 
 
@@ -361,7 +363,7 @@ def test_untrusted_text_is_escaped(tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_text
     assert "&lt;/pre&gt;&lt;script&gt;alert(3)" in html_text
     assert "could not be rendered" not in html_text  # mathtext-like labels do not break plots
-    assert len(png_uris(html_text)) == 2  # cpu + events
+    assert len(plots_in(html_text)) == 2  # cpu + events
     # markdown: no raw HTML outside code blocks; the log fence is longer than the log's backticks
     outside = re.sub(r"(`{3,})text\n.*?\n\1\n", "", md_text, flags=re.S)
     assert "<script" not in outside and "<img" not in outside
@@ -478,7 +480,7 @@ def test_series_report(tmp_path: Path) -> None:
     assert "247,300 J" in html_text
     # epochs from each repeat's events.jsonl: 10 and 12; none for the crashed one
     assert '<td class="num">10</td>' in html_text and '<td class="num">12</td>' in html_text
-    assert len(png_uris(html_text)) == 1
+    assert len(plots_in(html_text)) == 1
     assert "60.67% ± 42.91% over 3 repeats" in md_text
     assert "| 1 | 0 | scored | 90.00% (900/1000) |" in md_text
 
@@ -542,7 +544,7 @@ def test_many_step_events_are_plotted_quickly(tmp_path: Path) -> None:
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
     write_report(tmp_path, make_result())
     html_text = (tmp_path / "report.html").read_text()
-    assert "50000 events" in html_text and len(png_uris(html_text)) == 2  # events + confusion
+    assert "50000 events" in html_text and len(plots_in(html_text)) == 2  # events + confusion
 
 
 def test_gpu_note_is_kept_next_to_the_plain_sentence(tmp_path: Path) -> None:

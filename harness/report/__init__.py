@@ -9,9 +9,9 @@ malformed; the report says so instead of failing.
 One module per job:
     read.py      reading the run directory (result.json, metrics.csv, events.jsonl, logs)
     rows.py      what the report says, as plain rows built once ...
-    html.py      ... rendered as report.html (plots from plots.py, as data: URIs)
+    html.py      ... rendered as report.html (plots from plots.py, inline)
     markdown.py  ... and as report.md
-    plots.py     the PNGs (matplotlib's Agg canvas: no pyplot, no global backend state)
+    plots.py     the plots as inline SVG (no plotting library)
     console.py   the summary table printed at the end of a run
 
 Everything that comes from the submission (its name, commands, logs, event names and

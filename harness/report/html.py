@@ -85,10 +85,6 @@ def grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], num: Sequence[in
     return table(headers, ([cell(c) for c in row] for row in rows), num)
 
 
-def img(uri: str | None, alt: str) -> Markup | None:
-    return h("img", class_="plot", alt=alt, src=uri) if uri else None
-
-
 def pre(log: Sequence[str]) -> Markup:
     return h("pre", lines(log, LOG_LINE_CHARS))
 
@@ -109,9 +105,9 @@ def guarded(title: str, fn: Callable[[], Markup | None]) -> Markup | None:
         return h("section", h("h2", title), failed_note("This section could not be rendered", exc))
 
 
-def _plot(fn: Callable[[], str | None], alt: str) -> Markup | None:
+def _plot(fn: Callable[[], Markup | None]) -> Markup | None:
     try:
-        return img(fn(), alt)
+        return fn()
     except Exception as exc:  # noqa: BLE001 - a plot that fails is a note, the rest of the section stays
         return failed_note("plot failed", exc)
 
@@ -185,12 +181,12 @@ def _resources(c: RunFiles) -> Markup:
     else:
         if m.skipped_rows:
             parts.append(sub(f"{m.skipped_rows} malformed row(s) of metrics.csv skipped."))
-        parts.append(_plot(lambda: plots.plot_cpu(m, c.budget_s, c.sigterm_s), "CPU and RSS over time"))
+        parts.append(_plot(lambda: plots.plot_cpu(m, c.budget_s, c.sigterm_s)))
     parts += [h("div", note, class_="note") for note in gpu_notes(c.result)]
     if mon.gpus:
         parts.append(grid(GPU_HEADERS, [gpu_row(g) for g in mon.gpus], num=GPU_NUMERIC))
     if mon.gpus is not None and m is not None and m.t:
-        parts.append(_plot(lambda: plots.plot_gpu(m, c.budget_s, c.sigterm_s), "GPU over time"))
+        parts.append(_plot(lambda: plots.plot_gpu(m, c.budget_s, c.sigterm_s)))
     return h("section", h("h2", "Resources"), parts, id="resources")
 
 
@@ -198,7 +194,7 @@ def _events(c: RunFiles) -> Markup:
     ev = c.events
     parts = [h("p", event_summary(ev)) if ev.events else sub(event_summary(ev))]
     if ev.events:
-        parts.append(_plot(lambda: plots.plot_events(ev, c.budget_s, c.sigterm_s), "the submission's curves"))
+        parts.append(_plot(lambda: plots.plot_events(ev, c.budget_s, c.sigterm_s)))
         stats = event_stats(ev)
         if stats:
             parts.append(grid(EVENT_STATS_HEADERS, stats, num=(2, 3, 4, 5)))
@@ -217,9 +213,7 @@ def _score(c: RunFiles) -> Markup:
         for name, corr, tot, acc in per_class_rows(c.result)
     ]
     per_class = grid(["class", "correct", "total", "accuracy", ""], bars, num=(1, 2, 3))
-    confusion = _plot(
-        lambda: plots.plot_confusion(s.confusion, class_names(c.result, len(s.confusion))), "confusion matrix"
-    )
+    confusion = _plot(lambda: plots.plot_confusion(s.confusion, class_names(c.result, len(s.confusion))))
     return h(
         "section",
         h("h2", "Score"),
@@ -242,7 +236,7 @@ def _curve(c: RunFiles) -> Markup | None:
         "section",
         h("h2", "Accuracy against time and energy (curve.csv)"),
         kv_table(curve_rows(curve)),
-        _plot(lambda: plots.plot_curve(curve, c.budget_s, c.sigterm_s), "accuracy against time"),
+        _plot(lambda: plots.plot_curve(curve, c.budget_s, c.sigterm_s)),
         grid(CURVE_HEADERS, point_rows(curve), num=CURVE_NUMERIC),
         [sub(note) for note in curve.notes],
         id="curve",
@@ -315,7 +309,7 @@ def render_series(series: SeriesResult, rows: list[list[Any]]) -> str:
             "section",
             h("h2", "Repeats"),
             grid(REPEAT_HEADERS, rows, num=REPEAT_NUMERIC),
-            _plot(lambda: plots.plot_series_accuracy(series), "accuracy per repeat"),
+            _plot(lambda: plots.plot_series_accuracy(series)),
             id="repeats",
         )
 
