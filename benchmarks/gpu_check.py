@@ -48,8 +48,9 @@ DATA_CANDIDATES = (ROOT / ".device" / "cifar10-jpeg.tar.gz", ROOT.parent / "shar
 DEFAULTS = {  # per device: budgets of the graded runs, the check's budget, the deadline entry's budget
     "cuda": {"budgets": [60.0, 150.0], "check_budget": 30.0, "deadline_budget": 10.0, "sandbox_budget": 30.0},
     # cpu: the bundled entry's set-up (imports, data, the width probe) took 5.9 s of a 10 s budget on the
-    # 2-core VM, past its training window (10 s - grace 2.5 s - safety 2 s): 20 s leaves it steps to take.
-    "cpu": {"budgets": [20.0], "check_budget": 20.0, "deadline_budget": 4.0},
+    # 2-core VM, past its training window (10 s - grace 2.5 s - safety 2 s); on the one core the parallel
+    # test suite gives it, 20 s still ended at chance: 30 s leaves it steps to take.
+    "cpu": {"budgets": [30.0], "check_budget": 20.0, "deadline_budget": 4.0},
 }
 
 
@@ -230,7 +231,7 @@ def grade(
     )
     header = (run / "metrics.csv").read_text().splitlines()[0]
     html = (run / "report.html").read_text()
-    step.require("<img" in html, "the report has no plot")
+    step.require('<svg class="plot"' in html, "the report has no plot")
     if device == "cuda":
         gpu = (monitor.get("gpus") or [{}])[0]
         step.require(monitor.get("gpu_status") == "monitored", f"GPUs not monitored: {monitor.get('gpu_note')}")

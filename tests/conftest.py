@@ -3,6 +3,7 @@ The helpers the tests share are in tests/helpers.py."""
 
 from __future__ import annotations
 
+import os
 import signal
 import textwrap
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness.synthetic import colour_images
-from tests.helpers import CENTROID
+from tests.helpers import CENTROID, ahead_of_other_workers
 
 # Fixtures for the Docker engine and the Slurm cluster, for every test module that asks for them by name.
 pytest_plugins = ["tests.docker_support", "tests.slurm_support"]
@@ -70,11 +71,38 @@ def make_submission(tmp_path):
     return make
 
 
-# Parallel workers (pytest-xdist with `--dist loadgroup`, as `make test` runs the tests not marked
-# `slow`): the Slurm cluster's tests share its job limit and queue, so they run in order on one worker.
-# Before xdist's own hook, which reads the groups. Without xdist the mark is inert.
+@pytest.fixture(autouse=True)
+def _one_core_first(request):
+    """A test marked `slow` runs its harness (and so its entry) on one core of its own, ahead of the
+    other workers' entries. Those spin at the lowest priority until their deadlines, and at equal
+    priority they left a 90 s run of the bundled entry at 24 % and a cold compile past its limit;
+    on every core, the training left the other workers' deadlines starved. The affinity is per
+    thread and inherited, and the entry sizes its threads by it (submission/common.py)."""
+    parallel = "PYTEST_XDIST_WORKER" in os.environ  # alone, a test has every core as it is
+    if not parallel or not request.node.get_closest_marker("slow") or len(os.sched_getaffinity(0)) < 2:
+        yield
+        return
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(cores)})
+    try:
+        with ahead_of_other_workers():
+            yield
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
+# Parallel workers (pytest-xdist with `--dist loadgroup`, as `make test` runs the suite). Two kinds of
+# tests run in order on one worker each, while the rest spread over the others:
+#   slurm  the Slurm cluster's tests share its job limit and its two CPUs;
+#   cores  the tests marked `slow` train the bundled entry for real and assert what the CPU bought
+#          (an accuracy floor, a compile within its limit, an epoch plan): two at once starved each
+#          other on 2 cores (a 90 s run at 33 %, a 20 s run at chance).
+# xdist sends the largest group first, so both start at once and the rest fills in around them.
+# Before xdist's own hook, which reads the groups. Without xdist the marks are inert.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slurm_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("slurm"))
+        elif item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("cores"))

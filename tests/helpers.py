@@ -5,6 +5,7 @@ Fixtures live in conftest.py; everything else here, imported as `from tests.help
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 from PIL import Image
@@ -36,6 +38,28 @@ def run_harness(*args, cwd: Path = ROOT, timeout: float = 300, env: dict | None 
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@contextlib.contextmanager
+def ahead_of_other_workers(niceness: int = -10):
+    """This thread, and the harness it runs or starts, ahead of the suite's other workers.
+
+    A deadline's precision is measured against a harness that wins the CPU over everything but
+    itself, as on a grading machine, where the entry runs at the lowest priority and nothing else
+    runs. On parallel workers the other tests' harnesses are no entry's doing, yet at equal
+    priority they left a SIGKILL 0.2 s late on these 2 cores. Niceness is per thread on Linux and a
+    child inherits it; lowering it needs root (the suite's Docker and sandbox tests run as root),
+    and without root the measurement shares the cores as they come."""
+    tid = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, tid)
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, niceness)
+    except PermissionError:
+        pass
+    try:
+        yield
+    finally:
+        os.setpriority(os.PRIO_PROCESS, tid, before)
 
 
 def read_json(path: Path) -> dict:

@@ -57,7 +57,6 @@ def test_bundled_submission_is_scored_on_cpu(tmp_path, synthetic_npz):
     assert any(e.get("event") == "epoch" for e in map(json.loads, (run / "events.jsonl").read_text().splitlines()))
 
 
-@pytest.mark.slow
 def test_a_start_too_slow_to_train_still_leaves_a_model_to_score(tmp_path, synthetic_npz):
     """The rules score the last model saved: the entry saves an untrained one before its budget
     plan, so a run whose set-up outlasts the budget is scored (at chance) instead of failing. The

@@ -47,7 +47,7 @@ def run_entry(tmp_path, data, budget, sets="--set epochs=1", env=None, runner=("
         "60",
         "--eval-per-class",
         "20",
-        timeout=600,
+        timeout=float(budget) + 240,  # the budget, predict and the harness around them
         env=env,
     )
     run = only_run_dir(tmp_path / "runs")
@@ -92,16 +92,17 @@ def test_forced_compile_in_the_cpu_image_trains_eagerly_on_its_torch_1_13(tmp_pa
 )
 def test_forced_compile_with_a_compiler_compiles_and_scores(tmp_path, synthetic_npz):
     # A cold compile of ResNet-9's forward and backward took 41-52 s on these 2 cores alone under the
-    # sandbox (docs/results.md), over 67 s once under the local runner, and 128 s when other work
-    # shared the cores; the attempt may take half the time left. A 300 s budget lets it (about 145 s),
-    # and two epochs end the phase soon after, so the test lasts what the compile does.
+    # sandbox (docs/results.md), 128 s when other work shared the cores, and over 138 s on the one
+    # core the parallel suite gives this test; the attempt may take half the time left. A 600 s
+    # budget lets it (about 290 s), and two epochs end the phase soon after, so the test lasts what
+    # the compile does.
     # Its own TMPDIR (the local runner passes it on): a cold Inductor cache, as in a fresh container.
     (tmp_path / "tmp").mkdir()
     result, config, log = run_entry(
-        tmp_path, synthetic_npz, "300", sets="--set epochs=2", env={"TMPDIR": str(tmp_path / "tmp")}
+        tmp_path, synthetic_npz, "600", sets="--set epochs=2", env={"TMPDIR": str(tmp_path / "tmp")}
     )
     assert config["compile"] == 1 and config["compile_mode"] == "compiled", log[-3000:]
     assert "compile: compiled (compile: true;" in log
     assert config["compile_s"] > 0 and any(line.startswith("epoch") for line in log.splitlines())
     assert result["train"]["outcome"] == "completed", "the process ends after its final save, not at SIGTERM"
-    assert result["train"]["seconds"] <= 300.5
+    assert result["train"]["seconds"] <= 600.5

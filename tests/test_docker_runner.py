@@ -242,7 +242,9 @@ def test_an_entry_with_its_own_dockerfile_is_built_and_run_in_its_image(
 
 
 @pytest.mark.skipif(not SHARED_TARBALL.is_file(), reason=f"{SHARED_TARBALL} is not here")
-@pytest.mark.parametrize("submission", ["tests/submissions/centroid", "submission"])
+@pytest.mark.parametrize(
+    "submission", ["tests/submissions/centroid", pytest.param("submission", marks=pytest.mark.slow)]
+)
 def test_graded_run_on_the_shared_cifar10_tarball(tmp_path, docker_client, runtime_image, submission):
     run_id = unique(Path(submission).name)
     proc = subprocess.run(

@@ -49,7 +49,7 @@ def test_gpu_check_passes_in_cpu_mode_without_the_docker_package(tmp_path):
     )
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert proc.returncode == 0 and summary["passed"], proc.stderr[-3000:]
-    assert [s["name"] for s in summary["steps"]] == ["host", "nvml", "grade-20s", "deadline", "check"]
+    assert [s["name"] for s in summary["steps"]] == ["host", "nvml", "grade-30s", "deadline", "check"]
     grade = summary["steps"][2]["facts"]
     assert grade["status"] == "scored" and grade["accuracy"] > 0.1
     kill = [s["at_s"] for s in summary["steps"][3]["facts"]["signals"] if s["name"] == "SIGKILL"]

@@ -37,7 +37,7 @@ from harness.options import RunOptions
 from harness.run import graded_run
 from harness.synthetic import colour_images
 from tests.docker_support import harness_leftovers, small_runner
-from tests.helpers import CENTROID, HOSTILE, NO_ENGINE, read_json, run_harness, stage_hostile
+from tests.helpers import CENTROID, HOSTILE, NO_ENGINE, ahead_of_other_workers, read_json, run_harness, stage_hostile
 
 TOLERANCE_S = 0.1  # how late a signal may leave, and how late a scored checkpoint may be written
 CHANCE_CEILING = 0.25  # 10 classes, 300 held-out images: chance is 0.10 +- 0.017
@@ -344,6 +344,22 @@ def _still_alive(pid: int, start: str) -> bool:
     return fields[19] == start and fields[0] not in ("Z", "X")
 
 
+def test_the_entry_runs_at_the_lowest_priority_whatever_the_harness_s_own(tmp_path, make_submission, synthetic_npz):
+    """nice(1) is relative: under a harness that runs ahead of others (as the deadline tests below
+    do), `nice -n 19` left the entry at 9, ahead of every other process at 19."""
+    entry = make_submission(
+        "niceness",
+        """
+        import os
+        print("NICENESS", os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+        open(os.path.join(os.environ["HAET_CHECKPOINTS"], "model.txt"), "w").write("x")
+        """,
+    )
+    with ahead_of_other_workers(-5):
+        _, run, _ = local_run(tmp_path, entry, synthetic_npz, "--train-per-class", "20", "--eval-per-class", "10")
+    assert "NICENESS 19" in (run / "train.log").read_text()
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("entry", DEADLINE_ENTRIES)
 def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
@@ -351,21 +367,22 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
     pids = tmp_path / "pids.txt"
     (submission / "probe.json").write_text(json.dumps({"pids": str(pids), "scratch": str(tmp_path / "scratch")}))
     try:
-        _, run, result = local_run(
-            tmp_path,
-            submission,
-            synthetic_npz,
-            "--train-per-class",
-            "20",
-            "--eval-per-class",
-            "10",
-            "--budget",
-            str(BUDGET),
-            "--grace",
-            str(GRACE),
-            "--predict-budget",
-            "30",
-        )
+        with ahead_of_other_workers():
+            _, run, result = local_run(
+                tmp_path,
+                submission,
+                synthetic_npz,
+                "--train-per-class",
+                "20",
+                "--eval-per-class",
+                "10",
+                "--budget",
+                str(BUDGET),
+                "--grace",
+                str(GRACE),
+                "--predict-budget",
+                "30",
+            )
         recorded = _read_pids(pids)
         assert recorded, "the entry recorded its processes"
         survivors = [(pid, role) for pid, start, role in recorded if _still_alive(pid, start)]
@@ -384,20 +401,21 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("entry", DEADLINE_ENTRIES)
 def test_deadline_holds_in_docker(entry, tmp_path, synthetic_npz, runtime_image, docker_client):
-    run, result = docker_run(
-        tmp_path,
-        runtime_image,
-        _copy(entry, tmp_path),
-        synthetic_npz,
-        docker_client,
-        budget_s=BUDGET,
-        grace_s=GRACE,
-        predict_budget_s=30.0,
-        train_per_class=20,
-        eval_per_class=10,
-        memory="1g",
-        events_limit="32m",
-    )
+    with ahead_of_other_workers():
+        run, result = docker_run(
+            tmp_path,
+            runtime_image,
+            _copy(entry, tmp_path),
+            synthetic_npz,
+            docker_client,
+            budget_s=BUDGET,
+            grace_s=GRACE,
+            predict_budget_s=30.0,
+            train_per_class=20,
+            eval_per_class=10,
+            memory="1g",
+            events_limit="32m",
+        )
     assert_deadline_held(result, entry)
 
 

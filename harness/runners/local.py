@@ -36,6 +36,12 @@ NICE = shutil.which("nice")
 PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
 
 
+def _entry_increment() -> int:
+    """nice(1) adds to the starting thread's niceness: the increment that lands the entry on
+    ENTRY_NICENESS itself, the lowest priority, also under a harness that runs ahead of others."""
+    return max(procs.ENTRY_NICENESS - os.getpriority(os.PRIO_PROCESS, 0), 0)
+
+
 def become_subreaper() -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -124,7 +130,7 @@ class LocalHandle:
             )
         )
         self.process = subprocess.Popen(
-            ([NICE, "-n", str(procs.ENTRY_NICENESS)] if NICE else []) + spec.command,
+            ([NICE, "-n", str(_entry_increment())] if NICE else []) + spec.command,
             cwd=spec.submission_dir,
             env=env,
             stdin=subprocess.DEVNULL,
