@@ -155,24 +155,17 @@ def _draw_line(line: Line, sx, sy) -> list[Markup]:
     return parts
 
 
-def _legend(items: list[tuple[str, str, str | None]], y: float) -> list[Markup]:
+def _legend(items: list[tuple[str, str, str | None]], y: float) -> tuple[list[Markup], float]:
+    """The legend's rows from `y` down, wrapped at the chart's width; and the y below its last row."""
     parts, x = [], LEFT
     for label, colour, dash in items:
-        parts.append(
-            h(
-                "line",
-                x1=x,
-                x2=x + 18,
-                y1=_num(y - 4),
-                y2=_num(y - 4),
-                stroke=colour,
-                stroke_width="2",
-                stroke_dasharray=dash,
-            )
-        )
-        parts.append(h("text", label, x=x + 22, y=_num(y)))
-        x += 30 + 7 * len(label)
-    return parts
+        width = 30 + 7 * len(label)  # about 7 px a character at 12 px
+        if x > LEFT and x + width > WIDTH - RIGHT:
+            x, y = LEFT, y + 16
+        line = h("line", x1=x, x2=x + 18, y1=_num(y - 4), y2=_num(y - 4), stroke=colour, stroke_dasharray=dash)
+        parts += [line, h("text", label, x=x + 22, y=_num(y))]
+        x += width
+    return parts, y + 12
 
 
 def chart(title: str, panels: list[Panel], xlabel: str, marks: Sequence[Mark] = (), x_range=None) -> Markup | None:
@@ -194,9 +187,11 @@ def chart(title: str, panels: list[Panel], xlabel: str, marks: Sequence[Mark] = 
         legend += [(line.label, line.colour, line.dash) for line in p.lines if line.label]
         legend += [(label, colour, dash) for _, colour, dash, label in p.hlines if label]
     legend = list(dict.fromkeys(legend))  # GPU 0 in every panel is one entry
-    top = 22 + (18 if legend else 0)
     parts: list[Any] = [h("text", title, x=LEFT, y="16", font_weight="600")]
-    parts += _legend(legend, top - 6) if legend else []
+    top = 22.0
+    if legend:
+        drawn, top = _legend(legend, 34.0)
+        parts += drawn
     for p in panels:
         values = [y for line in p.lines for y in line.ys if y is not None and math.isfinite(y)]
         values += [e for line in p.lines for err in line.errors if err for e in err]
