@@ -6,6 +6,7 @@ Fixtures live in conftest.py; everything else here, imported as `from tests.help
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -60,6 +61,23 @@ def ahead_of_other_workers(niceness: int = -10):
         yield
     finally:
         os.setpriority(os.PRIO_PROCESS, tid, before)
+
+
+def folder_state(directory: Path) -> list[tuple]:
+    """What a phase must not change in a folder it was given: each entry's name, type, mode, size,
+    times and owner, and the content of every file up to 16 MiB.
+
+    Larger files are known by their status alone: any write, truncate, chmod or utime sets the
+    change time (ctime), which no process can set back. Reading them whole cost the sandbox's
+    big-file test a 3 GiB read of a sparse file, twice."""
+    state = []
+    for path in sorted(directory.rglob("*")):
+        st = path.lstat()
+        row = (str(path.relative_to(directory)), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_uid)
+        if path.is_file() and not path.is_symlink() and st.st_size <= 16 * 2**20:
+            row += (hashlib.sha256(path.read_bytes()).hexdigest(),)
+        state.append(row)
+    return state
 
 
 def read_json(path: Path) -> dict:

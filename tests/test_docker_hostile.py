@@ -3,7 +3,6 @@ running, another run's files and containers are untouched, nothing of the hostil
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 import uuid
@@ -16,18 +15,11 @@ from harness.model import Outcome, Status
 from harness.options import RunOptions
 from harness.run import graded_run
 from tests.docker_support import harness_leftovers, small_runner
-from tests.helpers import stage_hostile
+from tests.helpers import folder_state, stage_hostile
 from tests.hostile_outcomes import EXPECTED, host_bait
 
 pytestmark = pytest.mark.docker
 HOSTILE = Path(__file__).parent / "hostile"
-
-
-def digest(directory: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(p for p in directory.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(directory)).encode() + f.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture
@@ -48,12 +40,12 @@ def other_run(tmp_path, docker_client, runtime_image):
         entrypoint=[],
         labels=runner.labels("train", "other-run"),
     )
-    before = digest(other)
+    before = folder_state(other)
     yield runs, other
     try:
         container.reload()
         assert container.status == "running", "a live run's container was touched"
-        assert digest(other) == before, "another run's files changed"
+        assert folder_state(other) == before, "another run's files changed"
     finally:
         container.remove(force=True)
 
@@ -98,13 +90,13 @@ def log(run: Path, phase: str) -> str:
 @pytest.fixture
 def hostile(tmp_path, other_run, runtime_image, synthetic_npz, docker_client):
     runs, _ = other_run
-    submissions_before = digest(HOSTILE)
+    submissions_before = folder_state(HOSTILE)
 
     def run(name: str, **kwargs):
         result, run_dir, seconds = grade(name, runs, tmp_path, runtime_image, synthetic_npz, **kwargs)
         assert (run_dir / "result.json").is_file(), "the harness finished the run and wrote its result"
         assert harness_leftovers(docker_client, run_dir.name) == [], "containers or volumes of the run were left"
-        assert digest(HOSTILE) == submissions_before, "the submission directory was modified"
+        assert folder_state(HOSTILE) == submissions_before, "the submission directory was modified"
         return result, run_dir, seconds
 
     return run

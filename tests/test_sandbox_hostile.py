@@ -6,7 +6,6 @@ phase outlives it: no process, no cgroup."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from harness.runners.local import become_subreaper
 from harness.runners.sandbox import SandboxRunner, find_bwrap, probe
 from harness.runners.sandbox.cgroup import ROOT as CGROUP_ROOT
 from harness.runners.sandbox.cgroup import _own_groups
-from tests.helpers import HOSTILE, ROOT, stage_hostile
+from tests.helpers import HOSTILE, ROOT, folder_state, stage_hostile
 from tests.hostile_outcomes import DEFAULTS, EXPECTED, RUNNER_LIMITS, host_bait
 
 SECRET = "HAET-OTHER-RUN-" + "SECRET"
@@ -35,13 +34,6 @@ def sandbox_works():
     # As a harness that also ran the local runner: orphans come to this process, so a phase that
     # leaves one (even a zombie) shows up in the check below.
     become_subreaper()
-
-
-def digest(directory: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(p for p in directory.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(directory)).encode() + f.read_bytes())
-    return h.hexdigest()
 
 
 def small_runner(log_limit=None, **options) -> SandboxRunner:
@@ -87,12 +79,12 @@ def test_every_hostile_entry_has_an_expected_outcome():
 def test_hostile_entry_under_the_sandbox(name, tmp_path, synthetic_npz, heldout_data):
     expected = EXPECTED[name]
     entry = stage(name, tmp_path, synthetic_npz)
-    before = digest(entry)
+    before = folder_state(entry)
     runs = tmp_path / "runs"
     other = runs / "other-run"
     other.mkdir(parents=True)
     (other / "result.json").write_text(f'{{"secret": "{SECRET}"}}')
-    others = digest(other)
+    others = folder_state(other)
     data = heldout_data["pool"] if expected.data == "heldout" else synthetic_npz
     options = RunOptions(
         **{**DEFAULTS, **expected.run},
@@ -119,8 +111,8 @@ def test_hostile_entry_under_the_sandbox(name, tmp_path, synthetic_npz, heldout_
     assert result.environment.runner == "sandbox" and result.environment.isolated is True
     assert result.environment.memory_enforced in ("cgroup v1", "cgroup v2", "monitor")
     expected.check(result, run, entry)
-    assert digest(entry) == before, "the entry's folder was modified"
-    assert digest(other) == others, "another run's files changed"
+    assert folder_state(entry) == before, "the entry's folder was modified"
+    assert folder_state(other) == others, "another run's files changed"
     outlived = [p for p in psutil.Process().children(recursive=True) if p not in earlier]
     assert outlived == [], "a process of the phase outlived it"
     assert leftover_cgroups() == [], "the phase's cgroup was left behind"

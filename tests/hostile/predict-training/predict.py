@@ -4,16 +4,14 @@ deadline (HAET_DEADLINE - HAET_GRACE_S), then predicts: predict as a second trai
 import os
 import time
 
-import numpy as np
-from learner import INFER_ONLY, features, load_model, stop_at, test_images, train_until, write_predictions
+from learner import INFER_ONLY, load_model, load_trainset, stop_at, test_images, train_until, write_predictions
 
 t0 = time.time()
 model = load_model()
 x_test = test_images()
 steps = 0
 if not INFER_ONLY:
-    with np.load(os.path.join(os.environ["HAET_CHECKPOINTS"], "trainset.npz")) as f:
-        x, y = features(f["images"]), f["labels"]
+    x, y = load_trainset()
     until = stop_at() - 3.0  # room to predict, on a starved core too
     steps = train_until(model, x, y, until)
 write_predictions(model, x_test)
