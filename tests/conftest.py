@@ -97,6 +97,9 @@ def _one_core_first(request):
 #   cores  the tests marked `slow` train the bundled entry for real and assert what the CPU bought
 #          (an accuracy floor, a compile within its limit, an epoch plan): two at once starved each
 #          other on 2 cores (a 90 s run at 33 %, a 20 s run at chance).
+#   deadlines  the hostile entries whose deadline is measured to 0.1 s beyond the machine's wake-ups
+#          (tests.helpers.machine_wake_ups): six storms at once left a SIGTERM 0.55 s late while a
+#          sleeper beside them woke at most 0.12 s late.
 # xdist sends the largest group first, so both start at once and the rest fills in around them.
 # Before xdist's own hook, which reads the groups. Without xdist the marks are inert.
 @pytest.hookimpl(tryfirst=True)
@@ -106,3 +109,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("slurm"))
         elif item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.xdist_group("cores"))
+        elif item.get_closest_marker("deadline"):
+            item.add_marker(pytest.mark.xdist_group("deadlines"))

@@ -80,6 +80,41 @@ def folder_state(directory: Path) -> list[tuple]:
     return state
 
 
+# A sleeper that prints each new worst lateness of its 5 ms naps, in seconds.
+_WAKE_UP_PROBE = """
+import time
+worst = 0.0
+while True:
+    due = time.monotonic() + 0.005
+    time.sleep(0.005)
+    if time.monotonic() - due > worst:
+        worst = time.monotonic() - due
+        print(f"{worst:.4f}", flush=True)
+"""
+
+
+class WakeUps:
+    worst_s = 0.0  # the latest this machine woke the probe while the block ran
+
+
+@contextlib.contextmanager
+def machine_wake_ups():
+    """How late this machine wakes a process at this thread's priority while the block runs.
+
+    A deadline's precision is the harness's only beyond that. On parallel workers the other tests'
+    harnesses, the engine and the kernel's work for them are no entry's doing, yet they delay every
+    wake-up, the clock's included. The probe is a process of its own: a harness that blocks its own
+    clock (a lock, a long call holding the interpreter) is not excused by it."""
+    probe = subprocess.Popen([sys.executable, "-c", _WAKE_UP_PROBE], stdout=subprocess.PIPE, text=True)
+    wake_ups = WakeUps()
+    try:
+        yield wake_ups
+    finally:
+        probe.kill()
+        out, _ = probe.communicate()
+        wake_ups.worst_s = max((float(line) for line in out.split()), default=0.0)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

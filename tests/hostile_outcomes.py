@@ -18,7 +18,8 @@ from pathlib import Path
 
 from harness.model import Outcome, RunResult, Status
 from harness.options import PREDICT_FLOOR_S, default_predict_budget
-from tests.test_verdict_integrity import BUDGET, CHANCE_CEILING, DEADLINE_ENTRIES, GRACE, deadline_problems
+from tests.helpers import WakeUps
+from tests.test_verdict_integrity import BUDGET, CHANCE_CEILING, DEADLINE_ENTRIES, GRACE, assert_deadline_held
 
 DEFAULTS = dict(budget_s=3.0, grace_s=1.0, predict_budget_s=20.0, train_per_class=20, eval_per_class=10)
 # Small limits so hostile runs end fast; a row may raise one (runner=...).
@@ -41,12 +42,13 @@ def log(run: Path, phase: str) -> str:
 
 @dataclass
 class Expected:
-    check: Callable[[RunResult, Path, Path], None]  # the result, the run directory, the staged entry
+    check: Callable[..., None]  # the result, the run directory, the staged entry (and WakeUps if timed)
     run: dict = field(default_factory=dict)  # RunOptions fields over DEFAULTS
     runner: dict = field(default_factory=dict)  # runner options over RUNNER_LIMITS
     log_limit: int | None = None
     data: str = "synthetic"  # or "heldout": the verdict-integrity pool (300 held-out images)
     refused: str | None = None  # the entry is refused before it runs, with this in the message
+    timed: bool = False  # check measures the deadline: it also takes the machine's wake-ups (tests.helpers)
 
 
 def _killed_after_sigterm(r: RunResult, run: Path, entry: Path) -> None:
@@ -215,10 +217,8 @@ def _set_id_inert(r: RunResult, run: Path, entry: Path) -> None:
     assert r.status is Status.SCORED, (r.status, r.reason)
 
 
-def _deadline(r: RunResult, run: Path, entry: Path) -> None:
-    result = json.loads((run / "result.json").read_text())
-    problems = deadline_problems(result, run.name)
-    assert not problems, "; ".join(problems)
+def _deadline(r: RunResult, run: Path, entry: Path, wake_ups: WakeUps) -> None:
+    assert_deadline_held(json.loads((run / "result.json").read_text()), run.name, wake_ups)
 
 
 # predict.seconds runs to the phase's exit as the runner sees it: after a SIGKILL at the deadline, Docker
@@ -358,6 +358,7 @@ EXPECTED: dict[str, Expected] = {
             _deadline,
             run=dict(budget_s=BUDGET, grace_s=GRACE, predict_budget_s=30.0),
             runner=dict(memory="1g", events_limit="32m"),
+            timed=True,
         )
         for name in DEADLINE_ENTRIES
     },

@@ -5,6 +5,7 @@ phase outlives it: no process, no cgroup."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -20,7 +21,7 @@ from harness.runners.local import become_subreaper
 from harness.runners.sandbox import SandboxRunner, find_bwrap, probe
 from harness.runners.sandbox.cgroup import ROOT as CGROUP_ROOT
 from harness.runners.sandbox.cgroup import _own_groups
-from tests.helpers import HOSTILE, ROOT, folder_state, stage_hostile
+from tests.helpers import HOSTILE, ROOT, ahead_of_other_workers, folder_state, machine_wake_ups, stage_hostile
 from tests.hostile_outcomes import DEFAULTS, EXPECTED, RUNNER_LIMITS, host_bait
 
 SECRET = "HAET-OTHER-RUN-" + "SECRET"
@@ -75,7 +76,9 @@ def test_every_hostile_entry_has_an_expected_outcome():
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.deadline) if EXPECTED[n].timed else n for n in sorted(EXPECTED)]
+)
 def test_hostile_entry_under_the_sandbox(name, tmp_path, synthetic_npz, heldout_data):
     expected = EXPECTED[name]
     entry = stage(name, tmp_path, synthetic_npz)
@@ -105,12 +108,13 @@ def test_hostile_entry_under_the_sandbox(name, tmp_path, synthetic_npz, heldout_
             graded_run(options, runner, Progress(quiet=True))
         assert not (runs / name).exists(), "refused before anything ran"
         return
-    result = graded_run(options, runner, Progress(quiet=True))
+    with ahead_of_other_workers() if expected.timed else contextlib.nullcontext(), machine_wake_ups() as wake_ups:
+        result = graded_run(options, runner, Progress(quiet=True))
     run = runs / name
     assert (run / "result.json").is_file(), "the harness finished the run and wrote its result"
     assert result.environment.runner == "sandbox" and result.environment.isolated is True
     assert result.environment.memory_enforced in ("cgroup v1", "cgroup v2", "monitor")
-    expected.check(result, run, entry)
+    expected.check(result, run, entry, *([wake_ups] if expected.timed else []))
     assert folder_state(entry) == before, "the entry's folder was modified"
     assert folder_state(other) == others, "another run's files changed"
     outlived = [p for p in psutil.Process().children(recursive=True) if p not in earlier]

@@ -102,10 +102,11 @@ def test_a_compile_past_its_limit_falls_back_to_eager():
     if not hasattr(torch, "compile"):
         pytest.skip("this torch has no torch.compile")
     model = torch.nn.Linear(4, 2)
-    t0 = time.time()
-    net, _, why = speed.try_compile(model, lambda net: [time.sleep(0.05) for _ in range(100)], 0.3, CPU)
+    naps = []  # a first step of 100 naps of 0.05 s: 5 s, cut at 0.3 s by the limit
+    net, _, why = speed.try_compile(model, lambda net: [naps.append(time.sleep(0.05)) for _ in range(100)], 0.3, CPU)
     assert net is model and why == "torch.compile failed: CompileTimeout: compiling took longer than 0 s"
-    assert time.time() - t0 < 3
+    # Counted, not timed: on a loaded machine torch.compile's own imports took 8 s of wall time.
+    assert len(naps) < 100, "the step ran to its end: the limit did not cut it"
 
 
 def test_a_torch_without_compile_trains_eagerly(monkeypatch):

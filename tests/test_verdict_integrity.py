@@ -37,7 +37,17 @@ from harness.options import RunOptions
 from harness.run import graded_run
 from harness.synthetic import colour_images
 from tests.docker_support import harness_leftovers, small_runner
-from tests.helpers import CENTROID, HOSTILE, NO_ENGINE, ahead_of_other_workers, read_json, run_harness, stage_hostile
+from tests.helpers import (
+    CENTROID,
+    HOSTILE,
+    NO_ENGINE,
+    WakeUps,
+    ahead_of_other_workers,
+    machine_wake_ups,
+    read_json,
+    run_harness,
+    stage_hostile,
+)
 
 TOLERANCE_S = 0.1  # how late a signal may leave, and how late a scored checkpoint may be written
 CHANCE_CEILING = 0.25  # 10 classes, 300 held-out images: chance is 0.10 +- 0.017
@@ -271,8 +281,9 @@ def _witnesses(names) -> dict[str, float]:
     return latest
 
 
-def deadline_problems(result: dict, entry: str) -> list[str]:
-    """Every way the run broke the deadline invariant (empty when it held), with the numbers."""
+def deadline_problems(result: dict, entry: str, tolerance_s: float = TOLERANCE_S) -> list[str]:
+    """Every way the run broke the deadline invariant (empty when it held), with the numbers;
+    `tolerance_s` is how late a signal may leave or a scored checkpoint be written."""
     train = result["train"]
     problems = []
     if train["outcome"] != "killed_at_deadline":
@@ -282,7 +293,7 @@ def deadline_problems(result: dict, entry: str) -> list[str]:
         problems.append(f"signals {signals}, expected SIGTERM then SIGKILL")
     else:
         for (name, at), due in zip(signals, (BUDGET - GRACE, BUDGET)):
-            if not -0.01 <= at - due <= TOLERANCE_S:
+            if not -0.01 <= at - due <= tolerance_s:
                 problems.append(f"{name} left {(at - due) * 1000:+.0f} ms off its time ({at:.3f}s, due {due:g}s)")
 
     listed, late = _names(train.get("checkpoints")), set(_names(train.get("late_checkpoints")))
@@ -290,7 +301,7 @@ def deadline_problems(result: dict, entry: str) -> list[str]:
     if not any(k.startswith("alive-") for k in everything):
         problems.append(f"no witness checkpoint at all (the entry did not run?): {listed}")
     scored = _witnesses([n for n in listed if n not in late])
-    too_late = {k: round(t, 3) for k, t in scored.items() if k.startswith("alive-") and t > TOLERANCE_S}
+    too_late = {k: round(t, 3) for k, t in scored.items() if k.startswith("alive-") and t > tolerance_s}
     if too_late:
         problems.append(
             f"checkpoints written this long (s) after the deadline are scored: {too_late}; "
@@ -306,7 +317,7 @@ def deadline_problems(result: dict, entry: str) -> list[str]:
                 f"the witnesses wrote checkpoints until killed (mtimes forged to long before the "
                 f"deadline), yet the last write the harness saw is at {last}"
             )
-        elif last > BUDGET + TOLERANCE_S and not late:
+        elif last > BUDGET + tolerance_s and not late:
             problems.append(f"a checkpoint write at {last:.3f}s is past the deadline, none is listed as late")
     if "late_checkpoints" not in train:
         problems.append("result.json has no train.late_checkpoints")
@@ -315,14 +326,18 @@ def deadline_problems(result: dict, entry: str) -> list[str]:
         for who in ("esc", "grp"):  # alarm-*: SIGTERM reached the witness (escaped / in the group)
             if f"alarm-{who}" not in everything:
                 problems.append(f"SIGTERM never reached the '{who}' witness")
-            elif everything[f"alarm-{who}"] > TOLERANCE_S:
+            elif everything[f"alarm-{who}"] > tolerance_s:
                 problems.append(f"SIGTERM reached the '{who}' witness only after the deadline")
     return problems
 
 
-def assert_deadline_held(result: dict, entry: str) -> None:
-    problems = deadline_problems(result, entry)
-    assert not problems, f"{entry}: " + "; ".join(problems)
+def assert_deadline_held(result: dict, entry: str, wake_ups: WakeUps) -> None:
+    """The invariant, to TOLERANCE_S beyond the worst wake-up this machine gave a process at the
+    harness's priority meanwhile (tests.helpers.machine_wake_ups), which is no entry's doing."""
+    problems = deadline_problems(result, entry, TOLERANCE_S + wake_ups.worst_s)
+    assert not problems, (
+        f"{entry}: " + "; ".join(problems) + f" (the worst wake-up meanwhile: {wake_ups.worst_s:.3f} s)"
+    )
 
 
 def _read_pids(path: Path) -> list[tuple[int, str, str]]:
@@ -360,6 +375,7 @@ def test_the_entry_runs_at_the_lowest_priority_whatever_the_harness_s_own(tmp_pa
     assert "NICENESS 19" in (run / "train.log").read_text()
 
 
+@pytest.mark.deadline
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("entry", DEADLINE_ENTRIES)
 def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
@@ -367,7 +383,7 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
     pids = tmp_path / "pids.txt"
     (submission / "probe.json").write_text(json.dumps({"pids": str(pids), "scratch": str(tmp_path / "scratch")}))
     try:
-        with ahead_of_other_workers():
+        with ahead_of_other_workers(), machine_wake_ups() as wake_ups:
             _, run, result = local_run(
                 tmp_path,
                 submission,
@@ -387,7 +403,7 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
         assert recorded, "the entry recorded its processes"
         survivors = [(pid, role) for pid, start, role in recorded if _still_alive(pid, start)]
         assert not survivors, f"{entry}: processes of the phase outlived the run: {survivors[:10]}"
-        assert_deadline_held(result, entry)
+        assert_deadline_held(result, entry, wake_ups)
     finally:
         for pid, start, _ in _read_pids(pids):  # ours: started by this test's entry, checked by start time
             if _still_alive(pid, start):
@@ -398,10 +414,11 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
 
 
 @pytest.mark.docker
+@pytest.mark.deadline
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("entry", DEADLINE_ENTRIES)
 def test_deadline_holds_in_docker(entry, tmp_path, synthetic_npz, runtime_image, docker_client):
-    with ahead_of_other_workers():
+    with ahead_of_other_workers(), machine_wake_ups() as wake_ups:
         run, result = docker_run(
             tmp_path,
             runtime_image,
@@ -416,7 +433,7 @@ def test_deadline_holds_in_docker(entry, tmp_path, synthetic_npz, runtime_image,
             memory="1g",
             events_limit="32m",
         )
-    assert_deadline_held(result, entry)
+    assert_deadline_held(result, entry, wake_ups)
 
 
 # --- 3. no untimed work: an entry's own Dockerfile ----------------------------------------------------
