@@ -51,22 +51,31 @@ class Expected:
     timed: bool = False  # check measures the deadline: it also takes the machine's wake-ups (tests.helpers)
 
 
+# How long after its last signal a runner may see a phase gone. The harness sends on time; the runner
+# then waits for the exit: after a SIGKILL at the deadline, Docker took 0.53 s to report the
+# container gone at a load of 9 on 2 cores. Signals' own times are held to 0.1 s where the deadline
+# is the test (tests/test_verdict_integrity.py).
+EXIT_SLACK_S = 1.0
+
+
 def _killed_after_sigterm(r: RunResult, run: Path, entry: Path) -> None:
     assert r.train.outcome is Outcome.KILLED_AT_DEADLINE
     assert [s.name for s in r.train.signals] == ["SIGTERM"]
-    assert 2.0 <= r.train.seconds < 2.5
+    term = r.train.budget_s - r.train.grace_s
+    assert term <= r.train.seconds < term + EXIT_SLACK_S, r.train
     assert r.status is Status.SCORED, "the model saved before the deadline counts"
 
 
 def _killed_after_sigkill(r: RunResult, run: Path, entry: Path) -> None:
     assert r.train.outcome is Outcome.KILLED_AT_DEADLINE
     assert [s.name for s in r.train.signals] == ["SIGTERM", "SIGKILL"]
-    assert 3.0 <= r.train.seconds < 3.5, "at most 0.5 s past the deadline"
+    assert r.train.budget_s <= r.train.seconds < r.train.budget_s + EXIT_SLACK_S, "ended soon after the deadline"
     assert r.status is Status.SCORED
 
 
 def _children_gone(r: RunResult, run: Path, entry: Path) -> None:
-    assert r.train.outcome is Outcome.COMPLETED and r.train.seconds < 2.5
+    """The phase ends with its main process, before its SIGTERM was due: its children are not waited for."""
+    assert r.train.outcome is Outcome.COMPLETED and r.train.seconds < r.train.budget_s - r.train.grace_s
     assert r.status is Status.SCORED
 
 
@@ -221,19 +230,13 @@ def _deadline(r: RunResult, run: Path, entry: Path, wake_ups: WakeUps) -> None:
     assert_deadline_held(json.loads((run / "result.json").read_text()), run.name, wake_ups)
 
 
-# predict.seconds runs to the phase's exit as the runner sees it: after a SIGKILL at the deadline, Docker
-# took 0.53 s to report the container gone at a load of 9 on 2 cores. The SIGKILL's own time is held
-# to 0.1 s (_predict_past_sigterm).
-PREDICT_SLACK_S = 1.0
-
-
 def _predict_budget_is_the_default(r: RunResult, run: Path) -> float:
     """Under the default options predict's budget is the default for the training budget (the floor
     for a short one), the train phase was told it, and no predict warning was needed."""
     default = default_predict_budget(r.train.budget_s)
     assert r.predict.budget_s == default == PREDICT_FLOOR_S, r.predict.budget_s
     assert f"HAET_PREDICT_BUDGET_S {default:g}" in log(run, "train")
-    assert r.predict.seconds <= default + PREDICT_SLACK_S, f"predict ran {r.predict.seconds}s of a {default}s budget"
+    assert r.predict.seconds <= default + EXIT_SLACK_S, f"predict ran {r.predict.seconds}s of a {default}s budget"
     assert not [w for w in r.warnings if "predict phase" in w], r.warnings
     # predict's compute is recorded and shown: the entry kept a core busy, so its CPU seconds are well above 0
     assert r.predict.cpu_seconds is not None and r.predict.cpu_seconds > 2.0, r.predict
@@ -269,7 +272,7 @@ def _predict_past_sigterm(r: RunResult, run: Path, entry: Path) -> None:
     assert "MAIN-TRAINED" in text and "HELPER-TRAINED" in text, text[-2000:]
     # two processes print to one log, so their lines may interleave: read each stamp by pattern
     late = [float(at) for at in re.findall(r"-TRAINED at ([+-]?[\d.]+)s", text)]
-    assert max(late) <= PREDICT_SLACK_S, f"trained {max(late)}s past the predict deadline"
+    assert max(late) <= EXIT_SLACK_S, f"trained {max(late)}s past the predict deadline"
     assert r.status is Status.FAILED and r.reason.startswith("predict killed_at_deadline")
 
 

@@ -16,10 +16,15 @@ from harness.options import RunOptions
 from harness.run import graded_run
 from tests.docker_support import harness_leftovers, small_runner
 from tests.helpers import folder_state, stage_hostile
-from tests.hostile_outcomes import EXPECTED, host_bait
+from tests.hostile_outcomes import DEFAULTS, EXPECTED, host_bait
 
 pytestmark = pytest.mark.docker
 HOSTILE = Path(__file__).parent / "hostile"
+# The table's settings with a longer budget. The phase's clock runs from before the container is
+# created (HAET_DEADLINE is in its environment); the engine creates and starts one in a fraction of
+# a second alone, but in over 2 s while the suite's other workers load the 2 cores, and a 3 s budget
+# then killed entries before their first save. The checks read the budget from the result.
+SETTINGS = {**{k: DEFAULTS[k] for k in ("grace_s", "predict_budget_s")}, "budget_s": 6.0}
 
 
 @pytest.fixture
@@ -56,9 +61,9 @@ def grade(
     tmp_path: Path,
     image: str,
     synthetic_npz: str,
-    budget=3.0,
-    grace=1.0,
-    predict_budget=20.0,
+    budget=SETTINGS["budget_s"],
+    grace=SETTINGS["grace_s"],
+    predict_budget=SETTINGS["predict_budget_s"],
     submission: Path | None = None,
     **runner_options,
 ):
@@ -102,26 +107,12 @@ def hostile(tmp_path, other_run, runtime_image, synthetic_npz, docker_client):
     return run
 
 
-def test_sleeps_forever_is_stopped_at_the_deadline(hostile):
-    result, run, _ = hostile("sleep-forever")
-    assert result.train.outcome is Outcome.KILLED_AT_DEADLINE
-    assert [s.name for s in result.train.signals] == ["SIGTERM"]
-    assert 2.0 <= result.train.seconds < 2.5
-    assert result.status is Status.SCORED, "the model saved before the deadline counts"
-
-
-def test_ignoring_sigterm_is_killed_at_the_deadline(hostile):
-    result, run, _ = hostile("ignore-sigterm")
-    assert result.train.outcome is Outcome.KILLED_AT_DEADLINE
-    assert [s.name for s in result.train.signals] == ["SIGTERM", "SIGKILL"]
-    assert 3.0 <= result.train.seconds < 3.5, "at most 0.5 s past the deadline"
-    assert result.status is Status.SCORED
-
-
-def test_children_left_behind_do_not_survive_the_phase(hostile):
-    result, run, _ = hostile("fork-children")
-    assert result.train.outcome is Outcome.COMPLETED and result.train.seconds < 2.5
-    assert result.status is Status.SCORED  # and the fixture asserts no container of the run is left
+@pytest.mark.parametrize("name", ["sleep-forever", "ignore-sigterm", "fork-children"])
+def test_the_phase_ends_at_its_deadline_or_with_its_main_process(hostile, name):
+    """The table's checks: killed at SIGTERM, killed at SIGKILL, and done when the main process is
+    (the fixture asserts that no container of the run is left, the children's included)."""
+    result, run, _ = hostile(name)
+    EXPECTED[name].check(result, run, HOSTILE / name)
 
 
 def test_fork_bomb_is_contained(hostile):
@@ -232,7 +223,7 @@ def test_checkpoint_walks_never_lead_to_the_host(
     host_bait(entry, tmp_path)
     expected = EXPECTED[name]
     run_id = f"{name}-{uuid.uuid4().hex[:6]}"
-    settings = {**dict(budget_s=3.0, grace_s=1.0, predict_budget_s=20.0), **expected.run}
+    settings = {**SETTINGS, **expected.run}
     options = RunOptions(
         submission=entry,
         data=synthetic_npz,
