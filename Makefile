@@ -15,12 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
-# Lint and format first (seconds), then the whole suite: serially 25:48 alone on the 2-core VM, all
-# green (2026-12-02). TEST_WORKERS=6 runs it on parallel workers (pytest-xdist), the Slurm tests in
-# order on one and the tests marked `slow` in order on another, on one core of their own
-# (tests/conftest.py): 10:25, but the CPU is then 99 % busy, and a deadline a few tenths of a second
-# late or a bundled run left at chance failed 5 to 9 tests a run. Serial stays the default until then.
-TEST_WORKERS ?= 0
+# Lint and format first (seconds), then the whole suite on 6 parallel pytest-xdist workers: the Slurm
+# tests in order on one, the tests marked `slow` in order on another on one core of their own, and
+# the deadline tests one at a time (tests/conftest.py); 9:19 alone on the 2-core VM, all green, its
+# CPU 99 % busy (2026-12-02). TEST_WORKERS=0 runs it serially: 24:38.
+TEST_WORKERS ?= 6
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
