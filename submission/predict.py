@@ -41,7 +41,7 @@ def view(x, dy, dx, flip):
 
 
 @torch.no_grad()
-def predict(model, images_u8, mean, std, device, tta=True, tta_shift=0, batch_size=500, t_end=None):
+def predict(model, images_u8, mean, std, device, tta=True, tta_shift=0, batch_size=250, t_end=None):
     """Labels from the members' logits averaged, then summed over the views. A view is started
     only when another like the last would still end by `t_end` (and no SIGTERM came); one cut
     short is dropped. The first view always runs. Returns (labels, views used, views planned)."""
@@ -50,16 +50,20 @@ def predict(model, images_u8, mean, std, device, tta=True, tta_shift=0, batch_si
     x = common.normalize(images_u8, mean, std).to(device) if len(images_u8) else None
     if x is not None:  # the first call's one-time set-up (kernels, allocations) is not a view's cost
         model(x[:8])
-    total, used, last = None, 0, 0.0
+    total, used, last, batch_s = None, 0, 0.0, 0.0
     for dy, dx, flip in specs:
         if used and (STOP["requested"] or (t_end is not None and time.time() + last > t_end)):
             break
         t0, logits = time.time(), []
         for i in range(0, len(images_u8), batch_size):
-            if used and (STOP["requested"] or (t_end is not None and time.time() > t_end)):
+            # A batch starts only if one like the last still ends by t_end: on a machine loaded
+            # mid-view, a batch that merely started before t_end ended 0.9 s past it, after SIGTERM.
+            if used and (STOP["requested"] or (t_end is not None and time.time() + batch_s > t_end)):
                 logits = None  # out of time mid-view: keep the views already summed
                 break
+            t_batch = time.time()
             logits.append(model(view(x[i : i + batch_size], dy, dx, flip)).float().mean(1))
+            batch_s = time.time() - t_batch
         if logits is None:
             break
         if logits:

@@ -318,6 +318,27 @@ def test_predict_adds_views_only_while_they_fit(monkeypatch):
     assert run(time.time() + 60)[1] == 1
 
 
+def test_predict_starts_a_batch_only_if_it_still_ends_in_time():
+    """A machine loaded mid-view: the next view starts (the last one was quick), its first batch
+    takes 1 s, and a second like it would end past t_end, so the view is dropped there."""
+    inner = sub_common.build_model(ARCH)
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    calls = []
+
+    class Loaded(torch.nn.Module):  # quick for the warm-up and the first view (1 + 2 batches of 8)
+        def forward(self, x):
+            calls.append(len(calls))
+            if len(calls) > 3:
+                time.sleep(1.0)
+            return inner(x)
+
+    t_end = time.time() + 1.5
+    _, used, _ = sub_predict.predict(
+        Loaded(), images, [0.5] * 3, [0.25] * 3, torch.device("cpu"), tta=True, batch_size=8, t_end=t_end
+    )
+    assert used == 1 and len(calls) == 4, "one batch of the second view ran, and no second batch after it"
+
+
 def save(directory, seq, tag):
     meta = {"arch": ARCH, "mean": [0.5] * 3, "std": [0.25] * 3, "tag": tag}
     sub_common.save_checkpoint(str(directory), seq, sub_common.build_model(ARCH).state_dict(), meta)
