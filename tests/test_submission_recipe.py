@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -318,23 +319,24 @@ def test_predict_adds_views_only_while_they_fit(monkeypatch):
     assert run(time.time() + 60)[1] == 1
 
 
-def test_predict_starts_a_batch_only_if_it_still_ends_in_time():
+def test_predict_starts_a_batch_only_if_it_still_ends_in_time(monkeypatch):
     """A machine loaded mid-view: the next view starts (the last one was quick), its first batch
-    takes 1 s, and a second like it would end past t_end, so the view is dropped there."""
+    takes 1 s, and a second like it would end past t_end, so the view is dropped there. On a fake
+    clock that only the model's calls move, so the load of the machine running this is no factor."""
     inner = sub_common.build_model(ARCH)
     images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    clock = [0.0]
+    monkeypatch.setattr(sub_predict, "time", types.SimpleNamespace(time=lambda: clock[0]))
     calls = []
 
     class Loaded(torch.nn.Module):  # quick for the warm-up and the first view (1 + 2 batches of 8)
         def forward(self, x):
             calls.append(len(calls))
-            if len(calls) > 3:
-                time.sleep(1.0)
+            clock[0] += 1.0 if len(calls) > 3 else 0.01
             return inner(x)
 
-    t_end = time.time() + 1.5
     _, used, _ = sub_predict.predict(
-        Loaded(), images, [0.5] * 3, [0.25] * 3, torch.device("cpu"), tta=True, batch_size=8, t_end=t_end
+        Loaded(), images, [0.5] * 3, [0.25] * 3, torch.device("cpu"), tta=True, batch_size=8, t_end=1.5
     )
     assert used == 1 and len(calls) == 4, "one batch of the second view ran, and no second batch after it"
 
