@@ -42,9 +42,10 @@ def view(x, dy, dx, flip):
 
 @torch.no_grad()
 def predict(model, images_u8, mean, std, device, tta=True, tta_shift=0, batch_size=250, t_end=None):
-    """Labels from the members' logits averaged, then summed over the views. A view is started
-    only when another like the last would still end by `t_end` (and no SIGTERM came); one cut
-    short is dropped. The first view always runs. Returns (labels, views used, views planned)."""
+    """Labels from the members' logits averaged, then summed over the views. A view, and within it
+    a batch, is started only when another like the last would still end by `t_end` (and no SIGTERM
+    came); a view cut short is dropped. The first view always runs. Returns (labels, views used,
+    views planned)."""
     model = model.to(device).eval()
     specs = view_specs(tta, tta_shift)
     x = common.normalize(images_u8, mean, std).to(device) if len(images_u8) else None

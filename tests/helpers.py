@@ -115,6 +115,14 @@ def machine_wake_ups():
         wake_ups.worst_s = max((float(line) for line in out.split()), default=0.0)
 
 
+@contextlib.contextmanager
+def measured_deadline():
+    """A run whose deadline is measured: its harness ahead of the other workers, and the machine's
+    wake-ups beside it (yielded: the allowance is read once the block ends)."""
+    with ahead_of_other_workers(), machine_wake_ups() as wake_ups:
+        yield wake_ups
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

@@ -21,7 +21,7 @@ from harness.runners.local import become_subreaper
 from harness.runners.sandbox import SandboxRunner, find_bwrap, probe
 from harness.runners.sandbox.cgroup import ROOT as CGROUP_ROOT
 from harness.runners.sandbox.cgroup import _own_groups
-from tests.helpers import HOSTILE, ROOT, ahead_of_other_workers, folder_state, machine_wake_ups, stage_hostile
+from tests.helpers import HOSTILE, ROOT, folder_state, measured_deadline, stage_hostile
 from tests.hostile_outcomes import DEFAULTS, EXPECTED, RUNNER_LIMITS, host_bait
 
 SECRET = "HAET-OTHER-RUN-" + "SECRET"
@@ -108,7 +108,7 @@ def test_hostile_entry_under_the_sandbox(name, tmp_path, synthetic_npz, heldout_
             graded_run(options, runner, Progress(quiet=True))
         assert not (runs / name).exists(), "refused before anything ran"
         return
-    with ahead_of_other_workers() if expected.timed else contextlib.nullcontext(), machine_wake_ups() as wake_ups:
+    with measured_deadline() if expected.timed else contextlib.nullcontext() as wake_ups:
         result = graded_run(options, runner, Progress(quiet=True))
     run = runs / name
     assert (run / "result.json").is_file(), "the harness finished the run and wrote its result"

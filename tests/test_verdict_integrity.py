@@ -43,7 +43,7 @@ from tests.helpers import (
     NO_ENGINE,
     WakeUps,
     ahead_of_other_workers,
-    machine_wake_ups,
+    measured_deadline,
     read_json,
     run_harness,
     stage_hostile,
@@ -383,7 +383,7 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
     pids = tmp_path / "pids.txt"
     (submission / "probe.json").write_text(json.dumps({"pids": str(pids), "scratch": str(tmp_path / "scratch")}))
     try:
-        with ahead_of_other_workers(), machine_wake_ups() as wake_ups:
+        with measured_deadline() as wake_ups:
             _, run, result = local_run(
                 tmp_path,
                 submission,
@@ -418,7 +418,7 @@ def test_deadline_holds_locally(entry, tmp_path, synthetic_npz):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("entry", DEADLINE_ENTRIES)
 def test_deadline_holds_in_docker(entry, tmp_path, synthetic_npz, runtime_image, docker_client):
-    with ahead_of_other_workers(), machine_wake_ups() as wake_ups:
+    with measured_deadline() as wake_ups:
         run, result = docker_run(
             tmp_path,
             runtime_image,
