@@ -24,7 +24,7 @@ def cluster_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> None:
+def slurm_started() -> None:
     """Start the cluster once per session (idempotent script); skip with its reason when it cannot."""
     if cluster_answers():
         return
@@ -36,6 +36,25 @@ def slurm_cluster() -> None:
     start = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
     if start.returncode != 0 or not cluster_answers():
         pytest.skip(f"the single-node Slurm cluster could not start: {start.stderr.strip()[-500:]}")
+
+
+@pytest.fixture
+def slurm_cluster(slurm_started) -> None:
+    """The started cluster with none of this user's jobs queued: a job an earlier test cancelled
+    still counts against the job limit while it completes (once, "sbatch refused" with 7 queued)."""
+    wait_for(lambda: not user_jobs(), 120, "the jobs of earlier tests to leave the queue")
+
+
+def user_jobs() -> list[str]:
+    """This user's tasks that count against a job limit."""
+    done = subprocess.run(
+        ["squeue", "-h", "-r", "-u", str(os.getuid()), "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout.splitlines()
 
 
 def slow_entry(dst: Path, seconds: float) -> Path:

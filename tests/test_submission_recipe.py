@@ -341,6 +341,28 @@ def test_predict_starts_a_batch_only_if_it_still_ends_in_time(monkeypatch):
     assert used == 1 and len(calls) == 4, "one batch of the second view ran, and no second batch after it"
 
 
+def test_predict_leaves_room_for_a_batch_slower_than_the_last(monkeypatch):
+    """Every batch takes 1 s on a fake clock. At 3.01 s a second batch like the last would still
+    end by t_end = 4.5 s, but one twice as slow would not: it is not started, and the view is
+    dropped (a view of 200 images once took 0.5 s longer than the last and ended after SIGTERM)."""
+    inner = sub_common.build_model(ARCH)
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    clock = [0.0]
+    monkeypatch.setattr(sub_predict, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    calls = []
+
+    class Steady(torch.nn.Module):  # the warm-up call is quick, every batch after it takes 1 s
+        def forward(self, x):
+            calls.append(len(calls))
+            clock[0] += 1.0 if len(calls) > 1 else 0.01
+            return inner(x)
+
+    _, used, _ = sub_predict.predict(
+        Steady(), images, [0.5] * 3, [0.25] * 3, torch.device("cpu"), tta=True, batch_size=8, t_end=4.5
+    )
+    assert used == 1 and len(calls) == 4, "the second view's first batch ran, and no second one after it"
+
+
 def save(directory, seq, tag):
     meta = {"arch": ARCH, "mean": [0.5] * 3, "std": [0.25] * 3, "tag": tag}
     sub_common.save_checkpoint(str(directory), seq, sub_common.build_model(ARCH).state_dict(), meta)
