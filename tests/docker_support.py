@@ -93,7 +93,7 @@ def cuda_runtime_image(docker_client) -> str:
 def harness_leftovers(client, run: str | None = None) -> list[str]:
     """Containers and volumes of the harness (of one run) still on the engine."""
     label = f"haet.run={run}" if run else "haet.harness=1"
-    containers = [c.name for c in client.containers.list(all=True, filters={"label": label})]
+    containers = [c.name for c in client.containers.list(all=True, filters={"label": label}, ignore_removed=True)]
     volumes = [v.name for v in client.volumes.list(filters={"label": label})]
     return containers + volumes
 

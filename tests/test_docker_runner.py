@@ -39,7 +39,7 @@ def harness(*args, **kwargs) -> subprocess.Popen:
 def wait_for_container(client, run: str, timeout: float = 120) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if client.containers.list(filters={"label": [f"haet.run={run}", "haet.role=phase"]}):
+        if client.containers.list(filters={"label": [f"haet.run={run}", "haet.role=phase"]}, ignore_removed=True):
             return
         time.sleep(0.2)
     raise AssertionError(f"no container of run {run} started within {timeout}s")

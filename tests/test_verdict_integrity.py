@@ -559,7 +559,7 @@ def test_a_slow_build_is_stopped_at_its_time_limit(tmp_path, synthetic_npz, runt
 
     def sleeping_builds() -> list[str]:
         found = []
-        for container in docker_client.containers.list():
+        for container in docker_client.containers.list(ignore_removed=True):
             command = " ".join(container.attrs.get("Config", {}).get("Cmd") or [])
             if "haet-slow-build" in command:
                 found.append(container.short_id)
