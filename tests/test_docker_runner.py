@@ -91,6 +91,40 @@ def test_kill_9_of_the_harness_leaves_nothing_after_the_next_start(
     assert harness_leftovers(docker_client, run_id) == []
 
 
+def remove_quietly(container) -> None:
+    """Another harness start's removal: a 409 or 404 there (this test's runner came first) is its own business."""
+    import docker.errors
+
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.APIError:
+        pass
+
+
+def test_two_starts_removing_the_same_leftovers_both_leave_nothing(docker_client, runtime_image):
+    """Harness starts on one engine clean up at once: the one that finds a removal already under
+    way (409) waits until the container is gone rather than returning while it is still listed.
+    The other start is ahead by a range of moments, so that some land while the engine is still
+    killing the container."""
+    runner = small_runner(runtime_image, cleanup=False)
+    dead = subprocess.Popen(["sleep", "0"])
+    dead.wait()
+    for ahead_s in (0.0, 0.01, 0.02, 0.04, 0.08):
+        run_id = unique("two-starts")
+        labels = {**runner.labels("train", run_id), "haet.owner.pid": str(dead.pid)}  # a harness killed with -9
+        container = docker_client.containers.run(
+            runtime_image, ["sleep", "infinity"], detach=True, init=True, labels=labels
+        )
+        other = threading.Thread(target=remove_quietly, args=(container,))
+        other.start()
+        time.sleep(ahead_s)
+        try:
+            runner.remove_leftovers()
+            assert harness_leftovers(docker_client, run_id) == [], f"still listed, the other start {ahead_s}s ahead"
+        finally:
+            other.join()
+
+
 def test_ctrl_c_stops_the_phase_and_removes_its_container(tmp_path, docker_client, runtime_image, synthetic_npz):
     run_id = unique("interrupted")
     proc = harness(

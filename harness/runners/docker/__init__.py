@@ -43,6 +43,7 @@ from pathlib import Path
 
 import docker.errors
 import psutil
+import requests
 
 import docker
 from harness.errors import RunnerError
@@ -51,7 +52,7 @@ from harness.options import runtime_image
 from harness.runners import procs
 from harness.runners.base import PhaseSpec
 from harness.runners.docker.build import build_entry_image
-from harness.runners.docker.handle import DockerHandle, _ignore_gone
+from harness.runners.docker.handle import DockerHandle
 from harness.runners.limits import DOCKER_PREFIX as PREFIX
 from harness.runners.limits import PhaseLimits, option
 
@@ -181,7 +182,7 @@ class DockerRunner:
         listed = self.client.containers.list(all=True, filters={"label": f"{LABEL}=1"}, ignore_removed=True)
         for container in listed:
             if not self._owner_alive(container.labels):
-                _ignore_gone(container.remove, force=True, v=True)
+                _remove_leftover(container)
                 removed += 1
         for volume in self.client.volumes.list(filters={"label": f"{LABEL}=1"}):
             if not self._owner_alive(volume.attrs.get("Labels") or {}):
@@ -235,6 +236,27 @@ class DockerRunner:
             "image": f"{self.image} ({self._image_id})" + (f"; entry image {tags}" if tags else ""),
             "image_digest": self._image_digest,
         }  # the runtime image's full id (an entry's own: build.image_id)
+
+
+# Another harness starting on the same engine may be removing the same leftover: the engine then
+# answers 409 ("removal ... already in progress") and the container is still there when the call
+# returns. Seen in parallel suites, where the next check still listed it.
+REMOVAL_WAIT_S = 60
+
+
+def _remove_leftover(container) -> None:
+    """Remove a dead harness's container; if another start is already removing it, wait until it is gone."""
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            raise
+        try:
+            container.wait(condition="removed", timeout=REMOVAL_WAIT_S)
+        except (docker.errors.NotFound, requests.exceptions.RequestException):
+            pass  # gone before the wait began, or still going after a minute: the engine's business now
 
 
 def _pid_alive(labels: dict[str, str]) -> bool:
