@@ -94,10 +94,17 @@ def load_pool(text: str, cache_dir: Path) -> Pool:
 
 
 def _fingerprint(path: Path) -> str:
-    """Changes when the source changes: path, sizes and modification times."""
-    digest = hashlib.sha256(str(path).encode())
-    entries = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for entry in entries:
+    """Changes when the source changes. A file by its contents (18 MB of CIFAR-10 JPEGs hash in
+    about 0.05 s), so that the same archive copied or provisioned again finds its arrays cached
+    rather than adding another 170 MB entry; a folder by its files' names, sizes and times."""
+    digest = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()[:20]
+    digest.update(str(path).encode())
+    for entry in sorted(p for p in path.rglob("*") if p.is_file()):
         stat = entry.stat()
         digest.update(f"{entry}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]

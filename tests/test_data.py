@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import numpy as np
@@ -38,6 +39,28 @@ def test_second_load_comes_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "_read_tar", no_decoding)
     second = data.load_pool(source, tmp_path / "cache")
     np.testing.assert_array_equal(first.train.images, second.train.images)
+
+
+def test_the_same_archive_provisioned_again_comes_from_the_cache(tmp_path, monkeypatch):
+    """A copy with a new path and time is the same data (a tarball provisioned afresh each session
+    was decoded again, 170 MB more each time); an archive with other images is decoded."""
+    import shutil
+
+    write_image_tree(tmp_path / "tree", {"train": 4, "test": 2})
+    original = write_tar(tmp_path / "d.tar.gz", tmp_path / "tree")
+    decoded = []
+    read_tar = data._read_tar
+    monkeypatch.setattr(data, "_read_tar", lambda path: decoded.append(path) or read_tar(path))
+    first = data.load_pool(f"tar:{original}", tmp_path / "cache")
+    copy = shutil.copy(original, tmp_path / "elsewhere.tar.gz")
+    os.utime(copy, (1, 1))
+    again = data.load_pool(f"tar:{copy}", tmp_path / "cache")
+    np.testing.assert_array_equal(first.train.images, again.train.images)
+    assert decoded == [original], "the same bytes decoded twice"
+    write_image_tree(tmp_path / "other", {"train": 5, "test": 2})
+    changed = write_tar(tmp_path / "d.tar.gz", tmp_path / "other")
+    assert data.load_pool(f"tar:{changed}", tmp_path / "cache").train.images.shape[0] == 15
+    assert len(decoded) == 2 and len(list((tmp_path / "cache" / "prepared").glob("tar-*.npz"))) == 2
 
 
 @pytest.mark.parametrize("size, mode, message", [((16, 16), "RGB", "16x16 RGB"), ((32, 32), "L", "32x32 L")])
