@@ -15,13 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
-# Lint and format first (seconds), then the whole suite: serially 24:38 alone on the 2-core VM, all
-# green (2026-12-02). TEST_WORKERS=6 runs it on parallel pytest-xdist workers: the Slurm tests in
-# order on one, the tests marked `slow` in order on another on one core of their own, and the
-# deadline tests one at a time (tests/conftest.py). That took 9:08-9:45 with the CPU 99 % busy, green
-# in 1 of 4 runs; the others failed 1-2 tests a run to load (a predict view 0.5 s longer than the
-# last, a Slurm job limit). Serial stays the default, which CI runs, until parallel is steady.
-TEST_WORKERS ?= 0
+# Lint and format first (seconds), then the whole suite on 6 pytest-xdist workers: the Slurm tests in
+# order on one, the tests marked `slow` in order on another on one core of their own, and the deadline
+# tests one at a time (tests/conftest.py). On the 2-core VM, alone, with the venv and the runtime image
+# in place, five runs in a row took 9:21-9:49, all green, the CPU 99 % busy (2026-12-03); with no
+# runtime image or data cache yet, whose builds (about 4 min) overlap the tests, 11:28.
+# TEST_WORKERS=0 runs it serially: 24:38.
+TEST_WORKERS ?= 6
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
