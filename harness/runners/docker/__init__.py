@@ -43,7 +43,6 @@ from pathlib import Path
 
 import docker.errors
 import psutil
-import requests
 
 import docker
 from harness.errors import RunnerError
@@ -255,7 +254,7 @@ def _remove_leftover(container) -> None:
             raise
         try:
             container.wait(condition="removed", timeout=REMOVAL_WAIT_S)
-        except (docker.errors.NotFound, requests.exceptions.RequestException):
+        except (docker.errors.NotFound, OSError):  # requests' timeouts and connection errors are OSErrors
             pass  # gone before the wait began, or still going after a minute: the engine's business now
 
 
