@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # Lint and format first (seconds), then the whole suite on 6 pytest-xdist workers: the Slurm tests in
 # order on one, the tests marked `slow` in order on another on one core of their own, and the deadline
 # tests one at a time (tests/conftest.py). On the 2-core VM, alone, with the venv and the runtime image
-# in place, six runs in a row took 9:21-9:49, all green, the CPU 99 % busy (2026-12-03); with no
+# in place, seven runs in a row took 9:20-9:49, all green, the CPU 99 % busy (2026-12-03); with no
 # runtime image or data cache yet, whose builds (about 4 min) overlap the tests, 11:28.
 # TEST_WORKERS=0 runs it serially: 24:38.
 TEST_WORKERS ?= 6

@@ -91,7 +91,7 @@ def _one_core_first(request):
         os.sched_setaffinity(0, cores)
 
 
-# Parallel workers (pytest-xdist with `--dist loadgroup`, as `make test` runs the suite). Two kinds of
+# Parallel workers (pytest-xdist with `--dist loadgroup`, as `make test` runs the suite). Four kinds of
 # tests run in order on one worker each, while the rest spread over the others:
 #   slurm  the Slurm cluster's tests share its job limit and its two CPUs;
 #   cores  the tests marked `slow` train the bundled entry for real and assert what the CPU bought
@@ -100,7 +100,10 @@ def _one_core_first(request):
 #   deadlines  the hostile entries whose deadline is measured to 0.1 s beyond the machine's wake-ups
 #          (tests.helpers.machine_wake_ups): six storms at once left a SIGTERM 0.55 s late while a
 #          sleeper beside them woke at most 0.12 s late.
-# xdist sends the largest group first, so both start at once and the rest fills in around them.
+#   docker-runner  the Docker runner's own tests: each harness start removes every dead harness's
+#          leftovers, so a start in a neighbouring test took the kill -9 test's orphan before the
+#          start it asserts on (3 of 4 runs of that file on 3 workers).
+# xdist sends the largest group first, so the groups start at once and the rest fills in around them.
 # Before xdist's own hook, which reads the groups. Without xdist the marks are inert.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
@@ -111,3 +114,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("cores"))
         elif item.get_closest_marker("deadline"):
             item.add_marker(pytest.mark.xdist_group("deadlines"))
+        elif item.path.name == "test_docker_runner.py":
+            item.add_marker(pytest.mark.xdist_group("docker-runner"))

@@ -1,5 +1,6 @@
 import os
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -44,8 +45,6 @@ def test_second_load_comes_from_the_cache(tmp_path, monkeypatch):
 def test_the_same_archive_provisioned_again_comes_from_the_cache(tmp_path, monkeypatch):
     """A copy with a new path and time is the same data (a tarball provisioned afresh each session
     was decoded again, 170 MB more each time); an archive with other images is decoded."""
-    import shutil
-
     write_image_tree(tmp_path / "tree", {"train": 4, "test": 2})
     original = write_tar(tmp_path / "d.tar.gz", tmp_path / "tree")
     decoded = []

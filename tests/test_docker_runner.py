@@ -91,21 +91,13 @@ def test_kill_9_of_the_harness_leaves_nothing_after_the_next_start(
     assert harness_leftovers(docker_client, run_id) == []
 
 
-def remove_quietly(container) -> None:
-    """Another harness start's removal: a 409 or 404 there (this test's runner came first) is its own business."""
-    import docker.errors
-
-    try:
-        container.remove(force=True, v=True)
-    except docker.errors.APIError:
-        pass
-
-
 def test_two_starts_removing_the_same_leftovers_both_leave_nothing(docker_client, runtime_image):
     """Harness starts on one engine clean up at once: the one that finds a removal already under
     way (409) waits until the container is gone rather than returning while it is still listed.
     The other start is ahead by a range of moments, so that some land while the engine is still
     killing the container."""
+    from harness.runners.docker.handle import _ignore_gone
+
     runner = small_runner(runtime_image, cleanup=False)
     dead = subprocess.Popen(["sleep", "0"])
     dead.wait()
@@ -115,7 +107,8 @@ def test_two_starts_removing_the_same_leftovers_both_leave_nothing(docker_client
         container = docker_client.containers.run(
             runtime_image, ["sleep", "infinity"], detach=True, init=True, labels=labels
         )
-        other = threading.Thread(target=remove_quietly, args=(container,))
+        # The other start's removal, which may itself find this one's under way (409) or done (404).
+        other = threading.Thread(target=_ignore_gone, args=(container.remove,), kwargs={"force": True, "v": True})
         other.start()
         time.sleep(ahead_s)
         try:
